@@ -1,0 +1,15 @@
+/** Decode-time limits against hostile input. */
+export interface DecodeLimits {
+  /** Largest frame accepted, in bytes. UFO's server and clients use 100 MiB. */
+  readonly maxFrameBytes: number;
+  /** Deepest nesting of objects and arrays accepted. */
+  readonly maxDepth: number;
+}
+
+export const DEFAULT_LIMITS: DecodeLimits = {
+  maxFrameBytes: 100 * 1024 * 1024,
+  maxDepth: 128,
+};
+
+/** Outcome of a decode: never throws for bad input. */
+export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: import('../errors.js').AipError };

@@ -1,0 +1,155 @@
+/**
+ * The one catalogue of aipd errors.
+ *
+ * - Error codes are grouped in numbered ranges and never reused (retire a code with a comment instead).
+ * - WebSocket close codes used by aipd live in 4000–4999 (plus the standard 1000/1001/1009/1011).
+ * - `text` builds the exact string sent in an `error` frame. Where UFO has a text (ufo-aip.md §6.7,
+ *   §8.4, §9.2, §9.6) it is kept byte for byte, so clients that match on it keep working.
+ */
+
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL: 1011,
+  /** The first frame was not a valid `register`. */
+  REGISTRATION_FAILED: 4000,
+  /** No `register` arrived within the registration timeout. */
+  REGISTRATION_TIMEOUT: 4001,
+  /** `client_id` is already registered by a live connection. */
+  DUPLICATE_CLIENT_ID: 4002,
+  /** A constellation registered for a device that is not connected. */
+  TARGET_NOT_CONNECTED: 4003,
+  /** Too many connections are waiting to register. */
+  TOO_MANY_UNREGISTERED: 4004,
+  /** A frame could not be decoded at all on a connection that cannot resynchronise (e.g. binary in UFO mode). */
+  UNSUPPORTED_FRAME: 4005,
+  /** The peer stayed over its outbound budget for longer than the slow-consumer timeout. */
+  SLOW_CONSUMER: 4008,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+interface Spec<P> {
+  readonly code: number;
+  readonly text: (p: P) => string;
+}
+function spec<P = void>(code: number, text: (p: P) => string): Spec<P> {
+  return { code, text };
+}
+type Id = { id: string };
+
+export const INVALID_TASK_NAME_TEXT =
+  "Invalid task_name: must be a non-empty string of characters [A-Za-z0-9._-] and must not start with '.'";
+
+/** Every error aipd can report, by name. Ranges: 1xxx decode, 2xxx registration and identity, 3xxx tasks and
+ * sessions, 4xxx device info, 5xxx server and transport, 6xxx HTTP API, 7xxx data channels. */
+export const Errors = {
+  // 1000–1099: decoding a frame
+  FRAME_TOO_LARGE: spec<{ size: number; max: number }>(1000, (p) => `Frame of ${p.size} bytes exceeds the limit of ${p.max} bytes`),
+  INVALID_UTF8: spec(1001, () => 'Frame is not valid UTF-8'),
+  INVALID_JSON: spec<{ detail: string }>(1002, (p) => `Invalid JSON: ${p.detail}`),
+  INVALID_MSGPACK: spec<{ detail: string }>(1003, (p) => `Invalid msgpack: ${p.detail}`),
+  TOO_DEEP: spec<{ max: number }>(1004, (p) => `Message nesting exceeds the maximum depth of ${p.max}`),
+  NOT_AN_OBJECT: spec<{ got: string }>(1005, (p) => `Message must be a JSON object, got ${p.got}`),
+  FORBIDDEN_KEY: spec<{ key: string; path: string }>(1006, (p) => `Forbidden key '${p.key}' at ${p.path}`),
+  UNEXPECTED_BINARY: spec(1007, () => 'Unexpected binary frame'),
+  // 1100–1199: schema validation
+  VALIDATION: spec<{ detail: string }>(1100, (p) => p.detail),
+
+  // 2000–2099: registration and identity (UFO texts)
+  REGISTRATION_INVALID: spec<{ reason: string }>(2000, (p) => `Registration failed: ${p.reason}`),
+  TARGET_NOT_CONNECTED: spec<Id>(2001, (p) => `Target device '${p.id}' is not connected`),
+  DUPLICATE_CLIENT_ID: spec<Id>(2002, (p) => `client_id '${p.id}' is already registered; duplicate registrations are not allowed`),
+  CLIENT_ID_MISMATCH: spec(2003, () => 'client_id does not match the registered connection'),
+  CLIENT_TYPE_MISMATCH: spec(2004, () => 'client_type does not match the registered connection'),
+  NOT_REGISTERED: spec(2005, () => 'Connection is not registered; refusing privileged message'),
+  REGISTRATION_TIMEOUT: spec<{ ms: number }>(2006, (p) => `Registration timed out after ${p.ms} ms`),
+  TOO_MANY_UNREGISTERED: spec<{ max: number }>(2007, (p) => `Too many unregistered connections (limit ${p.max})`),
+  INVALID_PLATFORM: spec<{ platform: string }>(2008, (p) => `Platform '${p.platform}' is not supported; supported platforms: windows, linux, mobile`),
+
+  // 3000–3099: tasks and sessions (UFO texts first)
+  TARGET_REQUIRED: spec(3000, () => 'Constellation task requests require target_id'),
+  TARGET_NOT_DEVICE: spec(3001, () => 'Constellation tasks may only target device clients'),
+  DEVICE_TARGETS_OTHER: spec(3002, () => 'Device clients may not target other devices'),
+  DEVICE_NOT_CONNECTED: spec<Id>(3003, (p) => `Device '${p.id}' is not connected`),
+  SESSION_OWNED: spec<{ sid: string }>(3004, (p) => `session_id '${p.sid}' is owned by another client`),
+  SESSION_RUNNING: spec<{ sid: string }>(3005, (p) => `session_id '${p.sid}' is already running`),
+  EMPTY_REQUEST: spec(3006, () => 'Task requests require a non-empty request'),
+  TARGET_NOT_AUTHORIZED: spec(3007, () => 'Not authorized to run tasks on this device'),
+  PLATFORM_NOT_SUPPORTED: spec<{ platform: string }>(3008, (p) => `Service session not supported on ${p.platform}`),
+  MODE_NOT_SUPPORTED: spec<{ mode: string; platform: string; supported: readonly string[] }>(
+    3009,
+    (p) => `The ${p.mode} mode is not supported on ${p.platform}. Supported modes: ${p.supported.join(', ')}`,
+  ),
+  DEVICE_DISCONNECTED: spec(3010, () => 'Task was cancelled because target device disconnected'),
+  REQUESTER_DISCONNECTED: spec(3011, () => 'Task was cancelled because the requesting client disconnected'),
+  SERVER_SHUTDOWN: spec(3012, () => 'Task was cancelled because the server is shutting down'),
+  SLOW_CONSUMER_CANCELLED: spec<Id>(3013, (p) => `Task was cancelled because client '${p.id}' could not keep up (slow consumer)`),
+  COMMAND_FAILED: spec<{ command: string; reason: string }>(
+    3014,
+    (p) => `Error occurred while executing command ${p.command}: ${p.reason}, please retry or execute a different command.`,
+  ),
+  COMMAND_TIMEOUT: spec<{ ms: number }>(3015, (p) => `command timed out after ${p.ms} ms`),
+  EXECUTOR_GONE: spec<Id>(3016, (p) => `executor '${p.id}' disconnected`),
+  TOO_MANY_SESSIONS: spec<{ id: string; max: number }>(3017, (p) => `Device '${p.id}' already runs ${p.max} sessions; try again later`),
+  SESSION_FAILED: spec(3018, () => 'session ended with an error'),
+  NOT_A_PLAN: spec(3019, () => 'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests'),
+  PLAN_STEP_NOT_EXECUTABLE: spec<{ step: number }>(3020, (p) => `Plan step ${p.step} is plain language; the plan agent can only run steps of the form {"actions": [...]}`),
+  PLAN_STEP_FAILED: spec<{ step: number; tool: string; error: string }>(3021, (p) => `Plan step ${p.step} failed: tool '${p.tool}': ${p.error}`),
+  INVALID_PLAN: spec<{ detail: string }>(3022, (p) => `Invalid plan: ${p.detail}`),
+
+  // 4000–4099: device info (UFO texts)
+  DEVICE_INFO_ROLE: spec(4000, () => 'DEVICE_INFO_REQUEST is permitted only for constellation clients'),
+  DEVICE_INFO_NOT_AUTHORIZED: spec(4001, () => 'Not authorized to request device info for this device'),
+  DEVICE_INFO_MISSING: spec<Id>(4002, (p) => `Device ${p.id} not found or no system info available`),
+
+  // 5000–5099: server and transport
+  UNKNOWN_MESSAGE_TYPE: spec<{ pyName: string }>(5000, (p) => `Unknown message type: ${p.pyName}`),
+  CLIENT_ERROR_ECHO: spec<{ error: string | null }>(5001, (p) => p.error || 'Unknown error'),
+  INTERNAL: spec(5002, () => 'Internal server error'),
+  SLOW_CONSUMER: spec<{ ms: number }>(5003, (p) => `Outbound buffer stayed over budget for ${p.ms} ms`),
+
+  // 6000–6099: HTTP API (UFO `detail` strings)
+  HTTP_INVALID_API_KEY: spec(6000, () => 'Invalid API key'),
+  HTTP_EMPTY_REQUEST: spec(6001, () => 'Empty task content'),
+  HTTP_EMPTY_CLIENT_ID: spec(6002, () => 'Empty client ID'),
+  HTTP_INVALID_TASK_NAME: spec(6003, () => INVALID_TASK_NAME_TEXT),
+  HTTP_CLIENT_OFFLINE: spec(6004, () => 'Client not online'),
+  HTTP_NOT_FOUND: spec(6005, () => 'Not Found'),
+  HTTP_BAD_BODY: spec<{ detail: string }>(6006, (p) => p.detail),
+} as const;
+
+export type ErrorName = keyof typeof Errors;
+type ParamsOf<N extends ErrorName> = (typeof Errors)[N] extends Spec<infer P> ? P : never;
+
+/** A typed aipd error: a stable numeric `code`, its catalogue `name`, and the wire text as `message`. */
+export class AipError extends Error {
+  override readonly name = 'AipError';
+  constructor(
+    readonly kind: ErrorName,
+    readonly code: number,
+    message: string,
+    readonly path?: readonly (string | number)[],
+  ) {
+    super(message);
+  }
+}
+
+/** Builds the catalogue error `name` with its parameters. */
+export function aipError<N extends ErrorName>(
+  name: N,
+  ...args: ParamsOf<N> extends void ? [] : [ParamsOf<N>]
+): AipError {
+  const s = Errors[name] as Spec<unknown>;
+  return new AipError(name, s.code, s.text(args[0]));
+}
+
+/** Like `aipError`, but records the path of the offending field. */
+export function aipErrorAt<N extends ErrorName>(
+  name: N,
+  path: readonly (string | number)[],
+  ...args: ParamsOf<N> extends void ? [] : [ParamsOf<N>]
+): AipError {
+  const s = Errors[name] as Spec<unknown>;
+  return new AipError(name, s.code, s.text(args[0]), path);
+}

@@ -1,0 +1,29 @@
+/**
+ * Schema validation at the edge: a zod failure becomes one typed `AipError` (code VALIDATION) whose text
+ * names each offending field, in the layout of pydantic's message (which UFO sends on the wire).
+ */
+import type { z } from 'zod';
+import { AipError, Errors } from './errors.js';
+import { ClientMessage, ServerMessage } from './messages.js';
+import type { Decoded } from './codec/limits.js';
+
+export function formatIssues(model: string, issues: readonly z.core.$ZodIssue[]): string {
+  const n = issues.length;
+  const lines = [`${n} validation error${n === 1 ? '' : 's'} for ${model}`];
+  for (const issue of issues) {
+    lines.push(issue.path.length ? issue.path.map(String).join('.') : '(root)');
+    lines.push(`  ${issue.message}`);
+  }
+  return lines.join('\n');
+}
+
+export function validate<S extends z.ZodType>(schema: S, model: string, value: unknown): Decoded<z.infer<S>> {
+  const r = schema.safeParse(value);
+  if (r.success) return { ok: true, value: r.data as z.infer<S> };
+  const first = r.error.issues[0];
+  const path = first ? (first.path as (string | number)[]) : [];
+  return { ok: false, error: new AipError('VALIDATION', Errors.VALIDATION.code, formatIssues(model, r.error.issues), path) };
+}
+
+export const validateClientMessage = (v: unknown): Decoded<ClientMessage> => validate(ClientMessage, 'ClientMessage', v);
+export const validateServerMessage = (v: unknown): Decoded<ServerMessage> => validate(ServerMessage, 'ServerMessage', v);
