@@ -11,16 +11,17 @@ import { checkTree, jsonTypeName } from './guards.js';
 import type { Decoded, DecodeLimits } from './limits.js';
 
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number', copyBuffers: true });
 
 export function decodeMsgpack(data: ArrayBuffer | Uint8Array, limits: DecodeLimits): Decoded<Record<string, unknown>> {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
   if (bytes.byteLength > limits.maxFrameBytes)
     return fail(aipError('FRAME_TOO_LARGE', { size: bytes.byteLength, max: limits.maxFrameBytes }));
   if (bytes.byteLength === 0) return fail(aipError('INVALID_MSGPACK', { detail: 'empty frame' }));
-  // msgpackr renames a `__proto__` key rather than failing; reject it outright, as the JSON codec does.
-  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(PROTO_KEY) !== -1)
-    return fail(aipError('FORBIDDEN_KEY', { key: '__proto__', path: 'a map key' }));
+  // msgpackr renames a `__proto__` key rather than failing; reject it outright, as the JSON codec does,
+  // whichever string header (fixstr, str8, str16, str32) encodes it.
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (PROTO_KEYS.some((k) => buf.indexOf(k) !== -1)) return fail(aipError('FORBIDDEN_KEY', { key: '__proto__', path: 'a map key' }));
   let value: unknown;
   try {
     value = unpackr.unpack(bytes);
@@ -36,7 +37,8 @@ export function decodeMsgpack(data: ArrayBuffer | Uint8Array, limits: DecodeLimi
   return { ok: true, value: value as Record<string, unknown> };
 }
 
-const PROTO_KEY = Buffer.from([0xa9, ...Buffer.from('__proto__')]);
+const PROTO_NAME = Buffer.from('__proto__');
+const PROTO_KEYS = [[0xa9], [0xd9, 9], [0xda, 0, 9], [0xdb, 0, 0, 0, 9]].map((h) => Buffer.from([...h, ...PROTO_NAME]));
 const REPLACEMENT = Buffer.from('\uFFFD', 'utf8');
 
 /**

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/**
+ * The `aipd` command: `aipd serve [flags]`, `aipd loadtest [flags]`, `aipd help`.
+ * Bad flags or config: a one-line error naming it, exit code 2.
+ */
+import { ConfigError, loadConfig } from '../config.js';
+import { startServer } from '../server/index.js';
+
+const USAGE = `usage: aipd <command> [flags]
+
+commands:
+  serve      run the AIP server (flags: --port 5000 --host 127.0.0.1 --api-key KEY --platform windows|linux|mobile
+             --log-level info --config FILE --local --registration-timeout-ms --command-timeout-ms
+             --max-unregistered --max-sessions-per-device --max-payload-bytes --outbound-budget-bytes
+             --slow-consumer-timeout-ms --idle-timeout-sec; each also as env AIPD_<FLAG>)
+  loadtest   load-test an aipd server (--url --token --devices --steps --duration --codec json|msgpack)
+  help       show this text`;
+
+async function serve(argv: string[]): Promise<number> {
+  const generated = !argv.some((a) => a === '--api-key' || a.startsWith('--api-key=')) && !process.env.AIPD_API_KEY;
+  const config = loadConfig(argv);
+  const server = await startServer(config);
+  process.stdout.write(`aipd listening on ws://${config.host}:${server.port}/ws\n`);
+  if (generated) {
+    process.stdout.write(
+      `API key (generated): ${config.apiKey}\n  connect devices to ws://${config.host}:${server.port}/ws?token=<key>; send X-API-Key: <key> to /api\n`,
+    );
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void server.close().then(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'loadtest': {
+      const { runLoadtest } = await import('./loadtest.js');
+      return runLoadtest(rest);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`aipd: unknown command '${command}'\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`aipd: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`aipd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,145 @@
+/**
+ * Server configuration: defaults < config file (--config FILE, JSON) < environment (AIPD_*) < flags.
+ * Everything is validated with zod; a bad value becomes a ConfigError that names the flag or key.
+ * Every timeout has a name and a knob here.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const port = z.number().int().min(0).max(65535);
+const positiveMs = z.number().int().positive();
+
+export const ServerConfig = z.object({
+  port: port.default(5000),
+  host: z.string().min(1).default('127.0.0.1'),
+  /** The API key: the `token` query parameter on /ws and the X-API-Key header on /api. Generated when absent. */
+  apiKey: z.string().min(1).optional(),
+  /** Default platform for sessions whose device did not say (UFO's --platform). */
+  platform: z.enum(['windows', 'linux', 'mobile']).default('windows'),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** Accepted for UFO CLI parity; it has no effect, as in UFO. */
+  local: z.boolean().default(false),
+  /** Time a new connection has to send `register`. */
+  registrationTimeoutMs: positiveMs.default(30_000),
+  /** Cap on connections that have not registered yet. */
+  maxUnregistered: z.number().int().positive().default(10_000),
+  /** Time to wait for `command_results` before answering the agent with synthetic failures (UFO: 6000 s). */
+  commandTimeoutMs: positiveMs.default(600_000),
+  /** Sessions one device may execute at once; further tasks get an error. */
+  maxSessionsPerDevice: z.number().int().positive().default(64),
+  /** Largest inbound frame (UFO: 100 MiB). */
+  maxPayloadBytes: z.number().int().positive().default(100 * 1024 * 1024),
+  /** Deepest nesting accepted in a message. */
+  maxDepth: z.number().int().positive().default(128),
+  /** Outbound bytes a connection may have queued before it counts as a slow consumer. */
+  outboundBudgetBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  /** How long a connection may stay over its outbound budget before it is closed (close code 4008). */
+  slowConsumerTimeoutMs: positiveMs.default(10_000),
+  /** WebSocket idle timeout in seconds; uWS pings automatically well before it. 0 disables. */
+  idleTimeoutSec: z.number().int().min(0).max(960).default(60),
+  /** task_name → results cache size, for GET /api/task_result. */
+  taskResultCacheSize: z.number().int().positive().default(10_000),
+  /** Time given to sockets to flush their last frames on shutdown. */
+  shutdownGraceMs: positiveMs.default(2_000),
+});
+export type ServerConfig = z.infer<typeof ServerConfig> & { apiKey: string };
+export type ServerConfigInput = z.input<typeof ServerConfig>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Flag name ↔ config key. */
+const FLAGS = {
+  port: { key: 'port', type: 'int' },
+  host: { key: 'host', type: 'string' },
+  'api-key': { key: 'apiKey', type: 'string' },
+  platform: { key: 'platform', type: 'string' },
+  'log-level': { key: 'logLevel', type: 'string' },
+  local: { key: 'local', type: 'boolean' },
+  'registration-timeout-ms': { key: 'registrationTimeoutMs', type: 'int' },
+  'max-unregistered': { key: 'maxUnregistered', type: 'int' },
+  'command-timeout-ms': { key: 'commandTimeoutMs', type: 'int' },
+  'max-sessions-per-device': { key: 'maxSessionsPerDevice', type: 'int' },
+  'max-payload-bytes': { key: 'maxPayloadBytes', type: 'int' },
+  'outbound-budget-bytes': { key: 'outboundBudgetBytes', type: 'int' },
+  'slow-consumer-timeout-ms': { key: 'slowConsumerTimeoutMs', type: 'int' },
+  'idle-timeout-sec': { key: 'idleTimeoutSec', type: 'int' },
+} as const satisfies Record<string, { key: keyof ServerConfigInput; type: 'int' | 'string' | 'boolean' }>;
+
+type FlagName = keyof typeof FLAGS;
+
+function convert(name: string, type: 'int' | 'string' | 'boolean', raw: string | boolean): unknown {
+  if (type === 'boolean') return raw === true || raw === 'true' || raw === '1';
+  if (type === 'int') {
+    if (typeof raw !== 'string' || !/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer, got '${String(raw)}'`);
+    return Number(raw);
+  }
+  return raw;
+}
+
+/** Parses `aipd serve` arguments plus environment into a validated config. Throws ConfigError. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } };
+  for (const [flag, spec] of Object.entries(FLAGS)) options[flag] = { type: spec.type === 'boolean' ? 'boolean' : 'string' };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError((err as Error).message.split('\n')[0] ?? 'invalid arguments');
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+
+  let input: Record<string, unknown> = {};
+  const file = values.config ?? env.AIPD_CONFIG;
+  if (typeof file === 'string') input = readConfigFile(file);
+
+  for (const [flag, spec] of Object.entries(FLAGS) as [FlagName, (typeof FLAGS)[FlagName]][]) {
+    const envName = `AIPD_${flag.toUpperCase().replace(/-/g, '_')}`;
+    const fromEnv = env[envName];
+    if (fromEnv !== undefined && fromEnv !== '') input[spec.key] = convert(envName, spec.type, fromEnv);
+    const fromFlag = values[flag];
+    if (fromFlag !== undefined) input[spec.key] = convert(`--${flag}`, spec.type, fromFlag);
+  }
+  return finalizeConfig(input);
+}
+
+/** Validates a config object (from code or tests); generates the API key when absent. */
+export function finalizeConfig(input: ServerConfigInput | Record<string, unknown>): ServerConfig {
+  const r = ServerConfig.safeParse(input);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const key = issue.path.join('.');
+    const flag = Object.entries(FLAGS).find(([, s]) => s.key === key)?.[0];
+    throw new ConfigError(`${flag ? `--${flag}` : key}: ${issue.message}`);
+  }
+  return { ...r.data, apiKey: r.data.apiKey ?? generateApiKey() };
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--config: cannot read '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`--config: '${path}' is not valid JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`--config: '${path}' must hold a JSON object`);
+  const known = new Set(Object.keys(ServerConfig.shape));
+  for (const k of Object.keys(value)) if (!known.has(k)) throw new ConfigError(`--config: unknown key '${k}' in '${path}'`);
+  return value as Record<string, unknown>;
+}
+
+/** 32 random bytes, base64url: 43 characters, like Python's secrets.token_urlsafe(32). */
+export function generateApiKey(): string {
+  return randomBytes(32).toString('base64url');
+}
