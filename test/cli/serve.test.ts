@@ -1,0 +1,84 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/raw-client.js';
+
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+const procs: ChildProcessWithoutNullStreams[] = [];
+
+function aipd(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
+  const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env } });
+  procs.push(p);
+  return p;
+}
+
+function collect(p: ChildProcessWithoutNullStreams): { out: () => string; err: () => string; exit: Promise<number | null> } {
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return { out: () => out, err: () => err, exit: new Promise((r) => p.on('exit', (code) => r(code))) };
+}
+
+async function waitForLine(get: () => string, re: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const m = get().match(re);
+    if (m) return m;
+    if (Date.now() > end) throw new Error(`no line matching ${re} in: ${get()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+afterEach(() => {
+  for (const p of procs.splice(0)) if (p.exitCode === null) p.kill('SIGKILL');
+});
+
+describe('aipd serve', () => {
+  it('prints its port and a generated 43-character key, serves, and exits 0 on SIGTERM closing sockets with 1001', async () => {
+    const p = aipd(['serve', '--port', '0', '--log-level', 'silent']);
+    const io = collect(p);
+    const [, port] = await waitForLine(io.out, /aipd listening on ws:\/\/127\.0\.0\.1:(\d+)\/ws/);
+    const [, key] = await waitForLine(io.out, /API key \(generated\): (\S+)/);
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const c = await RawClient.connect(`ws://127.0.0.1:${port}/ws?token=${key}`);
+    expect(await c.register('dev-1')).toMatchObject({ type: 'heartbeat', status: 'ok' });
+    p.kill('SIGTERM');
+    expect(await c.waitClose(10_000)).toBe(1001);
+    expect(await io.exit).toBe(0);
+  });
+
+  it('takes flags from the environment and a config file, flags winning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aipd-cfg-'));
+    try {
+      const file = join(dir, 'aipd.json');
+      writeFileSync(file, JSON.stringify({ apiKey: 'from-file', logLevel: 'silent', port: 0 }));
+      const p = aipd(['serve', '--config', file], { AIPD_API_KEY: 'from-env' });
+      const io = collect(p);
+      const [, port] = await waitForLine(io.out, /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
+      expect(io.out()).not.toContain('generated');
+      await expect(RawClient.connect(`ws://127.0.0.1:${port}/ws?token=from-file`)).rejects.toThrow('403');
+      const c = await RawClient.connect(`ws://127.0.0.1:${port}/ws?token=from-env`);
+      await c.close();
+      p.kill('SIGINT');
+      expect(await io.exit).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    [['serve', '--port', 'abc'], /^aipd: --port: expected an integer, got 'abc'\n$/],
+    [['serve', '--port', '70000'], /^aipd: --port: .*\n$/],
+    [['serve', '--bogus'], /^aipd: .*bogus.*\n$/],
+    [['serve', '--log-level', 'loud'], /^aipd: --log-level: .*\n$/],
+    [['serve', '--config', '/nonexistent/aipd.json'], /^aipd: --config: cannot read '\/nonexistent\/aipd.json': ENOENT\n$/],
+    [['frobnicate'], /^aipd: unknown command 'frobnicate'/],
+  ])('rejects %j with a one-line error and exit code 2', async (args, re) => {
+    const io = collect(aipd(args));
+    expect(await io.exit).toBe(2);
+    expect(io.err()).toMatch(re);
+  });
+});
