@@ -46,14 +46,14 @@ export class CommandDispatcher implements CommandExecutor {
     }));
     const responseId = randomUUID();
     return new Promise<Result[]>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      const clock: { timer?: NodeJS.Timeout } = {};
       const onAbort = (): void => {
         cleanup();
         reject(signal.reason as Error);
       };
       const cleanup = (): void => {
         this.pending.delete(responseId);
-        if (timer) clearTimeout(timer);
+        if (clock.timer) clearTimeout(clock.timer);
         signal.removeEventListener('abort', onAbort);
       };
       const settle = (results: Result[]): void => {
@@ -66,7 +66,7 @@ export class CommandDispatcher implements CommandExecutor {
 
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending.set(responseId, { actions, settle });
-      timer = setTimeout(() => {
+      clock.timer = setTimeout(() => {
         this.opts.log.warn({ response_id: responseId, ms: this.opts.timeoutMs }, 'command timed out');
         settle(synthetic(actions, aipError('COMMAND_TIMEOUT', { ms: this.opts.timeoutMs }).message));
       }, this.opts.timeoutMs);

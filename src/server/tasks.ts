@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { AipError, aipError, type ClientMessage, type Result, type ServerMessageInput } from '../../protocol/index.js';
+import { AipError, aipError, type ClientMessage, type ServerMessageInput } from '../../protocol/index.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
@@ -119,7 +119,7 @@ export class TaskService {
     if (!msg.session_id) return false;
     const live = this.live.get(msg.session_id);
     if (!live || live.executorId !== sender.clientId) return false;
-    return live.dispatcher.deliver(msg.prev_response_id, msg.action_results as Result[] | null);
+    return live.dispatcher.deliver(msg.prev_response_id, msg.action_results);
   }
 
   /** A registered client went away: end every session it owns or executes, at once. */

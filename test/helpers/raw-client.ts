@@ -33,7 +33,7 @@ export class RawClient {
     ws.on('message', (data: Buffer, isBinary) => {
       const raw = isBinary ? data : data.toString('utf8');
       const c = isBinary ? msgpackCodec : jsonCodec;
-      const d = decodeServerMessage(c, isBinary ? new Uint8Array(data) : (raw as string), isBinary);
+      const d = decodeServerMessage(c, isBinary ? new Uint8Array(data) : (raw), isBinary);
       if (!d.ok) throw new Error(`server sent an invalid frame: ${d.error.message}`);
       this.frames.push({ msg: d.value, raw, isBinary });
       this.check();

@@ -104,7 +104,7 @@ describe('registration (ufo-aip.md §5)', () => {
     expect(err.error).toBe('Too many unregistered connections (limit 3)');
     expect(await extra.waitClose()).toBe(CloseCode.TOO_MANY_UNREGISTERED);
     // Registering frees a slot.
-    await waiting[0]!.register('slot');
+    await waiting[0].register('slot');
     const next = await connect();
     expect(await next.register('slot-2')).toMatchObject({ status: 'ok' });
   });
