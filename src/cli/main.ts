@@ -13,6 +13,7 @@ commands:
              --log-level info --config FILE --local --registration-timeout-ms --command-timeout-ms
              --max-unregistered --max-sessions-per-device --max-payload-bytes --outbound-budget-bytes
              --slow-consumer-timeout-ms --idle-timeout-sec; each also as env AIPD_<FLAG>)
+  device     run a sample device (--url --token --client-id --platform --plan FILE --allow-exec)
   loadtest   load-test an aipd server (--url --token --devices --steps --duration --codec json|msgpack)
   help       show this text`;
 
@@ -43,6 +44,10 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'device': {
+      const { runDevice } = await import('./device.js');
+      return runDevice(rest);
+    }
     case 'loadtest': {
       const { runLoadtest } = await import('./loadtest.js');
       return runLoadtest(rest);

@@ -82,3 +82,20 @@ describe('aipd serve', () => {
     expect(io.err()).toMatch(re);
   });
 });
+
+describe('aipd device (sample device)', () => {
+  it('runs the example plan against a real server and prints a completed task_end', async () => {
+    const server = aipd(['serve', '--port', '0', '--api-key', 'k', '--log-level', 'silent']);
+    const s = collect(server);
+    const [, port] = await waitForLine(s.out, /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
+    const plan = join(import.meta.dirname, '../../examples/hello-plan.json');
+    const dev = collect(aipd(['device', '--url', `ws://127.0.0.1:${port}/ws`, '--token', 'k', '--client-id', 'demo', '--plan', plan]));
+    expect(await dev.exit).toBe(0);
+    const printed = JSON.parse(dev.out().slice(dev.out().indexOf('{'))) as { status: string; result: { steps_completed: number; steps: { results: { result: unknown }[] }[] } };
+    expect(printed.status).toBe('completed');
+    expect(printed.result.steps_completed).toBe(3);
+    expect(printed.result.steps[1]!.results[0]!.result).toEqual({ text: 'hello' });
+    server.kill('SIGTERM');
+    expect(await s.exit).toBe(0);
+  });
+});
