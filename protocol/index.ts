@@ -4,6 +4,7 @@ export * from './messages.js';
 export * from './binary-transfer.js';
 export * from './errors.js';
 export * from './validate.js';
+export * from './validators.js';
 export * from './wire.js';
 export * from './codec/index.js';
 export { checkTree } from './codec/guards.js';

@@ -19,7 +19,7 @@ export function formatIssues(model: string, issues: readonly z.core.$ZodIssue[])
 
 export function validate<S extends z.ZodType>(schema: S, model: string, value: unknown): Decoded<z.infer<S>> {
   const r = schema.safeParse(value);
-  if (r.success) return { ok: true, value: r.data as z.infer<S> };
+  if (r.success) return { ok: true, value: r.data };
   const first = r.error.issues[0];
   const path = first ? (first.path as (string | number)[]) : [];
   return { ok: false, error: new AipError('VALIDATION', Errors.VALIDATION.code, formatIssues(model, r.error.issues), path) };

@@ -4,7 +4,7 @@
  * Decode accepts text frames, and binary frames holding UTF-8 JSON (some AIP transports send those).
  * Encode produces UFO's form: compact, every declared key present (null when absent), in declaration order.
  */
-import { aipError } from '../errors.js';
+import { aipError, type AipError } from '../errors.js';
 import { checkTree, jsonTypeName } from './guards.js';
 import type { Decoded, DecodeLimits } from './limits.js';
 
@@ -17,8 +17,13 @@ export function decodeJson(
 ): Decoded<Record<string, unknown>> {
   let text: string;
   if (typeof data === 'string') {
-    // A JS string from a text frame; its UTF-8 length is at least its length in UTF-16 units.
+    // A JS string from a text frame; its UTF-8 length is at least its length in UTF-16 units and at most
+    // three times it, so the exact byte count is needed only in between.
     if (data.length > limits.maxFrameBytes) return fail(aipError('FRAME_TOO_LARGE', { size: data.length, max: limits.maxFrameBytes }));
+    if (data.length * 3 > limits.maxFrameBytes) {
+      const size = Buffer.byteLength(data, 'utf8');
+      if (size > limits.maxFrameBytes) return fail(aipError('FRAME_TOO_LARGE', { size, max: limits.maxFrameBytes }));
+    }
     text = data;
   } else {
     if (data.byteLength > limits.maxFrameBytes)
@@ -47,6 +52,6 @@ export function encodeJson(wire: object): string {
   return JSON.stringify(wire);
 }
 
-function fail(error: import('../errors.js').AipError): Decoded<never> {
+function fail(error: AipError): Decoded<never> {
   return { ok: false, error };
 }

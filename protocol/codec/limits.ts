@@ -1,4 +1,6 @@
 /** Decode-time limits against hostile input. */
+import type { AipError } from '../errors.js';
+
 export interface DecodeLimits {
   /** Largest frame accepted, in bytes. UFO's server and clients use 100 MiB. */
   readonly maxFrameBytes: number;
@@ -12,4 +14,4 @@ export const DEFAULT_LIMITS: DecodeLimits = {
 };
 
 /** Outcome of a decode: never throws for bad input. */
-export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: import('../errors.js').AipError };
+export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: AipError };

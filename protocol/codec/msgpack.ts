@@ -5,6 +5,7 @@
  * speak it. Null keys are left out on encode; the schemas restore them as null on decode, so both
  * codecs decode to the same typed value.
  */
+import { isUtf8 } from 'node:buffer';
 import { Packr, Unpackr } from 'msgpackr';
 import { aipError, type AipError } from '../errors.js';
 import { checkTree, jsonTypeName } from './guards.js';
@@ -20,8 +21,8 @@ export function decodeMsgpack(data: ArrayBuffer | Uint8Array, limits: DecodeLimi
   if (bytes.byteLength === 0) return fail(aipError('INVALID_MSGPACK', { detail: 'empty frame' }));
   // msgpackr renames a `__proto__` key rather than failing; reject it outright, as the JSON codec does,
   // whichever string header (fixstr, str8, str16, str32) encodes it.
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (PROTO_KEYS.some((k) => buf.indexOf(k) !== -1)) return fail(aipError('FORBIDDEN_KEY', { key: '__proto__', path: 'a map key' }));
+  if (hasProtoString(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)))
+    return fail(aipError('FORBIDDEN_KEY', { key: '__proto__', path: 'a map key' }));
   let value: unknown;
   try {
     value = unpackr.unpack(bytes);
@@ -33,38 +34,86 @@ export function decodeMsgpack(data: ArrayBuffer | Uint8Array, limits: DecodeLimi
     return fail(aipError('NOT_AN_OBJECT', { got: jsonTypeName(value) }));
   const bad = checkTree(value, limits.maxDepth);
   if (bad) return fail(bad);
-  if (hasInvalidUtf8(value, bytes)) return fail(aipError('INVALID_UTF8'));
+  if (hasInvalidUtf8(bytes)) return fail(aipError('INVALID_UTF8'));
   return { ok: true, value: value as Record<string, unknown> };
 }
 
 const PROTO_NAME = Buffer.from('__proto__');
-const PROTO_KEYS = [[0xa9], [0xd9, 9], [0xda, 0, 9], [0xdb, 0, 0, 0, 9]].map((h) => Buffer.from([...h, ...PROTO_NAME]));
-const REPLACEMENT = Buffer.from('\uFFFD', 'utf8');
+
+/** True if the frame holds the string `__proto__` under any msgpack string header (fixstr, str8/16/32); one scan. */
+function hasProtoString(buf: Buffer): boolean {
+  for (let i = buf.indexOf(PROTO_NAME); i !== -1; i = buf.indexOf(PROTO_NAME, i + 1)) {
+    if (buf[i - 1] === 0xa9) return true;
+    if (i >= 2 && buf[i - 2] === 0xd9 && buf[i - 1] === 9) return true;
+    if (i >= 3 && buf[i - 3] === 0xda && buf[i - 2] === 0 && buf[i - 1] === 9) return true;
+    if (i >= 5 && buf[i - 5] === 0xdb && buf[i - 4] === 0 && buf[i - 3] === 0 && buf[i - 2] === 0 && buf[i - 1] === 9) return true;
+  }
+  return false;
+}
+
+/** For a string token at `i`: its header size and payload length (-1 when the frame ends early); else null. */
+function strPayload(b: Uint8Array, i: number): [header: number, len: number] | null {
+  const t = b[i]!;
+  if (t >= 0xa0 && t <= 0xbf) return [1, t & 0x1f];
+  if (t === 0xd9) return [2, uint(b, i, 1)];
+  if (t === 0xda) return [3, uint(b, i, 2)];
+  if (t === 0xdb) return [5, uint(b, i, 4)];
+  return null;
+}
+
+/** Big-endian unsigned integer of `n` bytes after position `i`; -1 when the frame ends early. */
+function uint(b: Uint8Array, i: number, n: number): number {
+  if (i + n >= b.length) return -1;
+  let v = 0;
+  for (let k = 1; k <= n; k++) v = v * 256 + b[i + k]!;
+  return v;
+}
+
+/** Bytes to skip for a non-string token at `i` (containers: just their header); -1 for 0xc1 or a truncated frame. */
+function skip(b: Uint8Array, i: number): number {
+  const t = b[i]!;
+  if (t <= 0x9f || t >= 0xe0) return 1;
+  switch (t) {
+    case 0xc0: case 0xc2: case 0xc3: return 1;
+    case 0xcc: case 0xd0: return 2;
+    case 0xcd: case 0xd1: case 0xdc: case 0xde: case 0xd4: return 3;
+    case 0xd5: return 4;
+    case 0xca: case 0xce: case 0xd2: case 0xdd: case 0xdf: return 5;
+    case 0xd6: return 6;
+    case 0xcb: case 0xcf: case 0xd3: return 9;
+    case 0xd7: return 10;
+    case 0xd8: return 18;
+    case 0xc4: return payload(2, uint(b, i, 1));
+    case 0xc5: return payload(3, uint(b, i, 2));
+    case 0xc6: return payload(5, uint(b, i, 4));
+    case 0xc7: return payload(3, uint(b, i, 1));
+    case 0xc8: return payload(4, uint(b, i, 2));
+    case 0xc9: return payload(6, uint(b, i, 4));
+    default: return -1;
+  }
+}
+const payload = (header: number, len: number): number => (len < 0 ? -1 : header + len);
 
 /**
- * msgpackr decodes invalid UTF-8 to U+FFFD instead of failing. A decoded value holding more U+FFFD
- * characters than the frame holds encoded U+FFFD sequences therefore had invalid UTF-8. The count only
- * runs when some string contains U+FFFD, which valid traffic almost never does.
+ * msgpackr does not fail on invalid UTF-8 (it substitutes or mis-decodes), so every string payload of the
+ * frame is checked with the native validator. A linear token scan suffices: containers are only headers,
+ * and bin/ext payloads are skipped. A malformed or truncated frame stops the scan; unpack then rejects it.
  */
-function hasInvalidUtf8(value: unknown, bytes: Uint8Array): boolean {
-  let decoded = 0;
-  const stack: unknown[] = [value];
-  while (stack.length) {
-    const v = stack.pop();
-    if (typeof v === 'string') {
-      for (let i = v.indexOf('\uFFFD'); i !== -1; i = v.indexOf('\uFFFD', i + 1)) decoded++;
-    } else if (v !== null && typeof v === 'object' && !ArrayBuffer.isView(v)) {
-      for (const k in v) {
-        stack.push(k);
-        stack.push((v as Record<string, unknown>)[k]);
-      }
+function hasInvalidUtf8(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; ) {
+    const str = strPayload(bytes, i);
+    if (str) {
+      const [header, len] = str;
+      if (len < 0 || i + header + len > bytes.length) return false;
+      if (len > 0 && !isUtf8(bytes.subarray(i + header, i + header + len))) return true;
+      i += header + len;
+      continue;
     }
+    const n = skip(bytes, i);
+    if (n < 0) return false;
+    i += n;
   }
-  if (decoded === 0) return false;
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let encoded = 0;
-  for (let i = buf.indexOf(REPLACEMENT); i !== -1; i = buf.indexOf(REPLACEMENT, i + 3)) encoded++;
-  return decoded > encoded;
+  return false;
 }
 
 /** Encodes a wire object, leaving out null and undefined members at the top level. */
