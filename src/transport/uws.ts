@@ -97,6 +97,7 @@ class UwsConnection implements Connection {
       r = this.ws.send(data, isBinary);
     });
     if (r === 2) this.enqueue(typeof data === 'string' ? data : data.slice(), isBinary, true);
+    else if (r === 0) this.checkBudget();
     return true;
   }
 
@@ -149,8 +150,9 @@ class UwsConnection implements Connection {
   /** Over budget: start the slow-consumer clock; far over (4×): close at once. Back under: stop the clock. */
   private checkBudget(): void {
     const budget = this.opts.outboundBudgetBytes;
-    if (this.queuedBytes > budget * 4) return this.slowConsumer();
-    if (this.queuedBytes > budget) {
+    const pending = this.bufferedBytes();
+    if (pending > budget * 4) return this.slowConsumer();
+    if (pending > budget) {
       if (!this.overBudgetTimer) {
         this.overBudgetTimer = setTimeout(() => this.slowConsumer(), this.opts.slowConsumerTimeoutMs);
         this.overBudgetTimer.unref();
