@@ -1,0 +1,142 @@
+/**
+ * Echo load for the reference servers: `conns` connections, each with `window` messages in flight;
+ * every echo that comes back is answered with the next message. The payload is a JSON text shaped like a
+ * `command_results` frame, padded to `payloadBytes`, so it matches what the AIP scenarios send.
+ */
+import { performance } from 'node:perf_hooks';
+import { LatencyHistogram } from '../../src/cli/loadtest-hist.js';
+import type { AipSnapshot, ProgressFn } from '../../src/cli/loadtest-core.js';
+import { buildFrame, RawWs } from '../../src/cli/loadtest-ws.js';
+
+export interface EchoLoadOptions {
+  host: string;
+  port: number;
+  conns: number;
+  window: number;
+  payloadBytes: number;
+}
+
+/** The `command_results` frame a bench device sends (UUID-sized ids), used to size every scenario's payload. */
+export function sampleResultsFrame(): Record<string, unknown> {
+  return {
+    type: 'command_results',
+    status: 'continue',
+    session_id: '8e1f0a3c-6a7b-4c2d-9e0f-1a2b3c4d5e6f',
+    client_id: 'bench-json-0',
+    prev_response_id: '5d0e7c5e-1234-4abc-8def-0123456789ab',
+    action_results: [{ status: 'success', result: 'ok', call_id: 'c7a0b1c2-d3e4-4f50-8a9b-cdef01234567' }],
+  };
+}
+
+/** A command_results-like JSON text of exactly `bytes` bytes (or the unpadded size, if larger). */
+export function echoPayload(bytes: number): string {
+  const text = JSON.stringify(sampleResultsFrame());
+  const size = Buffer.byteLength(text);
+  if (bytes <= size) return text;
+  // pad inside the result string so the frame stays valid JSON of the same shape
+  return text.replace('"result":"ok"', `"result":"ok${' '.repeat(bytes - size)}"`);
+}
+
+interface Conn {
+  ws: RawWs;
+  sent: number[]; // send times of in-flight messages, FIFO
+}
+
+export class EchoLoad {
+  readonly hist = new LatencyHistogram();
+  private readonly conns: Conn[] = [];
+  private readonly frame: Buffer;
+  private running = false;
+  private stopping = false;
+  private rt = 0;
+  private errors = 0;
+  private firstError: string | null = null;
+  private since = performance.now();
+
+  constructor(private readonly opts: EchoLoadOptions) {
+    this.frame = buildFrame(echoPayload(opts.payloadBytes), false);
+  }
+
+  async connectAll(onProgress?: ProgressFn): Promise<void> {
+    let next = 0;
+    let done = 0;
+    const worker = async (): Promise<void> => {
+      while (next < this.opts.conns) {
+        next++;
+        try {
+          const ws = await RawWs.connect({ host: this.opts.host, port: this.opts.port, path: '/' });
+          const c: Conn = { ws, sent: [] };
+          ws.onMessage = () => this.onEcho(c);
+          ws.onClose = (code) => {
+            if (!this.stopping) this.error(`connection closed unexpectedly (code ${code})`);
+          };
+          this.conns.push(c);
+        } catch (err) {
+          this.error(err instanceof Error ? err.message : String(err));
+        }
+        onProgress?.(++done, this.opts.conns);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(200, this.opts.conns) }, worker));
+  }
+
+  start(): void {
+    this.running = true;
+    for (const c of this.conns) {
+      const now = performance.now();
+      for (let i = 0; i < this.opts.window; i++) c.sent.push(now);
+      c.ws.sendFrames(Array.from({ length: this.opts.window }, () => this.frame));
+    }
+  }
+
+  resetStats(): void {
+    this.rt = 0;
+    this.errors = 0;
+    this.hist.reset();
+    this.since = performance.now();
+  }
+
+  snapshot(): AipSnapshot {
+    let out = 0;
+    let inb = 0;
+    for (const c of this.conns) {
+      out += c.ws.bytesOut;
+      inb += c.ws.bytesIn;
+    }
+    return {
+      elapsed_s: (performance.now() - this.since) / 1000,
+      round_trips: this.rt,
+      tasks_started: 0,
+      tasks_completed: 0,
+      tasks_failed: 0,
+      errors: this.errors,
+      first_error: this.firstError,
+      heartbeats_answered: 0,
+      devices_connected: this.conns.filter((c) => !c.ws.closed).length,
+      bytes_out: out,
+      bytes_in: inb,
+      hist: this.hist.toJSON(),
+    };
+  }
+
+  stop(): void {
+    this.running = false;
+    this.stopping = true;
+    for (const c of this.conns) c.ws.close(1000);
+  }
+
+  private onEcho(c: Conn): void {
+    const t0 = c.sent.shift();
+    const now = performance.now();
+    if (t0 !== undefined) this.hist.record((now - t0) * 1000);
+    this.rt++;
+    if (!this.running) return;
+    c.sent.push(now);
+    c.ws.sendFrames([this.frame]);
+  }
+
+  private error(text: string): void {
+    this.errors++;
+    this.firstError ??= text;
+  }
+}

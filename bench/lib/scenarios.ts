@@ -1,0 +1,183 @@
+/**
+ * The bench scenarios. Each starts a fresh server process, drives it from separate load-generator
+ * processes (or autocannon in the orchestrator for HTTP), and returns one or more result rows.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Packr } from 'msgpackr';
+import type { LoadCodec } from '../../src/cli/loadtest-core.js';
+import type { LoadgenConfig } from '../loadgen.js';
+import { drive, type Measured } from './driver.js';
+import { runAutocannon } from './http.js';
+import { sampleResultsFrame } from './echo-load.js';
+import { startServer, stopChild, type StartedServer } from './proc.js';
+
+export interface BenchSettings {
+  warmupS: number;
+  durationS: number;
+  /** Connections / devices for the throughput scenarios. */
+  conns: number;
+  /** Steps per inline plan task. */
+  steps: number;
+  /** Idle devices for the memory scenario. */
+  idleConns: number;
+  idleHoldS: number;
+  httpDurationS: number;
+  aipdArgs: string[];
+}
+
+export interface ScenarioResult {
+  throughput_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  server_cpu_s: number;
+  server_rss_mb: number;
+  connections: number;
+  payload_bytes: number;
+  duration_s: number;
+  [extra: string]: unknown;
+}
+
+const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
+export const AIPD_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const API_KEY = 'bench-key';
+const MB = 1024 * 1024;
+const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
+
+/** Bytes of the client→server frame each round trip carries (JSON text or msgpack map). */
+export function payloadBytes(codec: LoadCodec): number {
+  const frame = sampleResultsFrame();
+  return codec === 'json' ? Buffer.byteLength(JSON.stringify(frame)) : new Packr({ useRecords: false }).pack(frame).length;
+}
+
+export function aipdAvailable(): boolean {
+  return existsSync(AIPD_MAIN);
+}
+
+function startAipd(s: BenchSettings): Promise<StartedServer> {
+  return startServer(
+    [AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs],
+    /listening on ws:\/\/.*:(\d+)\/ws/,
+  );
+}
+
+function row(m: Measured, conns: number, payload: number, extra: Record<string, unknown>): ScenarioResult {
+  const thr = m.snap.round_trips / m.snap.elapsed_s;
+  return {
+    throughput_per_s: Math.round(thr),
+    p50_ms: m.hist.ms(0.5),
+    p99_ms: m.hist.ms(0.99),
+    server_cpu_s: round(m.cpu_s, 2),
+    server_rss_mb: round(m.rss_after / MB, 1),
+    connections: m.connected,
+    payload_bytes: payload,
+    duration_s: round(m.wall_s, 2),
+    per_server_cpu_s: m.cpu_s > 0 ? Math.round(m.snap.round_trips / m.cpu_s) : null,
+    p90_ms: m.hist.ms(0.9),
+    max_ms: round(m.hist.maxUs / 1000),
+    errors: m.snap.errors,
+    ...(m.snap.first_error ? { first_error: m.snap.first_error } : {}),
+    requested_connections: conns,
+    ...extra,
+  };
+}
+
+export async function echoScenario(name: 'uws-echo' | 'ws-echo', s: BenchSettings): Promise<ScenarioResult> {
+  const server = await startServer([here(`../servers/${name}.js`)], /^listening (\d+)$/);
+  try {
+    const payload = payloadBytes('json');
+    const cfg: LoadgenConfig = { mode: 'echo', port: server.port, conns: s.conns, window: 1, payloadBytes: payload, deadlineS: deadline(s) };
+    const m = await drive({ scenario: name, server, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    return row(m, s.conns, payload, { window: 1 });
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+export async function aipScenario(codec: LoadCodec, s: BenchSettings): Promise<ScenarioResult> {
+  const name = `aip-${codec}`;
+  const server = await startAipd(s);
+  try {
+    const cfg: LoadgenConfig = {
+      mode: 'aip',
+      port: server.port,
+      token: API_KEY,
+      devices: s.conns,
+      steps: s.steps,
+      codec,
+      idPrefix: `bench-${codec}-`,
+      deadlineS: deadline(s),
+    };
+    const m = await drive({ scenario: name, server, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    return row(m, s.conns, payloadBytes(codec), {
+      window: 1,
+      steps_per_task: s.steps,
+      tasks_completed: m.snap.tasks_completed,
+      tasks_failed: m.snap.tasks_failed,
+    });
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+/** Max connections per load-generator process (fd limit is 20000 per process). */
+const PER_LOADGEN = 9000;
+
+export async function idleScenario(s: BenchSettings): Promise<ScenarioResult> {
+  const server = await startAipd(s);
+  try {
+    const procs = Math.ceil(s.idleConns / PER_LOADGEN);
+    const configs: LoadgenConfig[] = Array.from({ length: procs }, (_, i) => ({
+      mode: 'idle',
+      port: server.port,
+      token: API_KEY,
+      devices: Math.floor(s.idleConns / procs) + (i < s.idleConns % procs ? 1 : 0),
+      steps: 1,
+      codec: 'json',
+      idPrefix: `idle-${i}-`,
+      deadlineS: deadline(s) + 60,
+    }));
+    const m = await drive({ scenario: 'idle-devices', server, configs, kind: 'idle', warmupS: 0, durationS: s.idleHoldS });
+    const delta = m.rss_after - m.rss_before;
+    return {
+      throughput_per_s: Math.round(m.connected / m.connect_s),
+      p50_ms: m.hist.ms(0.5),
+      p99_ms: m.hist.ms(0.99),
+      server_cpu_s: round(m.cpu_s, 2),
+      server_rss_mb: round(m.rss_after / MB, 1),
+      connections: m.connected,
+      payload_bytes: 0,
+      duration_s: round(m.wall_s, 2),
+      throughput_means: 'connect+register per second during the connect phase; p50/p99 = heartbeat round trip, all devices at once',
+      connect_server_cpu_s: round(m.connect_cpu_s, 2),
+      rss_before_mb: round(m.rss_before / MB, 1),
+      rss_per_conn_bytes: m.connected > 0 ? Math.round(delta / m.connected) : null,
+      heartbeats_answered: m.snap.heartbeats_answered,
+      connect_s: round(m.connect_s, 2),
+      loadgen_processes: procs,
+      errors: m.snap.errors,
+      ...(m.snap.first_error ? { first_error: m.snap.first_error } : {}),
+      requested_connections: s.idleConns,
+    };
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+export async function httpScenarios(s: BenchSettings): Promise<Record<string, ScenarioResult>> {
+  const server = await startAipd(s);
+  try {
+    const base = `http://127.0.0.1:${server.port}`;
+    return {
+      'http-healthz': await runAutocannon('http-healthz', server, `${base}/healthz`, {}, s),
+      'http-api-clients': await runAutocannon('http-api-clients', server, `${base}/api/clients`, { 'X-API-Key': API_KEY }, s),
+    };
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+/** Hard deadline for a load-generator child: everything it could legitimately need, plus slack. */
+function deadline(s: BenchSettings): number {
+  return Math.ceil(s.warmupS + s.durationS + s.idleHoldS + 120);
+}
