@@ -1,0 +1,322 @@
+/**
+ * The server-side channel router. The server feeds it every binary frame whose first byte is 0xC1.
+ *
+ * - OPEN from one party of a live session is relayed to the other party (controller ↔ device) under an id the
+ *   router allocates on that connection (server-chosen ids are even, client-chosen odd).
+ * - Every later frame must name a channel of the connection it arrives on: a non-party never learns or owns an id.
+ * - The router buffers nothing. It forwards DATA at once, and checks per direction that
+ *   `forwarded − consumed (from the reader's ACKs) ≤ the reader's window`; a DATA beyond the window is a protocol
+ *   violation and resets the channel. Windows are clamped to `maxWindow`, so the bytes one channel can have queued
+ *   in a reader's outbound queue (conn.bufferedBytes()) are ≤ maxWindow whatever the reader does: a slow or
+ *   backpressured reader stops ACKing, which stops the writer. This is what bounds memory, since uWS cannot pause
+ *   reading a socket.
+ * - The server may also open channels itself (`openLocal`), e.g. to push a file to a device.
+ */
+import type { Logger } from 'pino';
+import { aipError, type AipError } from '../../protocol/index.js';
+import {
+  ChannelOp,
+  decodeChannelFrame,
+  encodeAccept,
+  encodeAck,
+  encodeData,
+  encodeFin,
+  encodeOpen,
+  encodeReject,
+  encodeReset,
+  type ChannelFrame,
+  type ChannelKind,
+} from '../../protocol/channel.js';
+import type { Connection } from '../transport/connection.js';
+import { ChannelEndpoint, DEFAULT_MAX_CHUNK, DEFAULT_RECEIVE_WINDOW } from './endpoint.js';
+
+export interface ChannelHost {
+  clientIdOf(conn: Connection): string | null;
+  /** The parties of a live session, or null. */
+  sessionParties(sessionId: string): { requesterId: string; executorId: string } | null;
+  connectionOf(clientId: string): Connection | null;
+}
+
+export interface ChannelRouterOptions {
+  /** Largest window passed on (bytes); bounds what one channel can queue towards a reader. Default 1 MiB. */
+  readonly maxWindow?: number;
+  /** Channels one connection may take part in. Default 64. */
+  readonly maxChannelsPerConnection?: number;
+  readonly logger?: Logger;
+}
+
+/** Per direction: the data written by this end towards the other. */
+interface End {
+  readonly conn: Connection;
+  readonly id: number;
+  seq: number;
+  sent: number;
+  consumed: number;
+  /** The other end's receive window (what this end may have in flight). */
+  window: number;
+  fin: boolean;
+}
+interface Relay {
+  readonly type: 'relay';
+  readonly sessionId: string;
+  readonly kind: ChannelKind;
+  readonly a: End; // opener
+  readonly b: End;
+  open: boolean;
+}
+interface Local {
+  readonly type: 'local';
+  readonly sessionId: string;
+  readonly conn: Connection;
+  readonly id: number;
+  readonly ep: ChannelEndpoint;
+}
+type Chan = Relay | Local;
+interface Ref {
+  readonly chan: Chan;
+  readonly side: 'a' | 'b' | 'local';
+}
+interface ConnEntry {
+  nextEven: number;
+  readonly refs: Map<number, Ref>;
+}
+
+export class ChannelRouter {
+  private readonly conns = new Map<Connection, ConnEntry>();
+  private readonly sessions = new Map<string, Set<Chan>>();
+  private readonly maxWindow: number;
+  private readonly maxPerConn: number;
+
+  constructor(private readonly host: ChannelHost, private readonly opts: ChannelRouterOptions = {}) {
+    this.maxWindow = opts.maxWindow ?? 1024 * 1024;
+    this.maxPerConn = opts.maxChannelsPerConnection ?? 64;
+  }
+
+  /** One channel frame from `conn`. Never throws; bad input is answered with REJECT or RESET. */
+  onFrame(conn: Connection, bytes: Uint8Array): void {
+    try {
+      this.dispatch(conn, bytes);
+    } catch (e) {
+      this.opts.logger?.error({ err: e, conn: conn.id }, 'channel router failure');
+    }
+  }
+
+  /** The connection closed: the peer end of each of its channels gets RESET, and all state is freed. */
+  onConnectionClosed(conn: Connection): void {
+    const entry = this.conns.get(conn);
+    if (!entry) return;
+    for (const ref of [...entry.refs.values()]) this.kill(ref.chan, aipError('CHANNEL_PEER_GONE'), conn);
+    this.conns.delete(conn);
+  }
+
+  /** The session ended: its channels are reset on both sides. */
+  onSessionEnded(sessionId: string): void {
+    const set = this.sessions.get(sessionId);
+    if (!set) return;
+    for (const chan of [...set]) this.kill(chan, aipError('CHANNEL_SESSION_ENDED', { sid: sessionId }), null);
+    this.sessions.delete(sessionId);
+  }
+
+  /** Live channels, and bytes in flight through them (forwarded, not yet consumed by their readers). */
+  stats(): { channels: number; bufferedBytes: number } {
+    let channels = 0;
+    let bufferedBytes = 0;
+    for (const set of this.sessions.values()) {
+      for (const c of set) {
+        channels++;
+        if (c.type === 'relay') bufferedBytes += c.a.sent - c.a.consumed + (c.b.sent - c.b.consumed);
+        else bufferedBytes += c.ep.stats().queuedBytes + c.ep.stats().inFlight;
+      }
+    }
+    return { channels, bufferedBytes };
+  }
+
+  /** The server opens a channel to one party of a session (e.g. a file to the executor). */
+  async openLocal(req: {
+    sessionId: string;
+    party: 'executor' | 'requester';
+    kind: ChannelKind;
+    params?: Record<string, unknown>;
+    receiveWindow?: number;
+  }): Promise<ChannelEndpoint> {
+    const parties = this.host.sessionParties(req.sessionId);
+    if (!parties) throw aipError('CHANNEL_SESSION_NOT_LIVE', { sid: req.sessionId });
+    const target = req.party === 'executor' ? parties.executorId : parties.requesterId;
+    const conn = this.host.connectionOf(target);
+    if (!conn || conn.closed) throw aipError('CHANNEL_PEER_NOT_CONNECTED', { id: target });
+    const entry = this.entry(conn);
+    if (entry.refs.size >= this.maxPerConn) throw aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn });
+    const id = this.allocEven(entry);
+    const ep = new ChannelEndpoint({
+      channel: id,
+      send: (f) => conn.sendRaw(f, true),
+      receiveWindow: Math.min(req.receiveWindow ?? DEFAULT_RECEIVE_WINDOW, this.maxWindow),
+      maxChunk: DEFAULT_MAX_CHUNK,
+      initialState: 'opening',
+    });
+    const chan: Local = { type: 'local', sessionId: req.sessionId, conn, id, ep };
+    entry.refs.set(id, { chan, side: 'local' });
+    this.index(chan);
+    ep.onStateChange(() => {
+      if (ep.finished) this.free(chan);
+    });
+    ep.sendOpen({ session_id: req.sessionId, kind: req.kind, params: req.params ?? {} });
+    await ep.opened();
+    return ep;
+  }
+
+  private dispatch(conn: Connection, bytes: Uint8Array): void {
+    const d = decodeChannelFrame(bytes);
+    if (!d.ok) {
+      if (bytes.byteLength >= 6) {
+        const id = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2);
+        const ref = this.conns.get(conn)?.refs.get(id);
+        if (ref) this.kill(ref.chan, d.error, null);
+        else this.send(conn, encodeReset(id, d.error.code, d.error.message));
+      }
+      return;
+    }
+    const f = d.value;
+    if (f.op === ChannelOp.OPEN) return this.onOpen(conn, f);
+    const ref = this.conns.get(conn)?.refs.get(f.channel);
+    if (!ref) {
+      // Late ACK/FIN/RESET after a channel ended are harmless; anything else is answered.
+      if (f.op === ChannelOp.DATA || f.op === ChannelOp.ACCEPT || f.op === ChannelOp.REJECT) {
+        const e = aipError('CHANNEL_UNKNOWN', { channel: f.channel });
+        this.send(conn, encodeReset(f.channel, e.code, e.message));
+      }
+      return;
+    }
+    if (ref.side === 'local') return (ref.chan as Local).ep.handleFrame(f);
+    this.onRelayFrame(ref.chan as Relay, ref.side, f);
+  }
+
+  private onOpen(conn: Connection, f: Extract<ChannelFrame, { op: 1 }>): void {
+    const refuse = (e: AipError): void => this.send(conn, encodeReject(f.channel, e.code, e.message));
+    const sid = f.body.session_id;
+    const entry = this.conns.get(conn);
+    if (f.channel % 2 !== 1 || entry?.refs.has(f.channel)) return refuse(aipError('CHANNEL_ID_IN_USE', { channel: f.channel }));
+    const clientId = this.host.clientIdOf(conn);
+    const parties = this.host.sessionParties(sid);
+    if (clientId === null) return refuse(aipError('CHANNEL_NOT_AUTHORIZED', { sid }));
+    if (!parties) return refuse(aipError('CHANNEL_SESSION_NOT_LIVE', { sid }));
+    if (clientId !== parties.requesterId && clientId !== parties.executorId) return refuse(aipError('CHANNEL_NOT_AUTHORIZED', { sid }));
+    const otherId = clientId === parties.requesterId ? parties.executorId : parties.requesterId;
+    if (otherId === clientId) return refuse(aipError('CHANNEL_SELF'));
+    const other = this.host.connectionOf(otherId);
+    if (!other || other.closed) return refuse(aipError('CHANNEL_PEER_NOT_CONNECTED', { id: otherId }));
+    if (other === conn) return refuse(aipError('CHANNEL_SELF'));
+    const mine = this.entry(conn);
+    const theirs = this.entry(other);
+    if (mine.refs.size >= this.maxPerConn || theirs.refs.size >= this.maxPerConn) return refuse(aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn }));
+    const bId = this.allocEven(theirs);
+    const openerWindow = Math.min(f.window, this.maxWindow);
+    const chan: Relay = {
+      type: 'relay',
+      sessionId: sid,
+      kind: f.body.kind,
+      a: { conn, id: f.channel, seq: 0, sent: 0, consumed: 0, window: 0, fin: false },
+      b: { conn: other, id: bId, seq: 0, sent: 0, consumed: 0, window: openerWindow, fin: false },
+      open: false,
+    };
+    mine.refs.set(f.channel, { chan, side: 'a' });
+    theirs.refs.set(bId, { chan, side: 'b' });
+    this.index(chan);
+    this.send(other, encodeOpen(bId, openerWindow, f.body));
+  }
+
+  private onRelayFrame(chan: Relay, side: 'a' | 'b', f: ChannelFrame): void {
+    const me = chan[side];
+    const peer = side === 'a' ? chan.b : chan.a;
+    const violation = (detail: string): void => this.kill(chan, aipError('CHANNEL_PROTOCOL', { channel: me.id, detail }), null);
+    switch (f.op) {
+      case ChannelOp.ACCEPT:
+      case ChannelOp.REJECT:
+        if (side !== 'b' || chan.open) return violation(`unexpected ${f.op === ChannelOp.ACCEPT ? 'ACCEPT' : 'REJECT'}`);
+        if (f.op === ChannelOp.REJECT) {
+          this.send(peer.conn, encodeReject(peer.id, f.code, f.reason));
+          return this.free(chan);
+        }
+        chan.open = true;
+        peer.window = Math.min(f.window, this.maxWindow);
+        return void this.send(peer.conn, encodeAccept(peer.id, peer.window));
+      case ChannelOp.DATA: {
+        if (!chan.open || me.fin) return violation('DATA outside the open state');
+        if (f.payload.byteLength === 0) return violation('empty DATA');
+        if (f.seq !== me.seq) return violation(`DATA seq ${f.seq}, expected ${me.seq}`);
+        const inFlight = me.sent + f.payload.byteLength - me.consumed;
+        if (inFlight > me.window) return this.kill(chan, aipError('CHANNEL_WINDOW_EXCEEDED', { channel: me.id, inFlight, window: me.window }), null);
+        me.seq = (me.seq + 1) >>> 0;
+        me.sent += f.payload.byteLength;
+        return void this.send(peer.conn, encodeData(peer.id, f.seq, f.payload));
+      }
+      case ChannelOp.ACK:
+        // `me` acknowledges what `peer` wrote.
+        if (!chan.open) return violation('ACK before ACCEPT');
+        if (f.consumed < peer.consumed || f.consumed > peer.sent) return violation(`ACK of ${f.consumed} bytes out of range`);
+        peer.consumed = f.consumed;
+        peer.window = Math.min(f.window, this.maxWindow);
+        return void this.send(peer.conn, encodeAck(peer.id, f.seq, f.consumed, peer.window));
+      case ChannelOp.FIN:
+        if (!chan.open || me.fin) return violation('unexpected FIN');
+        if (f.seq !== me.seq) return violation(`FIN after ${f.seq} frames, sent ${me.seq}`);
+        me.fin = true;
+        this.send(peer.conn, encodeFin(peer.id, f.seq, f.trailer));
+        if (peer.fin) this.free(chan);
+        return;
+      case ChannelOp.RESET:
+        this.send(peer.conn, encodeReset(peer.id, f.code, f.reason));
+        return this.free(chan);
+      case ChannelOp.OPEN:
+        return; // handled in dispatch
+    }
+  }
+
+  /** Resets a channel on every side except `skip` (a closed connection) and frees it. */
+  private kill(chan: Chan, err: AipError, skip: Connection | null): void {
+    if (chan.type === 'local') {
+      if (chan.conn === skip) chan.ep.abort(err);
+      else chan.ep.reset(err);
+      this.free(chan);
+      return;
+    }
+    for (const end of [chan.a, chan.b]) if (end.conn !== skip) this.send(end.conn, encodeReset(end.id, err.code, err.message));
+    this.free(chan);
+  }
+
+  private free(chan: Chan): void {
+    if (chan.type === 'local') this.conns.get(chan.conn)?.refs.delete(chan.id);
+    else {
+      this.conns.get(chan.a.conn)?.refs.delete(chan.a.id);
+      this.conns.get(chan.b.conn)?.refs.delete(chan.b.id);
+    }
+    const set = this.sessions.get(chan.sessionId);
+    if (set) {
+      set.delete(chan);
+      if (set.size === 0) this.sessions.delete(chan.sessionId);
+    }
+  }
+
+  private index(chan: Chan): void {
+    let set = this.sessions.get(chan.sessionId);
+    if (!set) this.sessions.set(chan.sessionId, (set = new Set()));
+    set.add(chan);
+  }
+
+  private entry(conn: Connection): ConnEntry {
+    let e = this.conns.get(conn);
+    if (!e) this.conns.set(conn, (e = { nextEven: 2, refs: new Map() }));
+    return e;
+  }
+
+  private allocEven(e: ConnEntry): number {
+    let id = e.nextEven;
+    while (e.refs.has(id)) id = (id + 2) >>> 0 || 2;
+    e.nextEven = (id + 2) >>> 0 || 2;
+    return id;
+  }
+
+  private send(conn: Connection, frame: Uint8Array): void {
+    if (!conn.closed) conn.sendRaw(frame, true);
+  }
+}
