@@ -153,6 +153,7 @@ export const Errors = {
   TRANSFER_UNEXPECTED_BINARY: spec(7053, () => 'Binary frame without a preceding binary_data metadata frame'),
   TRANSFER_BAD_METADATA: spec<{ detail: string }>(7054, (p) => `Invalid transfer metadata: ${p.detail}`),
   TRANSFER_WRONG_TYPE: spec<{ expected: string; got: string }>(7055, (p) => `Expected message type '${p.expected}', got '${p.got}'`),
+  TRANSFER_NO_SESSION: spec(7056, () => 'Binary and file transfers need the session_id of a live session this client takes part in'),
 } as const;
 
 export type ErrorName = keyof typeof Errors;

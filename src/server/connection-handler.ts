@@ -11,8 +11,8 @@ import {
   AipError,
   aipError,
   CloseCode,
-  decodeClientMessage,
   pythonEnumName,
+  validateClientMessage,
   type ClientMessage,
   type DecodeLimits,
 } from '../../protocol/index.js';
@@ -20,6 +20,8 @@ import type { Logger } from '../logger.js';
 import type { Connection } from '../transport/connection.js';
 import type { ServerContext } from './context.js';
 import type { ClientRecord } from './registry.js';
+import { isTransferFrame } from '../channel/aip-transfer.js';
+import { TransferRelay } from './transfer-relay.js';
 
 export const ConnState = { AWAITING_REGISTER: 'awaiting_register', REGISTERED: 'registered', CLOSED: 'closed' } as const;
 export type ConnState = (typeof ConnState)[keyof typeof ConnState];
@@ -32,6 +34,7 @@ export class ConnectionHandler {
   record: ClientRecord | null = null;
   private log: Logger;
   private registrationTimer: NodeJS.Timeout | null = null;
+  private transfer: TransferRelay | null = null;
   private readonly limits: DecodeLimits;
 
   constructor(
@@ -63,11 +66,24 @@ export class ConnectionHandler {
         this.ctx.channels?.onFrame(this.conn, toBytes(data));
         return;
       }
-      const decoded = decodeClientMessage(this.conn.codec, data, isBinary, this.limits);
+      if (isBinary && this.transfer?.busy && typeof data !== 'string') {
+        const err = this.transfer.binary(toBytes(data));
+        if (err) this.sendError(err.message);
+        return;
+      }
+      const raw = this.conn.codec.decode(data, isBinary, this.limits);
       if (this.state === ConnState.AWAITING_REGISTER) {
+        const decoded = raw.ok ? validateClientMessage(raw.value) : raw;
         if (!decoded.ok) return this.fail(aipError('REGISTRATION_INVALID', { reason: decoded.error.message }), CloseCode.REGISTRATION_FAILED);
         return this.register(decoded.value);
       }
+      if (raw.ok && isTransferFrame(raw.value)) {
+        this.transfer ??= new TransferRelay(this.ctx, this.record!);
+        const err = this.transfer.text(raw.value);
+        if (err) this.sendError(err.message);
+        return;
+      }
+      const decoded = raw.ok ? validateClientMessage(raw.value) : raw;
       if (!decoded.ok) {
         this.log.debug({ code: decoded.error.code }, 'invalid frame');
         this.sendError(decoded.error.message);
@@ -87,6 +103,7 @@ export class ConnectionHandler {
     this.state = ConnState.CLOSED;
     this.clearRegistrationTimer(!wasRegistered);
     this.ctx.channels?.onConnectionClosed(this.conn);
+    this.transfer?.reset();
     const rec = this.record;
     if (!rec) return;
     this.ctx.tasks.clientGone(rec, code === CloseCode.SLOW_CONSUMER ? 'slow_consumer' : 'disconnected');

@@ -9,6 +9,7 @@ import type { TaskService } from './tasks.js';
 export interface ChannelSink {
   onFrame(conn: Connection, bytes: Uint8Array): void;
   onConnectionClosed(conn: Connection): void;
+  onSessionEnded(sessionId: string): void;
 }
 
 export interface ServerContext {

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { SessionFactory } from '../session/factory.js';
 import { startUwsTransport } from '../transport/uws.js';
 import { CloseCode } from '../../protocol/index.js';
+import { ChannelRouter, type ChannelRouterOptions } from '../channel/router.js';
 import { ConnectionHandler } from './connection-handler.js';
 import type { ChannelSink, ServerContext } from './context.js';
 import { ClientRegistry } from './registry.js';
@@ -16,8 +17,8 @@ import { TaskService } from './tasks.js';
 export interface StartOptions {
   logger?: Logger;
   sessionFactory?: SessionFactory;
-  /** Optional data-channel router (see src/channel). */
-  channels?: (ctx: Omit<ServerContext, 'channels'>) => ChannelSink;
+  /** Data-channel router options (see src/channel/router.ts). */
+  channels?: ChannelRouterOptions;
 }
 
 export interface RunningServer {
@@ -25,6 +26,7 @@ export interface RunningServer {
   readonly config: ServerConfig;
   readonly registry: ClientRegistry;
   readonly tasks: TaskService;
+  readonly channels: ChannelRouter;
   /** Graceful shutdown: stop accepting, end every task with `task_end` failed, close sockets with 1001. */
   close(): Promise<void>;
 }
@@ -34,8 +36,17 @@ export async function startServer(input: ServerConfigInput | ServerConfig, opts:
   const log = opts.logger ?? createLogger(config.logLevel);
   const registry = new ClientRegistry();
   const tasks = new TaskService(config, registry, opts.sessionFactory ?? new SessionFactory(), log);
-  const base = { config, log, registry, tasks, counters: { unregistered: 0 } };
-  const ctx: ServerContext = { ...base, channels: opts.channels ? opts.channels(base) : null };
+  const channels = new ChannelRouter(
+    {
+      clientIdOf: (conn) => registry.recordOf(conn)?.clientId ?? null,
+      sessionParties: (sid) => tasks.parties(sid),
+      connectionOf: (id) => registry.get(id)?.conn ?? null,
+    },
+    { logger: log.child({ component: 'channels' }), ...opts.channels },
+  );
+  tasks.onSessionEnded = (sid) => channels.onSessionEnded(sid);
+  const sink: ChannelSink = channels;
+  const ctx: ServerContext = { config, log, registry, tasks, channels: sink, counters: { unregistered: 0 } };
   const api = createApi({ apiKey: config.apiKey, registry, tasks, log: log.child({ component: 'http' }) });
 
   const transport = await startUwsTransport({
@@ -61,6 +72,7 @@ export async function startServer(input: ServerConfigInput | ServerConfig, opts:
     config,
     registry,
     tasks,
+    channels,
     close: () =>
       (closing ??= (async () => {
         transport.stopListening();

@@ -21,11 +21,13 @@ export interface ClientRecord {
 
 export class ClientRegistry {
   private readonly clients = new Map<string, ClientRecord>();
+  private readonly byConn = new Map<Connection, ClientRecord>();
 
   /** Adds a client; returns false (and changes nothing) if the id is already registered. */
   add(record: ClientRecord): boolean {
     if (this.clients.has(record.clientId)) return false;
     this.clients.set(record.clientId, record);
+    this.byConn.set(record.conn, record);
     return true;
   }
 
@@ -34,7 +36,13 @@ export class ClientRegistry {
     const rec = this.clients.get(clientId);
     if (!rec || rec.conn !== conn) return false;
     this.clients.delete(clientId);
+    this.byConn.delete(conn);
     return true;
+  }
+
+  /** The registered client on `conn`, if any. */
+  recordOf(conn: Connection): ClientRecord | undefined {
+    return this.byConn.get(conn);
   }
 
   get(clientId: string): ClientRecord | undefined {

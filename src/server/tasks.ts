@@ -46,6 +46,8 @@ export class TaskService {
   /** task_name → the latest session's status and results (Q2): bounded. */
   readonly results: LRUCache<string, TaskResultEntry>;
   private readonly running = new Set<Promise<void>>();
+  /** Called after a session's `task_end` went out (data channels close with it). */
+  onSessionEnded: ((sessionId: string) => void) | null = null;
 
   constructor(
     private readonly config: ServerConfig,
@@ -148,6 +150,12 @@ export class TaskService {
     await Promise.allSettled([...this.running]);
   }
 
+  /** The requester and executor of a live session, or null. */
+  parties(sessionId: string): { requesterId: string; executorId: string } | null {
+    const live = this.live.get(sessionId);
+    return live ? { requesterId: live.ownerId, executorId: live.executorId } : null;
+  }
+
   countExecuting(clientId: string): number {
     let n = 0;
     for (const sid of this.byClient.get(clientId) ?? []) if (this.live.get(sid)?.executorId === clientId) n++;
@@ -215,6 +223,7 @@ export class TaskService {
     this.live.delete(live.id);
     this.unindex(live.ownerId, live.id);
     this.unindex(live.executorId, live.id);
+    this.onSessionEnded?.(live.id);
     log.info({ status: outcome.status, error: frame.error }, 'task ended');
   }
 

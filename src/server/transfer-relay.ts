@@ -1,0 +1,78 @@
+/**
+ * UFO's binary and file transfers (ufo-aip.md §10) on a connection: validated with AipTransferReceiver and
+ * relayed frame by frame to the other party of the session named in the metadata's `session_id`.
+ * Nothing is buffered beyond the frame in hand; the peer's outbound queue applies backpressure as for any frame.
+ * A size or MD5 mismatch is answered with an `error` frame carrying UFO's text.
+ */
+import { aipError, type AipError } from '../../protocol/index.js';
+import { AipTransferReceiver } from '../channel/aip-transfer.js';
+import type { Connection } from '../transport/connection.js';
+import type { ServerContext } from './context.js';
+import type { ClientRecord } from './registry.js';
+
+export class TransferRelay {
+  private readonly receiver: AipTransferReceiver;
+  /** The peer of the transfer in progress. */
+  private peer: Connection | null = null;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly sender: ClientRecord,
+  ) {
+    this.receiver = new AipTransferReceiver({ maxBytes: ctx.config.maxPayloadBytes });
+  }
+
+  /** True while the next binary frame belongs to a transfer. */
+  get busy(): boolean {
+    return this.receiver.busy;
+  }
+
+  /** A transfer control frame (already decoded). Returns an error to report, or null. */
+  text(obj: Record<string, unknown>): AipError | null {
+    if (!this.receiver.busy || obj.type === 'file_transfer_start') {
+      const peer = this.peerFor(obj.session_id);
+      if (!peer) return aipError('TRANSFER_NO_SESSION');
+      this.peer = peer;
+    }
+    const r = this.receiver.text(obj);
+    if (!r.ok) return this.failed(r.error);
+    this.forward(JSON.stringify(obj), false);
+    if (!this.receiver.busy) this.peer = null;
+    return null;
+  }
+
+  /** A binary frame while `busy`. */
+  binary(bytes: Uint8Array): AipError | null {
+    const r = this.receiver.binary(bytes);
+    if (!r.ok) return this.failed(r.error);
+    this.forward(bytes, true);
+    if (!this.receiver.busy) this.peer = null;
+    return null;
+  }
+
+  reset(): void {
+    this.receiver.reset();
+    this.peer = null;
+  }
+
+  private forward(data: string | Uint8Array, isBinary: boolean): void {
+    // Control frames stay JSON text (UFO's framing); sendRaw copies bytes it has to queue.
+    this.peer?.sendRaw(data, isBinary);
+  }
+
+  private failed(err: AipError): AipError {
+    this.peer = null;
+    return err;
+  }
+
+  private peerFor(sessionId: unknown): Connection | null {
+    if (typeof sessionId !== 'string') return null;
+    const parties = this.ctx.tasks.parties(sessionId);
+    if (!parties) return null;
+    const me = this.sender.clientId;
+    const other = parties.requesterId === me ? parties.executorId : parties.executorId === me ? parties.requesterId : null;
+    if (!other || other === me) return null;
+    const conn = this.ctx.registry.get(other)?.conn;
+    return conn && !conn.closed ? conn : null;
+  }
+}
