@@ -1,14 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { planRequest, startTestServer } from '../helpers/aip-server.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { RawClient, type Codec } from '../helpers/raw-client.js';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
-describe('disconnects (ufo-aip.md §8.4, Q4)', () => {
+describe.each<Codec>(['json', 'msgpack'])('disconnects over %s (ufo-aip.md §8.4, Q4)', (codec) => {
   let server: Server;
   const clients: RawClient[] = [];
   const connect = async () => {
-    const c = await RawClient.connect(server.url);
+    const c = await RawClient.connect(server.url, codec);
     clients.push(c);
     return c;
   };

@@ -81,6 +81,17 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     expect(byId.body).toMatchObject({ status: 'done', result: { steps_completed: 2 } });
   });
 
+  it('dispatches to a msgpack device as a binary frame', async () => {
+    const d = await RawClient.connect(server.url, 'msgpack');
+    clients.push(d);
+    await d.register('mp-dev', { metadata: { platform: 'mobile' } });
+    const r = await dispatch({ client_id: 'mp-dev', request: 'Open the camera', task_name: 'camera' });
+    expect(r.status).toBe(200);
+    const task = await d.next((m) => m.type === 'task', 5000, 0);
+    expect(task).toMatchObject({ user_request: 'Open the camera', task_name: 'camera', session_id: r.body.session_id });
+    expect(d.frames.every((f) => f.isBinary)).toBe(true);
+  });
+
   it('answers unknown routes and methods with JSON errors', async () => {
     expect(await api('/nope')).toEqual({ status: 404, body: { detail: 'Not Found' } });
     expect(await api('/api/nope')).toEqual({ status: 404, body: { detail: 'Not Found' } });
