@@ -1,6 +1,6 @@
 /**
  * Load-generator child process, forked by bench/run.ts with an IPC channel. One JSON argument selects the
- * mode (`echo`, `aip`, `idle`). The parent drives the phases so that it can sample the server's /proc
+ * mode (`echo`, `aip`, `idle`, `channel`, `echo-bin`). The parent drives the phases so that it can sample the server's /proc
  * counters at the same instants the load generator resets and snapshots its own counters:
  *
  *   child → parent: {t:'progress',done,total} · {t:'ready'} · {t:'snapshot',data} · {t:'fatal',message}
@@ -10,10 +10,13 @@
  * its own hard deadline (`deadlineS`), whichever comes first.
  */
 import { AipLoad, type AipSnapshot, type LoadCodec } from '../src/cli/loadtest-core.js';
+import { BinaryEchoLoad, ChannelLoad } from './lib/channel-load.js';
 import { EchoLoad } from './lib/echo-load.js';
 
 export type LoadgenConfig =
   | { mode: 'echo'; port: number; conns: number; window: number; payloadBytes: number; deadlineS: number }
+  | { mode: 'channel'; port: number; token: string; streams: number; idPrefix: string; deadlineS: number }
+  | { mode: 'echo-bin'; port: number; conns: number; deadlineS: number }
   | {
       mode: 'aip' | 'idle';
       port: number;
@@ -59,6 +62,14 @@ async function main(): Promise<void> {
   let heartbeat = (): void => {};
   if (cfg.mode === 'echo') {
     const e = new EchoLoad({ host, port: cfg.port, conns: cfg.conns, window: cfg.window, payloadBytes: cfg.payloadBytes });
+    load = e;
+    start = () => e.start();
+  } else if (cfg.mode === 'channel') {
+    const c = new ChannelLoad({ host, port: cfg.port, token: cfg.token, streams: cfg.streams, idPrefix: cfg.idPrefix });
+    load = c;
+    start = () => c.start();
+  } else if (cfg.mode === 'echo-bin') {
+    const e = new BinaryEchoLoad({ host, port: cfg.port, conns: cfg.conns });
     load = e;
     start = () => e.start();
   } else {

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { channelRatios, channelScenarios } from './lib/channel.js';
 import { killAll } from './lib/proc.js';
 import { note } from './lib/progress.js';
 import { computeRatios, markdown, writeJson, type BenchReport } from './lib/report.js';
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     reps: { type: 'string' },
     'aipd-arg': { type: 'string', multiple: true },
+    'channel-streams': { type: 'string' },
     help: { type: 'boolean' },
   },
 });
@@ -58,12 +60,12 @@ function list(flag: string | undefined, env: string): Scenario[] | null {
 
 if (values.help) {
   console.log(`usage: npm run bench -- [--duration S] [--warmup S] [--conns N] [--steps N] [--idle N] [--idle-hold S]
-       [--http-duration S] [--reps N] [--only a,b] [--skip a,b] [--out file] [--aipd-arg X ...]
+       [--http-duration S] [--channel-streams N] [--reps N] [--only a,b] [--skip a,b] [--out file] [--aipd-arg X ...]
 scenarios: ${SCENARIOS.join(', ')}`);
   process.exit(0);
 }
 
-const settings: BenchSettings = {
+const settings: BenchSettings & { channelStreams: number } = {
   durationS: num(values.duration, 'BENCH_DURATION', 4, 1, 3600),
   warmupS: num(values.warmup, 'BENCH_WARMUP', 1, 0, 600),
   conns: num(values.conns, 'BENCH_CONNS', 64, 1, 9000),
@@ -71,6 +73,7 @@ const settings: BenchSettings = {
   idleConns: num(values.idle, 'BENCH_IDLE_CONNS', 10_000, 1, 100_000),
   idleHoldS: num(values['idle-hold'], 'BENCH_IDLE_HOLD', 3, 1, 3600),
   httpDurationS: num(values['http-duration'], 'BENCH_HTTP_DURATION', 3, 1, 3600),
+  channelStreams: num(values['channel-streams'], 'BENCH_CHANNEL_STREAMS', 4, 1, 64),
   aipdArgs: values['aipd-arg'] ?? (process.env.BENCH_AIPD_ARGS ?? '').split(' ').filter(Boolean),
 };
 const reps = num(values.reps, 'BENCH_REPS', 1, 1, 20);
@@ -126,16 +129,11 @@ async function main(): Promise<number> {
     ratios: {},
   };
   const failed = report.meta.failed as { scenario: string; error: string }[];
-  const needsAipd = new Set<Scenario>(['aip-json', 'aip-msgpack', 'idle-devices', 'http']);
+  const needsAipd = new Set<Scenario>(['aip-json', 'aip-msgpack', 'idle-devices', 'http', 'channel']);
   const t0 = Date.now();
   const runs: Record<string, ScenarioResult[]> = {};
   for (let rep = 1; rep <= reps; rep++) {
     for (const name of selected) {
-      if (name === 'channel') {
-        // STUB: the data-channel issue fills this in (a `channel` row and the `channel/uws-echo` ratios).
-        if (rep === 1) report.meta.skipped.push({ scenario: 'channel', reason: 'skipped: data channels not yet implemented' });
-        continue;
-      }
       if (needsAipd.has(name) && !aipdAvailable()) {
         if (rep === 1) report.meta.skipped.push({ scenario: name, reason: 'skipped: dist/src/cli/main.js not built (aipd server missing)' });
         continue;
@@ -146,6 +144,7 @@ async function main(): Promise<number> {
         else if (name === 'aip-json') rows[name] = await aipScenario('json', settings);
         else if (name === 'aip-msgpack') rows[name] = await aipScenario('msgpack', settings);
         else if (name === 'idle-devices') rows[name] = await idleScenario(settings);
+        else if (name === 'channel') Object.assign(rows, await channelScenarios(settings));
         else Object.assign(rows, await httpScenarios(settings));
         for (const [k, r] of Object.entries(rows)) {
           (runs[k] ??= []).push(r);
@@ -161,7 +160,8 @@ async function main(): Promise<number> {
   }
   for (const [k, rows] of Object.entries(runs)) report.scenarios[k] = medianRow(rows);
   report.meta.total_s = Math.round((Date.now() - t0) / 100) / 10;
-  report.ratios = computeRatios(report.scenarios);
+  // channel/uws-echo compares with the echo of the same 64 KiB chunks (row uws-echo-64k), not the small-frame echo.
+  report.ratios = { ...computeRatios(report.scenarios), ...channelRatios(report.scenarios) };
   writeJson(outPath, report);
   process.stdout.write(markdown(report));
   note(`results written to ${outPath}`);

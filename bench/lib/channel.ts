@@ -1,0 +1,82 @@
+/**
+ * The `channel` scenario: data-channel throughput through aipd (64 KiB chunks, controller → device, both in one
+ * load-generator process), next to the bare uWS echo server carrying binary 64 KiB messages (`uws-echo-64k`),
+ * both measured in the same run with the same warm-up and duration. Ratios `channel/uws-echo:wall|cpu` compare
+ * the two (chunks per wall second; chunks per server-CPU second).
+ */
+import { fileURLToPath } from 'node:url';
+import type { LoadgenConfig } from '../loadgen.js';
+import { CHANNEL_CHUNK, CHANNEL_WINDOW, ECHO_WINDOW } from './channel-load.js';
+import { drive, type Measured } from './driver.js';
+import { startServer, stopChild } from './proc.js';
+import type { BenchSettings, ScenarioResult } from './scenarios.js';
+
+const MB = 1024 * 1024;
+const API_KEY = 'bench-key';
+const AIPD_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const UWS_ECHO = fileURLToPath(new URL('../servers/uws-echo.js', import.meta.url));
+const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
+
+function row(m: Measured, units: number, extra: Record<string, unknown>): ScenarioResult {
+  const chunksPerS = m.snap.round_trips / m.snap.elapsed_s;
+  return {
+    throughput_per_s: Math.round(chunksPerS),
+    p50_ms: m.hist.ms(0.5),
+    p99_ms: m.hist.ms(0.99),
+    server_cpu_s: round(m.cpu_s, 2),
+    server_rss_mb: round(m.rss_after / MB, 1),
+    connections: m.connected,
+    payload_bytes: CHANNEL_CHUNK,
+    duration_s: round(m.wall_s, 2),
+    per_server_cpu_s: m.cpu_s > 0 ? Math.round(m.snap.round_trips / m.cpu_s) : null,
+    mb_per_s: round((chunksPerS * CHANNEL_CHUNK) / MB, 1),
+    p90_ms: m.hist.ms(0.9),
+    max_ms: round(m.hist.maxUs / 1000),
+    errors: m.snap.errors,
+    ...(m.snap.first_error ? { first_error: m.snap.first_error } : {}),
+    streams: units,
+    ...extra,
+  };
+}
+
+/** Rows `channel` and `uws-echo-64k`. */
+export async function channelScenarios(s: BenchSettings & { channelStreams: number }): Promise<Record<string, ScenarioResult>> {
+  const deadlineS = Math.ceil(s.warmupS + s.durationS + 120);
+  const out: Record<string, ScenarioResult> = {};
+  const aipd = await startServer([AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs], /listening on ws:\/\/.*:(\d+)\/ws/);
+  try {
+    const cfg: LoadgenConfig = { mode: 'channel', port: aipd.port, token: API_KEY, streams: s.channelStreams, idPrefix: 'bench-ch-', deadlineS };
+    const m = await drive({ scenario: 'channel', server: aipd, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    out.channel = row(m, s.channelStreams, {
+      throughput_means: '64 KiB chunks delivered controller → device through aipd per second; latency = write → read',
+      window_bytes: CHANNEL_WINDOW,
+    });
+  } finally {
+    await stopChild(aipd.child);
+  }
+  const echo = await startServer([UWS_ECHO], /^listening (\d+)$/);
+  try {
+    const cfg: LoadgenConfig = { mode: 'echo-bin', port: echo.port, conns: s.channelStreams, deadlineS };
+    const m = await drive({ scenario: 'uws-echo-64k', server: echo, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    out['uws-echo-64k'] = row(m, s.channelStreams, {
+      throughput_means: 'binary 64 KiB messages echoed per second',
+      window: ECHO_WINDOW,
+    });
+  } finally {
+    await stopChild(echo.child);
+  }
+  return out;
+}
+
+/** `channel/uws-echo:wall` and `:cpu`, against the echo of the same chunk size measured in the same run. */
+export function channelRatios(sc: Record<string, ScenarioResult>): Record<string, number> {
+  const a = sc.channel;
+  const b = sc['uws-echo-64k'];
+  if (!a || !b) return {};
+  const r: Record<string, number> = {};
+  if (b.throughput_per_s > 0) r['channel/uws-echo:wall'] = round(a.throughput_per_s / b.throughput_per_s);
+  const ca = a.per_server_cpu_s;
+  const cb = b.per_server_cpu_s;
+  if (typeof ca === 'number' && typeof cb === 'number' && cb > 0) r['channel/uws-echo:cpu'] = round(ca / cb);
+  return r;
+}

@@ -1,0 +1,148 @@
+/**
+ * UFO parity for §10 transfers through aipd: a device sends a `binary_data` pair and a chunked file transfer
+ * (built with src/channel/aip-transfer.ts) carrying the session_id of its live constellation task; the
+ * constellation receives exactly the same frames in order, and they validate (size, MD5) on its side too.
+ * A wrong MD5 earns the sender an `error` frame "Checksum mismatch: ..." and the bad frame is not relayed;
+ * transfers naming no live session are refused. The peers are plain `ws` sockets so every frame is visible.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Errors } from '../../protocol/index.js';
+import { AipTransferReceiver, binaryMessageFrames, fileTransferFrames, type OutFrame, type TransferEvent } from '../../src/channel/aip-transfer.js';
+import { planRequest, startTestServer } from '../helpers/aip-server.js';
+import { waitFor } from './helpers.js';
+
+type Server = Awaited<ReturnType<typeof startTestServer>>;
+type Frame = { text: Record<string, unknown> } | { binary: Buffer };
+
+class Peer {
+  readonly frames: Frame[] = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer, isBinary) => {
+      this.frames.push(isBinary ? { binary: Buffer.from(data) } : { text: JSON.parse(data.toString('utf8')) as Record<string, unknown> });
+    });
+  }
+  static async connect(url: string): Promise<Peer> {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return new Peer(ws);
+  }
+  send(obj: Record<string, unknown>): void {
+    this.ws.send(JSON.stringify(obj));
+  }
+  sendFrame(f: OutFrame): void {
+    if ('text' in f) this.ws.send(f.text);
+    else this.ws.send(f.binary, { binary: true });
+  }
+  texts(type: string): Record<string, unknown>[] {
+    return this.frames.flatMap((f) => ('text' in f && f.text.type === type ? [f.text] : []));
+  }
+  async next(type: string, from: number): Promise<Record<string, unknown>> {
+    await waitFor(() => this.frames.slice(from).some((f) => 'text' in f && f.text.type === type), 5000, `a '${type}' frame`);
+    return this.frames.slice(from).flatMap((f) => ('text' in f && f.text.type === type ? [f.text] : []))[0]!;
+  }
+}
+
+/** Adds the session id to every control frame (the binary frames stay as they are). */
+function inSession(frames: Iterable<OutFrame>, sessionId: string): OutFrame[] {
+  return [...frames].map((f) => ('text' in f ? { text: JSON.stringify({ ...(JSON.parse(f.text) as object), session_id: sessionId }) } : f));
+}
+
+const asFrame = (f: OutFrame): Frame => ('text' in f ? { text: JSON.parse(f.text) as Record<string, unknown> } : { binary: Buffer.from(f.binary) });
+
+describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
+  let server: Server;
+  let device: Peer;
+  let galaxy: Peer;
+  const SID = 'k@ufo-dev@task1';
+  beforeEach(async () => {
+    server = await startTestServer({ commandTimeoutMs: 60_000 });
+    device = await Peer.connect(server.url);
+    galaxy = await Peer.connect(server.url);
+    device.send({ type: 'register', status: 'ok', client_type: 'device', client_id: 'ufo-dev', metadata: { platform: 'linux' } });
+    await device.next('heartbeat', 0);
+    galaxy.send({ type: 'register', status: 'ok', client_type: 'constellation', client_id: 'k@ufo-dev', target_id: 'ufo-dev' });
+    await galaxy.next('heartbeat', 0);
+    galaxy.send({ type: 'task', status: 'continue', client_type: 'constellation', client_id: 'k@ufo-dev', target_id: 'ufo-dev', request: planRequest(1, 'hold'), session_id: SID });
+    await device.next('command', 0); // the device holds it: the session stays live
+  });
+  afterEach(async () => {
+    device.ws.terminate();
+    galaxy.ws.terminate();
+    await server.close();
+  });
+
+  it('relays a binary_data pair and a chunked file transfer frame for frame, MD5 valid at the constellation', async () => {
+    const blob = randomBytes(5000);
+    const file = randomBytes(300 * 1024 + 17);
+    const sent = [
+      ...inSession(binaryMessageFrames(blob, { description: 'screenshot' }), SID),
+      ...inSession(fileTransferFrames('logs/report.bin', file, { chunkSize: 64 * 1024, mimeType: 'application/octet-stream' }), SID),
+    ];
+    const from = galaxy.frames.length;
+    for (const f of sent) device.sendFrame(f);
+    await waitFor(() => galaxy.frames.length - from >= sent.length, 5000, 'every frame at the constellation');
+    const got = galaxy.frames.slice(from);
+    expect(got).toEqual(sent.map(asFrame));
+    expect(device.texts('error')).toEqual([]);
+
+    const rx = new AipTransferReceiver();
+    const events: TransferEvent[] = [];
+    for (const f of got) {
+      const r = 'text' in f ? rx.text(f.text) : rx.binary(f.binary);
+      if (!r.ok) throw r.error;
+      events.push(...r.events);
+    }
+    expect(events[0]).toMatchObject({ type: 'binary', metadata: { description: 'screenshot', size: 5000, session_id: SID } });
+    expect(Buffer.from((events[0] as { data: Uint8Array }).data).equals(blob)).toBe(true);
+    const complete = events.at(-1)!;
+    expect(complete).toEqual({
+      type: 'file_complete',
+      filename: 'logs/report.bin',
+      size: file.byteLength,
+      totalChunks: 5,
+      checksum: createHash('md5').update(file).digest('hex'),
+    });
+    expect(events.filter((e) => e.type === 'file_chunk')).toHaveLength(5);
+  });
+
+  it("answers a wrong MD5 with UFO's 'Checksum mismatch' error and does not relay the bad completion", async () => {
+    const file = randomBytes(100_000);
+    const frames = inSession(fileTransferFrames('a.bin', file, { chunkSize: 40_000 }), SID);
+    const last = frames.pop() as { text: string };
+    const bad = { ...(JSON.parse(last.text) as Record<string, unknown>), checksum: '0'.repeat(32) };
+    const from = galaxy.frames.length;
+    const errFrom = device.frames.length;
+    for (const f of frames) device.sendFrame(f);
+    device.send(bad);
+    const err = await device.next('error', errFrom);
+    const md5 = createHash('md5').update(file).digest('hex');
+    expect(err.error).toBe(`Checksum mismatch: expected ${'0'.repeat(32)}, got ${md5}`);
+    await waitFor(() => galaxy.frames.length - from >= frames.length, 5000, 'the valid frames');
+    expect(galaxy.frames.slice(from)).toEqual(frames.map(asFrame));
+    expect(galaxy.texts('file_transfer_complete')).toEqual([]);
+  });
+
+  it('refuses transfers that name no live session, also after the session ended', async () => {
+    const noSession = Errors.TRANSFER_NO_SESSION.text();
+    let errFrom = device.frames.length;
+    device.sendFrame(binaryMessageFrames(randomBytes(10))[0]); // no session_id at all
+    expect((await device.next('error', errFrom)).error).toBe(noSession);
+    errFrom = device.frames.length;
+    device.sendFrame(inSession(fileTransferFrames('x.bin', randomBytes(10)), 'no-such-session')[0]!);
+    expect((await device.next('error', errFrom)).error).toBe(noSession);
+
+    // End the task (answer the held command), then try its session id again.
+    const cmd = device.texts('command')[0]!;
+    device.send({ type: 'command_results', status: 'continue', client_type: 'device', client_id: 'ufo-dev', session_id: SID, prev_response_id: cmd.response_id, action_results: [{ status: 'success', result: 'ok' }] });
+    await galaxy.next('task_end', 0);
+    errFrom = device.frames.length;
+    device.sendFrame(inSession(binaryMessageFrames(randomBytes(10)), SID)[0]!);
+    expect((await device.next('error', errFrom)).error).toBe(noSession);
+    expect(galaxy.texts('binary_data')).toEqual([]);
+  });
+});
