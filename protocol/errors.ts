@@ -159,7 +159,12 @@ export const Errors = {
 export type ErrorName = keyof typeof Errors;
 type ParamsOf<N extends ErrorName> = (typeof Errors)[N] extends Spec<infer P> ? P : never;
 
-/** A typed aipd error: a stable numeric `code`, its catalogue `name`, and the wire text as `message`. */
+/**
+ * A typed aipd error: a stable numeric `code`, its catalogue `name`, and the wire text as `message`.
+ * It is a value sent to peers, not a bug report, so no stack trace is captured: that capture was most of its
+ * cost, and a flood of bad frames would otherwise cost far more per frame than valid traffic. `stack` holds
+ * just the name and message.
+ */
 export class AipError extends Error {
   override readonly name = 'AipError';
   constructor(
@@ -168,7 +173,13 @@ export class AipError extends Error {
     message: string,
     readonly path?: readonly (string | number)[],
   ) {
-    super(message);
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 

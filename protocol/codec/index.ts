@@ -7,7 +7,7 @@
 import type { ClientMessage, ClientMessageInput, ServerMessage, ServerMessageInput } from '../messages.js';
 import { validateClientMessage, validateServerMessage } from '../validate.js';
 import { clientWire, serverWire } from '../wire.js';
-import { decodeJson, encodeJson } from './json.js';
+import { decodeJson, encodeJson, encodeServerJson } from './json.js';
 import { DEFAULT_LIMITS, type Decoded, type DecodeLimits } from './limits.js';
 import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
 
@@ -72,6 +72,8 @@ export function decodeServerMessage(
 }
 
 export function encodeServerMessage(codec: WireCodec, msg: ServerMessageInput): string | Uint8Array {
+  // The same text as jsonCodec.encode(serverWire(msg)), without the intermediate object (see encodeServerJson).
+  if (codec === jsonCodec) return encodeServerJson(msg);
   return codec.encode(serverWire(msg));
 }
 

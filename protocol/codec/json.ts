@@ -5,6 +5,8 @@
  * Encode produces UFO's form: compact, every declared key present (null when absent), in declaration order.
  */
 import { aipError, type AipError } from '../errors.js';
+import type { ServerMessageInput } from '../messages.js';
+import { serverWire } from '../wire.js';
 import { checkTree, jsonTypeName } from './guards.js';
 import type { Decoded, DecodeLimits } from './limits.js';
 
@@ -50,6 +52,89 @@ export function decodeJson(
 /** Encodes an already-ordered wire object as compact JSON text. */
 export function encodeJson(wire: object): string {
   return JSON.stringify(wire);
+}
+
+/**
+ * `JSON.stringify(serverWire(msg))`, byte for byte, built by concatenation: the keys are constant, and strings,
+ * numbers, booleans and nulls are written directly; objects and arrays (`parameters`, `result`, `messages`)
+ * go to JSON.stringify. A value this does not model exactly (a `toJSON` method, which JSON.stringify would
+ * call with the key; a function, symbol or bigint) sends the whole message down the generic path.
+ */
+export function encodeServerJson(msg: ServerMessageInput): string {
+  const actions = msg.actions;
+  let out = '{"type":';
+  if (
+    !put(msg.type) ||
+    !put2(',"status":', msg.status) ||
+    !put2(',"user_request":', msg.user_request) ||
+    !put2(',"agent_name":', msg.agent_name) ||
+    !put2(',"process_name":', msg.process_name) ||
+    !put2(',"root_name":', msg.root_name)
+  )
+    return generic(msg);
+  if (Array.isArray(actions)) {
+    out += ',"actions":[';
+    for (let i = 0; i < actions.length; i++) {
+      const c = actions[i];
+      if (
+        c === null ||
+        typeof c !== 'object' ||
+        !put2(i === 0 ? '{"tool_name":' : ',{"tool_name":', c.tool_name) ||
+        !put2(',"parameters":', c.parameters) ||
+        !put2(',"tool_type":', c.tool_type) ||
+        !put2(',"call_id":', c.call_id)
+      )
+        return generic(msg);
+      out += '}';
+    }
+    out += ']';
+  } else if (!put2(',"actions":', actions)) return generic(msg);
+  if (
+    !put2(',"messages":', msg.messages) ||
+    !put2(',"error":', msg.error) ||
+    !put2(',"session_id":', msg.session_id) ||
+    !put2(',"task_name":', msg.task_name) ||
+    !put2(',"timestamp":', msg.timestamp) ||
+    !put2(',"response_id":', msg.response_id) ||
+    !put2(',"result":', msg.result)
+  )
+    return generic(msg);
+  return out + '}';
+
+  function put2(key: string, v: unknown): boolean {
+    out += key;
+    return put(v);
+  }
+  function put(v: unknown): boolean {
+    const piece = jsonValue(v);
+    if (piece === null) return false;
+    out += piece;
+    return true;
+  }
+}
+
+function generic(msg: ServerMessageInput): string {
+  return JSON.stringify(serverWire(msg));
+}
+
+/** Characters JSON.stringify escapes in a string: `"`, `\`, controls, and lone surrogates. */
+// eslint-disable-next-line no-control-regex -- the control characters are exactly what JSON escapes
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** The JSON text of one property value, or null when only the generic path reproduces JSON.stringify. */
+function jsonValue(v: unknown): string | null {
+  if (v === null || v === undefined) return 'null';
+  switch (typeof v) {
+    case 'string':
+      return NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`;
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(v);
+    case 'object':
+      return typeof (v as { toJSON?: unknown }).toJSON === 'function' ? null : JSON.stringify(v);
+    default:
+      return null;
+  }
 }
 
 function fail(error: AipError): Decoded<never> {

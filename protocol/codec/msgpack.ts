@@ -51,16 +51,6 @@ function hasProtoString(buf: Buffer): boolean {
   return false;
 }
 
-/** For a string token at `i`: its header size and payload length (-1 when the frame ends early); else null. */
-function strPayload(b: Uint8Array, i: number): [header: number, len: number] | null {
-  const t = b[i]!;
-  if (t >= 0xa0 && t <= 0xbf) return [1, t & 0x1f];
-  if (t === 0xd9) return [2, uint(b, i, 1)];
-  if (t === 0xda) return [3, uint(b, i, 2)];
-  if (t === 0xdb) return [5, uint(b, i, 4)];
-  return null;
-}
-
 /** Big-endian unsigned integer of `n` bytes after position `i`; -1 when the frame ends early. */
 function uint(b: Uint8Array, i: number, n: number): number {
   if (i + n >= b.length) return -1;
@@ -94,26 +84,56 @@ function skip(b: Uint8Array, i: number): number {
 }
 const payload = (header: number, len: number): number => (len < 0 ? -1 : header + len);
 
+/** Strings up to this many bytes are checked in JS when they are ASCII; longer ones go to the native validator. */
+const SHORT_STRING = 256;
+
 /**
  * msgpackr does not fail on invalid UTF-8 (it substitutes or mis-decodes), so every string payload of the
- * frame is checked with the native validator. A linear token scan suffices: containers are only headers,
- * and bin/ext payloads are skipped. A malformed or truncated frame stops the scan; unpack then rejects it.
+ * frame is checked. A linear token scan suffices: containers are only headers, and bin/ext payloads are
+ * skipped. A malformed or truncated frame stops the scan; unpack then rejects it.
+ * Short ASCII strings (keys, ids, enum values: nearly every string of an AIP frame) are accepted by a byte loop;
+ * any other string is given to the native validator (`buffer.isUtf8`).
  */
 function hasInvalidUtf8(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; ) {
-    const str = strPayload(bytes, i);
-    if (str) {
-      const [header, len] = str;
-      if (len < 0 || i + header + len > bytes.length) return false;
-      if (len > 0 && !isUtf8(bytes.subarray(i + header, i + header + len))) return true;
-      i += header + len;
+  const end = bytes.length;
+  for (let i = 0; i < end; ) {
+    const t = bytes[i]!;
+    let header: number;
+    let len: number;
+    if (t >= 0xa0 && t <= 0xbf) {
+      header = 1;
+      len = t & 0x1f;
+    } else if (t === 0xd9) {
+      header = 2;
+      len = uint(bytes, i, 1);
+    } else if (t === 0xda) {
+      header = 3;
+      len = uint(bytes, i, 2);
+    } else if (t === 0xdb) {
+      header = 5;
+      len = uint(bytes, i, 4);
+    } else {
+      const n = skip(bytes, i);
+      if (n < 0) return false;
+      i += n;
       continue;
     }
-    const n = skip(bytes, i);
-    if (n < 0) return false;
-    i += n;
+    const start = i + header;
+    const stop = start + len;
+    if (len < 0 || stop > end) return false;
+    if (len > 0 && !validString(bytes, start, stop)) return true;
+    i = stop;
   }
   return false;
+}
+
+function validString(bytes: Uint8Array, start: number, stop: number): boolean {
+  if (stop - start <= SHORT_STRING) {
+    let k = start;
+    while (k < stop && bytes[k]! < 0x80) k++;
+    if (k === stop) return true;
+  }
+  return isUtf8(bytes.subarray(start, stop));
 }
 
 /** Encodes a wire object, leaving out null and undefined members at the top level. */

@@ -68,7 +68,9 @@ export class PlanAgent implements Agent {
       if (!parsed.ok) return { status: 'failed', result: record, error: parsed.error.message };
       plan = parsed.plan;
     }
-    for (const [i, step] of plan.steps.entries()) {
+    const steps = plan.steps;
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i]!;
       if (typeof step === 'string') return failed(record, aipError('PLAN_STEP_NOT_EXECUTABLE', { step: i }).message);
       let results: Result[];
       try {

@@ -6,6 +6,7 @@
  * - a timeout, a failed send or the executor's disconnect yields synthetic failure Results at once.
  */
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { aipError, type Command, type Result } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { CommandBatch, CommandExecutor } from '../session/types.js';
@@ -13,7 +14,11 @@ import type { Connection } from '../transport/connection.js';
 
 interface Pending {
   readonly actions: Command[];
+  /** performance.now() at which this batch times out. */
+  readonly deadline: number;
+  readonly signal: AbortSignal;
   readonly settle: (results: Result[]) => void;
+  readonly abort: (reason: Error) => void;
 }
 
 export interface DispatcherOptions {
@@ -26,9 +31,21 @@ export interface DispatcherOptions {
   readonly log: Logger;
 }
 
+/**
+ * Timeouts: every batch times out `timeoutMs` after it was sent. All batches of a dispatcher share that
+ * duration, so their deadlines grow in send order, which is the `pending` map's order. One timer per
+ * dispatcher is armed for the oldest pending deadline; when it fires it times out every due batch and re-arms
+ * for the next one. A batch answered in time costs no timer operation; the timer keeps the process alive
+ * only while batches are pending (as one timer per batch did).
+ * Abort: one listener per AbortSignal (a session passes the same signal to every batch), not one per batch.
+ */
 export class CommandDispatcher implements CommandExecutor {
   private readonly pending = new Map<string, Pending>();
   private gone: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Whether `timer` is armed (it is kept, unreffed, after firing with nothing pending). */
+  private armed = false;
+  private readonly watched = new WeakSet<AbortSignal>();
 
   constructor(private readonly opts: DispatcherOptions) {}
 
@@ -46,30 +63,21 @@ export class CommandDispatcher implements CommandExecutor {
     }));
     const responseId = randomUUID();
     return new Promise<Result[]>((resolve, reject) => {
-      const clock: { timer?: NodeJS.Timeout } = {};
-      const onAbort = (): void => {
-        cleanup();
-        reject(signal.reason as Error);
-      };
-      const cleanup = (): void => {
-        this.pending.delete(responseId);
-        if (clock.timer) clearTimeout(clock.timer);
-        signal.removeEventListener('abort', onAbort);
-      };
+      if (this.gone !== null) return resolve(synthetic(actions, this.gone));
+      const conn = this.opts.executorConn();
+      if (!conn || conn.closed) return resolve(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
+
       const settle = (results: Result[]): void => {
-        cleanup();
+        this.remove(responseId);
         resolve(results);
       };
-      if (this.gone !== null) return settle(synthetic(actions, this.gone));
-      const conn = this.opts.executorConn();
-      if (!conn || conn.closed) return settle(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
-
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(responseId, { actions, settle });
-      clock.timer = setTimeout(() => {
-        this.opts.log.warn({ response_id: responseId, ms: this.opts.timeoutMs }, 'command timed out');
-        settle(synthetic(actions, aipError('COMMAND_TIMEOUT', { ms: this.opts.timeoutMs }).message));
-      }, this.opts.timeoutMs);
+      const abort = (reason: Error): void => {
+        this.remove(responseId);
+        reject(reason);
+      };
+      this.watch(signal);
+      this.pending.set(responseId, { actions, deadline: performance.now() + this.opts.timeoutMs, signal, settle, abort });
+      this.armTimer();
       const sent = conn.send({
         type: 'command',
         status: 'continue',
@@ -79,7 +87,7 @@ export class CommandDispatcher implements CommandExecutor {
         actions,
         session_id: this.opts.sessionId,
         task_name: this.opts.taskName,
-        timestamp: new Date().toISOString(),
+        timestamp: isoNow(),
         response_id: responseId,
       });
       if (!sent) settle(synthetic(actions, 'send to executor failed: connection closed'));
@@ -103,6 +111,75 @@ export class CommandDispatcher implements CommandExecutor {
     this.gone = reason;
     for (const p of [...this.pending.values()]) p.settle(synthetic(p.actions, reason));
   }
+
+  /** The session has ended: drop the timer now, so nothing holds this dispatcher until it would have fired. */
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.armed = false;
+  }
+
+  private remove(responseId: string): void {
+    this.pending.delete(responseId);
+    // Nothing pending: let the process exit (the timer, if armed, fires once more and finds nothing).
+    if (this.pending.size === 0) this.timer?.unref();
+  }
+
+  /** Rejects this signal's pending batches when it aborts; one listener per signal, added on first use. */
+  private watch(signal: AbortSignal): void {
+    if (this.watched.has(signal)) return;
+    this.watched.add(signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const p of [...this.pending.values()]) if (p.signal === signal) p.abort(signal.reason as Error);
+      },
+      { once: true },
+    );
+  }
+
+  /** Makes sure the timer will fire by the oldest pending deadline (it already does if armed). */
+  private armTimer(): void {
+    if (this.armed) {
+      this.timer!.ref();
+      return;
+    }
+    this.armed = true;
+    if (this.timer) {
+      this.timer.ref();
+      this.timer.refresh(); // the oldest pending batch was just added, so its deadline is timeoutMs away
+    } else {
+      this.timer = setTimeout(() => this.sweep(), this.opts.timeoutMs);
+    }
+  }
+
+  /** Times out every due batch, then re-arms for the oldest one left. */
+  private sweep(): void {
+    this.armed = false;
+    const now = performance.now();
+    for (const [responseId, p] of this.pending) {
+      const left = p.deadline - now;
+      if (left > 0) {
+        this.armed = true;
+        this.timer = setTimeout(() => this.sweep(), Math.ceil(left));
+        return;
+      }
+      this.opts.log.warn({ response_id: responseId, ms: this.opts.timeoutMs }, 'command timed out');
+      p.settle(synthetic(p.actions, aipError('COMMAND_TIMEOUT', { ms: this.opts.timeoutMs }).message));
+    }
+  }
+}
+
+/** `new Date().toISOString()`, formatted once per millisecond. */
+let isoMs = -1;
+let isoText = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
 }
 
 /** One Result per action, in order: missing results (or `action_results: null`) become failures. */

@@ -221,6 +221,7 @@ export class TaskService {
       error: frame.error ?? null,
     });
     this.live.delete(live.id);
+    live.dispatcher.dispose();
     this.unindex(live.ownerId, live.id);
     this.unindex(live.executorId, live.id);
     this.onSessionEnded?.(live.id);
