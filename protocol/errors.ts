@@ -22,8 +22,6 @@ export const CloseCode = {
   TARGET_NOT_CONNECTED: 4003,
   /** Too many connections are waiting to register. */
   TOO_MANY_UNREGISTERED: 4004,
-  /** A frame could not be decoded at all on a connection that cannot resynchronise (e.g. binary in UFO mode). */
-  UNSUPPORTED_FRAME: 4005,
   /** The peer stayed over its outbound budget for longer than the slow-consumer timeout. */
   SLOW_CONSUMER: 4008,
 } as const;

@@ -47,11 +47,14 @@ function fieldName(path: readonly PropertyKey[]): string {
 }
 
 /** Validates a parsed value as a plan; a bad plan becomes INVALID_PLAN naming the first offending field. */
+/** zod's compiled parser of the same schema (falls back to the runtime parser, and its issues, on failure). */
+const CompiledPlan = z.compile(Plan);
+
 export function parsePlan(value: unknown): { ok: true; plan: Plan } | { ok: false; error: AipError } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, error: aipErrorAt('INVALID_PLAN', [], { detail: 'a plan must be a JSON object' }) };
   }
-  const r = Plan.safeParse(value);
+  const r = CompiledPlan.safeParse(value);
   if (r.success) return { ok: true, plan: r.data };
   // A step that is neither a string nor an action step: report the deepest issue of the object branch.
   const issue = deepestIssue(r.error.issues);
@@ -77,25 +80,39 @@ function deepestIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
 
 /** Parses plan text (a plan file, or an inline plan in a task's `request`). */
 export function parsePlanText(text: string): { ok: true; plan: Plan } | { ok: false; error: AipError } {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    const detail = `not valid JSON (${e instanceof Error ? e.message : String(e)})`;
+  const parsed = parseJson(text);
+  if (!parsed.ok) {
+    const detail = `not valid JSON (${parsed.message})`;
     return { ok: false, error: aipErrorAt('INVALID_PLAN', [], { detail }) };
   }
-  return parsePlan(value);
+  return parsePlan(parsed.value);
 }
 
 function parseObject(text: string): Record<string, unknown> | null {
   const t = text.trimStart();
   if (!t.startsWith('{')) return null;
+  const parsed = parseJson(text);
+  if (!parsed.ok) return null;
+  const v = parsed.value;
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+}
+
+/**
+ * JSON.parse with a one-entry memo: starting a task looks at the same request text three times (agent
+ * selection, the session's plan object, the plan agent), and a long plan is costly to parse. Callers only read
+ * the value; it is never mutated.
+ */
+let memo: { text: string; result: { ok: true; value: unknown } | { ok: false; message: string } } | null = null;
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false; message: string } {
+  if (memo?.text === text) return memo.result;
+  let result: { ok: true; value: unknown } | { ok: false; message: string };
   try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
+    result = { ok: true, value: JSON.parse(text) as unknown };
+  } catch (e) {
+    result = { ok: false, message: e instanceof Error ? e.message : String(e) };
   }
+  memo = { text, result };
+  return result;
 }
 
 /**

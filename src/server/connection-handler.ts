@@ -20,14 +20,12 @@ import type { Logger } from '../logger.js';
 import type { Connection } from '../transport/connection.js';
 import type { ServerContext } from './context.js';
 import type { ClientRecord } from './registry.js';
+import { isChannelFrame } from '../../protocol/channel.js';
 import { isTransferFrame } from '../channel/aip-transfer.js';
 import { TransferRelay } from './transfer-relay.js';
 
 export const ConnState = { AWAITING_REGISTER: 'awaiting_register', REGISTERED: 'registered', CLOSED: 'closed' } as const;
 export type ConnState = (typeof ConnState)[keyof typeof ConnState];
-
-/** The first byte of an aipd data-channel frame (never valid UTF-8 nor msgpack). */
-export const CHANNEL_FRAME_MARKER = 0xc1;
 
 export class ConnectionHandler {
   state: ConnState = ConnState.AWAITING_REGISTER;
@@ -61,7 +59,7 @@ export class ConnectionHandler {
   message(data: ArrayBuffer | Uint8Array | string, isBinary: boolean): void {
     if (this.state === ConnState.CLOSED) return;
     try {
-      if (isBinary && typeof data !== 'string' && firstByte(data) === CHANNEL_FRAME_MARKER) {
+      if (isBinary && typeof data !== 'string' && isChannelFrame(data)) {
         if (this.state !== ConnState.REGISTERED) return this.fail(aipError('NOT_REGISTERED'), CloseCode.REGISTRATION_FAILED);
         this.ctx.channels?.onFrame(this.conn, toBytes(data));
         return;
@@ -217,9 +215,6 @@ function now(): string {
 }
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-function firstByte(data: ArrayBuffer | Uint8Array): number | undefined {
-  return data instanceof Uint8Array ? data[0] : new Uint8Array(data, 0, Math.min(1, data.byteLength))[0];
 }
 function toBytes(data: ArrayBuffer | Uint8Array): Uint8Array {
   return data instanceof Uint8Array ? data : new Uint8Array(data);
