@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    reporters: ['default'],
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' summary line.
+    reporters: ['default', ['json', { outputFile: '.vitest/results.json' }]],
   },
 });
