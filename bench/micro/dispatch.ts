@@ -8,45 +8,21 @@
  *
  * for the JSON (UFO) and msgpack codecs. Run: `npm run build && node dist/bench/micro/dispatch.js`.
  */
-import { randomUUID } from 'node:crypto';
 import {
   decodeClientMessage,
   encodeClientMessage,
   encodeServerMessage,
   jsonCodec,
   msgpackCodec,
-  type ClientMessageInput,
-  type ServerMessageInput,
   type WireCodec,
 } from '../../protocol/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { CommandDispatcher } from '../../src/server/command-dispatcher.js';
 import type { CommandBatch } from '../../src/session/types.js';
 import type { Connection } from '../../src/transport/connection.js';
+import { commandMsg, resultsMsg } from './frames.js';
 import { measure, printTable, type MicroResult } from './harness.js';
 
-const resultsMsg: ClientMessageInput = {
-  type: 'command_results',
-  status: 'continue',
-  client_type: 'device',
-  session_id: randomUUID(),
-  client_id: 'dev-1',
-  prev_response_id: randomUUID(),
-  action_results: [{ status: 'success', result: 'ok', error: null, call_id: randomUUID() }],
-  timestamp: new Date().toISOString(),
-  request_id: randomUUID(),
-};
-
-const commandMsg: ServerMessageInput = {
-  type: 'command',
-  status: 'continue',
-  agent_name: 'LinuxAgent',
-  actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i: 0 }, call_id: randomUUID() }],
-  session_id: randomUUID(),
-  task_name: 'bench',
-  timestamp: new Date().toISOString(),
-  response_id: randomUUID(),
-};
 
 const batch: CommandBatch = { agent_name: 'LinuxAgent', actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i: 0 } }] };
 

@@ -4,7 +4,6 @@
  * validation, zod validation of a decoded `command_results`, and one session step (session + plan agent +
  * an executor that answers at once). Run: `npm run build && node dist/bench/micro/hotpath.js`.
  */
-import { randomUUID } from 'node:crypto';
 import {
   aipError,
   decodeClientMessage,
@@ -14,37 +13,14 @@ import {
   msgpackCodec,
   serverWire,
   validateClientMessage,
-  type ClientMessageInput,
   type Result,
-  type ServerMessageInput,
 } from '../../protocol/index.js';
 import { PlanAgent } from '../../src/agents/plan-agent.js';
 import { LinuxServiceSession } from '../../src/session/service-sessions.js';
 import type { CommandBatch, CommandExecutor } from '../../src/session/types.js';
+import { commandMsg, resultsMsg } from './frames.js';
 import { measure, printTable, type MicroResult } from './harness.js';
 
-const resultsMsg: ClientMessageInput = {
-  type: 'command_results',
-  status: 'continue',
-  client_type: 'device',
-  session_id: randomUUID(),
-  client_id: 'dev-1',
-  prev_response_id: randomUUID(),
-  action_results: [{ status: 'success', result: 'ok', error: null, call_id: randomUUID() }],
-  timestamp: new Date().toISOString(),
-  request_id: randomUUID(),
-};
-
-const commandMsg: ServerMessageInput = {
-  type: 'command',
-  status: 'continue',
-  agent_name: 'LinuxAgent',
-  actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i: 0 }, call_id: randomUUID() }],
-  session_id: randomUUID(),
-  task_name: 'bench',
-  timestamp: new Date().toISOString(),
-  response_id: randomUUID(),
-};
 
 const STEPS = 1000;
 const planRequest = JSON.stringify({
