@@ -129,6 +129,14 @@ describe('file channels', () => {
     expect(h.router.stats()).toEqual({ channels: 0, bufferedBytes: 0 });
   });
 
+  it('creates missing folders under the root for an upload', async () => {
+    const data = randomBytes(70_000, 5);
+    await writeFile(path.join(local, 'nested.bin'), data);
+    const up = await uploadFile(h.controller, 's1', path.join(local, 'nested.bin'), 'sub/dir/nested.bin');
+    expect(up.sha256).toBe(sha(data));
+    expect(sha(await readFile(path.join(root, 'sub/dir/nested.bin')))).toBe(sha(data));
+  });
+
   it('rejects paths escaping the root: .., absolute, and a symlink out', async () => {
     const outside = path.join(tmp, 'outside');
     await mkdir(outside);

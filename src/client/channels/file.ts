@@ -10,7 +10,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { aipError, AipError } from '../../../protocol/index.js';
 import type { ChannelEndpoint } from '../../channel/endpoint.js';
 import type { IncomingChannel } from '../../channel/mux.js';
@@ -90,6 +91,8 @@ async function upload(incoming: IncomingChannel, file: string, p: Record<string,
   if (offset > size) offset = 0;
   let fh: FileHandle;
   try {
+    // Missing folders under the root are created (resolveInRoot checked that their existing ancestor is inside).
+    await mkdir(dirname(part), { recursive: true });
     fh = await open(part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
     await fh.truncate(offset);
   } catch (e) {
