@@ -95,6 +95,7 @@ export const Errors = {
   PLAN_STEP_NOT_EXECUTABLE: spec<{ step: number }>(3020, (p) => `Plan step ${p.step} is plain language; the plan agent can only run steps of the form {"actions": [...]}`),
   PLAN_STEP_FAILED: spec<{ step: number; tool: string; error: string }>(3021, (p) => `Plan step ${p.step} failed: tool '${p.tool}': ${p.error}`),
   INVALID_PLAN: spec<{ detail: string }>(3022, (p) => `Invalid plan: ${p.detail}`),
+  CANCELLED_BY_API: spec(3023, () => 'Task was cancelled by an API request'),
 
   // 4000–4099: device info (UFO texts)
   DEVICE_INFO_ROLE: spec(4000, () => 'DEVICE_INFO_REQUEST is permitted only for constellation clients'),
@@ -115,6 +116,7 @@ export const Errors = {
   HTTP_CLIENT_OFFLINE: spec(6004, () => 'Client not online'),
   HTTP_NOT_FOUND: spec(6005, () => 'Not Found'),
   HTTP_BAD_BODY: spec<{ detail: string }>(6006, (p) => p.detail),
+  HTTP_SESSION_NOT_FOUND: spec(6007, () => 'Session not found'),
 
   // 7000–7099: data channels (protocol/channel.ts) and AIP binary/file transfer (ufo-aip.md §10)
   CHANNEL_BAD_FRAME: spec<{ detail: string }>(7000, (p) => `Invalid channel frame: ${p.detail}`),

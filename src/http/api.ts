@@ -31,6 +31,16 @@ export function createApi(deps: ApiDeps): (req: HttpRequestData) => HttpResponse
     'GET /api/health': () => json(200, { status: 'healthy', online_clients: deps.registry.list() }),
     'POST /api/dispatch': (req) => dispatch(req),
     'GET /api/task_result/:name': (_req, name) => taskResult(name),
+    'GET /api/sessions': () => json(200, { sessions: [...deps.tasks.live.values()].map((l) => deps.tasks.describe(l)) }),
+    'GET /api/sessions/:id': (_req, id) => {
+      const live = deps.tasks.live.get(id);
+      return live ? json(200, deps.tasks.describe(live)) : detail(404, aipError('HTTP_SESSION_NOT_FOUND').message);
+    },
+    'DELETE /api/sessions/:id': (_req, id) => {
+      if (!deps.tasks.cancelById(id)) return detail(404, aipError('HTTP_SESSION_NOT_FOUND').message);
+      deps.log.info({ session_id: id }, 'task cancelled over HTTP');
+      return json(200, { status: 'cancelled', session_id: id });
+    },
   };
 
   function dispatch(req: HttpRequestData): HttpResponseData {

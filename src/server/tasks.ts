@@ -14,7 +14,7 @@ import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
 import type { Session } from '../session/session.js';
-import type { TaskOutcome } from '../session/types.js';
+import type { StatusChange, TaskOutcome } from '../session/types.js';
 import { CommandDispatcher } from './command-dispatcher.js';
 import type { ClientRecord, ClientRegistry } from './registry.js';
 import { MAX_ID_LENGTH, sanitizeTaskName } from './task-name.js';
@@ -33,6 +33,17 @@ export interface LiveSession {
   cancelReason: string | null;
   /** False when nobody should be told (the requester is gone and UFO sends nothing). */
   notifyRequester: boolean;
+}
+
+export interface SessionView {
+  session_id: string;
+  task_name: string;
+  owner: string;
+  executor: string;
+  platform: string;
+  state: string;
+  started_at: string;
+  history: readonly StatusChange[];
 }
 
 export type TaskResultEntry =
@@ -148,6 +159,28 @@ export class TaskService {
   async shutdown(): Promise<void> {
     for (const live of this.live.values()) this.cancel(live, aipError('SERVER_SHUTDOWN').message);
     await Promise.allSettled([...this.running]);
+  }
+
+  /** Cancels a live session on request (HTTP API): the requester gets `task_end` failed. False if not live. */
+  cancelById(sessionId: string): boolean {
+    const live = this.live.get(sessionId);
+    if (!live) return false;
+    this.cancel(live, aipError('CANCELLED_BY_API').message);
+    return true;
+  }
+
+  /** A live session as the HTTP API shows it. */
+  describe(live: LiveSession): SessionView {
+    return {
+      session_id: live.id,
+      task_name: live.taskName,
+      owner: live.ownerId,
+      executor: live.executorId,
+      platform: live.session.platform,
+      state: live.session.state,
+      started_at: live.startedAt,
+      history: live.session.history,
+    };
   }
 
   /** The requester and executor of a live session, or null. */

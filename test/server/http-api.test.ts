@@ -92,6 +92,31 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     expect(d.frames.every((f) => f.isBinary)).toBe(true);
   });
 
+  it('lists live sessions and cancels one, ending it with task_end failed for the requester', async () => {
+    const d = await RawClient.connect(server.url);
+    clients.push(d);
+    await d.register('dev-1', { metadata: { platform: 'linux' } });
+    const k = await RawClient.connect(server.url);
+    clients.push(k);
+    await k.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
+    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(3), session_id: 'k@long', task_name: 'long' });
+    await d.next((m) => m.type === 'command', 5000, 0);
+    const list = await api('/api/sessions');
+    expect(list.status).toBe(200);
+    expect(list.body.sessions).toEqual([
+      expect.objectContaining({ session_id: 'k@long', task_name: 'long', owner: 'k@dev-1', executor: 'dev-1', platform: 'linux', state: 'running' }),
+    ]);
+    const one = await api('/api/sessions/k%40long');
+    expect((one.body.history as { state: string }[]).map((h) => h.state)).toEqual(['created', 'running']);
+    expect(await api('/api/sessions/k%40long', { method: 'DELETE', key: 'wrong' })).toMatchObject({ status: 401 });
+    expect(await api('/api/sessions/k%40long', { method: 'DELETE' })).toEqual({ status: 200, body: { status: 'cancelled', session_id: 'k@long' } });
+    const end = await k.next((m) => m.type === 'task_end', 5000, 0);
+    expect(end).toMatchObject({ status: 'failed', session_id: 'k@long', error: 'Task was cancelled by an API request' });
+    expect(await api('/api/sessions/k%40long')).toEqual({ status: 404, body: { detail: 'Session not found' } });
+    expect(await api('/api/sessions/nope', { method: 'DELETE' })).toEqual({ status: 404, body: { detail: 'Session not found' } });
+    expect((await api('/api/task_result/long')).body).toMatchObject({ status: 'done', task_status: 'failed' });
+  });
+
   it('answers unknown routes and methods with JSON errors', async () => {
     expect(await api('/nope')).toEqual({ status: 404, body: { detail: 'Not Found' } });
     expect(await api('/api/nope')).toEqual({ status: 404, body: { detail: 'Not Found' } });
