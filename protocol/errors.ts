@@ -138,6 +138,7 @@ export const Errors = {
   CHANNEL_CANCELLED: spec(7013, () => 'Channel was cancelled'),
   CHANNEL_SELF: spec(7014, () => 'The requester and the executor of this session are the same connection; there is no peer'),
   CHANNEL_BAD_PARAMS: spec<{ detail: string }>(7015, (p) => `Invalid channel parameters: ${p.detail}`),
+  CHANNEL_OPEN_TIMEOUT: spec<{ ms: number }>(7016, (p) => `Channel open was not answered within ${p.ms} ms`),
   FILE_PATH_ESCAPE: spec<{ path: string }>(7020, (p) => `Path '${p.path}' escapes the file root`),
   FILE_NOT_FOUND: spec<{ path: string }>(7021, (p) => `File '${p.path}' not found`),
   FILE_CHECKSUM_MISMATCH: spec<{ expected: string; got: string }>(7022, (p) => `SHA-256 mismatch: expected ${p.expected}, got ${p.got}`),

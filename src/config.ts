@@ -41,6 +41,8 @@ export const ServerConfig = z.object({
   slowConsumerTimeoutMs: positiveMs.default(10_000),
   /** WebSocket idle timeout in seconds; uWS pings automatically well before it. 0 disables. */
   idleTimeoutSec: z.number().int().min(0).max(960).default(60),
+  /** How long a data-channel OPEN may wait for the other party's answer. */
+  channelOpenTimeoutMs: positiveMs.default(30_000),
   /** task_name → results cache size, for GET /api/task_result. */
   taskResultCacheSize: z.number().int().positive().default(10_000),
   /** Time given to sockets to flush their last frames on shutdown. */
@@ -69,6 +71,7 @@ const FLAGS = {
   'outbound-budget-bytes': { key: 'outboundBudgetBytes', type: 'int' },
   'slow-consumer-timeout-ms': { key: 'slowConsumerTimeoutMs', type: 'int' },
   'idle-timeout-sec': { key: 'idleTimeoutSec', type: 'int' },
+  'channel-open-timeout-ms': { key: 'channelOpenTimeoutMs', type: 'int' },
 } as const satisfies Record<string, { key: keyof ServerConfigInput; type: 'int' | 'string' | 'boolean' }>;
 
 type FlagName = keyof typeof FLAGS;

@@ -39,6 +39,8 @@ export interface ChannelHost {
 export interface ChannelRouterOptions {
   /** Largest window passed on (bytes); bounds what one channel can queue towards a reader. Default 1 MiB. */
   readonly maxWindow?: number;
+  /** How long a relayed OPEN may wait for ACCEPT or REJECT before both ends get RESET. Default 30 s. */
+  readonly openTimeoutMs?: number;
   /** Channels one connection may take part in. Default 64. */
   readonly maxChannelsPerConnection?: number;
   readonly logger?: Logger;
@@ -62,6 +64,8 @@ interface Relay {
   readonly a: End; // opener
   readonly b: End;
   open: boolean;
+  /** Pending until the other party answers the OPEN. */
+  openTimer: NodeJS.Timeout | null;
 }
 interface Local {
   readonly type: 'local';
@@ -217,11 +221,18 @@ export class ChannelRouter {
       a: { conn, id: f.channel, seq: 0, sent: 0, consumed: 0, window: 0, fin: false },
       b: { conn: other, id: bId, seq: 0, sent: 0, consumed: 0, window: openerWindow, fin: false },
       open: false,
+      openTimer: null,
     };
     mine.refs.set(f.channel, { chan, side: 'a' });
     theirs.refs.set(bId, { chan, side: 'b' });
     this.index(chan);
     this.send(other, encodeOpen(bId, openerWindow, f.body));
+    const ms = this.opts.openTimeoutMs ?? 30_000;
+    chan.openTimer = setTimeout(() => {
+      chan.openTimer = null;
+      if (!chan.open) this.kill(chan, aipError('CHANNEL_OPEN_TIMEOUT', { ms }), null);
+    }, ms);
+    chan.openTimer.unref();
   }
 
   private onRelayFrame(chan: Relay, side: 'a' | 'b', f: ChannelFrame, raw: Uint8Array): void {
@@ -237,6 +248,7 @@ export class ChannelRouter {
           return this.free(chan);
         }
         chan.open = true;
+        this.clearOpenTimer(chan);
         peer.window = Math.min(f.window, this.maxWindow);
         return void this.send(peer.conn, encodeAccept(peer.id, peer.window));
       case ChannelOp.DATA: {
@@ -286,9 +298,15 @@ export class ChannelRouter {
     this.free(chan);
   }
 
+  private clearOpenTimer(chan: Relay): void {
+    if (chan.openTimer) clearTimeout(chan.openTimer);
+    chan.openTimer = null;
+  }
+
   private free(chan: Chan): void {
     if (chan.type === 'local') this.conns.get(chan.conn)?.refs.delete(chan.id);
     else {
+      this.clearOpenTimer(chan);
       this.conns.get(chan.a.conn)?.refs.delete(chan.a.id);
       this.conns.get(chan.b.conn)?.refs.delete(chan.b.id);
     }

@@ -12,7 +12,7 @@ commands:
   serve      run the AIP server (flags: --port 5000 --host 127.0.0.1 --api-key KEY --platform windows|linux|mobile
              --log-level info --config FILE --local --registration-timeout-ms --command-timeout-ms
              --max-unregistered --max-sessions-per-device --max-payload-bytes --outbound-budget-bytes
-             --slow-consumer-timeout-ms --idle-timeout-sec; each also as env AIPD_<FLAG>)
+             --slow-consumer-timeout-ms --idle-timeout-sec --channel-open-timeout-ms; each also as env AIPD_<FLAG>)
   device     run a sample device (--url --token --client-id --platform --plan FILE --allow-exec)
   loadtest   load-test an aipd server (--url --token --devices --steps --duration --codec json|msgpack)
   help       show this text`;

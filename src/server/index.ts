@@ -42,7 +42,7 @@ export async function startServer(input: ServerConfigInput | ServerConfig, opts:
       sessionParties: (sid) => tasks.parties(sid),
       connectionOf: (id) => registry.get(id)?.conn ?? null,
     },
-    { logger: log.child({ component: 'channels' }), ...opts.channels },
+    { logger: log.child({ component: 'channels' }), openTimeoutMs: config.channelOpenTimeoutMs, ...opts.channels },
   );
   tasks.onSessionEnded = (sid) => channels.onSessionEnded(sid);
   const sink: ChannelSink = channels;

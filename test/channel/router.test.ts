@@ -21,7 +21,7 @@ const frames = (c: FakeConnection): ChannelFrame[] =>
   });
 
 /** A router with raw (recording-only) connections: ctl and dev are parties of s1, eve is registered but not. */
-function rawRouter(maxWindow?: number) {
+function rawRouter(maxWindow?: number, openTimeoutMs?: number) {
   const conns = { ctl: new FakeConnection('1'), dev: new FakeConnection('2'), eve: new FakeConnection('3'), anon: new FakeConnection('4') };
   const sessions = new Map([['s1', { requesterId: 'ctl', executorId: 'dev' }]]);
   const host: ChannelHost = {
@@ -29,7 +29,7 @@ function rawRouter(maxWindow?: number) {
     sessionParties: (sid) => sessions.get(sid) ?? null,
     connectionOf: (id) => (id === 'ctl' ? conns.ctl : id === 'dev' ? conns.dev : id === 'eve' ? conns.eve : null),
   };
-  return { router: new ChannelRouter(host, { maxWindow }), ...conns, sessions };
+  return { router: new ChannelRouter(host, { maxWindow, openTimeoutMs }), ...conns, sessions };
 }
 
 const open = (id: number, sid = 's1', window = 1000) => encodeOpen(id, window, { session_id: sid, kind: 'stream', params: {} });
@@ -67,6 +67,16 @@ describe('ChannelRouter', () => {
     expect(frames(r.ctl)).toMatchObject([{ op: ChannelOp.REJECT, code: 7003 }, { op: ChannelOp.REJECT, channel: 2, code: 7007 }]);
     expect(r.dev.sent).toEqual([]);
     expect(r.router.stats().channels).toBe(0);
+  });
+
+  it('resets both ends when the other party never answers an OPEN', async () => {
+    const r = rawRouter(undefined, 50);
+    r.router.onFrame(r.ctl, open(1));
+    expect(frames(r.dev)).toMatchObject([{ op: ChannelOp.OPEN }]);
+    expect(r.router.stats().channels).toBe(1);
+    await until(() => r.router.stats().channels === 0);
+    expect(frames(r.ctl)).toMatchObject([{ op: ChannelOp.RESET, channel: 1, code: 7016, reason: 'Channel open was not answered within 50 ms' }]);
+    expect(frames(r.dev).at(-1)).toMatchObject({ op: ChannelOp.RESET, code: 7016 });
   });
 
   it('a non-party cannot use another connection\'s channel ids', () => {
