@@ -61,7 +61,7 @@ export class ConnectionHandler {
     try {
       if (isBinary && typeof data !== 'string' && isChannelFrame(data)) {
         if (this.state !== ConnState.REGISTERED) return this.fail(aipError('NOT_REGISTERED'), CloseCode.REGISTRATION_FAILED);
-        this.ctx.channels?.onFrame(this.conn, toBytes(data));
+        this.ctx.channels.onFrame(this.conn, toBytes(data));
         return;
       }
       if (isBinary && this.transfer?.busy && typeof data !== 'string') {
@@ -100,7 +100,7 @@ export class ConnectionHandler {
     const wasRegistered = this.state === ConnState.REGISTERED;
     this.state = ConnState.CLOSED;
     this.clearRegistrationTimer(!wasRegistered);
-    this.ctx.channels?.onConnectionClosed(this.conn);
+    this.ctx.channels.onConnectionClosed(this.conn);
     this.transfer?.reset();
     const rec = this.record;
     if (!rec) return;

@@ -17,6 +17,6 @@ export interface ServerContext {
   readonly log: Logger;
   readonly registry: ClientRegistry;
   readonly tasks: TaskService;
-  readonly channels: ChannelSink | null;
+  readonly channels: ChannelSink;
   readonly counters: { unregistered: number };
 }
