@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { LatencyHistogram } from '../../src/cli/loadtest-hist.js';
-import type { AipSnapshot, ProgressFn } from '../../src/cli/loadtest-core.js';
+import { makeSnapshot, type AipSnapshot, type ProgressFn } from '../../src/cli/loadtest-core.js';
 import { buildFrame, RawWs } from '../../src/cli/loadtest-ws.js';
 
 export interface EchoLoadOptions {
@@ -97,26 +97,12 @@ export class EchoLoad {
   }
 
   snapshot(): AipSnapshot {
-    let out = 0;
-    let inb = 0;
-    for (const c of this.conns) {
-      out += c.ws.bytesOut;
-      inb += c.ws.bytesIn;
-    }
-    return {
-      elapsed_s: (performance.now() - this.since) / 1000,
+    return makeSnapshot(this.since, this.hist, this.conns, {
       round_trips: this.rt,
-      tasks_started: 0,
-      tasks_completed: 0,
-      tasks_failed: 0,
       errors: this.errors,
       first_error: this.firstError,
-      heartbeats_answered: 0,
       devices_connected: this.conns.filter((c) => !c.ws.closed).length,
-      bytes_out: out,
-      bytes_in: inb,
-      hist: this.hist.toJSON(),
-    };
+    });
   }
 
   stop(): void {

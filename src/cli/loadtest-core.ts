@@ -47,6 +47,34 @@ export interface AipSnapshot {
 
 export type ProgressFn = (done: number, total: number) => void;
 
+type Counted = Omit<AipSnapshot, 'elapsed_s' | 'hist' | 'bytes_out' | 'bytes_in'>;
+
+/** A snapshot from counters (absent ones are 0), the socket byte counts and the latency histogram. */
+export function makeSnapshot(
+  since: number,
+  hist: LatencyHistogram,
+  sockets: Iterable<{ ws: { bytesOut: number; bytesIn: number } }>,
+  counted: Partial<Counted> & Pick<Counted, 'round_trips' | 'errors' | 'first_error' | 'devices_connected'>,
+): AipSnapshot {
+  let out = 0;
+  let inb = 0;
+  for (const s of sockets) {
+    out += s.ws.bytesOut;
+    inb += s.ws.bytesIn;
+  }
+  return {
+    elapsed_s: (performance.now() - since) / 1000,
+    tasks_started: 0,
+    tasks_completed: 0,
+    tasks_failed: 0,
+    heartbeats_answered: 0,
+    ...counted,
+    bytes_out: out,
+    bytes_in: inb,
+    hist: hist.toJSON(),
+  };
+}
+
 type Msg = Record<string, unknown>;
 
 interface Device {
@@ -131,14 +159,7 @@ export class AipLoad {
   }
 
   snapshot(): AipSnapshot {
-    let out = 0;
-    let inb = 0;
-    for (const d of this.devices) {
-      out += d.ws.bytesOut;
-      inb += d.ws.bytesIn;
-    }
-    return {
-      elapsed_s: (performance.now() - this.since) / 1000,
+    return makeSnapshot(this.since, this.hist, this.devices, {
       round_trips: this.c.rt,
       tasks_started: this.c.started,
       tasks_completed: this.c.completed,
@@ -147,10 +168,7 @@ export class AipLoad {
       first_error: this.firstError,
       heartbeats_answered: this.c.hb,
       devices_connected: this.connected,
-      bytes_out: out,
-      bytes_in: inb,
-      hist: this.hist.toJSON(),
-    };
+    });
   }
 
   /** Stops answering and closes every socket. */
