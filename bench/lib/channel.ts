@@ -9,7 +9,7 @@ import type { LoadgenConfig } from '../loadgen.js';
 import { CHANNEL_CHUNK, CHANNEL_WINDOW, ECHO_WINDOW } from './channel-load.js';
 import { drive, type Measured } from './driver.js';
 import { startServer, stopChild } from './proc.js';
-import type { BenchSettings, ScenarioResult } from './scenarios.js';
+import { row, type BenchSettings, type ScenarioResult } from './scenarios.js';
 
 const MB = 1024 * 1024;
 const API_KEY = 'bench-key';
@@ -17,26 +17,10 @@ const AIPD_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url
 const UWS_ECHO = fileURLToPath(new URL('../servers/uws-echo.js', import.meta.url));
 const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
 
-function row(m: Measured, units: number, extra: Record<string, unknown>): ScenarioResult {
-  const chunksPerS = m.snap.round_trips / m.snap.elapsed_s;
-  return {
-    throughput_per_s: Math.round(chunksPerS),
-    p50_ms: m.hist.ms(0.5),
-    p99_ms: m.hist.ms(0.99),
-    server_cpu_s: round(m.cpu_s, 2),
-    server_rss_mb: round(m.rss_after / MB, 1),
-    connections: m.connected,
-    payload_bytes: CHANNEL_CHUNK,
-    duration_s: round(m.wall_s, 2),
-    per_server_cpu_s: m.cpu_s > 0 ? Math.round(m.snap.round_trips / m.cpu_s) : null,
-    mb_per_s: round((chunksPerS * CHANNEL_CHUNK) / MB, 1),
-    p90_ms: m.hist.ms(0.9),
-    max_ms: round(m.hist.maxUs / 1000),
-    errors: m.snap.errors,
-    ...(m.snap.first_error ? { first_error: m.snap.first_error } : {}),
-    streams: units,
-    ...extra,
-  };
+/** The shared row, plus MB/s and the stream count for 64 KiB chunks. */
+function chunkRow(m: Measured, streams: number, extra: Record<string, unknown>): ScenarioResult {
+  const mbPerS = round(((m.snap.round_trips / m.snap.elapsed_s) * CHANNEL_CHUNK) / MB, 1);
+  return row(m, streams, CHANNEL_CHUNK, { mb_per_s: mbPerS, streams, ...extra });
 }
 
 /** Rows `channel` and `uws-echo-64k`. */
@@ -47,7 +31,7 @@ export async function channelScenarios(s: BenchSettings & { channelStreams: numb
   try {
     const cfg: LoadgenConfig = { mode: 'channel', port: aipd.port, token: API_KEY, streams: s.channelStreams, idPrefix: 'bench-ch-', deadlineS };
     const m = await drive({ scenario: 'channel', server: aipd, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
-    out.channel = row(m, s.channelStreams, {
+    out.channel = chunkRow(m, s.channelStreams, {
       throughput_means: '64 KiB chunks delivered controller → device through aipd per second; latency = write → read',
       window_bytes: CHANNEL_WINDOW,
     });
@@ -58,7 +42,7 @@ export async function channelScenarios(s: BenchSettings & { channelStreams: numb
   try {
     const cfg: LoadgenConfig = { mode: 'echo-bin', port: echo.port, conns: s.channelStreams, deadlineS };
     const m = await drive({ scenario: 'uws-echo-64k', server: echo, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
-    out['uws-echo-64k'] = row(m, s.channelStreams, {
+    out['uws-echo-64k'] = chunkRow(m, s.channelStreams, {
       throughput_means: 'binary 64 KiB messages echoed per second',
       window: ECHO_WINDOW,
     });

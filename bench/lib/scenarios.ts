@@ -61,7 +61,8 @@ function startAipd(s: BenchSettings): Promise<StartedServer> {
   );
 }
 
-function row(m: Measured, conns: number, payload: number, extra: Record<string, unknown>): ScenarioResult {
+/** One result row from a measured run; `extra` adds scenario-specific fields. */
+export function row(m: Measured, conns: number, payload: number, extra: Record<string, unknown>): ScenarioResult {
   const thr = m.snap.round_trips / m.snap.elapsed_s;
   return {
     throughput_per_s: Math.round(thr),

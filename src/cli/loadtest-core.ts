@@ -10,9 +10,9 @@ import { performance } from 'node:perf_hooks';
 import { Packr, Unpackr } from 'msgpackr';
 import { LatencyHistogram, type HistogramJson } from './loadtest-hist.js';
 import { RawWs } from './loadtest-ws.js';
+import { SUBPROTOCOL_MSGPACK } from '../../protocol/index.js';
 
 export type LoadCodec = 'json' | 'msgpack';
-export const MSGPACK_SUBPROTOCOL = 'aip.msgpack.v1';
 
 export interface AipLoadOptions {
   host: string;
@@ -184,7 +184,7 @@ export class AipLoad {
       host,
       port,
       path: `${path}?token=${encodeURIComponent(token)}`,
-      ...(codec === 'msgpack' ? { protocol: MSGPACK_SUBPROTOCOL } : {}),
+      ...(codec === 'msgpack' ? { protocol: SUBPROTOCOL_MSGPACK } : {}),
     });
     const d: Device = { id, ws, registered: false, lastSent: 0, hbSent: 0 };
     this.devices.push(d);

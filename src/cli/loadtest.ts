@@ -7,19 +7,10 @@
  * The load generation itself lives in loadtest-core.ts, shared with bench/.
  */
 import { parseArgs } from 'node:util';
-import { AipLoad, type AipSnapshot, type LoadCodec } from './loadtest-core.js';
+import { AipLoad, type AipLoadOptions, type AipSnapshot } from './loadtest-core.js';
 import type { LatencyHistogram } from './loadtest-hist.js';
 
-export interface LoadtestOptions {
-  host: string;
-  port: number;
-  path: string;
-  token: string;
-  devices: number;
-  steps: number;
-  durationS: number;
-  codec: LoadCodec;
-}
+export type LoadtestOptions = Omit<AipLoadOptions, 'idPrefix' | 'connectConcurrency'> & { durationS: number };
 
 export const LOADTEST_USAGE =
   'usage: aipd loadtest --url ws://HOST:PORT/ws [--token KEY] [--devices N] [--steps S] [--duration SECONDS] [--codec json|msgpack]';
