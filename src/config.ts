@@ -45,6 +45,20 @@ export const ServerConfig = z.object({
   channelOpenTimeoutMs: positiveMs.default(30_000),
   /** task_name → results cache size, for GET /api/task_result. */
   taskResultCacheSize: z.number().int().positive().default(10_000),
+  /** Bytes the in-memory task-result cache may hold (by a content estimate); the oldest results go first. */
+  taskResultCacheBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  /** Dispatch ids (from /api/dispatch) remembered as aliases of their task names. */
+  dispatchAliasCacheSize: z.number().int().positive().default(10_000),
+  /** How long a cancelled agent may take to report its partial result before the session ends anyway. */
+  cancelGraceMs: positiveMs.default(1_000),
+  /** Largest HTTP request body; more gets 413. */
+  maxHttpBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  /** Bytes the socket layer may hold for one connection before frames wait in aipd's own outbound queue. */
+  highWaterMarkBytes: z.number().int().positive().default(1024 * 1024),
+  /** A connection whose pending outbound bytes exceed this many times its budget is closed at once. */
+  slowConsumerHardCap: z.number().int().min(1).default(4),
+  /** Bytes a client may send after `register` before its registration is confirmed (kept and replayed). */
+  registeringBufferBytes: z.number().int().positive().default(1024 * 1024),
   /** Time given to sockets to flush their last frames on shutdown. */
   shutdownGraceMs: positiveMs.default(2_000),
 });
@@ -72,6 +86,16 @@ const FLAGS = {
   'slow-consumer-timeout-ms': { key: 'slowConsumerTimeoutMs', type: 'int' },
   'idle-timeout-sec': { key: 'idleTimeoutSec', type: 'int' },
   'channel-open-timeout-ms': { key: 'channelOpenTimeoutMs', type: 'int' },
+  'max-depth': { key: 'maxDepth', type: 'int' },
+  'task-result-cache-size': { key: 'taskResultCacheSize', type: 'int' },
+  'task-result-cache-bytes': { key: 'taskResultCacheBytes', type: 'int' },
+  'dispatch-alias-cache-size': { key: 'dispatchAliasCacheSize', type: 'int' },
+  'cancel-grace-ms': { key: 'cancelGraceMs', type: 'int' },
+  'max-http-body-bytes': { key: 'maxHttpBodyBytes', type: 'int' },
+  'high-water-mark-bytes': { key: 'highWaterMarkBytes', type: 'int' },
+  'slow-consumer-hard-cap': { key: 'slowConsumerHardCap', type: 'int' },
+  'registering-buffer-bytes': { key: 'registeringBufferBytes', type: 'int' },
+  'shutdown-grace-ms': { key: 'shutdownGraceMs', type: 'int' },
 } as const satisfies Record<string, { key: keyof ServerConfigInput; type: 'int' | 'string' | 'boolean' }>;
 
 type FlagName = keyof typeof FLAGS;

@@ -19,19 +19,17 @@ import {
 import { silentLogger } from '../../src/logger.js';
 import { CommandDispatcher } from '../../src/server/command-dispatcher.js';
 import type { CommandBatch } from '../../src/session/types.js';
-import type { Connection } from '../../src/transport/connection.js';
+import type { ClientLink } from '../../src/state/client-directory.js';
 import { commandMsg, resultsMsg } from './frames.js';
 import { measure, printTable, type MicroResult } from './harness.js';
 
 
 const batch: CommandBatch = { agent_name: 'LinuxAgent', actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i: 0 } }] };
 
-/** An in-memory Connection that encodes what it is asked to send, like the uWS adapter does. */
-function fakeConnection(codec: WireCodec, sent: { responseId: string | null }): Connection {
+/** An in-memory client link that encodes what it is asked to send, like the server's peer does. */
+function fakeConnection(codec: WireCodec, sent: { responseId: string | null }): ClientLink {
   return {
     id: 'micro',
-    codec,
-    remoteAddress: '127.0.0.1',
     closed: false,
     send(msg) {
       encodeServerMessage(codec, msg);
@@ -55,7 +53,7 @@ async function forCodec(codec: WireCodec): Promise<MicroResult[]> {
     sessionId: 'micro-session',
     taskName: 'bench',
     executorId: 'dev-1',
-    executorConn: () => conn,
+    executor: () => conn,
     timeoutMs: 60_000,
     log: silentLogger(),
   });

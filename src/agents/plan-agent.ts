@@ -11,7 +11,7 @@
  */
 import { aipError } from '../../protocol/index.js';
 import type { Result } from '../../protocol/index.js';
-import type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from '../session/types.js';
+import type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from './contract.js';
 import { loadPlanFile, parsePlanText } from './plan.js';
 import type { ActionStep, Plan } from './plan.js';
 

@@ -3,7 +3,7 @@
  * `plan` agent; anything else goes to the configured default agent, or to none (the session then ends
  * `failed` with NOT_A_PLAN).
  */
-import type { Agent } from '../session/types.js';
+import type { Agent } from './contract.js';
 import { isPlanRequest } from './plan.js';
 import { PLAN_AGENT_NAME, PlanAgent } from './plan-agent.js';
 

@@ -23,8 +23,19 @@ import {
   type ChannelFrame,
   type OpenBody,
 } from '../../protocol/channel.js';
+import { Fsm, type TransitionTable } from '../lib/fsm.js';
 
 export type ChannelState = 'opening' | 'open' | 'half-closed-local' | 'half-closed-remote' | 'closed' | 'reset';
+
+/** The endpoint's transitions (same table style as the session's). A closed channel can still be reset locally. */
+export const CHANNEL_TRANSITIONS: TransitionTable<ChannelState> = {
+  opening: ['open', 'reset'],
+  open: ['half-closed-local', 'half-closed-remote', 'reset'],
+  'half-closed-local': ['closed', 'reset'],
+  'half-closed-remote': ['closed', 'reset'],
+  closed: ['reset'],
+  reset: [],
+};
 
 export const DEFAULT_RECEIVE_WINDOW = 256 * 1024;
 export const DEFAULT_MAX_CHUNK = 64 * 1024;
@@ -61,7 +72,7 @@ export class ChannelEndpoint {
   readonly channel: number;
   readonly receiveWindow: number;
   readonly maxChunk: number;
-  private _state: ChannelState;
+  private readonly fsm: Fsm<ChannelState>;
   private _error: AipError | null = null;
   private readonly sendFrame: (frame: Uint8Array) => boolean;
   // writer side
@@ -94,12 +105,12 @@ export class ChannelEndpoint {
     this.receiveWindow = opts.receiveWindow ?? DEFAULT_RECEIVE_WINDOW;
     this.advertisedWindow = this.receiveWindow;
     this.maxChunk = Math.max(1, opts.maxChunk ?? DEFAULT_MAX_CHUNK);
-    this._state = opts.initialState ?? 'opening';
+    this.fsm = new Fsm(CHANNEL_TRANSITIONS, opts.initialState ?? 'opening', 'channel');
     this.sendWindow = opts.sendWindow ?? 0;
   }
 
   get state(): ChannelState {
-    return this._state;
+    return this.fsm.state;
   }
   /** Why the channel was reset or rejected, if it was. */
   get error(): AipError | null {
@@ -111,7 +122,7 @@ export class ChannelEndpoint {
   }
   /** True once the channel can no longer carry anything (both FINs seen, or reset). */
   get finished(): boolean {
-    return this._state === 'closed' || this._state === 'reset';
+    return this.fsm.state === 'closed' || this.fsm.state === 'reset';
   }
   stats(): { inFlight: number; maxInFlight: number; sendWindow: number; queuedBytes: number; pendingWrites: number } {
     return {
@@ -145,14 +156,14 @@ export class ChannelEndpoint {
   }
   /** Resolves when ACCEPT arrives; rejects with the REJECT/RESET error. */
   opened(): Promise<void> {
-    if (this._state === 'opening') return new Promise((resolve, reject) => this.openWaiters.push({ resolve, reject }));
-    return this._state === 'reset' ? Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED')) : Promise.resolve();
+    if (this.fsm.state === 'opening') return new Promise((resolve, reject) => this.openWaiters.push({ resolve, reject }));
+    return this.fsm.state === 'reset' ? Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED')) : Promise.resolve();
   }
 
   /** Queues bytes; resolves when all of them are sent (credit permitting). Rejects if the channel resets. */
   write(bytes: Uint8Array): Promise<void> {
-    if (this._state === 'reset') return Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED'));
-    if (this.finQueued || this._state === 'half-closed-local' || this._state === 'closed')
+    if (this.fsm.state === 'reset') return Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED'));
+    if (this.finQueued || this.fsm.state === 'half-closed-local' || this.fsm.state === 'closed')
       return Promise.reject(aipError('CHANNEL_PROTOCOL', { channel: this.channel, detail: 'write after end' }));
     if (bytes.byteLength === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -163,7 +174,7 @@ export class ChannelEndpoint {
 
   /** Half-closes the writing direction after all queued data: sends FIN (with an optional JSON trailer). */
   end(trailer: Record<string, unknown> | null = null): Promise<void> {
-    if (this._state === 'reset') return Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED'));
+    if (this.fsm.state === 'reset') return Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED'));
     if (this.finQueued) return Promise.resolve();
     this.finQueued = true;
     return new Promise((resolve, reject) => {
@@ -188,7 +199,7 @@ export class ChannelEndpoint {
   take(): Uint8Array | null | undefined {
     const chunk = this.queue.shift();
     if (chunk === undefined) {
-      if (this._state === 'reset') throw this._error ?? aipError('CHANNEL_CANCELLED');
+      if (this.fsm.state === 'reset') throw this._error ?? aipError('CHANNEL_CANCELLED');
       return this.remoteFin ? null : undefined;
     }
     this.queuedBytes -= chunk.byteLength;
@@ -221,17 +232,17 @@ export class ChannelEndpoint {
 
   /** Feeds one decoded frame addressed to this channel. Protocol violations reset the channel. */
   handleFrame(f: ChannelFrame): void {
-    if (this._state === 'reset') return;
+    if (this.fsm.state === 'reset') return;
     switch (f.op) {
       case ChannelOp.ACCEPT:
-        if (this._state !== 'opening') return this.violation('unexpected ACCEPT');
+        if (this.fsm.state !== 'opening') return this.violation('unexpected ACCEPT');
         this.sendWindow = f.window;
         this.setState('open');
         for (const w of this.openWaiters) w.resolve();
         this.openWaiters = [];
         return this.pump();
       case ChannelOp.REJECT:
-        if (this._state !== 'opening') return this.violation('unexpected REJECT');
+        if (this.fsm.state !== 'opening') return this.violation('unexpected REJECT');
         return this.toReset(errorFromCode(f.code, f.reason));
       case ChannelOp.RESET:
         return this.toReset(errorFromCode(f.code, f.reason));
@@ -247,7 +258,7 @@ export class ChannelEndpoint {
   }
 
   private onData(seq: number, payload: Uint8Array): void {
-    if (this._state === 'opening' || this.remoteFin) return this.violation('DATA outside the open state');
+    if (this.fsm.state === 'opening' || this.remoteFin) return this.violation('DATA outside the open state');
     if (payload.byteLength === 0) return this.violation('empty DATA');
     if (seq !== this.recvSeq) return this.violation(`DATA seq ${seq}, expected ${this.recvSeq}`);
     const inFlight = this.recvBytes + payload.byteLength - this.advertisedConsumed;
@@ -262,7 +273,7 @@ export class ChannelEndpoint {
   }
 
   private onAck(consumed: number, window: number): void {
-    if (this._state === 'opening') return this.violation('ACK before ACCEPT');
+    if (this.fsm.state === 'opening') return this.violation('ACK before ACCEPT');
     if (consumed < this.ackedBytes || consumed > this.sentBytes) return this.violation(`ACK of ${consumed} bytes out of range`);
     this.ackedBytes = consumed;
     this.sendWindow = window;
@@ -270,16 +281,16 @@ export class ChannelEndpoint {
   }
 
   private onFin(seq: number, trailer: Record<string, unknown> | null): void {
-    if (this._state === 'opening' || this.remoteFin) return this.violation('unexpected FIN');
+    if (this.fsm.state === 'opening' || this.remoteFin) return this.violation('unexpected FIN');
     if (seq !== this.recvSeq) return this.violation(`FIN after ${seq} frames, received ${this.recvSeq}`);
     this.remoteFin = true;
     this._trailer = trailer;
-    this.setState(this._state === 'half-closed-local' ? 'closed' : 'half-closed-remote');
+    this.setState(this.fsm.state === 'half-closed-local' ? 'closed' : 'half-closed-remote');
     this.notify(this.readableListeners);
   }
 
   private maybeAck(): void {
-    if (this.remoteFin || this._state === 'reset') return;
+    if (this.remoteFin || this.fsm.state === 'reset') return;
     const unacked = this.consumedBytes - this.advertisedConsumed;
     if (unacked === 0) return;
     // Ack every quarter window, and whenever the consumer has drained the queue: a router may have clamped the
@@ -294,12 +305,12 @@ export class ChannelEndpoint {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.writes.length > 0 && (this._state === 'open' || this._state === 'half-closed-remote')) {
+      while (this.writes.length > 0 && (this.fsm.state === 'open' || this.fsm.state === 'half-closed-remote')) {
         const w = this.writes[0]!;
         if (w.data === null) {
           this.writes.shift();
           this.emit(encodeFin(this.channel, this.sendSeq, w.trailer));
-          this.setState(this._state === 'half-closed-remote' ? 'closed' : 'half-closed-local');
+          this.setState(this.fsm.state === 'half-closed-remote' ? 'closed' : 'half-closed-local');
           w.resolve();
           continue;
         }
@@ -336,7 +347,7 @@ export class ChannelEndpoint {
   }
 
   private toReset(err: AipError): void {
-    if (this._state === 'reset') return;
+    if (this.fsm.state === 'reset') return;
     this._error = err;
     this.queue.length = 0;
     this.queuedBytes = 0;
@@ -349,8 +360,8 @@ export class ChannelEndpoint {
   }
 
   private setState(s: ChannelState): void {
-    if (this._state === s) return;
-    this._state = s;
+    if (this.fsm.state === s) return;
+    this.fsm.go(s);
     this.notify(this.stateListeners);
   }
 

@@ -26,15 +26,25 @@ import {
   type ChannelFrame,
   type ChannelKind,
 } from '../../protocol/channel.js';
-import type { Connection } from '../transport/connection.js';
 import { ChannelEndpoint, DEFAULT_MAX_CHUNK, DEFAULT_RECEIVE_WINDOW } from './endpoint.js';
 
+/** A party's connection as the router sees it: an identity that frames can be sent to. */
+export interface ChannelPeer {
+  readonly id: string;
+  readonly closed: boolean;
+  sendRaw(data: Uint8Array, isBinary: boolean): boolean;
+}
+type Connection = ChannelPeer;
+
 export interface ChannelHost {
-  clientIdOf(conn: Connection): string | null;
+  clientIdOf(conn: ChannelPeer): string | null;
   /** The parties of a live session, or null. */
   sessionParties(sessionId: string): { requesterId: string; executorId: string } | null;
-  connectionOf(clientId: string): Connection | null;
+  connectionOf(clientId: string): ChannelPeer | null;
 }
+
+/** A channel began (relayed OPEN or local open) or ended (any way). */
+export type ChannelLifecycle = { type: 'opened' | 'closed'; sessionId: string; kind: ChannelKind };
 
 export interface ChannelRouterOptions {
   /** Largest window passed on (bytes); bounds what one channel can queue towards a reader. Default 1 MiB. */
@@ -44,6 +54,8 @@ export interface ChannelRouterOptions {
   /** Channels one connection may take part in. Default 64. */
   readonly maxChannelsPerConnection?: number;
   readonly logger?: Logger;
+  /** Told when a channel begins and ends. */
+  readonly onChannel?: (event: ChannelLifecycle) => void;
 }
 
 /** Per direction: the data written by this end towards the other. */
@@ -70,6 +82,7 @@ interface Relay {
 interface Local {
   readonly type: 'local';
   readonly sessionId: string;
+  readonly kind: ChannelKind;
   readonly conn: Connection;
   readonly id: number;
   readonly ep: ChannelEndpoint;
@@ -157,7 +170,7 @@ export class ChannelRouter {
       maxChunk: DEFAULT_MAX_CHUNK,
       initialState: 'opening',
     });
-    const chan: Local = { type: 'local', sessionId: req.sessionId, conn, id, ep };
+    const chan: Local = { type: 'local', sessionId: req.sessionId, kind: req.kind, conn, id, ep };
     entry.refs.set(id, { chan, side: 'local' });
     this.index(chan);
     ep.onStateChange(() => {
@@ -311,9 +324,9 @@ export class ChannelRouter {
       this.conns.get(chan.b.conn)?.refs.delete(chan.b.id);
     }
     const set = this.sessions.get(chan.sessionId);
-    if (set) {
-      set.delete(chan);
+    if (set?.delete(chan)) {
       if (set.size === 0) this.sessions.delete(chan.sessionId);
+      this.opts.onChannel?.({ type: 'closed', sessionId: chan.sessionId, kind: chan.kind });
     }
   }
 
@@ -321,6 +334,7 @@ export class ChannelRouter {
     let set = this.sessions.get(chan.sessionId);
     if (!set) this.sessions.set(chan.sessionId, (set = new Set()));
     set.add(chan);
+    this.opts.onChannel?.({ type: 'opened', sessionId: chan.sessionId, kind: chan.kind });
   }
 
   private entry(conn: Connection): ConnEntry {

@@ -10,7 +10,8 @@ import { performance } from 'node:perf_hooks';
 import { aipError, type Command, type Result } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { CommandBatch, CommandExecutor } from '../session/types.js';
-import type { Connection } from '../transport/connection.js';
+import type { ClientLink } from '../state/client-directory.js';
+import type { EventSink } from '../state/events.js';
 
 interface Pending {
   readonly actions: Command[];
@@ -25,10 +26,11 @@ export interface DispatcherOptions {
   readonly sessionId: string;
   readonly taskName: string;
   readonly executorId: string;
-  /** The executor's live connection, or undefined when it is gone. */
-  readonly executorConn: () => Connection | undefined;
+  /** How to reach the executor (from the client directory), or undefined when it is gone. */
+  readonly executor: () => ClientLink | undefined;
   readonly timeoutMs: number;
   readonly log: Logger;
+  readonly events?: EventSink;
 }
 
 /**
@@ -64,7 +66,7 @@ export class CommandDispatcher implements CommandExecutor {
     const responseId = randomUUID();
     return new Promise<Result[]>((resolve, reject) => {
       if (this.gone !== null) return resolve(synthetic(actions, this.gone));
-      const conn = this.opts.executorConn();
+      const conn = this.opts.executor();
       if (!conn || conn.closed) return resolve(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
 
       const settle = (results: Result[]): void => {
@@ -90,7 +92,13 @@ export class CommandDispatcher implements CommandExecutor {
         timestamp: isoNow(),
         response_id: responseId,
       });
-      if (!sent) settle(synthetic(actions, 'send to executor failed: connection closed'));
+      if (!sent) return settle(synthetic(actions, 'send to executor failed: connection closed'));
+      const events = this.opts.events;
+      if (events?.wants('command.sent')) {
+        const callIds = actions.map((a) => a.call_id ?? '');
+        const tools = actions.map((a) => a.tool_name);
+        events.emit('command.sent', { sessionId: this.opts.sessionId, executorId: this.opts.executorId, responseId, callIds, tools });
+      }
     });
   }
 

@@ -8,15 +8,17 @@
  * - `command_results` only look sessions up; they never create one (S8).
  */
 import { randomUUID } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import { AipError, aipError, type ClientMessage, type ServerMessageInput } from '../../protocol/index.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
 import type { Session } from '../session/session.js';
 import type { StatusChange, TaskOutcome } from '../session/types.js';
+import type { ClientDirectory, ClientInfo } from '../state/client-directory.js';
+import type { EventSink } from '../state/events.js';
+import type { SessionRecord, SessionStore } from '../state/session-store.js';
+import type { TaskResultStore } from '../state/task-results.js';
 import { CommandDispatcher } from './command-dispatcher.js';
-import type { ClientRecord, ClientRegistry } from './registry.js';
 import { MAX_ID_LENGTH, sanitizeTaskName } from './task-name.js';
 
 export interface LiveSession {
@@ -33,48 +35,47 @@ export interface LiveSession {
   cancelReason: string | null;
   /** False when nobody should be told (the requester is gone and UFO sends nothing). */
   notifyRequester: boolean;
+  /** The session's store writes, chained so they land in order. */
+  persisted: Promise<unknown>;
 }
 
-export interface SessionView {
-  session_id: string;
-  task_name: string;
-  owner: string;
-  executor: string;
-  platform: string;
-  state: string;
-  started_at: string;
-  history: readonly StatusChange[];
+export interface TaskState {
+  readonly directory: ClientDirectory;
+  readonly sessions: SessionStore;
+  readonly results: TaskResultStore;
+  readonly events: EventSink;
 }
-
-export type TaskResultEntry =
-  | { status: 'pending'; session_id: string }
-  | { status: 'done'; session_id: string; result: unknown; task_status: 'completed' | 'failed'; error: string | null };
 
 export class TaskService {
+  /** The sessions this process runs: their agents, dispatchers and parties. Their records are in the store. */
   readonly live = new Map<string, LiveSession>();
   /** client id → ids of the live sessions it owns or executes. */
   private readonly byClient = new Map<string, Set<string>>();
-  /** task_name → the latest session's status and results (Q2): bounded. */
-  readonly results: LRUCache<string, TaskResultEntry>;
   private readonly running = new Set<Promise<void>>();
-  /** Called after a session's `task_end` went out (data channels close with it). */
-  onSessionEnded: ((sessionId: string) => void) | null = null;
+  private readonly directory: ClientDirectory;
+  /** task_name → the latest session's status and results (Q2). */
+  readonly results: TaskResultStore;
+  readonly sessions: SessionStore;
+  private readonly events: EventSink;
 
   constructor(
     private readonly config: ServerConfig,
-    private readonly registry: ClientRegistry,
+    state: TaskState,
     private readonly factory: SessionFactory,
     private readonly log: Logger,
   ) {
-    this.results = new LRUCache({ max: config.taskResultCacheSize });
+    this.directory = state.directory;
+    this.results = state.results;
+    this.sessions = state.sessions;
+    this.events = state.events;
   }
 
   /** Starts a task for `requester`. Returns the session id (after sending the ACK), or the error to send. */
-  start(requester: ClientRecord, msg: ClientMessage): string | AipError {
+  start(requester: ClientInfo, msg: ClientMessage): string | AipError {
     if (!msg.request || !msg.request.trim()) return aipError('EMPTY_REQUEST');
     const executorId = this.resolveExecutor(requester, msg.target_id);
     if (executorId instanceof AipError) return executorId;
-    const executor = this.registry.get(executorId)!;
+    const executor = this.directory.get(executorId)!;
 
     const sessionId = msg.session_id ?? randomUUID();
     if (sessionId.length > MAX_ID_LENGTH || sessionId.length === 0)
@@ -87,9 +88,11 @@ export class TaskService {
     if (running >= this.config.maxSessionsPerDevice) return aipError('TOO_MANY_SESSIONS', { id: executorId, max: this.config.maxSessionsPerDevice });
 
     const taskName = sanitizeTaskName(msg.task_name);
+    const mode = typeof msg.metadata?.mode === 'string' ? msg.metadata.mode : DEFAULT_MODE;
     let session: Session;
+    const onStatus = (change: StatusChange): void => this.statusChanged(sessionId, change);
     try {
-      session = this.factory.create({ mode: 'service', platform: executor.platform, sessionId, taskName, request: msg.request });
+      session = this.factory.create({ mode, platform: executor.platform, sessionId, taskName, request: msg.request, onStatus });
     } catch (err) {
       if (err instanceof AipError) return err;
       throw err;
@@ -99,9 +102,10 @@ export class TaskService {
       sessionId,
       taskName,
       executorId,
-      executorConn: () => this.registry.get(executorId)?.conn,
+      executor: () => this.directory.link(executorId),
       timeoutMs: this.config.commandTimeoutMs,
       log,
+      events: this.events,
     });
     const live: LiveSession = {
       id: sessionId,
@@ -114,13 +118,28 @@ export class TaskService {
       startedAt: new Date().toISOString(),
       cancelReason: null,
       notifyRequester: true,
+      persisted: Promise.resolve(),
     };
     this.live.set(sessionId, live);
     this.index(requester.clientId, sessionId);
     this.index(executorId, sessionId);
-    this.results.set(taskName, { status: 'pending', session_id: sessionId });
+    const record: SessionRecord = {
+      id: sessionId,
+      taskName,
+      ownerId: requester.clientId,
+      executorId,
+      platform: session.platform,
+      mode: session.mode,
+      state: session.state,
+      createdAt: live.startedAt,
+      updatedAt: live.startedAt,
+      history: session.history,
+    };
+    void this.persist(live, () => this.sessions.create(record));
+    void this.persist(live, () => this.results.set(taskName, { status: 'pending', session_id: sessionId }));
+    this.events.emit('session.created', { sessionId, taskName, ownerId: requester.clientId, executorId, platform: session.platform, mode: session.mode });
 
-    requester.conn.send({ type: 'heartbeat', status: 'ok', session_id: sessionId, timestamp: now(), response_id: randomUUID() });
+    this.directory.link(requester.clientId)?.send({ type: 'heartbeat', status: 'ok', session_id: sessionId, timestamp: now(), response_id: randomUUID() });
     log.info({ owner: requester.clientId, executor: executorId, platform: executor.platform }, 'task started');
     const p = this.run(live, log).finally(() => this.running.delete(p));
     this.running.add(p);
@@ -128,15 +147,20 @@ export class TaskService {
   }
 
   /** Routes `command_results` from `sender`; anything not from the session's executor is dropped silently. */
-  deliverResults(sender: ClientRecord, msg: ClientMessage): boolean {
+  deliverResults(sender: ClientInfo, msg: ClientMessage): boolean {
     if (!msg.session_id) return false;
     const live = this.live.get(msg.session_id);
     if (!live || live.executorId !== sender.clientId) return false;
-    return live.dispatcher.deliver(msg.prev_response_id, msg.action_results);
+    if (!live.dispatcher.deliver(msg.prev_response_id, msg.action_results)) return false;
+    if (this.events.wants('results.received')) {
+      const statuses = (msg.action_results ?? []).map((r) => r.status);
+      this.events.emit('results.received', { sessionId: live.id, executorId: live.executorId, responseId: msg.prev_response_id!, statuses });
+    }
+    return true;
   }
 
   /** A registered client went away: end every session it owns or executes, at once. */
-  clientGone(client: ClientRecord, reason: 'disconnected' | 'slow_consumer'): void {
+  clientGone(client: ClientInfo, reason: 'disconnected' | 'slow_consumer'): void {
     const ids = this.byClient.get(client.clientId);
     if (!ids) return;
     for (const sid of [...ids]) {
@@ -169,20 +193,6 @@ export class TaskService {
     return true;
   }
 
-  /** A live session as the HTTP API shows it. */
-  describe(live: LiveSession): SessionView {
-    return {
-      session_id: live.id,
-      task_name: live.taskName,
-      owner: live.ownerId,
-      executor: live.executorId,
-      platform: live.session.platform,
-      state: live.session.state,
-      started_at: live.startedAt,
-      history: live.session.history,
-    };
-  }
-
   /** The requester and executor of a live session, or null. */
   parties(sessionId: string): { requesterId: string; executorId: string } | null {
     const live = this.live.get(sessionId);
@@ -202,16 +212,16 @@ export class TaskService {
     live.session.cancel(reason);
   }
 
-  private resolveExecutor(requester: ClientRecord, targetId: string | null): string | AipError {
+  private resolveExecutor(requester: ClientInfo, targetId: string | null): string | AipError {
     if (requester.clientType === 'device') {
       if (targetId && targetId !== requester.clientId) return aipError('DEVICE_TARGETS_OTHER');
-      if (!this.registry.get(requester.clientId)) return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
+      if (!this.directory.get(requester.clientId)) return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
       return requester.clientId;
     }
     if (!targetId) return aipError('TARGET_REQUIRED');
     // Q6: a constellation that declared its device may only run tasks there, as with device info.
     if (requester.targetId && requester.targetId !== targetId) return aipError('TARGET_NOT_AUTHORIZED');
-    const target = this.registry.get(targetId);
+    const target = this.directory.get(targetId);
     if (!target) return aipError('TARGET_NOT_CONNECTED', { id: targetId });
     if (target.clientType !== 'device') return aipError('TARGET_NOT_DEVICE');
     return targetId;
@@ -226,10 +236,10 @@ export class TaskService {
       outcome = { status: 'failed', result: null, error: err instanceof Error ? err.message : String(err) };
     }
     if (live.cancelReason !== null) outcome = { ...outcome, status: 'failed', error: live.cancelReason };
-    this.finish(live, outcome, log);
+    await this.finish(live, outcome, log);
   }
 
-  private finish(live: LiveSession, outcome: TaskOutcome, log: Logger): void {
+  private async finish(live: LiveSession, outcome: TaskOutcome, log: Logger): Promise<void> {
     const result = outcome.result ?? (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
     const frame: ServerMessageInput = {
       type: 'task_end',
@@ -241,24 +251,35 @@ export class TaskService {
       response_id: randomUUID(),
       result,
     };
-    if (live.notifyRequester) this.registry.get(live.ownerId)?.conn.send(frame);
-    if (live.forConstellation || !live.notifyRequester) {
-      const exec = this.registry.get(live.executorId);
-      if (exec && live.executorId !== live.ownerId) exec.conn.send(frame);
-    }
-    this.results.set(live.taskName, {
-      status: 'done',
-      session_id: live.id,
-      result,
-      task_status: outcome.status,
-      error: frame.error ?? null,
+    const error = frame.error ?? null;
+    // The result is stored, and the ended session leaves the live store (S5), before task_end goes out:
+    // whoever is told can read the result, and finds the session gone.
+    await this.persist(live, async () => {
+      await this.results.set(live.taskName, { status: 'done', session_id: live.id, result, task_status: outcome.status, error });
+      await this.sessions.delete(live.id);
     });
+    if (live.notifyRequester) this.directory.link(live.ownerId)?.send(frame);
+    if (live.forConstellation || !live.notifyRequester) {
+      if (live.executorId !== live.ownerId) this.directory.link(live.executorId)?.send(frame);
+    }
     this.live.delete(live.id);
     live.dispatcher.dispose();
     this.unindex(live.ownerId, live.id);
     this.unindex(live.executorId, live.id);
-    this.onSessionEnded?.(live.id);
+    this.events.emit('session.ended', { sessionId: live.id, taskName: live.taskName, status: outcome.status, error });
     log.info({ status: outcome.status, error: frame.error }, 'task ended');
+  }
+
+  private statusChanged(sessionId: string, change: StatusChange): void {
+    const live = this.live.get(sessionId);
+    if (live) void this.persist(live, () => this.sessions.appendStatus(sessionId, change));
+    this.events.emit('session.status', { sessionId, ...change });
+  }
+
+  /** Runs a store write after the session's earlier ones; a failure is logged, never thrown at the hot path. */
+  private persist(live: LiveSession, write: () => Promise<unknown>): Promise<unknown> {
+    live.persisted = live.persisted.then(write).catch((err: unknown) => this.log.error({ err, session_id: live.id }, 'store write failed'));
+    return live.persisted;
   }
 
   private index(clientId: string, sid: string): void {
@@ -274,6 +295,9 @@ export class TaskService {
     if (set.size === 0) this.byClient.delete(clientId);
   }
 }
+
+/** The session mode of a task that does not name one in `metadata.mode`. */
+const DEFAULT_MODE = 'service';
 
 function now(): string {
   return new Date().toISOString();

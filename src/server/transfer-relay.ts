@@ -6,18 +6,17 @@
  */
 import { aipError, type AipError } from '../../protocol/index.js';
 import { AipTransferReceiver } from '../channel/aip-transfer.js';
-import type { Connection } from '../transport/connection.js';
 import type { ServerContext } from './context.js';
-import type { ClientRecord } from './registry.js';
+import type { ClientInfo, ClientLink } from '../state/client-directory.js';
 
 export class TransferRelay {
   private readonly receiver: AipTransferReceiver;
   /** The peer of the transfer in progress. */
-  private peer: Connection | null = null;
+  private peer: ClientLink | null = null;
 
   constructor(
     private readonly ctx: ServerContext,
-    private readonly sender: ClientRecord,
+    private readonly sender: ClientInfo,
   ) {
     this.receiver = new AipTransferReceiver({ maxBytes: ctx.config.maxPayloadBytes });
   }
@@ -65,14 +64,14 @@ export class TransferRelay {
     return err;
   }
 
-  private peerFor(sessionId: unknown): Connection | null {
+  private peerFor(sessionId: unknown): ClientLink | null {
     if (typeof sessionId !== 'string') return null;
     const parties = this.ctx.tasks.parties(sessionId);
     if (!parties) return null;
     const me = this.sender.clientId;
     const other = parties.requesterId === me ? parties.executorId : parties.executorId === me ? parties.requesterId : null;
     if (!other || other === me) return null;
-    const conn = this.ctx.registry.get(other)?.conn;
+    const conn = this.ctx.directory.link(other);
     return conn && !conn.closed ? conn : null;
   }
 }

@@ -15,7 +15,7 @@ import { AgentRegistry } from '../agents/registry.js';
 import type { Session, SessionOptions } from './session.js';
 import { LinuxServiceSession, MobileServiceSession, ServiceSession } from './service-sessions.js';
 import { SESSION_MODES } from './types.js';
-import type { Agent, SessionMode } from './types.js';
+import type { Agent, SessionMode, StatusChange } from './types.js';
 
 const COMMON_MODES = ['normal', 'normal_operator', 'service', 'follower', 'batch_normal'] as const satisfies readonly SessionMode[];
 
@@ -51,6 +51,8 @@ export interface CreateSessionOptions {
   /** The target document (a plan's `object`); by default read from a plan in `request`. */
   target?: string | null;
   logger?: Logger;
+  /** Told of every status change of the session. */
+  onStatus?: (change: StatusChange) => void;
 }
 
 export function isSupported(mode: string, platform: string): boolean {
@@ -88,6 +90,7 @@ export class SessionFactory {
     const logger = options.logger ?? this.logger;
     if (logger) sessionOptions.logger = logger;
     if (options.target !== undefined) sessionOptions.target = options.target;
+    if (options.onStatus) sessionOptions.onStatus = options.onStatus;
     if (this.cancelGraceMs !== undefined) sessionOptions.cancelGraceMs = this.cancelGraceMs;
     return new Cls(sessionOptions);
   }

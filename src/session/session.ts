@@ -39,6 +39,8 @@ export interface SessionOptions {
   clock?: () => Date;
   /** How long a cancelled agent may take to report its partial result. Default 1000 ms. */
   cancelGraceMs?: number;
+  /** Told of every status change after it is made. */
+  onStatus?: (change: StatusChange) => void;
 }
 
 /** The reason given to the AbortSignal, and thrown into the agent's pending `yield`, on cancel. */
@@ -83,7 +85,7 @@ export abstract class Session {
     this.mode = options.mode;
     this.agent = options.agent;
     if (options.target !== undefined) this.targetValue = options.target?.toLowerCase() ?? null;
-    this.machine = new StateMachine(options.clock);
+    this.machine = new StateMachine(options.clock, options.onStatus);
     this.logger = options.logger?.child({ session_id: this.id, task_name: this.taskName });
     this.cancelGraceMs = options.cancelGraceMs ?? 1000;
   }

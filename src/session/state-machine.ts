@@ -3,11 +3,14 @@
  * A session that is cancelled before it starts goes created → cancelled.
  * Every change goes through `StateMachine.transition`, which refuses anything not in `TRANSITIONS`.
  */
+import { Fsm, IllegalTransitionError, isTerminalIn, type TransitionTable } from '../lib/fsm.js';
 import { SessionState } from './types.js';
 import type { StatusChange } from './types.js';
 
+export { IllegalTransitionError };
+
 /** The legal transitions, and nothing else. Terminal states have no way out. */
-export const TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>> = {
+export const TRANSITIONS: TransitionTable<SessionState> = {
   [SessionState.CREATED]: [SessionState.RUNNING, SessionState.CANCELLED],
   [SessionState.RUNNING]: [SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED],
   [SessionState.COMPLETED]: [],
@@ -16,30 +19,23 @@ export const TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>
 };
 
 export function isTerminal(state: SessionState): boolean {
-  return TRANSITIONS[state].length === 0;
-}
-
-/** Thrown when code asks for a transition the table does not allow (a programming error). */
-export class IllegalTransitionError extends Error {
-  override readonly name = 'IllegalTransitionError';
-  constructor(
-    readonly from: SessionState,
-    readonly to: SessionState,
-  ) {
-    super(`Illegal session transition ${from} → ${to}`);
-  }
+  return isTerminalIn(TRANSITIONS, state);
 }
 
 export class StateMachine {
-  private current: SessionState = SessionState.CREATED;
+  private readonly fsm = new Fsm(TRANSITIONS, SessionState.CREATED, 'session');
   private readonly changes: StatusChange[];
 
-  constructor(private readonly clock: () => Date = () => new Date()) {
+  constructor(
+    private readonly clock: () => Date = () => new Date(),
+    /** Told of every change after it is made (a listener that throws does not undo it). */
+    private readonly onChange?: (change: StatusChange) => void,
+  ) {
     this.changes = [{ state: SessionState.CREATED, at: this.clock().toISOString() }];
   }
 
   get state(): SessionState {
-    return this.current;
+    return this.fsm.state;
   }
 
   /** Every state the session has been in, oldest first, with ISO timestamps. */
@@ -48,20 +44,20 @@ export class StateMachine {
   }
 
   get terminal(): boolean {
-    return isTerminal(this.current);
+    return this.fsm.terminal;
   }
 
   canTransition(to: SessionState): boolean {
-    return TRANSITIONS[this.current].includes(to);
+    return this.fsm.can(to);
   }
 
   /** The one guarded way to change state. Throws `IllegalTransitionError` for a transition not in the table. */
   transition(to: SessionState, reason?: string): StatusChange {
-    if (!this.canTransition(to)) throw new IllegalTransitionError(this.current, to);
-    const change: StatusChange =
-      reason === undefined ? { state: to, at: this.clock().toISOString() } : { state: to, at: this.clock().toISOString(), reason };
-    this.current = to;
+    this.fsm.go(to);
+    const at = this.clock().toISOString();
+    const change: StatusChange = reason === undefined ? { state: to, at } : { state: to, at, reason };
     this.changes.push(change);
+    this.onChange?.(change);
     return change;
   }
 }

@@ -2,16 +2,10 @@
  * The contract between the server (which owns sockets) and the session/agent logic (which owns tasks).
  * Session and agent code sees only these types: never uWebSockets.js, never msgpackr.
  */
-import type { CommandInput, Platform, Result } from '../../protocol/index.js';
+import type { Result } from '../../protocol/index.js';
+import type { CommandBatch } from '../agents/contract.js';
 
-/** One batch of commands, sent as one `command` frame. */
-export interface CommandBatch {
-  /** Routing key on the device (`HostAgent`, `AppAgent`, `LinuxAgent`, `MobileAgent`, ...). Filled by the session when absent. */
-  agent_name?: string | null;
-  process_name?: string | null;
-  root_name?: string | null;
-  actions: CommandInput[];
-}
+export type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from '../agents/contract.js';
 
 /**
  * Runs a batch on the session's executor and resolves with one Result per action, in order.
@@ -20,33 +14,6 @@ export interface CommandBatch {
  */
 export interface CommandExecutor {
   execute(batch: CommandBatch, signal: AbortSignal): Promise<Result[]>;
-}
-
-/** How an agent run ends. `result` goes to `task_end.result`. */
-export interface AgentOutcome {
-  status: 'completed' | 'failed';
-  result: unknown;
-  error?: string | null;
-}
-
-export interface AgentContext {
-  readonly sessionId: string;
-  readonly taskName: string;
-  /** The task's request text, as received. */
-  readonly request: string;
-  readonly platform: Platform;
-  readonly mode: SessionMode;
-  readonly signal: AbortSignal;
-}
-
-/**
- * A pluggable agent: it yields batches of commands, receives their results as the value of `yield`,
- * and returns its outcome.
- */
-export type AgentRun = AsyncGenerator<CommandBatch, AgentOutcome, Result[]>;
-export interface Agent {
-  readonly name: string;
-  run(ctx: AgentContext): AgentRun;
 }
 
 export const SESSION_MODES = ['normal', 'normal_operator', 'service', 'follower', 'batch_normal', 'operator'] as const;

@@ -1,24 +1,29 @@
 /**
- * The transport seen by the server logic: one registered or registering WebSocket.
- * The uWS adapter implements it; an in-memory twin drives tests. Nothing here knows uWS.
+ * The transport seen by the server: one WebSocket that carries bytes. The uWS adapter implements it, and so
+ * does the in-memory twin (memory.ts) that drives the middle test tier. Nothing here knows uWS or AIP codecs:
+ * decoding and encoding belong to the server's dispatch module.
  */
-import type { ServerMessageInput, WireCodec } from '../../protocol/index.js';
 
 export interface Connection {
   /** Server-assigned connection id, for logs. */
   readonly id: string;
-  readonly codec: WireCodec;
+  /** The negotiated subprotocol (`aip.msgpack.v1`), or null for none. */
+  readonly protocol: string | null;
   readonly remoteAddress: string;
   /** True once the socket has closed (or close was requested). */
   readonly closed: boolean;
   /**
-   * Encodes and sends an AIP message. Never drops: when the socket is backpressured the frame is queued
-   * in the connection's outbound queue. Returns false only if the connection is closed.
+   * Sends one frame. Never drops: when the socket is backpressured the frame waits in the connection's outbound
+   * queue, which is bounded by the slow-consumer budget. Returns false only if the connection is closed.
    */
-  send(msg: ServerMessageInput): boolean;
-  /** Sends pre-encoded bytes or text with the same guarantees as `send`. */
-  sendRaw(data: string | Uint8Array, isBinary: boolean): boolean;
-  /** Bytes accepted but not yet handed to the kernel (uWS buffer plus the outbound queue). */
+  send(data: string | Uint8Array, isBinary: boolean): boolean;
+  /** Bytes accepted but not yet handed to the kernel (the socket's buffer plus the outbound queue). */
   bufferedBytes(): number;
   close(code: number, reason: string): void;
+}
+
+/** What the transport calls for one connection. */
+export interface SocketHandler {
+  message(data: ArrayBuffer | Uint8Array | string, isBinary: boolean): void;
+  closed(code: number): void;
 }

@@ -2,7 +2,7 @@
 import { jsonCodec } from '../../protocol/index.js';
 import { ChannelMux, type IncomingChannel } from '../../src/channel/mux.js';
 import { ChannelRouter, type ChannelHost } from '../../src/channel/router.js';
-import type { Connection } from '../../src/transport/connection.js';
+import type { ChannelPeer } from '../../src/channel/router.js';
 
 /** Delivers frames on a later macrotask, in order, like a socket would. */
 export function laterInOrder(deliver: (f: Uint8Array) => void): { send: (f: Uint8Array) => boolean; pending: () => number } {
@@ -26,7 +26,7 @@ export function laterInOrder(deliver: (f: Uint8Array) => void): { send: (f: Uint
   };
 }
 
-export class FakeConnection implements Connection {
+export class FakeConnection implements ChannelPeer {
   readonly codec = jsonCodec;
   readonly remoteAddress = '127.0.0.1';
   closed = false;

@@ -5,7 +5,7 @@ import { AipLoad, planRequest } from '../../src/cli/loadtest-core.js';
 import { LatencyHistogram } from '../../src/cli/loadtest-hist.js';
 import { RawWs } from '../../src/cli/loadtest-ws.js';
 import { parseLoadtestArgs, summaryTable } from '../../src/cli/loadtest.js';
-import { startServer, type RunningServer } from '../../src/server/index.js';
+import { startServer, type RunningServer } from '../../src/app/server.js';
 
 describe('parseLoadtestArgs', () => {
   it('applies defaults and reads the token from the URL', () => {

@@ -1,7 +1,7 @@
 /** The client against the real aipd server (startServer on port 0): device + controller, a plan task, device info. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { AipControllerClient, AipDeviceClient } from '../../src/client/index.js';
-import { startServer, type RunningServer } from '../../src/server/index.js';
+import { startServer, type RunningServer } from '../../src/app/server.js';
 
 let server: RunningServer | null = null;
 const clients: (AipDeviceClient | AipControllerClient)[] = [];

@@ -1,6 +1,6 @@
 /** Starts a real aipd on port 0 for a test, with a silent logger; always close it in teardown. */
 import { silentLogger } from '../../src/logger.js';
-import { startServer, type RunningServer, type StartOptions } from '../../src/server/index.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/app/server.js';
 import type { ServerConfigInput } from '../../src/config.js';
 
 export const TEST_KEY = 'test-key-0123456789';

@@ -39,6 +39,8 @@ describe.each<Codec>(['json', 'msgpack'])('disconnects over %s (ufo-aip.md §8.4
 
   it("cancels a device's own tasks when it disconnects, failing the pending command at once", async () => {
     const d = await connect();
+    const taskNames: string[] = [];
+    server.events.on('session.created', (e) => taskNames.push(e.taskName));
     await d.register('dev-1', { metadata: { platform: 'linux' } });
     d.send({ type: 'task', status: 'continue', request: planRequest(3) });
     await d.next((m) => m.type === 'command');
@@ -46,7 +48,8 @@ describe.each<Codec>(['json', 'msgpack'])('disconnects over %s (ufo-aip.md §8.4
     await d.close();
     await waitFor(() => server.tasks.live.size === 0);
     const sid = d.ofType('heartbeat').find((m) => m.session_id)!.session_id!;
-    expect(server.tasks.results.get('') ?? [...server.tasks.results.values()].find((e) => e.session_id === sid)).toMatchObject({
+    expect(await server.tasks.results.get(taskNames[0]!)).toMatchObject({
+      session_id: sid,
       status: 'done',
       task_status: 'failed',
       error: 'Task was cancelled because target device disconnected',

@@ -1,0 +1,19 @@
+/** What the route modules need from the rest of the server: state behind its interfaces, and task control. */
+import type { Logger } from '../logger.js';
+import type { ClientDirectory } from '../state/client-directory.js';
+import type { SessionStore } from '../state/session-store.js';
+import type { TaskResultStore } from '../state/task-results.js';
+
+/** Control over the tasks this node runs. */
+export interface TaskControl {
+  /** Cancels a live session: its requester gets `task_end` failed. False if it is not live here. */
+  cancelById(sessionId: string): boolean;
+}
+
+export interface ApiDeps {
+  readonly directory: ClientDirectory;
+  readonly sessions: SessionStore;
+  readonly results: TaskResultStore;
+  readonly tasks: TaskControl;
+  readonly log: Logger;
+}

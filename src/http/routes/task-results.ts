@@ -1,0 +1,23 @@
+/** `GET /api/task_result/{name}`: by task name or dispatch id; never hangs (Q2), `pending` until done. */
+import { aipError } from '../../../protocol/index.js';
+import { isSafeTaskName } from '../../server/task-name.js';
+import type { ApiDeps } from '../deps.js';
+import { detail, json } from '../responses.js';
+import type { Route } from '../router.js';
+
+export function taskResultRoutes(deps: ApiDeps): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/api/task_result/:name',
+      handle: async ({ params }) => {
+        const nameOrId = params.name!;
+        const name = (await deps.results.resolveAlias(nameOrId)) ?? nameOrId;
+        if (!isSafeTaskName(name)) return detail(400, aipError('HTTP_INVALID_TASK_NAME').message);
+        const entry = await deps.results.get(name);
+        if (!entry || entry.status === 'pending') return json(200, { status: 'pending' });
+        return json(200, { status: 'done', result: entry.result, task_status: entry.task_status, error: entry.error, session_id: entry.session_id });
+      },
+    },
+  ];
+}

@@ -1,0 +1,85 @@
+/**
+ * The typed lifecycle event stream. Everything that happens to clients, sessions, commands, channels and
+ * outbound buffers is announced here, and any number of subscribers can listen (metrics, the session store's
+ * event log, SSE streams, a cluster bus). It replaces the single-slot `onSessionEnded` hook.
+ *
+ * Emitting is synchronous and cheap: with no subscriber for a type, `emit` is one map lookup, and hot-path
+ * emitters check `wants(type)` before building an event at all. A subscriber that throws is logged by the bus's
+ * error hook and never breaks the emitter or the other subscribers.
+ */
+
+export interface LifecycleEvents {
+  'client.registered': { clientId: string; clientType: 'device' | 'constellation'; platform: string; connId: string };
+  'client.gone': { clientId: string; clientType: 'device' | 'constellation'; reason: 'disconnected' | 'slow_consumer'; code: number };
+  'session.created': { sessionId: string; taskName: string; ownerId: string; executorId: string; platform: string; mode: string };
+  'session.status': { sessionId: string; state: string; at: string; reason?: string };
+  'session.ended': { sessionId: string; taskName: string; status: 'completed' | 'failed'; error: string | null };
+  'command.sent': { sessionId: string; executorId: string; responseId: string; callIds: string[]; tools: string[] };
+  'results.received': { sessionId: string; executorId: string; responseId: string; statuses: string[] };
+  'channel.opened': { sessionId: string; kind: string };
+  'channel.closed': { sessionId: string; kind: string; reason: string };
+  'backpressure.on': { connId: string; bufferedBytes: number };
+  'backpressure.off': { connId: string; bufferedBytes: number };
+}
+
+export type LifecycleEventType = keyof LifecycleEvents;
+export type LifecycleEvent = { [K in LifecycleEventType]: { type: K } & LifecycleEvents[K] }[LifecycleEventType];
+export type Listener<K extends LifecycleEventType> = (event: { type: K } & LifecycleEvents[K]) => void;
+
+/** What emitters see: they never learn who listens. */
+export interface EventSink {
+  wants(type: LifecycleEventType): boolean;
+  emit<K extends LifecycleEventType>(type: K, payload: LifecycleEvents[K]): void;
+}
+
+export class EventBus implements EventSink {
+  private readonly listeners = new Map<LifecycleEventType, Listener<never>[]>();
+  private readonly any: ((event: LifecycleEvent) => void)[] = [];
+
+  constructor(private readonly onListenerError: (err: unknown, type: LifecycleEventType) => void = () => undefined) {}
+
+  /** Subscribes to one type; returns the unsubscribe function. */
+  on<K extends LifecycleEventType>(type: K, listener: Listener<K>): () => void {
+    const list = this.listeners.get(type) ?? [];
+    list.push(listener);
+    this.listeners.set(type, list);
+    return () => this.remove(type, listener);
+  }
+
+  /** Subscribes to every type. */
+  onAny(listener: (event: LifecycleEvent) => void): () => void {
+    this.any.push(listener);
+    return () => {
+      const i = this.any.indexOf(listener);
+      if (i >= 0) this.any.splice(i, 1);
+    };
+  }
+
+  wants(type: LifecycleEventType): boolean {
+    return this.any.length > 0 || (this.listeners.get(type)?.length ?? 0) > 0;
+  }
+
+  emit<K extends LifecycleEventType>(type: K, payload: LifecycleEvents[K]): void {
+    const list = this.listeners.get(type);
+    if (!list && this.any.length === 0) return;
+    const event = { type, ...payload } as { type: K } & LifecycleEvents[K];
+    if (list) for (const l of list.slice()) this.call(() => (l as Listener<K>)(event), type);
+    for (const l of this.any.slice()) this.call(() => l(event as LifecycleEvent), type);
+  }
+
+  private call(fn: () => void, type: LifecycleEventType): void {
+    try {
+      fn();
+    } catch (err) {
+      this.onListenerError(err, type);
+    }
+  }
+
+  private remove(type: LifecycleEventType, listener: Listener<never>): void {
+    const list = this.listeners.get(type);
+    if (!list) return;
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.listeners.delete(type);
+  }
+}

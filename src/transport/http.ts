@@ -1,0 +1,64 @@
+/**
+ * Transport-neutral HTTP: a request head, then (unless the head is answered at once) the body, and a response.
+ * Bodies are JSON unless the response says otherwise with a content-type and a string or byte body.
+ */
+
+export interface HttpRequestHead {
+  readonly method: string;
+  readonly path: string;
+  /** The raw query string, without `?`. */
+  readonly query: string;
+  /** Lower-case header names. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface HttpRequest extends HttpRequestHead {
+  readonly body: Uint8Array;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  /** JSON-encoded, unless `headers['content-type']` is set and the body is a string or bytes. */
+  readonly body: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface HttpHandler {
+  /** Called with the head before any body byte is read; a response here ends the request unread. */
+  head(req: HttpRequestHead): HttpResponse | null;
+  handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
+}
+
+/** The bytes and content type a response goes out with. */
+export function encodeHttpBody(res: HttpResponse): { contentType: string; body: string | Uint8Array } {
+  const declared = res.headers?.['content-type'];
+  if (declared !== undefined && (typeof res.body === 'string' || res.body instanceof Uint8Array)) {
+    return { contentType: declared, body: res.body };
+  }
+  return { contentType: declared ?? 'application/json', body: JSON.stringify(res.body) };
+}
+
+export const INTERNAL_ERROR: HttpResponse = { status: 500, body: { detail: 'Internal Server Error' } };

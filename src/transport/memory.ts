@@ -1,0 +1,240 @@
+/**
+ * The in-memory transport: the server's twin of the uWS adapter with no sockets, in the spirit of `ws`'s duplex
+ * pairs and fastify's `inject()`. `connect()` gives the client end of a connected pair; `inject()` runs one HTTP
+ * request through the same handler a real server uses. Frames cross in a microtask, as bytes, so ordering and
+ * re-entrancy match a real socket; text frames reach the server as bytes, as uWS delivers them.
+ */
+import { randomUUID } from 'node:crypto';
+import { CloseCode } from '../../protocol/index.js';
+import type { Connection, SocketHandler } from './connection.js';
+import type { HttpRequestHead, HttpResponse } from './http.js';
+import { OutboundQueue, WriteResult } from './outbound.js';
+import type { Transport, TransportOptions } from './transport.js';
+
+export interface MemoryFrame {
+  readonly data: string | Uint8Array;
+  readonly isBinary: boolean;
+}
+
+/** The client end of an in-memory connection. */
+export class MemoryClientSocket {
+  readonly protocol: string | null;
+  /** Frames from the server not yet taken by a listener. */
+  private readonly inbox: MemoryFrame[] = [];
+  private listener: ((f: MemoryFrame) => void) | null = null;
+  private closeInfo: { code: number; reason: string } | null = null;
+  private readonly closeWaiters: ((c: { code: number; reason: string }) => void)[] = [];
+
+  constructor(private readonly server: MemoryConnection) {
+    this.protocol = server.protocol;
+  }
+
+  get closed(): boolean {
+    return this.closeInfo !== null;
+  }
+
+  /** Sends a frame to the server: a string is a text frame, bytes a binary frame. */
+  send(data: string | Uint8Array): void {
+    if (this.closeInfo) return;
+    const isBinary = typeof data !== 'string';
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    queueMicrotask(() => this.server.receive(buffer, isBinary));
+  }
+
+  /** Every frame from the server, in order; frames that came before the listener are replayed to it. */
+  onFrame(listener: (f: MemoryFrame) => void): void {
+    this.listener = listener;
+    for (const f of this.inbox.splice(0)) listener(f);
+  }
+
+  /** Closes from the client side with a close handshake. */
+  close(code = 1000, reason = ''): void {
+    if (this.closeInfo) return;
+    this.server.peerClosed(code);
+    this.closedBy(code, reason);
+  }
+
+  /** Drops the connection without a close frame (the server sees 1006). */
+  terminate(): void {
+    this.close(1006, '');
+  }
+
+  whenClosed(): Promise<{ code: number; reason: string }> {
+    if (this.closeInfo) return Promise.resolve(this.closeInfo);
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  deliver(f: MemoryFrame): void {
+    if (this.closeInfo) return;
+    if (this.listener) this.listener(f);
+    else this.inbox.push(f);
+  }
+
+  closedBy(code: number, reason: string): void {
+    if (this.closeInfo) return;
+    this.closeInfo = { code, reason };
+    for (const w of this.closeWaiters.splice(0)) w(this.closeInfo);
+  }
+}
+
+class MemoryConnection implements Connection {
+  readonly id = randomUUID();
+  readonly remoteAddress = 'memory';
+  closed = false;
+  handler: SocketHandler | null = null;
+  client: MemoryClientSocket | null = null;
+  private inFlight = 0;
+  private readonly out: OutboundQueue;
+
+  constructor(
+    readonly protocol: string | null,
+    private readonly opts: TransportOptions,
+    private readonly onGone: (c: MemoryConnection) => void,
+  ) {
+    this.out = new OutboundQueue(
+      {
+        write: (data, isBinary) => {
+          const bytes = typeof data === 'string' ? data : data.slice();
+          const size = typeof data === 'string' ? data.length : data.byteLength;
+          this.inFlight += size;
+          queueMicrotask(() => {
+            this.inFlight -= size;
+            this.client?.deliver({ data: bytes, isBinary });
+          });
+          return WriteResult.SENT;
+        },
+        buffered: () => this.inFlight,
+      },
+      opts.limits,
+      () => this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer over budget'),
+      (over, bytes) => opts.onBackpressure?.(this, over, bytes),
+    );
+  }
+
+  send(data: string | Uint8Array, isBinary: boolean): boolean {
+    if (this.closed) return false;
+    this.out.send(data, isBinary);
+    return true;
+  }
+
+  bufferedBytes(): number {
+    return this.closed ? 0 : this.out.bufferedBytes();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.markClosed();
+    // As with uWS, the close reaches the handler after `end()`, then the peer sees the close frame.
+    queueMicrotask(() => {
+      this.handler?.closed(code);
+      this.client?.closedBy(code, reason);
+    });
+  }
+
+  receive(data: ArrayBuffer, isBinary: boolean): void {
+    if (this.closed) return;
+    if (data.byteLength > this.opts.limits.maxPayloadBytes) {
+      this.close(1009, 'frame too large');
+      return;
+    }
+    this.handler?.message(data, isBinary);
+  }
+
+  peerClosed(code: number): void {
+    if (this.closed) return;
+    this.markClosed();
+    this.handler?.closed(code);
+  }
+
+  private markClosed(): void {
+    this.closed = true;
+    this.out.stop();
+    this.onGone(this);
+  }
+}
+
+export interface InjectRequest {
+  readonly method: string;
+  /** The path, optionally with `?query`. */
+  readonly url: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** A string or bytes as is; anything else is sent as JSON. */
+  readonly body?: unknown;
+}
+
+export interface InjectResponse extends HttpResponse {
+  /** The body as the client would read it (JSON bodies decoded). */
+  readonly json: unknown;
+  readonly text: string;
+}
+
+export class MemoryTransport implements Transport {
+  readonly port = 0;
+  private readonly live = new Set<MemoryConnection>();
+  private listening = true;
+
+  constructor(private readonly opts: TransportOptions) {}
+
+  /** Opens a connection as a client would: `query` carries the token, `protocol` the subprotocol offer. */
+  connect(query = '', protocol: string | null = null): MemoryClientSocket | { refused: HttpResponse } {
+    if (!this.listening) return { refused: { status: 503, body: 'not listening' } };
+    const headers: Record<string, string> = protocol ? { 'sec-websocket-protocol': protocol } : {};
+    const decision = this.opts.acceptUpgrade({ method: 'GET', path: '/ws', query, headers });
+    if (!decision.accept) return { refused: { status: decision.status, body: decision.body } };
+    const conn = new MemoryConnection(decision.protocol, this.opts, (c) => this.live.delete(c));
+    const client = new MemoryClientSocket(conn);
+    conn.client = client;
+    this.live.add(conn);
+    conn.handler = this.opts.onConnection(conn);
+    return client;
+  }
+
+  /** One HTTP request through the server's handler, head first, as the uWS adapter does it. */
+  async inject(req: InjectRequest): Promise<InjectResponse> {
+    const q = req.url.indexOf('?');
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
+    const head: HttpRequestHead = {
+      method: req.method.toUpperCase(),
+      path: q === -1 ? req.url : req.url.slice(0, q),
+      query: q === -1 ? '' : req.url.slice(q + 1),
+      headers,
+    };
+    const body = encodeBody(req.body);
+    const early = this.opts.http.head(head);
+    let res: HttpResponse;
+    if (early) res = early;
+    else if (body.byteLength > this.opts.limits.maxHttpBodyBytes) res = { status: 413, body: { detail: 'Request body too large' } };
+    else res = await this.opts.http.handle({ ...head, body });
+    const text = typeof res.body === 'string' ? res.body : res.body instanceof Uint8Array ? new TextDecoder().decode(res.body) : JSON.stringify(res.body);
+    let json: unknown = res.body;
+    if (typeof res.body === 'string' || res.body instanceof Uint8Array) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+    }
+    return { ...res, json, text };
+  }
+
+  stopListening(): void {
+    this.listening = false;
+  }
+
+  closeAll(): void {
+    this.listening = false;
+    for (const conn of [...this.live]) conn.close(1006, '');
+  }
+
+  connections(): Iterable<Connection> {
+    return this.live.values();
+  }
+}
+
+function encodeBody(body: unknown): Uint8Array {
+  if (body === undefined) return new Uint8Array(0);
+  if (body instanceof Uint8Array) return body;
+  return new TextEncoder().encode(typeof body === 'string' ? body : JSON.stringify(body));
+}

@@ -1,0 +1,116 @@
+/**
+ * The lossless, backpressure-aware outbound path of one connection (perf-baselines.md §8), independent of the
+ * socket library: frames go straight to the socket while its buffer is under the high-water mark, otherwise into
+ * this queue, flushed on drain. A write the socket reports as DROPPED is queued again, never lost. A connection
+ * whose pending bytes stay over budget past the slow-consumer timeout, or ever exceed budget × hard cap, is
+ * reported slow (the owner closes it with 4008).
+ */
+import type { TransportLimits } from './transport.js';
+
+/** What a socket write did: sent, sent but now backpressured, or dropped (uWS's 1, 0 and 2). */
+export const WriteResult = { SENT: 1, BACKPRESSURE: 0, DROPPED: 2 } as const;
+export type WriteResult = (typeof WriteResult)[keyof typeof WriteResult];
+
+export interface RawSocket {
+  write(data: string | Uint8Array, isBinary: boolean): WriteResult;
+  /** Bytes the socket layer holds. */
+  buffered(): number;
+}
+
+interface Item {
+  readonly data: string | Uint8Array;
+  readonly isBinary: boolean;
+}
+
+export class OutboundQueue {
+  private readonly queue: Item[] = [];
+  private queuedBytes = 0;
+  private overBudgetTimer: NodeJS.Timeout | null = null;
+  private over = false;
+  private stopped = false;
+
+  constructor(
+    private readonly socket: RawSocket,
+    private readonly limits: TransportLimits,
+    private readonly onSlow: () => void,
+    private readonly onBackpressure: (over: boolean, bytes: number) => void = () => undefined,
+  ) {}
+
+  send(data: string | Uint8Array, isBinary: boolean): void {
+    if (this.stopped) return;
+    if (this.queue.length > 0 || this.socket.buffered() > this.limits.highWaterMarkBytes) {
+      this.enqueue(typeof data === 'string' ? data : data.slice(), isBinary, false);
+      return;
+    }
+    const r = this.socket.write(data, isBinary);
+    if (r === WriteResult.DROPPED) this.enqueue(typeof data === 'string' ? data : data.slice(), isBinary, true);
+    else if (r === WriteResult.BACKPRESSURE) this.checkBudget();
+  }
+
+  /** On drain: moves queued frames to the socket while it is under the high-water mark. */
+  flush(): void {
+    while (!this.stopped && this.queue.length > 0 && this.socket.buffered() <= this.limits.highWaterMarkBytes) {
+      const item = this.queue.shift()!;
+      if (this.socket.write(item.data, item.isBinary) === WriteResult.DROPPED) {
+        this.queue.unshift(item);
+        break;
+      }
+      this.queuedBytes -= byteLength(item.data);
+    }
+    this.checkBudget();
+  }
+
+  bufferedBytes(): number {
+    return this.stopped ? 0 : this.socket.buffered() + this.queuedBytes;
+  }
+
+  /** The connection closed: drop everything and stop the clock. */
+  stop(): void {
+    this.stopped = true;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    if (this.overBudgetTimer) clearTimeout(this.overBudgetTimer);
+    this.overBudgetTimer = null;
+  }
+
+  private enqueue(data: string | Uint8Array, isBinary: boolean, front: boolean): void {
+    if (front) this.queue.unshift({ data, isBinary });
+    else this.queue.push({ data, isBinary });
+    this.queuedBytes += byteLength(data);
+    this.checkBudget();
+  }
+
+  /** Over budget: start the slow-consumer clock; far over (the hard cap): slow at once. Back under: stop it. */
+  private checkBudget(): void {
+    const budget = this.limits.outboundBudgetBytes;
+    const pending = this.bufferedBytes();
+    if (pending > budget * this.limits.slowConsumerHardCap) return this.onSlow();
+    if (pending > budget) {
+      if (!this.over) {
+        this.over = true;
+        this.onBackpressure(true, pending);
+      }
+      if (!this.overBudgetTimer) {
+        this.overBudgetTimer = setTimeout(() => this.onSlow(), this.limits.slowConsumerTimeoutMs);
+        this.overBudgetTimer.unref();
+      }
+    } else {
+      if (this.over) {
+        this.over = false;
+        this.onBackpressure(false, pending);
+      }
+      if (this.overBudgetTimer) {
+        clearTimeout(this.overBudgetTimer);
+        this.overBudgetTimer = null;
+      }
+    }
+  }
+
+  get queuedFrameBytes(): number {
+    return this.queuedBytes;
+  }
+}
+
+export function byteLength(data: string | Uint8Array): number {
+  return typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+}

@@ -1,0 +1,48 @@
+/**
+ * What a transport offers the server, whichever it is (uWS on a port, or the in-memory twin): WebSocket
+ * connections on `/ws` and HTTP on everything else, with the same options and the same guarantees.
+ */
+import type { Logger } from '../logger.js';
+import type { Connection, SocketHandler } from './connection.js';
+import type { HttpHandler, HttpRequestHead } from './http.js';
+
+/** The server's answer to a WebSocket upgrade request. */
+export type UpgradeDecision = { accept: true; protocol: string | null } | { accept: false; status: number; body: string };
+
+export interface TransportLimits {
+  /** Largest inbound WebSocket frame. */
+  readonly maxPayloadBytes: number;
+  readonly idleTimeoutSec: number;
+  /** Outbound bytes a connection may have queued before it counts as a slow consumer. */
+  readonly outboundBudgetBytes: number;
+  /** How long a connection may stay over budget before it is closed (4008). */
+  readonly slowConsumerTimeoutMs: number;
+  /** Over budget × this factor, a connection is closed at once. */
+  readonly slowConsumerHardCap: number;
+  /** Bytes the socket layer may hold for a connection before frames wait in our own queue. */
+  readonly highWaterMarkBytes: number;
+  /** Largest HTTP request body. */
+  readonly maxHttpBodyBytes: number;
+}
+
+export interface TransportOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly limits: TransportLimits;
+  readonly log: Logger;
+  /** Decides a `/ws` upgrade from its head (`sec-websocket-protocol` is the offer). */
+  acceptUpgrade(req: HttpRequestHead): UpgradeDecision;
+  onConnection(conn: Connection): SocketHandler;
+  /** A connection's outbound buffer went over (true) or back under (false) its budget. */
+  onBackpressure?(conn: Connection, over: boolean, bufferedBytes: number): void;
+  readonly http: HttpHandler;
+}
+
+export interface Transport {
+  readonly port: number;
+  /** Stops accepting connections (the listen socket closes; open sockets stay). */
+  stopListening(): void;
+  /** Force-closes everything. */
+  closeAll(): void;
+  connections(): Iterable<Connection>;
+}
