@@ -50,7 +50,6 @@ export const Errors = {
   TOO_DEEP: spec<{ max: number }>(1004, (p) => `Message nesting exceeds the maximum depth of ${p.max}`),
   NOT_AN_OBJECT: spec<{ got: string }>(1005, (p) => `Message must be a JSON object, got ${p.got}`),
   FORBIDDEN_KEY: spec<{ key: string; path: string }>(1006, (p) => `Forbidden key '${p.key}' at ${p.path}`),
-  UNEXPECTED_BINARY: spec(1007, () => 'Unexpected binary frame'),
   // 1100–1199: schema validation
   VALIDATION: spec<{ detail: string }>(1100, (p) => p.detail),
 
@@ -63,7 +62,6 @@ export const Errors = {
   NOT_REGISTERED: spec(2005, () => 'Connection is not registered; refusing privileged message'),
   REGISTRATION_TIMEOUT: spec<{ ms: number }>(2006, (p) => `Registration timed out after ${p.ms} ms`),
   TOO_MANY_UNREGISTERED: spec<{ max: number }>(2007, (p) => `Too many unregistered connections (limit ${p.max})`),
-  INVALID_PLATFORM: spec<{ platform: string }>(2008, (p) => `Platform '${p.platform}' is not supported; supported platforms: windows, linux, mobile`),
 
   // 3000–3099: tasks and sessions (UFO texts first)
   TARGET_REQUIRED: spec(3000, () => 'Constellation task requests require target_id'),
@@ -115,7 +113,6 @@ export const Errors = {
   HTTP_INVALID_TASK_NAME: spec(6003, () => INVALID_TASK_NAME_TEXT),
   HTTP_CLIENT_OFFLINE: spec(6004, () => 'Client not online'),
   HTTP_NOT_FOUND: spec(6005, () => 'Not Found'),
-  HTTP_BAD_BODY: spec<{ detail: string }>(6006, (p) => p.detail),
   HTTP_SESSION_NOT_FOUND: spec(6007, () => 'Session not found'),
 
   // 7000–7099: data channels (protocol/channel.ts) and AIP binary/file transfer (ufo-aip.md §10)
@@ -161,6 +158,13 @@ export type ErrorName = keyof typeof Errors;
 type ParamsOf<N extends ErrorName> = (typeof Errors)[N] extends Spec<infer P> ? P : never;
 
 /**
+ * `Error` with V8's `stackTraceLimit` (Node, Deno, Chromium), which caps the frames a new error captures. Other
+ * engines ignore the property, so setting it is harmless everywhere; the type is declared here because protocol/
+ * is type-checked without Node's types.
+ */
+const V8Error = Error as ErrorConstructor & { stackTraceLimit?: number };
+
+/**
  * A typed aipd error: a stable numeric `code`, its catalogue `name`, and the wire text as `message`.
  * It is a value sent to peers, not a bug report, so no stack trace is captured: that capture was most of its
  * cost, and a flood of bad frames would otherwise cost far more per frame than valid traffic. `stack` holds
@@ -174,12 +178,12 @@ export class AipError extends Error {
     message: string,
     readonly path?: readonly (string | number)[],
   ) {
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
+    const limit = V8Error.stackTraceLimit;
+    V8Error.stackTraceLimit = 0;
     try {
       super(message);
     } finally {
-      Error.stackTraceLimit = limit;
+      V8Error.stackTraceLimit = limit;
     }
   }
 }

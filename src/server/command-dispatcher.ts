@@ -66,8 +66,8 @@ export class CommandDispatcher implements CommandExecutor {
     const responseId = randomUUID();
     return new Promise<Result[]>((resolve, reject) => {
       if (this.gone !== null) return resolve(synthetic(actions, this.gone));
-      const conn = this.opts.executor();
-      if (!conn || conn.closed) return resolve(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
+      const link = this.opts.executor();
+      if (!link || link.closed) return resolve(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
 
       const settle = (results: Result[]): void => {
         this.remove(responseId);
@@ -80,7 +80,7 @@ export class CommandDispatcher implements CommandExecutor {
       this.watch(signal);
       this.pending.set(responseId, { actions, deadline: performance.now() + this.opts.timeoutMs, signal, settle, abort });
       this.armTimer();
-      const sent = conn.send({
+      const sent = link.send({
         type: 'command',
         status: 'continue',
         agent_name: batch.agent_name ?? null,

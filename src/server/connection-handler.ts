@@ -51,11 +51,11 @@ export class ConnectionHandler implements SocketHandler {
   private heldBytes = 0;
 
   constructor(
-    readonly conn: Connection,
+    readonly socket: Connection,
     private readonly ctx: ServerContext,
   ) {
-    this.peer = new WirePeer(conn);
-    this.log = ctx.log.child({ conn: conn.id });
+    this.peer = new WirePeer(socket);
+    this.log = ctx.log.child({ conn: socket.id });
     this.limits = { maxFrameBytes: ctx.config.maxPayloadBytes, maxDepth: ctx.config.maxDepth };
   }
 
@@ -182,7 +182,7 @@ export class ConnectionHandler implements SocketHandler {
     this.log = this.log.child({ client_id: client.clientId, client_type: client.clientType });
     this.scope = { ctx: this.ctx, client, peer: this.peer, log: this.log };
     this.peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() });
-    this.ctx.events.emit('client.registered', { clientId: client.clientId, clientType: client.clientType, platform: client.platform, connId: this.conn.id });
+    this.ctx.events.emit('client.registered', { clientId: client.clientId, clientType: client.clientType, platform: client.platform, connId: this.socket.id });
     this.log.info({ platform: client.platform }, 'client registered');
     const held = this.held;
     this.held = [];
@@ -205,7 +205,7 @@ export class ConnectionHandler implements SocketHandler {
     if (this.fsm.state === ConnState.CLOSED) return;
     this.log.info({ code: err.code, close: code, reason: err.message }, 'registration failed');
     sendError(this.peer, err.message);
-    this.conn.close(code, err.message.slice(0, 120));
+    this.socket.close(code, err.message.slice(0, 120));
   }
 
   private clearRegistrationTimer(countedUnregistered: boolean): void {

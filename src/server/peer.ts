@@ -9,32 +9,32 @@ import type { Connection } from '../transport/connection.js';
 export class WirePeer implements ClientLink {
   readonly codec: WireCodec;
 
-  constructor(private readonly conn: Connection) {
-    this.codec = negotiateCodec(conn.protocol);
+  constructor(private readonly socket: Connection) {
+    this.codec = negotiateCodec(socket.protocol);
   }
 
   get id(): string {
-    return this.conn.id;
+    return this.socket.id;
   }
 
   get closed(): boolean {
-    return this.conn.closed;
+    return this.socket.closed;
   }
 
   send(msg: ServerMessageInput): boolean {
-    if (this.conn.closed) return false;
-    return this.conn.send(encodeServerMessage(this.codec, msg), this.codec.binary);
+    if (this.socket.closed) return false;
+    return this.socket.send(encodeServerMessage(this.codec, msg), this.codec.binary);
   }
 
   sendRaw(data: string | Uint8Array, isBinary: boolean): boolean {
-    return this.conn.send(data, isBinary);
+    return this.socket.send(data, isBinary);
   }
 
   bufferedBytes(): number {
-    return this.conn.bufferedBytes();
+    return this.socket.bufferedBytes();
   }
 
   close(code: number, reason: string): void {
-    this.conn.close(code, reason);
+    this.socket.close(code, reason);
   }
 }

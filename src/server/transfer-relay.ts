@@ -71,7 +71,7 @@ export class TransferRelay {
     const me = this.sender.clientId;
     const other = parties.requesterId === me ? parties.executorId : parties.executorId === me ? parties.requesterId : null;
     if (!other || other === me) return null;
-    const conn = this.ctx.directory.link(other);
-    return conn && !conn.closed ? conn : null;
+    const link = this.ctx.directory.link(other);
+    return link && !link.closed ? link : null;
   }
 }
