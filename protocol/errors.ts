@@ -10,6 +10,9 @@
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  /** A text frame that is not valid UTF-8. */
+  INVALID_PAYLOAD: 1007,
+  /** A frame over --max-payload-bytes. */
   MESSAGE_TOO_BIG: 1009,
   INTERNAL: 1011,
   /** The first frame was not a valid `register`. */
@@ -43,7 +46,10 @@ export const INVALID_TASK_NAME_TEXT =
  * sessions, 4xxx device info, 5xxx server and transport, 6xxx HTTP API, 7xxx data channels. */
 export const Errors = {
   // 1000–1099: decoding a frame
-  FRAME_TOO_LARGE: spec<{ size: number; max: number }>(1000, (p) => `Frame of ${p.size} bytes exceeds the limit of ${p.max} bytes`),
+  FRAME_TOO_LARGE: spec<{ size: number; max: number }>(
+    1000,
+    (p) => `Frame of ${p.size} bytes exceeds the limit of ${p.max} bytes`,
+  ),
   INVALID_UTF8: spec(1001, () => 'Frame is not valid UTF-8'),
   INVALID_JSON: spec<{ detail: string }>(1002, (p) => `Invalid JSON: ${p.detail}`),
   INVALID_MSGPACK: spec<{ detail: string }>(1003, (p) => `Invalid msgpack: ${p.detail}`),
@@ -56,12 +62,18 @@ export const Errors = {
   // 2000–2099: registration and identity (UFO texts)
   REGISTRATION_INVALID: spec<{ reason: string }>(2000, (p) => `Registration failed: ${p.reason}`),
   TARGET_NOT_CONNECTED: spec<Id>(2001, (p) => `Target device '${p.id}' is not connected`),
-  DUPLICATE_CLIENT_ID: spec<Id>(2002, (p) => `client_id '${p.id}' is already registered; duplicate registrations are not allowed`),
+  DUPLICATE_CLIENT_ID: spec<Id>(
+    2002,
+    (p) => `client_id '${p.id}' is already registered; duplicate registrations are not allowed`,
+  ),
   CLIENT_ID_MISMATCH: spec(2003, () => 'client_id does not match the registered connection'),
   CLIENT_TYPE_MISMATCH: spec(2004, () => 'client_type does not match the registered connection'),
   NOT_REGISTERED: spec(2005, () => 'Connection is not registered; refusing privileged message'),
   REGISTRATION_TIMEOUT: spec<{ ms: number }>(2006, (p) => `Registration timed out after ${p.ms} ms`),
-  TOO_MANY_UNREGISTERED: spec<{ max: number }>(2007, (p) => `Too many unregistered connections (limit ${p.max})`),
+  TOO_MANY_UNREGISTERED: spec<{ max: number }>(
+    2007,
+    (p) => `Too many unregistered connections (limit ${p.max})`,
+  ),
 
   // 3000–3099: tasks and sessions (UFO texts first)
   TARGET_REQUIRED: spec(3000, () => 'Constellation task requests require target_id'),
@@ -72,7 +84,10 @@ export const Errors = {
   SESSION_RUNNING: spec<{ sid: string }>(3005, (p) => `session_id '${p.sid}' is already running`),
   EMPTY_REQUEST: spec(3006, () => 'Task requests require a non-empty request'),
   TARGET_NOT_AUTHORIZED: spec(3007, () => 'Not authorized to run tasks on this device'),
-  PLATFORM_NOT_SUPPORTED: spec<{ platform: string }>(3008, (p) => `Service session not supported on ${p.platform}`),
+  PLATFORM_NOT_SUPPORTED: spec<{ platform: string }>(
+    3008,
+    (p) => `Service session not supported on ${p.platform}`,
+  ),
   MODE_NOT_SUPPORTED: spec<{ mode: string; platform: string; supported: readonly string[] }>(
     3009,
     (p) => `The ${p.mode} mode is not supported on ${p.platform}. Supported modes: ${p.supported.join(', ')}`,
@@ -80,18 +95,36 @@ export const Errors = {
   DEVICE_DISCONNECTED: spec(3010, () => 'Task was cancelled because target device disconnected'),
   REQUESTER_DISCONNECTED: spec(3011, () => 'Task was cancelled because the requesting client disconnected'),
   SERVER_SHUTDOWN: spec(3012, () => 'Task was cancelled because the server is shutting down'),
-  SLOW_CONSUMER_CANCELLED: spec<Id>(3013, (p) => `Task was cancelled because client '${p.id}' could not keep up (slow consumer)`),
+  SLOW_CONSUMER_CANCELLED: spec<Id>(
+    3013,
+    (p) => `Task was cancelled because client '${p.id}' could not keep up (slow consumer)`,
+  ),
   COMMAND_FAILED: spec<{ command: string; reason: string }>(
     3014,
-    (p) => `Error occurred while executing command ${p.command}: ${p.reason}, please retry or execute a different command.`,
+    (p) =>
+      `Error occurred while executing command ${p.command}: ${p.reason}, please retry or execute a different command.`,
   ),
   COMMAND_TIMEOUT: spec<{ ms: number }>(3015, (p) => `command timed out after ${p.ms} ms`),
   EXECUTOR_GONE: spec<Id>(3016, (p) => `executor '${p.id}' disconnected`),
-  TOO_MANY_SESSIONS: spec<{ id: string; max: number }>(3017, (p) => `Device '${p.id}' already runs ${p.max} sessions; try again later`),
+  TOO_MANY_SESSIONS: spec<{ id: string; max: number }>(
+    3017,
+    (p) => `Device '${p.id}' already runs ${p.max} sessions; try again later`,
+  ),
   SESSION_FAILED: spec(3018, () => 'session ended with an error'),
-  NOT_A_PLAN: spec(3019, () => 'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests'),
-  PLAN_STEP_NOT_EXECUTABLE: spec<{ step: number }>(3020, (p) => `Plan step ${p.step} is plain language; the plan agent can only run steps of the form {"actions": [...]}`),
-  PLAN_STEP_FAILED: spec<{ step: number; tool: string; error: string }>(3021, (p) => `Plan step ${p.step} failed: tool '${p.tool}': ${p.error}`),
+  NOT_A_PLAN: spec(
+    3019,
+    () =>
+      'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests',
+  ),
+  PLAN_STEP_NOT_EXECUTABLE: spec<{ step: number }>(
+    3020,
+    (p) =>
+      `Plan step ${p.step} is plain language; the plan agent can only run steps of the form {"actions": [...]}`,
+  ),
+  PLAN_STEP_FAILED: spec<{ step: number; tool: string; error: string }>(
+    3021,
+    (p) => `Plan step ${p.step} failed: tool '${p.tool}': ${p.error}`,
+  ),
   INVALID_PLAN: spec<{ detail: string }>(3022, (p) => `Invalid plan: ${p.detail}`),
   CANCELLED_BY_API: spec(3023, () => 'Task was cancelled by an API request'),
 
@@ -114,44 +147,109 @@ export const Errors = {
   HTTP_CLIENT_OFFLINE: spec(6004, () => 'Client not online'),
   HTTP_NOT_FOUND: spec(6005, () => 'Not Found'),
   HTTP_SESSION_NOT_FOUND: spec(6007, () => 'Session not found'),
+  HTTP_UNSUPPORTED_MEDIA_TYPE: spec(
+    6008,
+    () => "Unsupported media type: send the body as 'Content-Type: application/json'",
+  ),
+  HTTP_URI_TOO_LONG: spec<{ max: number }>(
+    6009,
+    (p) => `URI too long: the path and query may be at most ${p.max} bytes`,
+  ),
+  HTTP_HEADERS_TOO_LARGE: spec<{ count: number; bytes: number }>(
+    6010,
+    (p) => `Request header fields too large: at most ${p.count} fields and ${p.bytes} bytes`,
+  ),
+  HTTP_BUSY: spec(6011, () => 'Server busy: too many request bodies in flight; retry shortly'),
 
   // 7000–7099: data channels (protocol/channel.ts) and AIP binary/file transfer (ufo-aip.md §10)
   CHANNEL_BAD_FRAME: spec<{ detail: string }>(7000, (p) => `Invalid channel frame: ${p.detail}`),
   CHANNEL_UNKNOWN: spec<{ channel: number }>(7001, (p) => `Unknown channel ${p.channel} on this connection`),
-  CHANNEL_NOT_AUTHORIZED: spec<{ sid: string }>(7002, (p) => `Not a party of session '${p.sid}'; channels belong to the session's requester and executor`),
+  CHANNEL_NOT_AUTHORIZED: spec<{ sid: string }>(
+    7002,
+    (p) => `Not a party of session '${p.sid}'; channels belong to the session's requester and executor`,
+  ),
   CHANNEL_SESSION_NOT_LIVE: spec<{ sid: string }>(7003, (p) => `Session '${p.sid}' is not live`),
-  CHANNEL_PEER_NOT_CONNECTED: spec<Id>(7004, (p) => `The other party '${p.id}' of the session is not connected`),
+  CHANNEL_PEER_NOT_CONNECTED: spec<Id>(
+    7004,
+    (p) => `The other party '${p.id}' of the session is not connected`,
+  ),
   CHANNEL_WINDOW_EXCEEDED: spec<{ channel: number; inFlight: number; window: number }>(
     7005,
-    (p) => `Channel ${p.channel}: ${p.inFlight} bytes in flight exceed the advertised window of ${p.window} bytes`,
+    (p) =>
+      `Channel ${p.channel}: ${p.inFlight} bytes in flight exceed the advertised window of ${p.window} bytes`,
   ),
-  CHANNEL_PROTOCOL: spec<{ channel: number; detail: string }>(7006, (p) => `Channel ${p.channel}: protocol violation: ${p.detail}`),
-  CHANNEL_ID_IN_USE: spec<{ channel: number }>(7007, (p) => `Channel id ${p.channel} is already in use or has the wrong parity`),
-  CHANNEL_TOO_MANY: spec<{ max: number }>(7008, (p) => `Too many open channels on this connection (limit ${p.max})`),
+  CHANNEL_PROTOCOL: spec<{ channel: number; detail: string }>(
+    7006,
+    (p) => `Channel ${p.channel}: protocol violation: ${p.detail}`,
+  ),
+  CHANNEL_ID_IN_USE: spec<{ channel: number }>(
+    7007,
+    (p) => `Channel id ${p.channel} is already in use or has the wrong parity`,
+  ),
+  CHANNEL_TOO_MANY: spec<{ max: number }>(
+    7008,
+    (p) => `Too many open channels on this connection (limit ${p.max})`,
+  ),
   CHANNEL_PEER_GONE: spec(7009, () => "The channel's peer disconnected"),
   CHANNEL_SESSION_ENDED: spec<{ sid: string }>(7010, (p) => `Session '${p.sid}' ended`),
-  CHANNEL_KIND_UNSUPPORTED: spec<{ kind: string }>(7011, (p) => `Channel kind '${p.kind}' is not supported here`),
+  CHANNEL_KIND_UNSUPPORTED: spec<{ kind: string }>(
+    7011,
+    (p) => `Channel kind '${p.kind}' is not supported here`,
+  ),
   CHANNEL_REJECTED: spec<{ reason: string }>(7012, (p) => `Channel rejected: ${p.reason}`),
   CHANNEL_CANCELLED: spec(7013, () => 'Channel was cancelled'),
-  CHANNEL_SELF: spec(7014, () => 'The requester and the executor of this session are the same connection; there is no peer'),
+  CHANNEL_SELF: spec(
+    7014,
+    () => 'The requester and the executor of this session are the same connection; there is no peer',
+  ),
   CHANNEL_BAD_PARAMS: spec<{ detail: string }>(7015, (p) => `Invalid channel parameters: ${p.detail}`),
   CHANNEL_OPEN_TIMEOUT: spec<{ ms: number }>(7016, (p) => `Channel open was not answered within ${p.ms} ms`),
   FILE_PATH_ESCAPE: spec<{ path: string }>(7020, (p) => `Path '${p.path}' escapes the file root`),
   FILE_NOT_FOUND: spec<{ path: string }>(7021, (p) => `File '${p.path}' not found`),
-  FILE_CHECKSUM_MISMATCH: spec<{ expected: string; got: string }>(7022, (p) => `SHA-256 mismatch: expected ${p.expected}, got ${p.got}`),
-  FILE_BAD_OFFSET: spec<{ offset: number; size: number }>(7023, (p) => `Offset ${p.offset} is beyond the ${p.size} bytes available`),
+  FILE_CHECKSUM_MISMATCH: spec<{ expected: string; got: string }>(
+    7022,
+    (p) => `SHA-256 mismatch: expected ${p.expected}, got ${p.got}`,
+  ),
+  FILE_BAD_OFFSET: spec<{ offset: number; size: number }>(
+    7023,
+    (p) => `Offset ${p.offset} is beyond the ${p.size} bytes available`,
+  ),
   FILE_IO: spec<{ detail: string }>(7024, (p) => `File I/O failed: ${p.detail}`),
-  FILE_SIZE_MISMATCH: spec<{ expected: number; got: number }>(7025, (p) => `File size mismatch: expected ${p.expected} bytes, got ${p.got} bytes`),
-  PORT_CONNECT_FAILED: spec<{ host: string; port: number; reason: string }>(7030, (p) => `Could not connect to ${p.host}:${p.port}: ${p.reason}`),
-  PORT_NOT_ALLOWED: spec<{ host: string; port: number }>(7031, (p) => `Forwarding to ${p.host}:${p.port} is not allowed`),
-  STREAM_SPAWN_FAILED: spec<{ command: string; reason: string }>(7040, (p) => `Could not start '${p.command}': ${p.reason}`),
-  TRANSFER_SIZE_MISMATCH: spec<{ expected: number; got: number }>(7050, (p) => `Size mismatch: expected ${p.expected} bytes, got ${p.got} bytes`),
-  TRANSFER_CHECKSUM_MISMATCH: spec<{ expected: string; got: string }>(7051, (p) => `Checksum mismatch: expected ${p.expected}, got ${p.got}`),
+  FILE_SIZE_MISMATCH: spec<{ expected: number; got: number }>(
+    7025,
+    (p) => `File size mismatch: expected ${p.expected} bytes, got ${p.got} bytes`,
+  ),
+  PORT_CONNECT_FAILED: spec<{ host: string; port: number; reason: string }>(
+    7030,
+    (p) => `Could not connect to ${p.host}:${p.port}: ${p.reason}`,
+  ),
+  PORT_NOT_ALLOWED: spec<{ host: string; port: number }>(
+    7031,
+    (p) => `Forwarding to ${p.host}:${p.port} is not allowed`,
+  ),
+  STREAM_SPAWN_FAILED: spec<{ command: string; reason: string }>(
+    7040,
+    (p) => `Could not start '${p.command}': ${p.reason}`,
+  ),
+  TRANSFER_SIZE_MISMATCH: spec<{ expected: number; got: number }>(
+    7050,
+    (p) => `Size mismatch: expected ${p.expected} bytes, got ${p.got} bytes`,
+  ),
+  TRANSFER_CHECKSUM_MISMATCH: spec<{ expected: string; got: string }>(
+    7051,
+    (p) => `Checksum mismatch: expected ${p.expected}, got ${p.got}`,
+  ),
   TRANSFER_EXPECTED_BINARY: spec(7052, () => 'Expected binary WebSocket frame, but received text frame'),
   TRANSFER_UNEXPECTED_BINARY: spec(7053, () => 'Binary frame without a preceding binary_data metadata frame'),
   TRANSFER_BAD_METADATA: spec<{ detail: string }>(7054, (p) => `Invalid transfer metadata: ${p.detail}`),
-  TRANSFER_WRONG_TYPE: spec<{ expected: string; got: string }>(7055, (p) => `Expected message type '${p.expected}', got '${p.got}'`),
-  TRANSFER_NO_SESSION: spec(7056, () => 'Binary and file transfers need the session_id of a live session this client takes part in'),
+  TRANSFER_WRONG_TYPE: spec<{ expected: string; got: string }>(
+    7055,
+    (p) => `Expected message type '${p.expected}', got '${p.got}'`,
+  ),
+  TRANSFER_NO_SESSION: spec(
+    7056,
+    () => 'Binary and file transfers need the session_id of a live session this client takes part in',
+  ),
 } as const;
 
 export type ErrorName = keyof typeof Errors;

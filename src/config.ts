@@ -32,11 +32,25 @@ export const ServerConfig = z.object({
   /** Sessions one device may execute at once; further tasks get an error. */
   maxSessionsPerDevice: z.number().int().positive().default(64),
   /** Largest inbound frame (UFO: 100 MiB). */
-  maxPayloadBytes: z.number().int().positive().default(100 * 1024 * 1024),
+  maxPayloadBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(100 * 1024 * 1024),
+  /**
+   * The socket layer accepts frames up to this many times --max-payload-bytes, so that aipd's own check can answer
+   * a frame over the limit with an error and close 1009. uWS drops a frame over its own limit unread, with no close
+   * frame (the client sees 1006).
+   */
+  socketPayloadFactor: z.number().int().min(1).max(8).default(2),
   /** Deepest nesting accepted in a message. */
   maxDepth: z.number().int().positive().default(128),
   /** Outbound bytes a connection may have queued before it counts as a slow consumer. */
-  outboundBudgetBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  outboundBudgetBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   /** How long a connection may stay over its outbound budget before it is closed (close code 4008). */
   slowConsumerTimeoutMs: positiveMs.default(10_000),
   /** WebSocket idle timeout in seconds; uWS pings automatically well before it. 0 disables. */
@@ -46,19 +60,55 @@ export const ServerConfig = z.object({
   /** task_name → results cache size, for GET /api/task_result. */
   taskResultCacheSize: z.number().int().positive().default(10_000),
   /** Bytes the in-memory task-result cache may hold (by a content estimate); the oldest results go first. */
-  taskResultCacheBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  taskResultCacheBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   /** Dispatch ids (from /api/dispatch) remembered as aliases of their task names. */
   dispatchAliasCacheSize: z.number().int().positive().default(10_000),
   /** How long a cancelled agent may take to report its partial result before the session ends anyway. */
   cancelGraceMs: positiveMs.default(1_000),
   /** Largest HTTP request body; more gets 413. */
-  maxHttpBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  maxHttpBodyBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
+  /** HTTP body bytes being read across all connections at once; a request over it gets 503. */
+  maxHttpBodyBytesInFlight: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
+  /** Longest HTTP path plus query; longer gets 414. (uWS closes without an answer past about 100 KiB of head.) */
+  maxUrlBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024),
+  /** Most HTTP header fields; more gets 431. (uWS closes without an answer past about 47 fields.) */
+  maxHeaderCount: z.number().int().positive().max(45).default(40),
+  /** Most bytes of HTTP header names and values together; more gets 431. */
+  maxHeaderBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024),
   /** Bytes the socket layer may hold for one connection before frames wait in aipd's own outbound queue. */
-  highWaterMarkBytes: z.number().int().positive().default(1024 * 1024),
+  highWaterMarkBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   /** A connection whose pending outbound bytes exceed this many times its budget is closed at once. */
   slowConsumerHardCap: z.number().int().min(1).default(4),
   /** Bytes a client may send after `register` before its registration is confirmed (kept and replayed). */
-  registeringBufferBytes: z.number().int().positive().default(1024 * 1024),
+  registeringBufferBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   /** Time given to sockets to flush their last frames on shutdown. */
   shutdownGraceMs: positiveMs.default(2_000),
 });
@@ -87,11 +137,16 @@ const FLAGS = {
   'idle-timeout-sec': { key: 'idleTimeoutSec', type: 'int' },
   'channel-open-timeout-ms': { key: 'channelOpenTimeoutMs', type: 'int' },
   'max-depth': { key: 'maxDepth', type: 'int' },
+  'socket-payload-factor': { key: 'socketPayloadFactor', type: 'int' },
   'task-result-cache-size': { key: 'taskResultCacheSize', type: 'int' },
   'task-result-cache-bytes': { key: 'taskResultCacheBytes', type: 'int' },
   'dispatch-alias-cache-size': { key: 'dispatchAliasCacheSize', type: 'int' },
   'cancel-grace-ms': { key: 'cancelGraceMs', type: 'int' },
   'max-http-body-bytes': { key: 'maxHttpBodyBytes', type: 'int' },
+  'max-http-body-bytes-in-flight': { key: 'maxHttpBodyBytesInFlight', type: 'int' },
+  'max-url-bytes': { key: 'maxUrlBytes', type: 'int' },
+  'max-header-count': { key: 'maxHeaderCount', type: 'int' },
+  'max-header-bytes': { key: 'maxHeaderBytes', type: 'int' },
   'high-water-mark-bytes': { key: 'highWaterMarkBytes', type: 'int' },
   'slow-consumer-hard-cap': { key: 'slowConsumerHardCap', type: 'int' },
   'registering-buffer-bytes': { key: 'registeringBufferBytes', type: 'int' },
@@ -103,7 +158,8 @@ type FlagName = keyof typeof FLAGS;
 function convert(name: string, type: 'int' | 'string' | 'boolean', raw: string | boolean): unknown {
   if (type === 'boolean') return raw === true || raw === 'true' || raw === '1';
   if (type === 'int') {
-    if (typeof raw !== 'string' || !/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer, got '${String(raw)}'`);
+    if (typeof raw !== 'string' || !/^-?\d+$/.test(raw.trim()))
+      throw new ConfigError(`${name}: expected an integer, got '${String(raw)}'`);
     return Number(raw);
   }
   return raw;
@@ -112,7 +168,8 @@ function convert(name: string, type: 'int' | 'string' | 'boolean', raw: string |
 /** Parses `aipd serve` arguments plus environment into a validated config. Throws ConfigError. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } };
-  for (const [flag, spec] of Object.entries(FLAGS)) options[flag] = { type: spec.type === 'boolean' ? 'boolean' : 'string' };
+  for (const [flag, spec] of Object.entries(FLAGS))
+    options[flag] = { type: spec.type === 'boolean' ? 'boolean' : 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -152,7 +209,9 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`--config: cannot read '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new ConfigError(
+      `--config: cannot read '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   let value: unknown;
   try {
@@ -160,9 +219,11 @@ function readConfigFile(path: string): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError(`--config: '${path}' is not valid JSON: ${(err as Error).message}`);
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`--config: '${path}' must hold a JSON object`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(`--config: '${path}' must hold a JSON object`);
   const known = new Set(Object.keys(ServerConfig.shape));
-  for (const k of Object.keys(value)) if (!known.has(k)) throw new ConfigError(`--config: unknown key '${k}' in '${path}'`);
+  for (const k of Object.keys(value))
+    if (!known.has(k)) throw new ConfigError(`--config: unknown key '${k}' in '${path}'`);
   return value as Record<string, unknown>;
 }
 

@@ -63,7 +63,10 @@ export class PlanAgent implements Agent {
       try {
         parsed = this.planFile !== undefined ? await loadPlanFile(this.planFile) : parsePlanText(ctx.request);
       } catch (e) {
-        return failed(record, aipError('INVALID_PLAN', { detail: `cannot read ${this.planFile}: ${errorText(e)}` }).message);
+        return failed(
+          record,
+          aipError('INVALID_PLAN', { detail: `cannot read ${this.planFile}: ${errorText(e)}` }).message,
+        );
       }
       if (!parsed.ok) return { status: 'failed', result: record, error: parsed.error.message };
       plan = parsed.plan;
@@ -71,7 +74,8 @@ export class PlanAgent implements Agent {
     const steps = plan.steps;
     for (let i = 0; i < steps.length; i++) {
       const step = steps[i]!;
-      if (typeof step === 'string') return failed(record, aipError('PLAN_STEP_NOT_EXECUTABLE', { step: i }).message);
+      if (typeof step === 'string')
+        return failed(record, aipError('PLAN_STEP_NOT_EXECUTABLE', { step: i }).message);
       let results: Result[];
       try {
         results = yield toBatch(step);

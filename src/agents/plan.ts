@@ -59,7 +59,10 @@ export function parsePlan(value: unknown): { ok: true; plan: Plan } | { ok: fals
   // A step that is neither a string nor an action step: report the deepest issue of the object branch.
   const issue = deepestIssue(r.error.issues);
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
-  return { ok: false, error: aipErrorAt('INVALID_PLAN', path, { detail: `${fieldName(path)}: ${issue.message}` }) };
+  return {
+    ok: false,
+    error: aipErrorAt('INVALID_PLAN', path, { detail: `${fieldName(path)}: ${issue.message}` }),
+  };
 }
 
 function deepestIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
@@ -102,7 +105,8 @@ function parseObject(text: string): Record<string, unknown> | null {
  * selection, the session's plan object, the plan agent), and a long plan is costly to parse. Callers only read
  * the value; it is never mutated.
  */
-let memo: { text: string; result: { ok: true; value: unknown } | { ok: false; message: string } } | null = null;
+let memo: { text: string; result: { ok: true; value: unknown } | { ok: false; message: string } } | null =
+  null;
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false; message: string } {
   if (memo?.text === text) return memo.result;
   let result: { ok: true; value: unknown } | { ok: false; message: string };
@@ -132,7 +136,9 @@ export function planObjectOf(request: string): string | null {
 }
 
 /** Reads and parses one plan file. */
-export async function loadPlanFile(file: string): Promise<{ ok: true; plan: Plan } | { ok: false; error: AipError }> {
+export async function loadPlanFile(
+  file: string,
+): Promise<{ ok: true; plan: Plan } | { ok: false; error: AipError }> {
   return parsePlanText(await readFile(file, 'utf8'));
 }
 

@@ -50,7 +50,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(input: ServerConfigInput | ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  input: ServerConfigInput | ServerConfig,
+  opts: StartOptions = {},
+): Promise<RunningServer> {
   const config = finalizeConfig(input);
   const log = opts.logger ?? createLogger(config.logLevel);
   const events = new EventBus((err, type) => log.error({ err, event: type }, 'event listener failed'));
@@ -58,7 +61,11 @@ export async function startServer(input: ServerConfigInput | ServerConfig, opts:
   const sessions = opts.sessions ?? new MemorySessionStore();
   const results =
     opts.results ??
-    new MemoryTaskResultStore({ maxEntries: config.taskResultCacheSize, maxBytes: config.taskResultCacheBytes, maxAliases: config.dispatchAliasCacheSize });
+    new MemoryTaskResultStore({
+      maxEntries: config.taskResultCacheSize,
+      maxBytes: config.taskResultCacheBytes,
+      maxAliases: config.dispatchAliasCacheSize,
+    });
   const factory = opts.sessionFactory ?? new SessionFactory({ cancelGraceMs: config.cancelGraceMs });
   const tasks = new TaskService(config, { directory, sessions, results, events }, factory, log);
   const channels = new ChannelRouter(
@@ -70,25 +77,50 @@ export async function startServer(input: ServerConfigInput | ServerConfig, opts:
     {
       logger: log.child({ component: 'channels' }),
       openTimeoutMs: config.channelOpenTimeoutMs,
-      onChannel: (e) => events.emit(e.type === 'opened' ? 'channel.opened' : 'channel.closed', { sessionId: e.sessionId, kind: e.kind, reason: e.type }),
+      onChannel: (e) =>
+        events.emit(e.type === 'opened' ? 'channel.opened' : 'channel.closed', {
+          sessionId: e.sessionId,
+          kind: e.kind,
+          reason: e.type,
+        }),
       ...opts.channels,
     },
   );
   events.on('session.ended', (e) => channels.onSessionEnded(e.sessionId));
-  const ctx: ServerContext = { config, log, directory, events, tasks, channels, counters: { unregistered: 0 } };
-  const http = createApi(config.apiKey, { directory, sessions, results, tasks, log: log.child({ component: 'http' }) });
+  const ctx: ServerContext = {
+    config,
+    log,
+    directory,
+    events,
+    tasks,
+    channels,
+    counters: { unregistered: 0 },
+  };
+  const headLimits = {
+    maxUrlBytes: config.maxUrlBytes,
+    maxHeaderCount: config.maxHeaderCount,
+    maxHeaderBytes: config.maxHeaderBytes,
+  };
+  const http = createApi(config.apiKey, headLimits, {
+    directory,
+    sessions,
+    results,
+    tasks,
+    log: log.child({ component: 'http' }),
+  });
 
   const transportOptions: TransportOptions = {
     host: config.host,
     port: config.port,
     limits: {
-      maxPayloadBytes: config.maxPayloadBytes,
+      maxPayloadBytes: Math.min(config.maxPayloadBytes * config.socketPayloadFactor, 2 ** 31 - 1),
       idleTimeoutSec: config.idleTimeoutSec,
       outboundBudgetBytes: config.outboundBudgetBytes,
       slowConsumerTimeoutMs: config.slowConsumerTimeoutMs,
       slowConsumerHardCap: config.slowConsumerHardCap,
       highWaterMarkBytes: config.highWaterMarkBytes,
       maxHttpBodyBytes: config.maxHttpBodyBytes,
+      maxHttpBodyBytesInFlight: config.maxHttpBodyBytesInFlight,
     },
     log,
     acceptUpgrade: upgradeGate(config.apiKey, (offer) => negotiateCodec(offer).subprotocol ?? null),
@@ -97,7 +129,8 @@ export async function startServer(input: ServerConfigInput | ServerConfig, opts:
       handler.open();
       return handler;
     },
-    onBackpressure: (conn, over, bufferedBytes) => events.emit(over ? 'backpressure.on' : 'backpressure.off', { connId: conn.id, bufferedBytes }),
+    onBackpressure: (conn, over, bufferedBytes) =>
+      events.emit(over ? 'backpressure.on' : 'backpressure.off', { connId: conn.id, bufferedBytes }),
     http,
   };
   const memory = opts.transport === 'memory' ? new MemoryTransport(transportOptions) : null;
@@ -116,7 +149,8 @@ export async function startServer(input: ServerConfigInput | ServerConfig, opts:
       (closing ??= (async () => {
         transport.stopListening();
         await tasks.shutdown();
-        for (const conn of [...transport.connections()]) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
+        for (const conn of [...transport.connections()])
+          conn.close(CloseCode.GOING_AWAY, 'server shutting down');
         await waitUntil(() => [...transport.connections()].length === 0, config.shutdownGraceMs);
         transport.closeAll();
         log.info('server stopped');

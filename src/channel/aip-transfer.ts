@@ -28,7 +28,14 @@ export type TransferResult = { ok: true; events: TransferEvent[] } | { ok: false
 type State =
   | { s: 'idle' }
   | { s: 'await_binary'; meta: Record<string, unknown> }
-  | { s: 'file'; start: FileTransferStart; received: number; bytes: number; md5: Hash; chunkMeta: Record<string, unknown> | null };
+  | {
+      s: 'file';
+      start: FileTransferStart;
+      received: number;
+      bytes: number;
+      md5: Hash;
+      chunkMeta: Record<string, unknown> | null;
+    };
 
 export interface TransferReceiverOptions {
   /** Check `size` and checksums (UFO's default). */
@@ -62,34 +69,73 @@ export class AipTransferReceiver {
   /** A parsed text frame. After an error the receiver is back to idle. */
   text(obj: Record<string, unknown>): TransferResult {
     const st = this.state;
-    if (st.s === 'await_binary' || (st.s === 'file' && st.chunkMeta !== null)) return this.fail(aipError('TRANSFER_EXPECTED_BINARY'));
+    if (st.s === 'await_binary' || (st.s === 'file' && st.chunkMeta !== null))
+      return this.fail(aipError('TRANSFER_EXPECTED_BINARY'));
     if (st.s === 'file') {
       if (st.received < st.start.total_chunks) {
-        if (obj.type !== 'binary_data') return this.fail(aipError('TRANSFER_WRONG_TYPE', { expected: 'binary_data', got: String(obj.type) }));
-        if (obj.chunk_num !== st.received) return this.fail(aipError('TRANSFER_BAD_METADATA', { detail: `chunk_num ${String(obj.chunk_num)}, expected ${st.received}` }));
+        if (obj.type !== 'binary_data')
+          return this.fail(
+            aipError('TRANSFER_WRONG_TYPE', { expected: 'binary_data', got: String(obj.type) }),
+          );
+        if (obj.chunk_num !== st.received)
+          return this.fail(
+            aipError('TRANSFER_BAD_METADATA', {
+              detail: `chunk_num ${String(obj.chunk_num)}, expected ${st.received}`,
+            }),
+          );
         st.chunkMeta = obj;
         return ok([]);
       }
       const done = FileTransferComplete.safeParse(obj);
-      if (obj.type !== 'file_transfer_complete') return this.fail(aipError('TRANSFER_WRONG_TYPE', { expected: 'file_transfer_complete', got: String(obj.type) }));
-      if (!done.success) return this.fail(aipError('TRANSFER_BAD_METADATA', { detail: done.error.issues[0]?.message ?? 'invalid' }));
+      if (obj.type !== 'file_transfer_complete')
+        return this.fail(
+          aipError('TRANSFER_WRONG_TYPE', { expected: 'file_transfer_complete', got: String(obj.type) }),
+        );
+      if (!done.success)
+        return this.fail(
+          aipError('TRANSFER_BAD_METADATA', { detail: done.error.issues[0]?.message ?? 'invalid' }),
+        );
       const got = st.md5.digest('hex');
       this.state = { s: 'idle' };
       const want = done.data.checksum;
       if (this.validate && typeof want === 'string' && want.toLowerCase() !== got)
         return this.fail(aipError('TRANSFER_CHECKSUM_MISMATCH', { expected: want, got }));
-      return ok([{ type: 'file_complete', filename: st.start.filename, size: st.bytes, totalChunks: st.received, checksum: got }]);
+      return ok([
+        {
+          type: 'file_complete',
+          filename: st.start.filename,
+          size: st.bytes,
+          totalChunks: st.received,
+          checksum: got,
+        },
+      ]);
     }
     if (obj.type === 'file_transfer_start') {
       const start = FileTransferStart.safeParse(obj);
-      if (!start.success) return this.fail(aipError('TRANSFER_BAD_METADATA', { detail: start.error.issues[0]?.message ?? 'invalid' }));
-      this.state = { s: 'file', start: start.data, received: 0, bytes: 0, md5: createHash('md5'), chunkMeta: null };
+      if (!start.success)
+        return this.fail(
+          aipError('TRANSFER_BAD_METADATA', { detail: start.error.issues[0]?.message ?? 'invalid' }),
+        );
+      this.state = {
+        s: 'file',
+        start: start.data,
+        received: 0,
+        bytes: 0,
+        md5: createHash('md5'),
+        chunkMeta: null,
+      };
       return ok([{ type: 'file_start', start: start.data }]);
     }
-    if (obj.type === 'file_transfer_complete') return this.fail(aipError('TRANSFER_WRONG_TYPE', { expected: 'file_transfer_start', got: 'file_transfer_complete' }));
+    if (obj.type === 'file_transfer_complete')
+      return this.fail(
+        aipError('TRANSFER_WRONG_TYPE', { expected: 'file_transfer_start', got: 'file_transfer_complete' }),
+      );
     // UFO only warns when type is not binary_data; the metadata still announces a binary frame.
     const meta = BinaryMetadata.safeParse(obj);
-    if (!meta.success) return this.fail(aipError('TRANSFER_BAD_METADATA', { detail: meta.error.issues[0]?.message ?? 'invalid' }));
+    if (!meta.success)
+      return this.fail(
+        aipError('TRANSFER_BAD_METADATA', { detail: meta.error.issues[0]?.message ?? 'invalid' }),
+      );
     this.state = { s: 'await_binary', meta: obj };
     return ok([]);
   }
@@ -99,7 +145,8 @@ export class AipTransferReceiver {
     const st = this.state;
     const meta = st.s === 'await_binary' ? st.meta : st.s === 'file' ? st.chunkMeta : null;
     if (meta === null) return this.fail(aipError('TRANSFER_UNEXPECTED_BINARY'));
-    if (data.byteLength > this.maxBytes) return this.fail(aipError('FRAME_TOO_LARGE', { size: data.byteLength, max: this.maxBytes }));
+    if (data.byteLength > this.maxBytes)
+      return this.fail(aipError('FRAME_TOO_LARGE', { size: data.byteLength, max: this.maxBytes }));
     const size = meta.size;
     if (this.validate && typeof size === 'number' && size !== data.byteLength)
       return this.fail(aipError('TRANSFER_SIZE_MISMATCH', { expected: size, got: data.byteLength }));
@@ -133,8 +180,16 @@ function ok(events: TransferEvent[]): TransferResult {
 export type OutFrame = { text: string } | { binary: Uint8Array };
 
 /** One binary message: the metadata text frame (type/size/timestamp overwritten as UFO does) and the bytes. */
-export function binaryMessageFrames(data: Uint8Array, metadata: Record<string, unknown> = {}): [OutFrame, OutFrame] {
-  const meta = { ...metadata, type: 'binary_data', size: data.byteLength, timestamp: new Date().toISOString() };
+export function binaryMessageFrames(
+  data: Uint8Array,
+  metadata: Record<string, unknown> = {},
+): [OutFrame, OutFrame] {
+  const meta = {
+    ...metadata,
+    type: 'binary_data',
+    size: data.byteLength,
+    timestamp: new Date().toISOString(),
+  };
   return [{ text: JSON.stringify(meta) }, { binary: data }];
 }
 
@@ -147,7 +202,14 @@ export function* fileTransferFrames(
   const chunkSize = opts.chunkSize ?? 1024 * 1024;
   const total = Math.ceil(data.byteLength / chunkSize);
   yield {
-    text: JSON.stringify({ type: 'file_transfer_start', filename, size: data.byteLength, chunk_size: chunkSize, total_chunks: total, mime_type: opts.mimeType ?? null }),
+    text: JSON.stringify({
+      type: 'file_transfer_start',
+      filename,
+      size: data.byteLength,
+      chunk_size: chunkSize,
+      total_chunks: total,
+      mime_type: opts.mimeType ?? null,
+    }),
   };
   const md5 = createHash('md5');
   for (let i = 0; i < total; i++) {

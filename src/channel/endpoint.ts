@@ -25,7 +25,8 @@ import {
 } from '../../protocol/channel.js';
 import { Fsm, type TransitionTable } from '../lib/fsm.js';
 
-export type ChannelState = 'opening' | 'open' | 'half-closed-local' | 'half-closed-remote' | 'closed' | 'reset';
+export type ChannelState =
+  'opening' | 'open' | 'half-closed-local' | 'half-closed-remote' | 'closed' | 'reset';
 
 /** The endpoint's transitions (same table style as the session's). A closed channel can still be reset locally. */
 export const CHANNEL_TRANSITIONS: TransitionTable<ChannelState> = {
@@ -64,7 +65,8 @@ type Listener = () => void;
 
 /** An AipError from a wire code (REJECT/RESET); unknown codes keep their number under CHANNEL_REJECTED. */
 export function errorFromCode(code: number, reason: string): AipError {
-  for (const [name, s] of Object.entries(Errors)) if (s.code === code) return new AipError(name as ErrorName, code, reason);
+  for (const [name, s] of Object.entries(Errors))
+    if (s.code === code) return new AipError(name as ErrorName, code, reason);
   return new AipError('CHANNEL_REJECTED', code, reason);
 }
 
@@ -124,7 +126,13 @@ export class ChannelEndpoint {
   get finished(): boolean {
     return this.fsm.state === 'closed' || this.fsm.state === 'reset';
   }
-  stats(): { inFlight: number; maxInFlight: number; sendWindow: number; queuedBytes: number; pendingWrites: number } {
+  stats(): {
+    inFlight: number;
+    maxInFlight: number;
+    sendWindow: number;
+    queuedBytes: number;
+    pendingWrites: number;
+  } {
     return {
       inFlight: this.sentBytes - this.ackedBytes,
       maxInFlight: this.maxInFlightSeen,
@@ -156,15 +164,20 @@ export class ChannelEndpoint {
   }
   /** Resolves when ACCEPT arrives; rejects with the REJECT/RESET error. */
   opened(): Promise<void> {
-    if (this.fsm.state === 'opening') return new Promise((resolve, reject) => this.openWaiters.push({ resolve, reject }));
-    return this.fsm.state === 'reset' ? Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED')) : Promise.resolve();
+    if (this.fsm.state === 'opening')
+      return new Promise((resolve, reject) => this.openWaiters.push({ resolve, reject }));
+    return this.fsm.state === 'reset'
+      ? Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED'))
+      : Promise.resolve();
   }
 
   /** Queues bytes; resolves when all of them are sent (credit permitting). Rejects if the channel resets. */
   write(bytes: Uint8Array): Promise<void> {
     if (this.fsm.state === 'reset') return Promise.reject(this._error ?? aipError('CHANNEL_CANCELLED'));
     if (this.finQueued || this.fsm.state === 'half-closed-local' || this.fsm.state === 'closed')
-      return Promise.reject(aipError('CHANNEL_PROTOCOL', { channel: this.channel, detail: 'write after end' }));
+      return Promise.reject(
+        aipError('CHANNEL_PROTOCOL', { channel: this.channel, detail: 'write after end' }),
+      );
     if (bytes.byteLength === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.writes.push({ data: bytes, trailer: null, off: 0, resolve, reject });
@@ -263,7 +276,13 @@ export class ChannelEndpoint {
     if (seq !== this.recvSeq) return this.violation(`DATA seq ${seq}, expected ${this.recvSeq}`);
     const inFlight = this.recvBytes + payload.byteLength - this.advertisedConsumed;
     if (inFlight > this.advertisedWindow) {
-      return this.fail(aipError('CHANNEL_WINDOW_EXCEEDED', { channel: this.channel, inFlight, window: this.advertisedWindow }));
+      return this.fail(
+        aipError('CHANNEL_WINDOW_EXCEEDED', {
+          channel: this.channel,
+          inFlight,
+          window: this.advertisedWindow,
+        }),
+      );
     }
     this.recvSeq = (this.recvSeq + 1) >>> 0;
     this.recvBytes += payload.byteLength;
@@ -274,7 +293,8 @@ export class ChannelEndpoint {
 
   private onAck(consumed: number, window: number): void {
     if (this.fsm.state === 'opening') return this.violation('ACK before ACCEPT');
-    if (consumed < this.ackedBytes || consumed > this.sentBytes) return this.violation(`ACK of ${consumed} bytes out of range`);
+    if (consumed < this.ackedBytes || consumed > this.sentBytes)
+      return this.violation(`ACK of ${consumed} bytes out of range`);
     this.ackedBytes = consumed;
     this.sendWindow = window;
     this.pump();
@@ -305,7 +325,10 @@ export class ChannelEndpoint {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.writes.length > 0 && (this.fsm.state === 'open' || this.fsm.state === 'half-closed-remote')) {
+      while (
+        this.writes.length > 0 &&
+        (this.fsm.state === 'open' || this.fsm.state === 'half-closed-remote')
+      ) {
         const w = this.writes[0]!;
         if (w.data === null) {
           this.writes.shift();

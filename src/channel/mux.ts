@@ -6,7 +6,13 @@
  * first byte is 0xC1 (`isChannelFrame`); give it a `send` that puts a binary frame on the socket.
  */
 import { aipError, type AipError } from '../../protocol/index.js';
-import { ChannelOp, decodeChannelFrame, encodeReset, type ChannelKind, type OpenBody } from '../../protocol/channel.js';
+import {
+  ChannelOp,
+  decodeChannelFrame,
+  encodeReset,
+  type ChannelKind,
+  type OpenBody,
+} from '../../protocol/channel.js';
 import { ChannelEndpoint, DEFAULT_MAX_CHUNK, DEFAULT_RECEIVE_WINDOW } from './endpoint.js';
 
 export interface IncomingChannel {
@@ -48,16 +54,21 @@ export class ChannelMux {
   }
 
   /** Opens a channel in `body.session_id`; resolves with the endpoint once ACCEPTed, rejects on REJECT. */
-  async open(body: { session_id: string; kind: ChannelKind; params?: Record<string, unknown> }, receiveWindow?: number): Promise<ChannelEndpoint> {
+  async open(
+    body: { session_id: string; kind: ChannelKind; params?: Record<string, unknown> },
+    receiveWindow?: number,
+  ): Promise<ChannelEndpoint> {
     const id = this.nextId;
     this.nextId = (this.nextId + 2) >>> 0;
-    const ep = this.track(new ChannelEndpoint({
-      channel: id,
-      send: this.opts.send,
-      receiveWindow: receiveWindow ?? this.receiveWindow,
-      maxChunk: this.maxChunk,
-      initialState: 'opening',
-    }));
+    const ep = this.track(
+      new ChannelEndpoint({
+        channel: id,
+        send: this.opts.send,
+        receiveWindow: receiveWindow ?? this.receiveWindow,
+        maxChunk: this.maxChunk,
+        initialState: 'opening',
+      }),
+    );
     const full: OpenBody = { session_id: body.session_id, kind: body.kind, params: body.params ?? {} };
     ep.sendOpen(full);
     await ep.opened();
@@ -75,14 +86,16 @@ export class ChannelMux {
         this.opts.send(encodeReset(f.channel, e.code, e.message));
         return;
       }
-      const ep = this.track(new ChannelEndpoint({
-        channel: f.channel,
-        send: this.opts.send,
-        receiveWindow: this.receiveWindow,
-        maxChunk: this.maxChunk,
-        initialState: 'open',
-        sendWindow: f.window,
-      }));
+      const ep = this.track(
+        new ChannelEndpoint({
+          channel: f.channel,
+          send: this.opts.send,
+          receiveWindow: this.receiveWindow,
+          maxChunk: this.maxChunk,
+          initialState: 'open',
+          sendWindow: f.window,
+        }),
+      );
       const incoming: IncomingChannel = {
         channel: f.channel,
         sessionId: f.body.session_id,
@@ -94,7 +107,8 @@ export class ChannelMux {
         },
         reject: (err) => ep.reject(err),
       };
-      if (!this.opts.onOpen) return incoming.reject(aipError('CHANNEL_KIND_UNSUPPORTED', { kind: f.body.kind }));
+      if (!this.opts.onOpen)
+        return incoming.reject(aipError('CHANNEL_KIND_UNSUPPORTED', { kind: f.body.kind }));
       try {
         this.opts.onOpen(incoming);
       } catch (e) {

@@ -103,7 +103,10 @@ export class ChannelRouter {
   private readonly maxWindow: number;
   private readonly maxPerConn: number;
 
-  constructor(private readonly host: ChannelHost, private readonly opts: ChannelRouterOptions = {}) {
+  constructor(
+    private readonly host: ChannelHost,
+    private readonly opts: ChannelRouterOptions = {},
+  ) {
     this.maxWindow = opts.maxWindow ?? 1024 * 1024;
     this.maxPerConn = opts.maxChannelsPerConnection ?? 64;
   }
@@ -211,12 +214,14 @@ export class ChannelRouter {
     const refuse = (e: AipError): void => this.send(conn, encodeReject(f.channel, e.code, e.message));
     const sid = f.body.session_id;
     const entry = this.conns.get(conn);
-    if (f.channel % 2 !== 1 || entry?.refs.has(f.channel)) return refuse(aipError('CHANNEL_ID_IN_USE', { channel: f.channel }));
+    if (f.channel % 2 !== 1 || entry?.refs.has(f.channel))
+      return refuse(aipError('CHANNEL_ID_IN_USE', { channel: f.channel }));
     const clientId = this.host.clientIdOf(conn);
     const parties = this.host.sessionParties(sid);
     if (clientId === null) return refuse(aipError('CHANNEL_NOT_AUTHORIZED', { sid }));
     if (!parties) return refuse(aipError('CHANNEL_SESSION_NOT_LIVE', { sid }));
-    if (clientId !== parties.requesterId && clientId !== parties.executorId) return refuse(aipError('CHANNEL_NOT_AUTHORIZED', { sid }));
+    if (clientId !== parties.requesterId && clientId !== parties.executorId)
+      return refuse(aipError('CHANNEL_NOT_AUTHORIZED', { sid }));
     const otherId = clientId === parties.requesterId ? parties.executorId : parties.requesterId;
     if (otherId === clientId) return refuse(aipError('CHANNEL_SELF'));
     const other = this.host.connectionOf(otherId);
@@ -224,7 +229,8 @@ export class ChannelRouter {
     if (other === conn) return refuse(aipError('CHANNEL_SELF'));
     const mine = this.entry(conn);
     const theirs = this.entry(other);
-    if (mine.refs.size >= this.maxPerConn || theirs.refs.size >= this.maxPerConn) return refuse(aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn }));
+    if (mine.refs.size >= this.maxPerConn || theirs.refs.size >= this.maxPerConn)
+      return refuse(aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn }));
     const bId = this.allocEven(theirs);
     const openerWindow = Math.min(f.window, this.maxWindow);
     const chan: Relay = {
@@ -251,11 +257,13 @@ export class ChannelRouter {
   private onRelayFrame(chan: Relay, side: 'a' | 'b', f: ChannelFrame, raw: Uint8Array): void {
     const me = chan[side];
     const peer = side === 'a' ? chan.b : chan.a;
-    const violation = (detail: string): void => this.kill(chan, aipError('CHANNEL_PROTOCOL', { channel: me.id, detail }), null);
+    const violation = (detail: string): void =>
+      this.kill(chan, aipError('CHANNEL_PROTOCOL', { channel: me.id, detail }), null);
     switch (f.op) {
       case ChannelOp.ACCEPT:
       case ChannelOp.REJECT:
-        if (side !== 'b' || chan.open) return violation(`unexpected ${f.op === ChannelOp.ACCEPT ? 'ACCEPT' : 'REJECT'}`);
+        if (side !== 'b' || chan.open)
+          return violation(`unexpected ${f.op === ChannelOp.ACCEPT ? 'ACCEPT' : 'REJECT'}`);
         if (f.op === ChannelOp.REJECT) {
           this.send(peer.conn, encodeReject(peer.id, f.code, f.reason));
           return this.free(chan);
@@ -269,7 +277,12 @@ export class ChannelRouter {
         if (f.payload.byteLength === 0) return violation('empty DATA');
         if (f.seq !== me.seq) return violation(`DATA seq ${f.seq}, expected ${me.seq}`);
         const inFlight = me.sent + f.payload.byteLength - me.consumed;
-        if (inFlight > me.window) return this.kill(chan, aipError('CHANNEL_WINDOW_EXCEEDED', { channel: me.id, inFlight, window: me.window }), null);
+        if (inFlight > me.window)
+          return this.kill(
+            chan,
+            aipError('CHANNEL_WINDOW_EXCEEDED', { channel: me.id, inFlight, window: me.window }),
+            null,
+          );
         me.seq = (me.seq + 1) >>> 0;
         me.sent += f.payload.byteLength;
         // Forward the received bytes with the peer's channel id written in: no re-encode, no 64 KiB copy here
@@ -280,7 +293,8 @@ export class ChannelRouter {
       case ChannelOp.ACK:
         // `me` acknowledges what `peer` wrote.
         if (!chan.open) return violation('ACK before ACCEPT');
-        if (f.consumed < peer.consumed || f.consumed > peer.sent) return violation(`ACK of ${f.consumed} bytes out of range`);
+        if (f.consumed < peer.consumed || f.consumed > peer.sent)
+          return violation(`ACK of ${f.consumed} bytes out of range`);
         peer.consumed = f.consumed;
         peer.window = Math.min(f.window, this.maxWindow);
         return void this.send(peer.conn, encodeAck(peer.id, f.seq, f.consumed, peer.window));
@@ -307,7 +321,8 @@ export class ChannelRouter {
       this.free(chan);
       return;
     }
-    for (const end of [chan.a, chan.b]) if (end.conn !== skip) this.send(end.conn, encodeReset(end.id, err.code, err.message));
+    for (const end of [chan.a, chan.b])
+      if (end.conn !== skip) this.send(end.conn, encodeReset(end.id, err.code, err.message));
     this.free(chan);
   }
 

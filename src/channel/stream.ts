@@ -13,11 +13,15 @@ export class ChannelDuplex extends Duplex {
   private wantRead = false;
   private trailerOut: Record<string, unknown> | null = null;
 
-  constructor(readonly endpoint: ChannelEndpoint, opts: { readableHighWaterMark?: number } = {}) {
+  constructor(
+    readonly endpoint: ChannelEndpoint,
+    opts: { readableHighWaterMark?: number } = {},
+  ) {
     super({ allowHalfOpen: true, readableHighWaterMark: opts.readableHighWaterMark ?? 16 * 1024 });
     endpoint.onReadable(() => this.pull());
     endpoint.onStateChange(() => {
-      if (endpoint.state === 'reset' && !this.destroyed) this.destroy(endpoint.error ?? aipError('CHANNEL_CANCELLED'));
+      if (endpoint.state === 'reset' && !this.destroyed)
+        this.destroy(endpoint.error ?? aipError('CHANNEL_CANCELLED'));
     });
   }
 
@@ -54,11 +58,17 @@ export class ChannelDuplex extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.endpoint.write(chunk).then(() => cb(), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
+    this.endpoint.write(chunk).then(
+      () => cb(),
+      (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))),
+    );
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.endpoint.end(this.trailerOut).then(() => cb(), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
+    this.endpoint.end(this.trailerOut).then(
+      () => cb(),
+      (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))),
+    );
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

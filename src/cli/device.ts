@@ -27,18 +27,39 @@ async function runTool(action: Command, allowExec: boolean): Promise<ResultInput
     case 'list_tools':
       return {
         status: 'success',
-        result: TOOLS.filter((t) => allowExec || t !== 'execute_command').map((t) => ({ tool_key: `action::${t}`, tool_name: t, namespace: 'Demo', tool_type: 'action' })),
+        result: TOOLS.filter((t) => allowExec || t !== 'execute_command').map((t) => ({
+          tool_key: `action::${t}`,
+          tool_name: t,
+          namespace: 'Demo',
+          tool_type: 'action',
+        })),
         namespace: 'Demo',
         call_id: action.call_id,
       };
     case 'execute_command': {
-      if (!allowExec) return { status: 'failure', error: 'execute_command is disabled (start the device with --allow-exec)', call_id: action.call_id };
+      if (!allowExec)
+        return {
+          status: 'failure',
+          error: 'execute_command is disabled (start the device with --allow-exec)',
+          call_id: action.call_id,
+        };
       const command = typeof p.command === 'string' ? p.command : '';
       return new Promise((resolve) => {
-        execFile('/bin/sh', ['-c', command], { timeout: 60_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => {
-          const exit = err && typeof err.code === 'number' ? err.code : err ? 1 : 0;
-          resolve({ status: exit === 0 ? 'success' : 'failure', error: exit === 0 ? null : stderr || (err?.message ?? 'command failed'), result: { stdout, stderr, exit_code: exit }, namespace: 'Shell', call_id: action.call_id });
-        });
+        execFile(
+          '/bin/sh',
+          ['-c', command],
+          { timeout: 60_000, maxBuffer: 8 * 1024 * 1024 },
+          (err, stdout, stderr) => {
+            const exit = err && typeof err.code === 'number' ? err.code : err ? 1 : 0;
+            resolve({
+              status: exit === 0 ? 'success' : 'failure',
+              error: exit === 0 ? null : stderr || (err?.message ?? 'command failed'),
+              result: { stdout, stderr, exit_code: exit },
+              namespace: 'Shell',
+              call_id: action.call_id,
+            });
+          },
+        );
       });
     }
     default:
@@ -65,13 +86,16 @@ export async function runDevice(argv: string[]): Promise<number> {
     throw new ConfigError((err as Error).message.split('\n')[0] ?? 'invalid arguments');
   }
   if (typeof values.token !== 'string') throw new ConfigError('--token: required (the server API key)');
-  if (!['windows', 'linux', 'mobile'].includes(values.platform as string)) throw new ConfigError(`--platform: expected windows, linux or mobile`);
+  if (!['windows', 'linux', 'mobile'].includes(values.platform as string))
+    throw new ConfigError(`--platform: expected windows, linux or mobile`);
   let plan: string | null = null;
   if (typeof values.plan === 'string') {
     try {
       plan = readFileSync(values.plan, 'utf8');
     } catch (err) {
-      throw new ConfigError(`--plan: cannot read '${values.plan}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      throw new ConfigError(
+        `--plan: cannot read '${values.plan}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
     }
   }
   const allowExec = values['allow-exec'] === true;
@@ -98,7 +122,9 @@ export async function runDevice(argv: string[]): Promise<number> {
   }
   const { sessionId } = await device.requestTask({ request: plan, taskName: 'sample-plan' });
   const end = await device.waitTaskEnd(sessionId);
-  process.stdout.write(`${JSON.stringify({ status: end.status, error: end.error, result: end.result }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ status: end.status, error: end.error, result: end.result }, null, 2)}\n`,
+  );
   await device.close();
   return end.status === 'completed' ? 0 : 1;
 }

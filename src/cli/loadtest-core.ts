@@ -89,7 +89,9 @@ interface Device {
 
 /** The inline plan text: `{"task":"bench","steps":[{"actions":[noop]}, ...]}`. */
 export function planRequest(steps: number): string {
-  const step = (i: number): unknown => ({ actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i } }] });
+  const step = (i: number): unknown => ({
+    actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i } }],
+  });
   return JSON.stringify({ task: 'bench', steps: Array.from({ length: steps }, (_, i) => step(i)) });
 }
 
@@ -148,7 +150,13 @@ export class AipLoad {
     for (const d of this.devices) {
       if (!d.registered || d.ws.closed) continue;
       d.hbSent = performance.now();
-      this.send(d, { type: 'heartbeat', status: 'ok', client_type: 'device', client_id: d.id, timestamp: new Date().toISOString() });
+      this.send(d, {
+        type: 'heartbeat',
+        status: 'ok',
+        client_type: 'device',
+        client_id: d.id,
+        timestamp: new Date().toISOString(),
+      });
     }
   }
 
@@ -200,7 +208,13 @@ export class AipLoad {
         clearTimeout(timer);
         resolve(e);
       });
-      this.send(d, { type: 'register', status: 'ok', client_type: 'device', client_id: id, metadata: { platform: 'linux' } });
+      this.send(d, {
+        type: 'register',
+        status: 'ok',
+        client_type: 'device',
+        client_id: id,
+        metadata: { platform: 'linux' },
+      });
     });
     this.waiters.delete(d);
     if (err !== null) {
@@ -217,7 +231,13 @@ export class AipLoad {
   private sendTask(d: Device): void {
     this.c.started++;
     d.lastSent = 0;
-    this.send(d, { type: 'task', status: 'continue', client_id: d.id, request: this.plan, task_name: 'bench' });
+    this.send(d, {
+      type: 'task',
+      status: 'continue',
+      client_id: d.id,
+      request: this.plan,
+      task_name: 'bench',
+    });
   }
 
   private decode(data: string | Buffer, isBinary: boolean): Msg | null {
@@ -249,7 +269,9 @@ export class AipLoad {
         if (m.status === 'completed') this.c.completed++;
         else {
           this.c.failed++;
-          this.error(`task_end ${String(m.status)}: ${typeof m.error === 'string' ? m.error : 'no error text'}`);
+          this.error(
+            `task_end ${String(m.status)}: ${typeof m.error === 'string' ? m.error : 'no error text'}`,
+          );
         }
         d.lastSent = 0;
         if (this.running) this.sendTask(d);

@@ -102,7 +102,12 @@ export class RawWs {
         }
         const status = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
         if (!/^HTTP\/1\.1 101 /.test(status)) return fail(new Error(`handshake refused: ${status}`));
-        if (opts.protocol && !new RegExp(`^sec-websocket-protocol:\\s*${opts.protocol}\\s*$`, 'im').test(head.subarray(0, end).toString('latin1')))
+        if (
+          opts.protocol &&
+          !new RegExp(`^sec-websocket-protocol:\\s*${opts.protocol}\\s*$`, 'im').test(
+            head.subarray(0, end).toString('latin1'),
+          )
+        )
           return fail(new Error(`server did not accept subprotocol ${opts.protocol}`));
         settled = true;
         clearTimeout(timer);

@@ -15,7 +15,8 @@ export type LoadtestOptions = Omit<AipLoadOptions, 'idPrefix' | 'connectConcurre
 export const LOADTEST_USAGE =
   'usage: aipd loadtest --url ws://HOST:PORT/ws [--token KEY] [--devices N] [--steps S] [--duration SECONDS] [--codec json|msgpack]';
 
-type Parsed = { ok: true; options: LoadtestOptions } | { ok: false; error: string } | { ok: true; help: true };
+type Parsed =
+  { ok: true; options: LoadtestOptions } | { ok: false; error: string } | { ok: true; help: true };
 
 function int(name: string, raw: string | undefined, def: number, min: number, max: number): number | string {
   if (raw === undefined) return def;
@@ -56,10 +57,12 @@ export function parseLoadtestArgs(argv: readonly string[]): Parsed {
   } catch {
     return { ok: false, error: `--url is not a valid URL: ${JSON.stringify(rawUrl)}` };
   }
-  if (url.protocol !== 'ws:') return { ok: false, error: `--url must start with ws:// (TLS is not supported), got ${url.protocol}//` };
+  if (url.protocol !== 'ws:')
+    return { ok: false, error: `--url must start with ws:// (TLS is not supported), got ${url.protocol}//` };
   const token = (values.token as string | undefined) ?? url.searchParams.get('token') ?? '';
   const codec = (values.codec as string | undefined) ?? 'json';
-  if (codec !== 'json' && codec !== 'msgpack') return { ok: false, error: `--codec must be json or msgpack, got ${JSON.stringify(codec)}` };
+  if (codec !== 'json' && codec !== 'msgpack')
+    return { ok: false, error: `--codec must be json or msgpack, got ${JSON.stringify(codec)}` };
   const devices = int('devices', values.devices as string | undefined, 10, 1, 9000);
   if (typeof devices === 'string') return { ok: false, error: devices };
   const steps = int('steps', values.steps as string | undefined, 100, 1, 100_000);
@@ -104,8 +107,14 @@ export function summaryTable(o: LoadtestOptions, s: AipSnapshot, hist: LatencyHi
     ['devices connected', `${s.devices_connected} / ${o.devices}`],
     ['duration', `${s.elapsed_s.toFixed(1)} s`],
     ['command round trips', String(s.round_trips)],
-    ['throughput', `${Math.round(s.round_trips / Math.max(s.elapsed_s, 1e-9)).toLocaleString('en-US')} round trips/s`],
-    ['latency p50 / p90 / p99 / max (ms)', `${ms(0.5)} / ${ms(0.9)} / ${ms(0.99)} / ${(hist.maxUs / 1000).toFixed(3)}`],
+    [
+      'throughput',
+      `${Math.round(s.round_trips / Math.max(s.elapsed_s, 1e-9)).toLocaleString('en-US')} round trips/s`,
+    ],
+    [
+      'latency p50 / p90 / p99 / max (ms)',
+      `${ms(0.5)} / ${ms(0.9)} / ${ms(0.99)} / ${(hist.maxUs / 1000).toFixed(3)}`,
+    ],
     ['tasks completed', `${s.tasks_completed} (failed ${s.tasks_failed}, ${o.steps} steps each)`],
     ['errors', s.errors === 0 ? '0' : `${s.errors} (first: ${s.first_error ?? 'n/a'})`],
   ];
@@ -156,7 +165,9 @@ export async function runLoadtest(argv: string[]): Promise<number> {
         lastAt = now;
       }
       const f = (now - start) / (o.durationS * 1000);
-      status(`running ${bar(f)} ${Math.round(rate).toLocaleString('en-US')}/s, ${s.round_trips} round trips, ${s.errors} errors`);
+      status(
+        `running ${bar(f)} ${Math.round(rate).toLocaleString('en-US')}/s, ${s.round_trips} round trips, ${s.errors} errors`,
+      );
       if (load.connected === 0) break;
     }
     const snap = load.snapshot();

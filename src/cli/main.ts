@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `aipd` command: `aipd serve [flags]`, `aipd loadtest [flags]`, `aipd help`.
+ * The `aipd` command: `aipd serve [flags]`, `aipd device`, `aipd batch`, `aipd loadtest [flags]`, `aipd help`.
  * Bad flags or config: a one-line error naming it, exit code 2.
  */
 import { ConfigError, loadConfig } from '../config.js';
-import { startServer } from '../server/index.js';
+import { ListenError } from '../transport/listen.js';
+import { startServer } from '../app/server.js';
 
 const USAGE = `usage: aipd <command> [flags]
 
@@ -14,11 +15,14 @@ commands:
              --max-unregistered --max-sessions-per-device --max-payload-bytes --outbound-budget-bytes
              --slow-consumer-timeout-ms --idle-timeout-sec --channel-open-timeout-ms; each also as env AIPD_<FLAG>)
   device     run a sample device (--url --token --client-id --platform --plan FILE --allow-exec)
+  batch      run a plan file or a folder of plans as tasks on a device (--target DEVICE --mode follower|batch_normal
+             --plan FILE_OR_FOLDER --concurrency 1 --status-file F --url --token --client-id)
   loadtest   load-test an aipd server (--url --token --devices --steps --duration --codec json|msgpack)
   help       show this text`;
 
 async function serve(argv: string[]): Promise<number> {
-  const generated = !argv.some((a) => a === '--api-key' || a.startsWith('--api-key=')) && !process.env.AIPD_API_KEY;
+  const generated =
+    !argv.some((a) => a === '--api-key' || a.startsWith('--api-key=')) && !process.env.AIPD_API_KEY;
   const config = loadConfig(argv);
   const server = await startServer(config);
   process.stdout.write(`aipd listening on ws://${config.host}:${server.port}/ws\n`);
@@ -48,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       const { runDevice } = await import('./device.js');
       return runDevice(rest);
     }
+    case 'batch': {
+      const { runBatch } = await import('./batch.js');
+      return runBatch(rest);
+    }
     case 'loadtest': {
       const { runLoadtest } = await import('./loadtest.js');
       return runLoadtest(rest);
@@ -69,7 +77,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof ListenError) {
       process.stderr.write(`aipd: ${err.message}\n`);
       process.exitCode = 2;
       return;

@@ -12,7 +12,12 @@ import {
   type ClientType,
   type ServerMessage,
 } from '../../protocol/index.js';
-import { AipConnection, type BinaryFrameHandler, type ConnectionEvents, type ReconnectOptions } from './connection.js';
+import {
+  AipConnection,
+  type BinaryFrameHandler,
+  type ConnectionEvents,
+  type ReconnectOptions,
+} from './connection.js';
 import { RequestQueue, TaskEndWaiters } from './pending.js';
 
 export interface BaseClientOptions {
@@ -61,7 +66,11 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
     super();
     this.clientId = opts.clientId;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.log = (opts.logger ?? silentLogger).child({ component: 'aip-client', clientId: opts.clientId, clientType });
+    this.log = (opts.logger ?? silentLogger).child({
+      component: 'aip-client',
+      clientId: opts.clientId,
+      clientType,
+    });
     this.conn = new AipConnection({
       url: opts.url,
       token: opts.token,
@@ -86,7 +95,9 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
     });
     this.conn.on('disconnected', (info) => {
       const why = info.willReconnect ? 'reconnecting' : 'closed';
-      const err = new Error(`Connection lost (code ${info.code}${info.reason ? `: ${info.reason}` : ''}; ${why})`);
+      const err = new Error(
+        `Connection lost (code ${info.code}${info.reason ? `: ${info.reason}` : ''}; ${why})`,
+      );
       this.requests.rejectAll(err);
       this.taskEnds.rejectAll(err);
       this.emit('disconnected', info);
@@ -149,7 +160,10 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
       {
         what: `task ACK${wanted ? ` for session ${wanted}` : ''}`,
         match: (m) =>
-          m.type === 'heartbeat' && m.status === 'ok' && m.session_id !== null && (wanted === null || m.session_id === wanted)
+          m.type === 'heartbeat' &&
+          m.status === 'ok' &&
+          m.session_id !== null &&
+          (wanted === null || m.session_id === wanted)
             ? { sessionId: m.session_id }
             : undefined,
       },
@@ -162,7 +176,8 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
 
   private onFrame(msg: ServerMessage): void {
     if (msg.type === 'task_end') this.taskEnds.offer(msg);
-    else if (msg.type === 'heartbeat' || msg.type === 'error' || msg.type === 'device_info_response') this.requests.offer(msg);
+    else if (msg.type === 'heartbeat' || msg.type === 'error' || msg.type === 'device_info_response')
+      this.requests.offer(msg);
     try {
       this.handleFrame(msg);
     } catch (err) {

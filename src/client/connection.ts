@@ -23,11 +23,15 @@ export interface ReconnectOptions {
   initialDelayMs?: number;
   /** Cap on the delay; default 10 s. */
   maxDelayMs?: number;
-  /** Attempts after a drop before giving up; default 10. */
+  /** Attempts after a drop before giving up; default unbounded (it retries until its owner closes it). */
   maxRetries?: number;
 }
 
-export const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelayMs: 500, maxDelayMs: 10_000, maxRetries: 10 };
+export const RECONNECT_DEFAULTS: Required<ReconnectOptions> = {
+  initialDelayMs: 500,
+  maxDelayMs: 10_000,
+  maxRetries: Number.POSITIVE_INFINITY,
+};
 
 export interface ConnectionOptions {
   /** Server WebSocket URL, e.g. ws://127.0.0.1:5000/ws; the token is added as the `token` query parameter. */
@@ -108,7 +112,8 @@ export class AipConnection extends EventEmitter<ConnectionEvents> {
 
   /** Opens and registers. Rejects with the server's error text (or the socket error) on failure; no retry. */
   async connect(): Promise<void> {
-    if (this.state !== 'idle' && this.state !== 'closed') throw new Error(`connect() called while ${this.state}`);
+    if (this.state !== 'idle' && this.state !== 'closed')
+      throw new Error(`connect() called while ${this.state}`);
     this.state = 'connecting';
     this.retries = 0;
     try {
@@ -263,7 +268,11 @@ export class AipConnection extends EventEmitter<ConnectionEvents> {
     if (this.retries >= rc.maxRetries) {
       this.state = 'closed';
       this.opts.logger.warn({ retries: this.retries }, 'giving up reconnecting');
-      this.emit('disconnected', { code: 1006, reason: `gave up after ${this.retries} attempts`, willReconnect: false });
+      this.emit('disconnected', {
+        code: 1006,
+        reason: `gave up after ${this.retries} attempts`,
+        willReconnect: false,
+      });
       return;
     }
     const base = Math.min(rc.initialDelayMs * 2 ** this.retries, rc.maxDelayMs);
@@ -288,7 +297,10 @@ export class AipConnection extends EventEmitter<ConnectionEvents> {
   private startHeartbeat(): void {
     this.stopHeartbeat();
     if (this.opts.heartbeatIntervalMs <= 0) return;
-    this.heartbeat = setInterval(() => this.send(this.opts.heartbeatMessage()), this.opts.heartbeatIntervalMs);
+    this.heartbeat = setInterval(
+      () => this.send(this.opts.heartbeatMessage()),
+      this.opts.heartbeatIntervalMs,
+    );
     this.heartbeat.unref();
   }
 

@@ -13,6 +13,8 @@ export interface ControllerClientOptions extends BaseClientOptions {
 export interface ControllerTaskRequest extends TaskRequest {
   /** Device to run on; default the controller's `targetId`. */
   targetId?: string | null;
+  /** The task frame's `metadata` (e.g. `{ mode: 'batch_normal' }`); omitted when not given. */
+  metadata?: Record<string, unknown> | null;
 }
 
 export interface RunTaskRequest extends ControllerTaskRequest {
@@ -43,6 +45,7 @@ export class AipControllerClient extends AipClientBase {
       session_id: req.sessionId ?? null,
       task_name: req.taskName ?? null,
       request: req.request,
+      ...(req.metadata ? { metadata: req.metadata } : {}),
     });
   }
 

@@ -90,7 +90,8 @@ export class AipDeviceClient extends AipClientBase {
   protected override handleFrame(msg: ServerMessage): void {
     if (msg.type === 'command') this.enqueue(msg);
     else if (msg.type === 'task') this.pushed(msg);
-    else if (msg.type === 'task_end' && msg.session_id !== null && msg.session_id === this.pushedTask) this.pushedTask = null;
+    else if (msg.type === 'task_end' && msg.session_id !== null && msg.session_id === this.pushedTask)
+      this.pushedTask = null;
   }
 
   private enqueue(cmd: ServerMessage): void {
@@ -114,7 +115,10 @@ export class AipDeviceClient extends AipClientBase {
         results = normalizeResults(actions, await this.onCommand(cmd));
       } catch (err) {
         const text = err instanceof Error ? err.message : String(err);
-        this.log.warn({ err, sessionId: cmd.session_id, responseId: cmd.response_id }, 'command handler threw');
+        this.log.warn(
+          { err, sessionId: cmd.session_id, responseId: cmd.response_id },
+          'command handler threw',
+        );
         results = failAll(actions, `Command handler failed: ${text}`);
       }
     }
@@ -129,7 +133,11 @@ export class AipDeviceClient extends AipClientBase {
       request_id: randomUUID(),
       prev_response_id: cmd.response_id,
     });
-    if (!sent) this.log.warn({ sessionId: cmd.session_id, responseId: cmd.response_id }, 'results dropped: not connected');
+    if (!sent)
+      this.log.warn(
+        { sessionId: cmd.session_id, responseId: cmd.response_id },
+        'results dropped: not connected',
+      );
   }
 
   private pushed(msg: ServerMessage): void {
@@ -145,7 +153,8 @@ export class AipDeviceClient extends AipClientBase {
     this.requestTask({ request: msg.user_request ?? '', taskName: msg.task_name }).then(
       ({ sessionId }) => {
         // Its task_end may already have arrived in the same read as the ACK.
-        if (this.pushedTask === '') this.pushedTask = this.taskEnds.hasUnclaimed(sessionId) ? null : sessionId;
+        if (this.pushedTask === '')
+          this.pushedTask = this.taskEnds.hasUnclaimed(sessionId) ? null : sessionId;
         this.log.info({ sessionId, taskName: msg.task_name }, 'pushed task started');
       },
       (err: unknown) => {

@@ -6,6 +6,12 @@ export type { ControllerClientOptions, ControllerTaskRequest, RunTaskRequest } f
 export { AipClientBase, DEFAULT_REQUEST_TIMEOUT_MS } from './client-base.js';
 export type { BaseClientOptions, ClientEvents, TaskAck, TaskRequest } from './client-base.js';
 export { AipConnection, RECONNECT_DEFAULTS } from './connection.js';
-export type { BinaryFrameHandler, ConnectionOptions, DisconnectInfo, ReconnectingInfo, ReconnectOptions } from './connection.js';
+export type {
+  BinaryFrameHandler,
+  ConnectionOptions,
+  DisconnectInfo,
+  ReconnectingInfo,
+  ReconnectOptions,
+} from './connection.js';
 export { failAll, failureResult, normalizeResults } from './results.js';
 export { collectSystemInfo } from './system-info.js';

@@ -21,9 +21,14 @@ export function failAll(actions: readonly Command[], error: string): ResultInput
 export function normalizeResults(actions: readonly Command[], returned: unknown): ResultInput[] {
   const list: unknown[] = Array.isArray(returned) ? returned : [];
   return actions.map((action, i) => {
-    if (i >= list.length) return failureResult('Command handler returned no result for this action', action.call_id);
+    if (i >= list.length)
+      return failureResult('Command handler returned no result for this action', action.call_id);
     const parsed = Result.safeParse(list[i]);
-    if (!parsed.success) return failureResult(`Command handler returned an invalid result: ${parsed.error.message}`, action.call_id);
+    if (!parsed.success)
+      return failureResult(
+        `Command handler returned an invalid result: ${parsed.error.message}`,
+        action.call_id,
+      );
     const r = parsed.data;
     return { ...r, call_id: r.call_id ?? action.call_id };
   });

@@ -1,6 +1,6 @@
 /** UFO's HTTP API and aipd's own routes, as one router of route modules (ufo-aip.md §9.6). */
 import type { ApiDeps } from './deps.js';
-import { Router } from './router.js';
+import { Router, type HeadLimits } from './router.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { healthRoutes } from './routes/health.js';
 import { liveSessionRoutes } from './routes/live-sessions.js';
@@ -9,8 +9,8 @@ import { taskResultRoutes } from './routes/task-results.js';
 /** Every route module, in registration order. A new REST resource is one more module here. */
 export const ROUTE_MODULES = [healthRoutes, dispatchRoutes, taskResultRoutes, liveSessionRoutes] as const;
 
-export function createApi(apiKey: string, deps: ApiDeps): Router {
-  const router = new Router(apiKey);
+export function createApi(apiKey: string, limits: HeadLimits, deps: ApiDeps): Router {
+  const router = new Router(apiKey, limits);
   for (const module of ROUTE_MODULES) router.register(module(deps));
   return router;
 }

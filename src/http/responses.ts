@@ -16,7 +16,9 @@ export function validation(field: string, msg: string, type: string): HttpRespon
 }
 
 /** The body as JSON, or a 422 response. An empty body is `null`. */
-export function parseJsonBody(body: Uint8Array): { ok: true; value: unknown } | { ok: false; res: HttpResponse } {
+export function parseJsonBody(
+  body: Uint8Array,
+): { ok: true; value: unknown } | { ok: false; res: HttpResponse } {
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(body);
     return { ok: true, value: JSON.parse(text || 'null') as unknown };

@@ -21,6 +21,8 @@ export interface Route {
   readonly path: string;
   /** Whether the API key is required. Default true. */
   readonly auth?: boolean;
+  /** `json`: a request body must be declared `application/json` (or `*+json`), else 415. */
+  readonly body?: 'json';
   handle(ctx: RouteContext): HttpResponse | Promise<HttpResponse>;
 }
 
@@ -29,11 +31,24 @@ interface Compiled {
   readonly segments: readonly string[];
 }
 
+/** Limits checked on the head before anything else. */
+export interface HeadLimits {
+  /** Longest path plus query; longer gets 414. */
+  readonly maxUrlBytes: number;
+  /** Most header fields; more gets 431. */
+  readonly maxHeaderCount: number;
+  /** Most bytes of header names and values together; more gets 431. */
+  readonly maxHeaderBytes: number;
+}
+
 export class Router implements HttpHandler {
   private readonly routes: Compiled[] = [];
   private readonly keyDigest: Buffer;
 
-  constructor(apiKey: string) {
+  constructor(
+    apiKey: string,
+    private readonly limits: HeadLimits,
+  ) {
     this.keyDigest = digest(apiKey);
   }
 
@@ -49,13 +64,40 @@ export class Router implements HttpHandler {
   }
 
   head(req: HttpRequestHead): HttpResponse | null {
+    const tooLarge = this.checkSizes(req);
+    if (tooLarge) return tooLarge;
     const m = this.match(req.method, req.path);
     if (m === null) return detail(404, aipError('HTTP_NOT_FOUND').message);
     if (m === 'method') return detail(405, 'Method Not Allowed');
     if (m.compiled.route.auth === false) return null;
     const key = req.headers['x-api-key'];
     if (key === undefined) return validationAt(['header', 'X-API-Key'], 'Field required', 'missing');
-    if (!timingSafeEqual(digest(key), this.keyDigest)) return detail(401, aipError('HTTP_INVALID_API_KEY').message);
+    if (!timingSafeEqual(digest(key), this.keyDigest))
+      return detail(401, aipError('HTTP_INVALID_API_KEY').message);
+    if (m.compiled.route.body === 'json' && !isJsonBody(req.headers))
+      return detail(415, aipError('HTTP_UNSUPPORTED_MEDIA_TYPE').message);
+    return null;
+  }
+
+  private checkSizes(req: HttpRequestHead): HttpResponse | null {
+    if (req.path.length + req.query.length + 1 > this.limits.maxUrlBytes) {
+      return detail(414, aipError('HTTP_URI_TOO_LONG', { max: this.limits.maxUrlBytes }).message);
+    }
+    let count = 0;
+    let bytes = 0;
+    for (const k in req.headers) {
+      count++;
+      bytes += k.length + req.headers[k]!.length;
+    }
+    if (count > this.limits.maxHeaderCount || bytes > this.limits.maxHeaderBytes) {
+      return detail(
+        431,
+        aipError('HTTP_HEADERS_TOO_LARGE', {
+          count: this.limits.maxHeaderCount,
+          bytes: this.limits.maxHeaderBytes,
+        }).message,
+      );
+    }
     return null;
   }
 
@@ -66,7 +108,10 @@ export class Router implements HttpHandler {
     return m.compiled.route.handle({ req, params: m.params, query: new URLSearchParams(req.query) });
   }
 
-  private match(method: string, path: string): { compiled: Compiled; params: Record<string, string> } | 'method' | null {
+  private match(
+    method: string,
+    path: string,
+  ): { compiled: Compiled; params: Record<string, string> } | 'method' | null {
     const parts = path.split('/');
     let pathMatched = false;
     for (const compiled of this.routes) {
@@ -95,6 +140,15 @@ function matchSegments(pattern: readonly string[], parts: readonly string[]): Re
     } else if (p !== v) return null;
   }
   return params;
+}
+
+/** A JSON content type, or no body at all (an absent or zero content-length). */
+function isJsonBody(headers: Readonly<Record<string, string>>): boolean {
+  const type = headers['content-type'];
+  if (type === undefined)
+    return (headers['content-length'] ?? '0') === '0' && headers['transfer-encoding'] === undefined;
+  const mime = type.split(';')[0]!.trim().toLowerCase();
+  return mime === 'application/json' || mime.endsWith('+json');
 }
 
 function digest(s: string): Buffer {

@@ -67,7 +67,8 @@ export class CommandDispatcher implements CommandExecutor {
     return new Promise<Result[]>((resolve, reject) => {
       if (this.gone !== null) return resolve(synthetic(actions, this.gone));
       const link = this.opts.executor();
-      if (!link || link.closed) return resolve(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
+      if (!link || link.closed)
+        return resolve(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
 
       const settle = (results: Result[]): void => {
         this.remove(responseId);
@@ -78,7 +79,13 @@ export class CommandDispatcher implements CommandExecutor {
         reject(reason);
       };
       this.watch(signal);
-      this.pending.set(responseId, { actions, deadline: performance.now() + this.opts.timeoutMs, signal, settle, abort });
+      this.pending.set(responseId, {
+        actions,
+        deadline: performance.now() + this.opts.timeoutMs,
+        signal,
+        settle,
+        abort,
+      });
       this.armTimer();
       const sent = link.send({
         type: 'command',
@@ -97,7 +104,13 @@ export class CommandDispatcher implements CommandExecutor {
       if (events?.wants('command.sent')) {
         const callIds = actions.map((a) => a.call_id ?? '');
         const tools = actions.map((a) => a.tool_name);
-        events.emit('command.sent', { sessionId: this.opts.sessionId, executorId: this.opts.executorId, responseId, callIds, tools });
+        events.emit('command.sent', {
+          sessionId: this.opts.sessionId,
+          executorId: this.opts.executorId,
+          responseId,
+          callIds,
+          tools,
+        });
       }
     });
   }
@@ -195,7 +208,9 @@ function complete(actions: Command[], results: Result[] | null): Result[] {
   if (results && results.length >= actions.length) return results;
   const out = results ? [...results] : [];
   for (let i = out.length; i < actions.length; i++) {
-    const reason = results ? 'no result returned for this action' : 'executor returned no results (action_results was null)';
+    const reason = results
+      ? 'no result returned for this action'
+      : 'executor returned no results (action_results was null)';
     out.push(failure(actions[i]!, reason));
   }
   return out;

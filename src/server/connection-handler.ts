@@ -9,7 +9,14 @@
  * logger, the registration timer.
  */
 import { randomUUID } from 'node:crypto';
-import { AipError, aipError, CloseCode, validateClientMessage, type ClientMessage, type DecodeLimits } from '../../protocol/index.js';
+import {
+  AipError,
+  aipError,
+  CloseCode,
+  validateClientMessage,
+  type ClientMessage,
+  type DecodeLimits,
+} from '../../protocol/index.js';
 import { isChannelFrame } from '../../protocol/channel.js';
 import { isTransferFrame } from '../channel/aip-transfer.js';
 import { Fsm, type TransitionTable } from '../lib/fsm.js';
@@ -71,12 +78,18 @@ export class ConnectionHandler implements SocketHandler {
   /** Called once the socket is open. */
   open(): void {
     if (this.ctx.counters.unregistered >= this.ctx.config.maxUnregistered) {
-      this.fail(aipError('TOO_MANY_UNREGISTERED', { max: this.ctx.config.maxUnregistered }), CloseCode.TOO_MANY_UNREGISTERED);
+      this.fail(
+        aipError('TOO_MANY_UNREGISTERED', { max: this.ctx.config.maxUnregistered }),
+        CloseCode.TOO_MANY_UNREGISTERED,
+      );
       return;
     }
     this.ctx.counters.unregistered++;
     const ms = this.ctx.config.registrationTimeoutMs;
-    this.registrationTimer = setTimeout(() => this.fail(aipError('REGISTRATION_TIMEOUT', { ms }), CloseCode.REGISTRATION_TIMEOUT), ms);
+    this.registrationTimer = setTimeout(
+      () => this.fail(aipError('REGISTRATION_TIMEOUT', { ms }), CloseCode.REGISTRATION_TIMEOUT),
+      ms,
+    );
     this.registrationTimer.unref();
   }
 
@@ -106,12 +119,27 @@ export class ConnectionHandler implements SocketHandler {
     if (!client) return;
     const reason = code === CloseCode.SLOW_CONSUMER ? 'slow_consumer' : 'disconnected';
     this.ctx.tasks.clientGone(client, reason);
-    void this.ctx.directory.unregister(client.clientId, this.peer).catch((err: unknown) => this.log.error({ err }, 'unregister failed'));
-    this.ctx.events.emit('client.gone', { clientId: client.clientId, clientType: client.clientType, reason, code });
+    void this.ctx.directory
+      .unregister(client.clientId, this.peer)
+      .catch((err: unknown) => this.log.error({ err }, 'unregister failed'));
+    this.ctx.events.emit('client.gone', {
+      clientId: client.clientId,
+      clientType: client.clientType,
+      reason,
+      code,
+    });
     this.log.info({ code }, 'client disconnected');
   }
 
   private frame(data: ArrayBuffer | Uint8Array | string, isBinary: boolean): void {
+    const size = typeof data === 'string' ? data.length : data.byteLength;
+    if (size > this.limits.maxFrameBytes) {
+      // The socket layer accepts frames up to a multiple of the limit so that this answer can reach the client.
+      return this.closeWith(
+        aipError('FRAME_TOO_LARGE', { size, max: this.limits.maxFrameBytes }),
+        CloseCode.MESSAGE_TOO_BIG,
+      );
+    }
     const registered = this.fsm.state === ConnState.REGISTERED;
     if (isBinary && typeof data !== 'string' && isChannelFrame(data)) {
       if (!registered) return this.fail(aipError('NOT_REGISTERED'), CloseCode.REGISTRATION_FAILED);
@@ -126,7 +154,11 @@ export class ConnectionHandler implements SocketHandler {
     const raw = this.peer.codec.decode(data, isBinary, this.limits);
     if (!registered) {
       const decoded = raw.ok ? validateClientMessage(raw.value) : raw;
-      if (!decoded.ok) return this.fail(aipError('REGISTRATION_INVALID', { reason: decoded.error.message }), CloseCode.REGISTRATION_FAILED);
+      if (!decoded.ok)
+        return this.fail(
+          aipError('REGISTRATION_INVALID', { reason: decoded.error.message }),
+          CloseCode.REGISTRATION_FAILED,
+        );
       return this.register(decoded.value);
     }
     if (raw.ok && isTransferFrame(raw.value)) {
@@ -135,6 +167,8 @@ export class ConnectionHandler implements SocketHandler {
       if (err) sendError(this.peer, err.message);
       return;
     }
+    if (!raw.ok && raw.error.kind === 'INVALID_UTF8' && !isBinary)
+      return this.closeWith(raw.error, CloseCode.INVALID_PAYLOAD);
     const decoded = raw.ok ? validateClientMessage(raw.value) : raw;
     if (!decoded.ok) {
       this.log.debug({ code: decoded.error.code }, 'invalid frame');
@@ -144,12 +178,23 @@ export class ConnectionHandler implements SocketHandler {
   }
 
   private register(msg: ClientMessage): void {
-    if (msg.type !== 'register') return this.fail(aipError('REGISTRATION_INVALID', { reason: `first message must be 'register', got '${msg.type}'` }));
-    if (!msg.client_id) return this.fail(aipError('REGISTRATION_INVALID', { reason: 'client_id is required' }));
+    if (msg.type !== 'register')
+      return this.fail(
+        aipError('REGISTRATION_INVALID', { reason: `first message must be 'register', got '${msg.type}'` }),
+      );
+    if (!msg.client_id)
+      return this.fail(aipError('REGISTRATION_INVALID', { reason: 'client_id is required' }));
     const metadata = msg.metadata ?? {};
     const platform = typeof metadata.platform === 'string' ? metadata.platform : this.ctx.config.platform;
-    if (msg.client_type === 'constellation' && msg.target_id && !isDevice(this.ctx.directory, msg.target_id)) {
-      return this.fail(aipError('TARGET_NOT_CONNECTED', { id: msg.target_id }), CloseCode.TARGET_NOT_CONNECTED);
+    if (
+      msg.client_type === 'constellation' &&
+      msg.target_id &&
+      !isDevice(this.ctx.directory, msg.target_id)
+    ) {
+      return this.fail(
+        aipError('TARGET_NOT_CONNECTED', { id: msg.target_id }),
+        CloseCode.TARGET_NOT_CONNECTED,
+      );
     }
     const client: ClientInfo = {
       clientId: msg.client_id,
@@ -157,7 +202,8 @@ export class ConnectionHandler implements SocketHandler {
       targetId: msg.client_type === 'constellation' ? msg.target_id : null,
       platform,
       metadata,
-      systemInfo: msg.client_type === 'device' && isObject(metadata.system_info) ? metadata.system_info : null,
+      systemInfo:
+        msg.client_type === 'device' && isObject(metadata.system_info) ? metadata.system_info : null,
       connectedAt: now(),
     };
     this.fsm.go(ConnState.REGISTERING);
@@ -176,13 +222,22 @@ export class ConnectionHandler implements SocketHandler {
       if (ok) void this.ctx.directory.unregister(client.clientId, this.peer).catch(() => undefined);
       return;
     }
-    if (!ok) return this.fail(aipError('DUPLICATE_CLIENT_ID', { id: client.clientId }), CloseCode.DUPLICATE_CLIENT_ID);
+    if (!ok)
+      return this.fail(
+        aipError('DUPLICATE_CLIENT_ID', { id: client.clientId }),
+        CloseCode.DUPLICATE_CLIENT_ID,
+      );
     this.fsm.go(ConnState.REGISTERED);
     this.clearRegistrationTimer(true);
     this.log = this.log.child({ client_id: client.clientId, client_type: client.clientType });
     this.scope = { ctx: this.ctx, client, peer: this.peer, log: this.log };
     this.peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() });
-    this.ctx.events.emit('client.registered', { clientId: client.clientId, clientType: client.clientType, platform: client.platform, connId: this.socket.id });
+    this.ctx.events.emit('client.registered', {
+      clientId: client.clientId,
+      clientType: client.clientType,
+      platform: client.platform,
+      connId: this.socket.id,
+    });
     this.log.info({ platform: client.platform }, 'client registered');
     const held = this.held;
     this.held = [];
@@ -193,7 +248,9 @@ export class ConnectionHandler implements SocketHandler {
   private hold(data: ArrayBuffer | Uint8Array | string, isBinary: boolean): void {
     const size = typeof data === 'string' ? data.length : data.byteLength;
     if (this.heldBytes + size > this.ctx.config.registeringBufferBytes) {
-      return this.fail(aipError('REGISTRATION_INVALID', { reason: 'too much sent before registration was confirmed' }));
+      return this.fail(
+        aipError('REGISTRATION_INVALID', { reason: 'too much sent before registration was confirmed' }),
+      );
     }
     // uWS reuses its buffer after the callback: keep a copy.
     this.held.push({ data: typeof data === 'string' ? data : data.slice(0), isBinary });
@@ -204,6 +261,14 @@ export class ConnectionHandler implements SocketHandler {
   private fail(err: AipError, code: number = CloseCode.REGISTRATION_FAILED): void {
     if (this.fsm.state === ConnState.CLOSED) return;
     this.log.info({ code: err.code, close: code, reason: err.message }, 'registration failed');
+    this.closeWith(err, code);
+  }
+
+  /** An error frame with the text, then a close with `code` and the text as its reason. */
+  private closeWith(err: AipError, code: number): void {
+    if (this.fsm.state === ConnState.CLOSED) return;
+    if (code !== CloseCode.REGISTRATION_FAILED)
+      this.log.info({ code: err.code, close: code, reason: err.message }, 'closing connection');
     sendError(this.peer, err.message);
     this.socket.close(code, err.message.slice(0, 120));
   }

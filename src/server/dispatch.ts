@@ -28,7 +28,8 @@ interface Entry {
 
 const TABLE: Partial<Record<MessageType, Entry>> = {
   heartbeat: {
-    handle: ({ peer }) => void peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() }),
+    handle: ({ peer }) =>
+      void peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() }),
   },
   task: {
     handle: ({ ctx, client, peer, log }, msg) => {
@@ -44,7 +45,8 @@ const TABLE: Partial<Record<MessageType, Entry>> = {
     requires: ['session_id', 'prev_response_id'],
     missing: 'drop',
     handle: ({ ctx, client, log }, msg) => {
-      if (!ctx.tasks.deliverResults(client, msg)) log.debug({ session_id: msg.session_id }, 'command_results dropped');
+      if (!ctx.tasks.deliverResults(client, msg))
+        log.debug({ session_id: msg.session_id }, 'command_results dropped');
     },
   },
   device_info_request: { handle: deviceInfo },
@@ -63,14 +65,21 @@ const TABLE: Partial<Record<MessageType, Entry>> = {
 export function dispatchMessage(scope: DispatchScope, msg: ClientMessage): void {
   const { client, peer } = scope;
   // Identity pinning (§5.5). Heartbeats skip the role check (Q1): Galaxy sends client_type "device" there.
-  if (msg.client_id !== null && msg.client_id !== client.clientId) return sendError(peer, aipError('CLIENT_ID_MISMATCH').message);
-  if (msg.type !== 'heartbeat' && msg.client_type !== client.clientType) return sendError(peer, aipError('CLIENT_TYPE_MISMATCH').message);
+  if (msg.client_id !== null && msg.client_id !== client.clientId)
+    return sendError(peer, aipError('CLIENT_ID_MISMATCH').message);
+  if (msg.type !== 'heartbeat' && msg.client_type !== client.clientType)
+    return sendError(peer, aipError('CLIENT_TYPE_MISMATCH').message);
   const entry = TABLE[msg.type];
-  if (!entry) return sendError(peer, aipError('UNKNOWN_MESSAGE_TYPE', { pyName: pythonEnumName(msg.type) }).message);
+  if (!entry)
+    return sendError(peer, aipError('UNKNOWN_MESSAGE_TYPE', { pyName: pythonEnumName(msg.type) }).message);
   const absent = entry.requires?.find((f) => msg[f] === null || msg[f] === undefined || msg[f] === '');
   if (absent !== undefined) {
-    if (entry.missing === 'drop') return scope.log.debug({ type: msg.type, field: absent }, 'message without a required field dropped');
-    return sendError(peer, aipError('VALIDATION', { detail: `${absent} is required for ${msg.type}` }).message);
+    if (entry.missing === 'drop')
+      return scope.log.debug({ type: msg.type, field: absent }, 'message without a required field dropped');
+    return sendError(
+      peer,
+      aipError('VALIDATION', { detail: `${absent} is required for ${msg.type}` }).message,
+    );
   }
   entry.handle(scope, { ...msg, client_id: client.clientId, client_type: client.clientType });
 }
@@ -78,7 +87,8 @@ export function dispatchMessage(scope: DispatchScope, msg: ClientMessage): void 
 function deviceInfo({ ctx, client, peer }: DispatchScope, msg: ClientMessage): void {
   if (client.clientType !== 'constellation') return sendError(peer, aipError('DEVICE_INFO_ROLE').message);
   const deviceId = msg.target_id ?? client.targetId;
-  if (client.targetId && deviceId !== client.targetId) return sendError(peer, aipError('DEVICE_INFO_NOT_AUTHORIZED').message);
+  if (client.targetId && deviceId !== client.targetId)
+    return sendError(peer, aipError('DEVICE_INFO_NOT_AUTHORIZED').message);
   const info = deviceId ? deviceSystemInfo(ctx.directory, deviceId) : null;
   peer.send({
     type: 'device_info_response',

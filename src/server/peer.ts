@@ -2,7 +2,12 @@
  * A local client's link: its byte connection plus the codec it negotiated. This is where an AIP message becomes
  * bytes (the dispatch module's encode step); the directory hands these out as `ClientLink`s.
  */
-import { encodeServerMessage, negotiateCodec, type ServerMessageInput, type WireCodec } from '../../protocol/index.js';
+import {
+  encodeServerMessage,
+  negotiateCodec,
+  type ServerMessageInput,
+  type WireCodec,
+} from '../../protocol/index.js';
 import type { ClientLink } from '../state/client-directory.js';
 import type { Connection } from '../transport/connection.js';
 

@@ -6,13 +6,22 @@ const SAFE = /^[A-Za-z0-9._-]+$/;
 export const MAX_ID_LENGTH = 256;
 
 export function isSafeTaskName(name: unknown): name is string {
-  return typeof name === 'string' && name.length > 0 && name.length <= MAX_ID_LENGTH && !name.startsWith('.') && SAFE.test(name);
+  return (
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name.length <= MAX_ID_LENGTH &&
+    !name.startsWith('.') &&
+    SAFE.test(name)
+  );
 }
 
 /** Replaces every character outside [A-Za-z0-9._-] with `_` and strips leading dots; falls back to a uuid4. */
 export function sanitizeTaskName(name: string | null | undefined, fallback?: string): string {
   if (name) {
-    const s = name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '').slice(0, MAX_ID_LENGTH);
+    const s = name
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .replace(/^\.+/, '')
+      .slice(0, MAX_ID_LENGTH);
     if (s) return s;
   }
   if (fallback) return sanitizeTaskName(fallback);

@@ -82,17 +82,27 @@ export class TaskService {
       return aipError('VALIDATION', { detail: `session_id must be 1–${MAX_ID_LENGTH} characters` });
     const existing = this.live.get(sessionId);
     if (existing) {
-      return existing.ownerId === requester.clientId ? aipError('SESSION_RUNNING', { sid: sessionId }) : aipError('SESSION_OWNED', { sid: sessionId });
+      return existing.ownerId === requester.clientId
+        ? aipError('SESSION_RUNNING', { sid: sessionId })
+        : aipError('SESSION_OWNED', { sid: sessionId });
     }
     const running = this.countExecuting(executorId);
-    if (running >= this.config.maxSessionsPerDevice) return aipError('TOO_MANY_SESSIONS', { id: executorId, max: this.config.maxSessionsPerDevice });
+    if (running >= this.config.maxSessionsPerDevice)
+      return aipError('TOO_MANY_SESSIONS', { id: executorId, max: this.config.maxSessionsPerDevice });
 
     const taskName = sanitizeTaskName(msg.task_name);
     const mode = typeof msg.metadata?.mode === 'string' ? msg.metadata.mode : DEFAULT_MODE;
     let session: Session;
     const onStatus = (change: StatusChange): void => this.statusChanged(sessionId, change);
     try {
-      session = this.factory.create({ mode, platform: executor.platform, sessionId, taskName, request: msg.request, onStatus });
+      session = this.factory.create({
+        mode,
+        platform: executor.platform,
+        sessionId,
+        taskName,
+        request: msg.request,
+        onStatus,
+      });
     } catch (err) {
       if (err instanceof AipError) return err;
       throw err;
@@ -137,10 +147,28 @@ export class TaskService {
     };
     void this.persist(live, () => this.sessions.create(record));
     void this.persist(live, () => this.results.set(taskName, { status: 'pending', session_id: sessionId }));
-    this.events.emit('session.created', { sessionId, taskName, ownerId: requester.clientId, executorId, platform: session.platform, mode: session.mode });
+    this.events.emit('session.created', {
+      sessionId,
+      taskName,
+      ownerId: requester.clientId,
+      executorId,
+      platform: session.platform,
+      mode: session.mode,
+    });
 
-    this.directory.link(requester.clientId)?.send({ type: 'heartbeat', status: 'ok', session_id: sessionId, timestamp: now(), response_id: randomUUID() });
-    log.info({ owner: requester.clientId, executor: executorId, platform: executor.platform }, 'task started');
+    this.directory
+      .link(requester.clientId)
+      ?.send({
+        type: 'heartbeat',
+        status: 'ok',
+        session_id: sessionId,
+        timestamp: now(),
+        response_id: randomUUID(),
+      });
+    log.info(
+      { owner: requester.clientId, executor: executorId, platform: executor.platform },
+      'task started',
+    );
     const p = this.run(live, log).finally(() => this.running.delete(p));
     this.running.add(p);
     return sessionId;
@@ -154,7 +182,12 @@ export class TaskService {
     if (!live.dispatcher.deliver(msg.prev_response_id, msg.action_results)) return false;
     if (this.events.wants('results.received')) {
       const statuses = (msg.action_results ?? []).map((r) => r.status);
-      this.events.emit('results.received', { sessionId: live.id, executorId: live.executorId, responseId: msg.prev_response_id!, statuses });
+      this.events.emit('results.received', {
+        sessionId: live.id,
+        executorId: live.executorId,
+        responseId: msg.prev_response_id!,
+        statuses,
+      });
     }
     return true;
   }
@@ -168,7 +201,9 @@ export class TaskService {
       if (!live) continue;
       if (live.executorId === client.clientId) {
         const text =
-          reason === 'slow_consumer' ? aipError('SLOW_CONSUMER_CANCELLED', { id: client.clientId }).message : aipError('DEVICE_DISCONNECTED').message;
+          reason === 'slow_consumer'
+            ? aipError('SLOW_CONSUMER_CANCELLED', { id: client.clientId }).message
+            : aipError('DEVICE_DISCONNECTED').message;
         live.notifyRequester = live.ownerId !== client.clientId;
         this.cancel(live, text);
       } else {
@@ -215,7 +250,8 @@ export class TaskService {
   private resolveExecutor(requester: ClientInfo, targetId: string | null): string | AipError {
     if (requester.clientType === 'device') {
       if (targetId && targetId !== requester.clientId) return aipError('DEVICE_TARGETS_OTHER');
-      if (!this.directory.get(requester.clientId)) return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
+      if (!this.directory.get(requester.clientId))
+        return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
       return requester.clientId;
     }
     if (!targetId) return aipError('TARGET_REQUIRED');
@@ -240,7 +276,9 @@ export class TaskService {
   }
 
   private async finish(live: LiveSession, outcome: TaskOutcome, log: Logger): Promise<void> {
-    const result = outcome.result ?? (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
+    const result =
+      outcome.result ??
+      (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
     const frame: ServerMessageInput = {
       type: 'task_end',
       status: outcome.status,
@@ -255,7 +293,13 @@ export class TaskService {
     // The result is stored, and the ended session leaves the live store (S5), before task_end goes out:
     // whoever is told can read the result, and finds the session gone.
     await this.persist(live, async () => {
-      await this.results.set(live.taskName, { status: 'done', session_id: live.id, result, task_status: outcome.status, error });
+      await this.results.set(live.taskName, {
+        status: 'done',
+        session_id: live.id,
+        result,
+        task_status: outcome.status,
+        error,
+      });
       await this.sessions.delete(live.id);
     });
     if (live.notifyRequester) this.directory.link(live.ownerId)?.send(frame);
@@ -266,7 +310,12 @@ export class TaskService {
     live.dispatcher.dispose();
     this.unindex(live.ownerId, live.id);
     this.unindex(live.executorId, live.id);
-    this.events.emit('session.ended', { sessionId: live.id, taskName: live.taskName, status: outcome.status, error });
+    this.events.emit('session.ended', {
+      sessionId: live.id,
+      taskName: live.taskName,
+      status: outcome.status,
+      error,
+    });
     log.info({ status: outcome.status, error: frame.error }, 'task ended');
   }
 
@@ -278,7 +327,9 @@ export class TaskService {
 
   /** Runs a store write after the session's earlier ones; a failure is logged, never thrown at the hot path. */
   private persist(live: LiveSession, write: () => Promise<unknown>): Promise<unknown> {
-    live.persisted = live.persisted.then(write).catch((err: unknown) => this.log.error({ err, session_id: live.id }, 'store write failed'));
+    live.persisted = live.persisted
+      .then(write)
+      .catch((err: unknown) => this.log.error({ err, session_id: live.id }, 'store write failed'));
     return live.persisted;
   }
 

@@ -69,7 +69,12 @@ export class TransferRelay {
     const parties = this.ctx.tasks.parties(sessionId);
     if (!parties) return null;
     const me = this.sender.clientId;
-    const other = parties.requesterId === me ? parties.executorId : parties.executorId === me ? parties.requesterId : null;
+    const other =
+      parties.requesterId === me
+        ? parties.executorId
+        : parties.executorId === me
+          ? parties.requesterId
+          : null;
     if (!other || other === me) return null;
     const link = this.ctx.directory.link(other);
     return link && !link.closed ? link : null;

@@ -17,7 +17,13 @@ import { LinuxServiceSession, MobileServiceSession, ServiceSession } from './ser
 import { SESSION_MODES } from './types.js';
 import type { Agent, SessionMode, StatusChange } from './types.js';
 
-const COMMON_MODES = ['normal', 'normal_operator', 'service', 'follower', 'batch_normal'] as const satisfies readonly SessionMode[];
+const COMMON_MODES = [
+  'normal',
+  'normal_operator',
+  'service',
+  'follower',
+  'batch_normal',
+] as const satisfies readonly SessionMode[];
 
 /** The modes each platform supports, in SESSION_MODES order. */
 export const SUPPORTED_MODES: Readonly<Record<Platform, readonly SessionMode[]>> = {

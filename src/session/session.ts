@@ -17,7 +17,16 @@ import type { Platform, Result } from '../../protocol/index.js';
 import { planObjectOf } from '../agents/plan.js';
 import { StateMachine } from './state-machine.js';
 import { SessionState } from './types.js';
-import type { Agent, AgentOutcome, AgentRun, CommandBatch, CommandExecutor, SessionMode, StatusChange, TaskOutcome } from './types.js';
+import type {
+  Agent,
+  AgentOutcome,
+  AgentRun,
+  CommandBatch,
+  CommandExecutor,
+  SessionMode,
+  StatusChange,
+  TaskOutcome,
+} from './types.js';
 
 /** Where a batch goes on the device (ufo-aip.md §7.1, §7.3). */
 export interface BatchRouting {
@@ -131,7 +140,9 @@ export abstract class Session {
       root_name: batch.root_name === undefined ? d.root_name : batch.root_name,
     };
     // Anything else a caller put on the batch is kept, as the spread did.
-    for (const key in batch) if (!Object.hasOwn(out, key) && Object.hasOwn(batch, key)) (out as unknown as Record<string, unknown>)[key] = (batch as unknown as Record<string, unknown>)[key];
+    for (const key in batch)
+      if (!Object.hasOwn(out, key) && Object.hasOwn(batch, key))
+        (out as unknown as Record<string, unknown>)[key] = (batch as unknown as Record<string, unknown>)[key];
     return out;
   }
 
@@ -151,9 +162,11 @@ export abstract class Session {
   }
 
   private async execute(executor: CommandExecutor): Promise<TaskOutcome> {
-    if (this.machine.state === SessionState.CANCELLED) return this.end({ status: 'failed', result: null, error: this.cancelReason });
+    if (this.machine.state === SessionState.CANCELLED)
+      return this.end({ status: 'failed', result: null, error: this.cancelReason });
     this.machine.transition(SessionState.RUNNING);
-    if (!this.agent) return this.finish({ status: 'failed', result: null, error: aipError('NOT_A_PLAN').message });
+    if (!this.agent)
+      return this.finish({ status: 'failed', result: null, error: aipError('NOT_A_PLAN').message });
     const signal = this.controller.signal;
     let gen: AgentRun;
     try {
@@ -184,7 +197,8 @@ export abstract class Session {
       }
     } catch (e) {
       if (this.isCancelled()) return this.cancelled(gen, suspended);
-      if (suspended) void gen.return({ status: 'failed', result: null, error: errorText(e) }).catch(() => undefined);
+      if (suspended)
+        void gen.return({ status: 'failed', result: null, error: errorText(e) }).catch(() => undefined);
       return this.finish({ status: 'failed', result: null, error: errorText(e) });
     } finally {
       this.interrupt = null;
@@ -251,7 +265,10 @@ export abstract class Session {
 
   private end(outcome: TaskOutcome): TaskOutcome {
     this.finalOutcome = outcome;
-    this.logger?.debug({ status: outcome.status, state: this.machine.state, error: outcome.error }, 'session ended');
+    this.logger?.debug(
+      { status: outcome.status, state: this.machine.state, error: outcome.error },
+      'session ended',
+    );
     return outcome;
   }
 }

@@ -21,7 +21,10 @@ export function defaultStatusPath(planFolder: string): string {
 }
 
 async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${TASK_STATUS_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(
+    dirname(path),
+    `.${TASK_STATUS_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+  );
   try {
     await writeFile(tmp, text, 'utf8');
     await rename(tmp, path);

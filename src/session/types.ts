@@ -16,7 +16,14 @@ export interface CommandExecutor {
   execute(batch: CommandBatch, signal: AbortSignal): Promise<Result[]>;
 }
 
-export const SESSION_MODES = ['normal', 'normal_operator', 'service', 'follower', 'batch_normal', 'operator'] as const;
+export const SESSION_MODES = [
+  'normal',
+  'normal_operator',
+  'service',
+  'follower',
+  'batch_normal',
+  'operator',
+] as const;
 export type SessionMode = (typeof SESSION_MODES)[number];
 
 /** Explicit session states; every transition goes through one guarded function in the session. */

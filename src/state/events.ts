@@ -9,12 +9,40 @@
  */
 
 export interface LifecycleEvents {
-  'client.registered': { clientId: string; clientType: 'device' | 'constellation'; platform: string; connId: string };
-  'client.gone': { clientId: string; clientType: 'device' | 'constellation'; reason: 'disconnected' | 'slow_consumer'; code: number };
-  'session.created': { sessionId: string; taskName: string; ownerId: string; executorId: string; platform: string; mode: string };
+  'client.registered': {
+    clientId: string;
+    clientType: 'device' | 'constellation';
+    platform: string;
+    connId: string;
+  };
+  'client.gone': {
+    clientId: string;
+    clientType: 'device' | 'constellation';
+    reason: 'disconnected' | 'slow_consumer';
+    code: number;
+  };
+  'session.created': {
+    sessionId: string;
+    taskName: string;
+    ownerId: string;
+    executorId: string;
+    platform: string;
+    mode: string;
+  };
   'session.status': { sessionId: string; state: string; at: string; reason?: string };
-  'session.ended': { sessionId: string; taskName: string; status: 'completed' | 'failed'; error: string | null };
-  'command.sent': { sessionId: string; executorId: string; responseId: string; callIds: string[]; tools: string[] };
+  'session.ended': {
+    sessionId: string;
+    taskName: string;
+    status: 'completed' | 'failed';
+    error: string | null;
+  };
+  'command.sent': {
+    sessionId: string;
+    executorId: string;
+    responseId: string;
+    callIds: string[];
+    tools: string[];
+  };
   'results.received': { sessionId: string; executorId: string; responseId: string; statuses: string[] };
   'channel.opened': { sessionId: string; kind: string };
   'channel.closed': { sessionId: string; kind: string; reason: string };
@@ -23,7 +51,9 @@ export interface LifecycleEvents {
 }
 
 export type LifecycleEventType = keyof LifecycleEvents;
-export type LifecycleEvent = { [K in LifecycleEventType]: { type: K } & LifecycleEvents[K] }[LifecycleEventType];
+export type LifecycleEvent = {
+  [K in LifecycleEventType]: { type: K } & LifecycleEvents[K];
+}[LifecycleEventType];
 export type Listener<K extends LifecycleEventType> = (event: { type: K } & LifecycleEvents[K]) => void;
 
 /** What emitters see: they never learn who listens. */
@@ -36,7 +66,9 @@ export class EventBus implements EventSink {
   private readonly listeners = new Map<LifecycleEventType, Listener<never>[]>();
   private readonly any: ((event: LifecycleEvent) => void)[] = [];
 
-  constructor(private readonly onListenerError: (err: unknown, type: LifecycleEventType) => void = () => undefined) {}
+  constructor(
+    private readonly onListenerError: (err: unknown, type: LifecycleEventType) => void = () => undefined,
+  ) {}
 
   /** Subscribes to one type; returns the unsubscribe function. */
   on<K extends LifecycleEventType>(type: K, listener: Listener<K>): () => void {

@@ -57,7 +57,11 @@ export class MemoryClientDirectory implements ClientDirectory {
   stats(): DirectoryStats {
     let devices = 0;
     for (const rec of this.clients.values()) if (rec.clientType === 'device') devices++;
-    return { total: this.clients.size, device_clients: devices, constellation_clients: this.clients.size - devices };
+    return {
+      total: this.clients.size,
+      device_clients: devices,
+      constellation_clients: this.clients.size - devices,
+    };
   }
 
   all(): IterableIterator<LocalClientRecord> {

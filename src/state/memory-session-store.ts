@@ -1,5 +1,11 @@
 /** The in-process session store: a Map of frozen records. */
-import { matchesFilter, type SessionFilter, type SessionRecord, type SessionStore, type StatusEntry } from './session-store.js';
+import {
+  matchesFilter,
+  type SessionFilter,
+  type SessionRecord,
+  type SessionStore,
+  type StatusEntry,
+} from './session-store.js';
 
 export class MemorySessionStore implements SessionStore {
   private readonly records = new Map<string, SessionRecord>();
@@ -17,7 +23,12 @@ export class MemorySessionStore implements SessionStore {
   appendStatus(id: string, entry: StatusEntry): Promise<SessionRecord | null> {
     const rec = this.records.get(id);
     if (!rec) return Promise.resolve(null);
-    const next = freeze({ ...rec, state: entry.state, updatedAt: entry.at, history: [...rec.history, entry] });
+    const next = freeze({
+      ...rec,
+      state: entry.state,
+      updatedAt: entry.at,
+      history: [...rec.history, entry],
+    });
     this.records.set(id, next);
     return Promise.resolve(next);
   }

@@ -6,7 +6,13 @@
 
 export type TaskResultEntry =
   | { status: 'pending'; session_id: string }
-  | { status: 'done'; session_id: string; result: unknown; task_status: 'completed' | 'failed'; error: string | null };
+  | {
+      status: 'done';
+      session_id: string;
+      result: unknown;
+      task_status: 'completed' | 'failed';
+      error: string | null;
+    };
 
 export interface TaskResultStore {
   set(taskName: string, entry: TaskResultEntry): Promise<void>;

@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { CloseCode } from '../../protocol/index.js';
 import type { Connection, SocketHandler } from './connection.js';
-import type { HttpRequestHead, HttpResponse } from './http.js';
-import { OutboundQueue, WriteResult } from './outbound.js';
+import { INTERNAL_ERROR, type HttpRequestHead, type HttpResponse } from './http.js';
+import { byteLength, OutboundQueue, WriteResult } from './outbound.js';
 import type { Transport, TransportOptions } from './transport.js';
 
 export interface MemoryFrame {
@@ -51,7 +51,7 @@ export class MemoryClientSocket {
   /** Closes from the client side with a close handshake. */
   close(code = 1000, reason = ''): void {
     if (this.closeInfo) return;
-    this.server.peerClosed(code);
+    queueMicrotask(() => this.server.peerClosed(code)); // after the frames this client sent before closing
     this.closedBy(code, reason);
   }
 
@@ -96,11 +96,12 @@ class MemoryConnection implements Connection {
       {
         write: (data, isBinary) => {
           const bytes = typeof data === 'string' ? data : data.slice();
-          const size = typeof data === 'string' ? data.length : data.byteLength;
+          const size = byteLength(data);
           this.inFlight += size;
           queueMicrotask(() => {
             this.inFlight -= size;
             this.client?.deliver({ data: bytes, isBinary });
+            this.out.flush(); // the in-memory "socket" drained: move frames queued over the high-water mark
           });
           return WriteResult.SENT;
         },
@@ -205,9 +206,15 @@ export class MemoryTransport implements Transport {
     const early = this.opts.http.head(head);
     let res: HttpResponse;
     if (early) res = early;
-    else if (body.byteLength > this.opts.limits.maxHttpBodyBytes) res = { status: 413, body: { detail: 'Request body too large' } };
-    else res = await this.opts.http.handle({ ...head, body });
-    const text = typeof res.body === 'string' ? res.body : res.body instanceof Uint8Array ? new TextDecoder().decode(res.body) : JSON.stringify(res.body);
+    else if (body.byteLength > this.opts.limits.maxHttpBodyBytes)
+      res = { status: 413, body: { detail: 'Request body too large' } };
+    else res = await Promise.resolve(this.opts.http.handle({ ...head, body })).catch(() => INTERNAL_ERROR);
+    const text =
+      typeof res.body === 'string'
+        ? res.body
+        : res.body instanceof Uint8Array
+          ? new TextDecoder().decode(res.body)
+          : JSON.stringify(res.body);
     let json: unknown = res.body;
     if (typeof res.body === 'string' || res.body instanceof Uint8Array) {
       try {

@@ -43,13 +43,18 @@ export class OutboundQueue {
       return;
     }
     const r = this.socket.write(data, isBinary);
-    if (r === WriteResult.DROPPED) this.enqueue(typeof data === 'string' ? data : data.slice(), isBinary, true);
+    if (r === WriteResult.DROPPED)
+      this.enqueue(typeof data === 'string' ? data : data.slice(), isBinary, true);
     else if (r === WriteResult.BACKPRESSURE) this.checkBudget();
   }
 
   /** On drain: moves queued frames to the socket while it is under the high-water mark. */
   flush(): void {
-    while (!this.stopped && this.queue.length > 0 && this.socket.buffered() <= this.limits.highWaterMarkBytes) {
+    while (
+      !this.stopped &&
+      this.queue.length > 0 &&
+      this.socket.buffered() <= this.limits.highWaterMarkBytes
+    ) {
       const item = this.queue.shift()!;
       if (this.socket.write(item.data, item.isBinary) === WriteResult.DROPPED) {
         this.queue.unshift(item);

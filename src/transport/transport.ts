@@ -7,7 +7,8 @@ import type { Connection, SocketHandler } from './connection.js';
 import type { HttpHandler, HttpRequestHead } from './http.js';
 
 /** The server's answer to a WebSocket upgrade request. */
-export type UpgradeDecision = { accept: true; protocol: string | null } | { accept: false; status: number; body: string };
+export type UpgradeDecision =
+  { accept: true; protocol: string | null } | { accept: false; status: number; body: string };
 
 export interface TransportLimits {
   /** Largest inbound WebSocket frame. */
@@ -23,6 +24,8 @@ export interface TransportLimits {
   readonly highWaterMarkBytes: number;
   /** Largest HTTP request body. */
   readonly maxHttpBodyBytes: number;
+  /** HTTP body bytes being read across all connections at once; past it a request gets 503. */
+  readonly maxHttpBodyBytesInFlight: number;
 }
 
 export interface TransportOptions {

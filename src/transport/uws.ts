@@ -8,10 +8,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import uWS from 'uWebSockets.js';
-import { CloseCode } from '../../protocol/index.js';
+import { aipError, CloseCode } from '../../protocol/index.js';
 import type { Connection, SocketHandler } from './connection.js';
-import { encodeHttpBody, INTERNAL_ERROR, statusLine, type HttpRequestHead, type HttpResponse } from './http.js';
+import {
+  encodeHttpBody,
+  INTERNAL_ERROR,
+  statusLine,
+  type HttpRequestHead,
+  type HttpResponse,
+} from './http.js';
 import { OutboundQueue, type WriteResult } from './outbound.js';
+import { EPHEMERAL_PORT_ATTEMPTS, freePort, ListenError, whyNotListening } from './listen.js';
 import type { Transport, TransportOptions } from './transport.js';
 
 interface UserData {
@@ -90,6 +97,8 @@ class UwsConnection implements Connection {
 export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
   const live = new Set<UwsConnection>();
   const app = uWS.App();
+  /** HTTP body bytes read and not yet answered, across all connections (bounded by maxHttpBodyBytesInFlight). */
+  let bodyBytesInFlight = 0;
   const { limits } = opts;
 
   app.ws<UserData>('/ws', {
@@ -106,12 +115,21 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       const decision = opts.acceptUpgrade(head);
       if (!decision.accept) {
         res.cork(() => {
-          res.writeStatus(statusLine(decision.status)).writeHeader('content-type', 'text/plain').end(decision.body);
+          res
+            .writeStatus(statusLine(decision.status))
+            .writeHeader('content-type', 'text/plain')
+            .end(decision.body);
         });
         return;
       }
       const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-      res.upgrade<UserData>({ protocol: decision.protocol, remoteAddress }, key, decision.protocol ?? '', extensions, context);
+      res.upgrade<UserData>(
+        { protocol: decision.protocol, remoteAddress },
+        key,
+        decision.protocol ?? '',
+        extensions,
+        context,
+      );
     },
     open: (ws) => {
       const ud = ws.getUserData();
@@ -137,8 +155,16 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
 
   app.any('/*', (res, req) => {
     let aborted = false;
+    let size = 0;
+    const chunks: Buffer[] = [];
+    const release = (): void => {
+      bodyBytesInFlight -= size;
+      size = 0;
+      chunks.length = 0;
+    };
     res.onAborted(() => {
       aborted = true;
+      release();
     });
     const head = readHead(req);
     const write = (out: HttpResponse): void => {
@@ -148,50 +174,91 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       res.cork(() => {
         res.writeStatus(statusLine(out.status));
         res.writeHeader('content-type', contentType);
-        for (const [k, v] of Object.entries(out.headers ?? {})) if (k !== 'content-type') res.writeHeader(k, v);
+        for (const [k, v] of Object.entries(out.headers ?? {}))
+          if (k !== 'content-type') res.writeHeader(k, v);
         res.end(body);
       });
     };
     const early = safely(() => opts.http.head(head), opts);
     if (early) return write(early);
-    const chunks: Buffer[] = [];
-    let size = 0;
     res.onData((chunk, isLast) => {
       if (aborted) return;
+      if (size + chunk.byteLength > limits.maxHttpBodyBytes) {
+        release();
+        return write({ status: 413, body: { detail: 'Request body too large' } });
+      }
+      if (bodyBytesInFlight + chunk.byteLength > limits.maxHttpBodyBytesInFlight) {
+        release();
+        return write({
+          status: 503,
+          body: { detail: aipError('HTTP_BUSY').message },
+          headers: { 'retry-after': '1' },
+        });
+      }
       size += chunk.byteLength;
-      if (size > limits.maxHttpBodyBytes) return write({ status: 413, body: { detail: 'Request body too large' } });
+      bodyBytesInFlight += chunk.byteLength;
       chunks.push(Buffer.from(chunk.slice(0)));
       if (!isLast) return;
+      const body = Buffer.concat(chunks);
       void Promise.resolve()
-        .then(() => opts.http.handle({ ...head, body: Buffer.concat(chunks) }))
+        .then(() => opts.http.handle({ ...head, body }))
         .catch((err: unknown) => {
           opts.log.error({ err }, 'HTTP handler failed');
           return INTERNAL_ERROR;
         })
-        .then(write);
+        .then((out) => {
+          release();
+          write(out);
+        });
     });
   });
 
-  return new Promise((resolve, reject) => {
-    app.listen(opts.host, opts.port, (listenSocket) => {
-      if (!listenSocket) return reject(new Error(`cannot listen on ${opts.host}:${opts.port}`));
-      const port = uWS.us_socket_local_port(listenSocket);
-      let listening: uWS.us_listen_socket | null = listenSocket;
-      resolve({
-        port,
-        stopListening: () => {
-          if (listening) uWS.us_listen_socket_close(listening);
-          listening = null;
-        },
-        closeAll: () => {
-          if (listening) uWS.us_listen_socket_close(listening);
-          listening = null;
-          for (const conn of [...live]) conn.terminate();
-        },
-        connections: () => live.values(),
-      });
-    });
+  return listenExclusive(app, opts.host, opts.port).then((listenSocket) => {
+    let listening: uWS.us_listen_socket | null = listenSocket;
+    return {
+      port: uWS.us_socket_local_port(listenSocket),
+      stopListening: () => {
+        if (listening) uWS.us_listen_socket_close(listening);
+        listening = null;
+      },
+      closeAll: () => {
+        if (listening) uWS.us_listen_socket_close(listening);
+        listening = null;
+        for (const conn of [...live]) conn.terminate();
+      },
+      connections: () => live.values(),
+    };
   });
+}
+
+/** uWS's ListenOptions value; its typings lack the (host, port, options, cb) form the native code takes. */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+interface ListenWithOptions {
+  listen(
+    host: string,
+    port: number,
+    options: number,
+    cb: (socket: uWS.us_listen_socket | false) => void,
+  ): void;
+}
+
+/** Listens exclusively on `port`, or on a free port of our choosing for 0 (see listen.ts). Throws ListenError. */
+async function listenExclusive(
+  app: uWS.TemplatedApp,
+  host: string,
+  port: number,
+): Promise<uWS.us_listen_socket> {
+  const attempts = port === 0 ? EPHEMERAL_PORT_ATTEMPTS : 1;
+  for (let i = 0; i < attempts; i++) {
+    const p = port === 0 ? await freePort(host).catch(() => 0) : port;
+    if (p === 0) break;
+    const socket = await new Promise<uWS.us_listen_socket | false>((resolve) => {
+      (app as unknown as ListenWithOptions).listen(host, p, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
+    });
+    if (socket) return socket;
+    if (port !== 0) throw new ListenError(await whyNotListening(host, port));
+  }
+  throw new ListenError(`cannot find a free port on ${host}`);
 }
 
 function readHead(req: uWS.HttpRequest): HttpRequestHead {

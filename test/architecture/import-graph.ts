@@ -11,7 +11,8 @@ export interface ImportEdge {
   readonly to: string | null;
 }
 
-const IMPORT_RE = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g;
+const IMPORT_RE =
+  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g;
 
 export function sourceFiles(dir: string): string[] {
   const out: string[] = [];
@@ -28,7 +29,9 @@ export function importsOf(file: string): ImportEdge[] {
   const edges: ImportEdge[] = [];
   for (const m of text.matchAll(IMPORT_RE)) {
     const specifier = (m[1] ?? m[2] ?? m[3])!;
-    const to = specifier.startsWith('.') ? relative(ROOT, resolve(ROOT, dirname(file), specifier)).replace(/\.js$/, '.ts') : null;
+    const to = specifier.startsWith('.')
+      ? relative(ROOT, resolve(ROOT, dirname(file), specifier)).replace(/\.js$/, '.ts')
+      : null;
     edges.push({ from: file, specifier, to });
   }
   return edges;

@@ -36,7 +36,8 @@ describe('folder graph', () => {
 
 describe('layers', () => {
   it('protocol/ imports nothing of src/ and no Node module', () => {
-    const bad = edges.filter((e) => folderOf(e.from) === 'protocol' && !/gen-|json-schema/.test(e.from))
+    const bad = edges
+      .filter((e) => folderOf(e.from) === 'protocol' && !/gen-|json-schema/.test(e.from))
       .filter((e) => (e.to !== null && folderOf(e.to) !== 'protocol') || e.specifier.startsWith('node:'));
     expect(bad.map((e) => `${e.from} → ${e.specifier}`)).toEqual([]);
   });
@@ -47,7 +48,11 @@ describe('layers', () => {
   });
 
   it('sessions and agents never import uWS or msgpackr', () => {
-    const bad = edges.filter((e) => ['session', 'agents'].includes(folderOf(e.from) ?? '') && ['uWebSockets.js', 'msgpackr'].includes(e.specifier));
+    const bad = edges.filter(
+      (e) =>
+        ['session', 'agents'].includes(folderOf(e.from) ?? '') &&
+        ['uWebSockets.js', 'msgpackr'].includes(e.specifier),
+    );
     expect(bad).toEqual([]);
   });
 

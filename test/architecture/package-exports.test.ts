@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './import-graph.js';
 
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string } | string> };
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  exports: Record<string, { types: string; default: string } | string>;
+};
 
 describe('package exports', () => {
   it('resolves aipd/client, aipd/protocol and aipd/server to working modules', () => {
@@ -19,7 +21,10 @@ describe('package exports', () => {
       const server = await import('aipd/server');
       console.log(JSON.stringify([typeof client.AipDeviceClient, typeof client.AipControllerClient, protocol.CloseCode.SLOW_CONSUMER, typeof server.startServer]));
     `;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     expect(JSON.parse(out.trim())).toEqual(['function', 'function', 4008, 'function']);
   });
 

@@ -12,7 +12,16 @@ describe('parseLoadtestArgs', () => {
     const r = parseLoadtestArgs(['--url', 'ws://127.0.0.1:5123/ws?token=abc']);
     expect(r).toEqual({
       ok: true,
-      options: { host: '127.0.0.1', port: 5123, path: '/ws', token: 'abc', devices: 10, steps: 100, durationS: 10, codec: 'json' },
+      options: {
+        host: '127.0.0.1',
+        port: 5123,
+        path: '/ws',
+        token: 'abc',
+        devices: 10,
+        steps: 100,
+        durationS: 10,
+        codec: 'json',
+      },
     });
   });
 
@@ -91,31 +100,62 @@ describe('AipLoad against aipd', () => {
     server = null;
   });
 
-  it.each(['json', 'msgpack'] as const)('runs inline-plan tasks over %s and counts round trips', async (codec) => {
-    server = await startServer({ port: 0, host: '127.0.0.1', apiKey: 'k', logLevel: 'silent' });
-    const load = new AipLoad({ host: '127.0.0.1', port: server.port, path: '/ws', token: 'k', devices: 2, steps: 5, codec, idPrefix: `t-${codec}-` });
-    await load.connectAll();
-    expect(load.connected).toBe(2);
-    load.startTasks();
-    const deadline = Date.now() + 5000;
-    while (load.snapshot().tasks_completed < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    load.stop();
-    const s = load.snapshot();
-    expect(s.errors).toBe(0);
-    expect(s.tasks_completed).toBeGreaterThanOrEqual(4);
-    expect(s.round_trips).toBeGreaterThanOrEqual(20);
-    expect(load.hist.count).toBeGreaterThan(0);
-    const table = summaryTable(
-      { host: '127.0.0.1', port: server.port, path: '/ws', token: 'k', devices: 2, steps: 5, durationS: 1, codec },
-      s,
-      load.hist,
-    );
-    expect(table).toMatch(/\| tasks completed +\| \d+ \(failed 0, 5 steps each\) \|/);
-  });
+  it.each(['json', 'msgpack'] as const)(
+    'runs inline-plan tasks over %s and counts round trips',
+    async (codec) => {
+      server = await startServer({ port: 0, host: '127.0.0.1', apiKey: 'k', logLevel: 'silent' });
+      const load = new AipLoad({
+        host: '127.0.0.1',
+        port: server.port,
+        path: '/ws',
+        token: 'k',
+        devices: 2,
+        steps: 5,
+        codec,
+        idPrefix: `t-${codec}-`,
+      });
+      await load.connectAll();
+      expect(load.connected).toBe(2);
+      load.startTasks();
+      const deadline = Date.now() + 5000;
+      while (load.snapshot().tasks_completed < 4 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      load.stop();
+      const s = load.snapshot();
+      expect(s.errors).toBe(0);
+      expect(s.tasks_completed).toBeGreaterThanOrEqual(4);
+      expect(s.round_trips).toBeGreaterThanOrEqual(20);
+      expect(load.hist.count).toBeGreaterThan(0);
+      const table = summaryTable(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: '/ws',
+          token: 'k',
+          devices: 2,
+          steps: 5,
+          durationS: 1,
+          codec,
+        },
+        s,
+        load.hist,
+      );
+      expect(table).toMatch(/\| tasks completed +\| \d+ \(failed 0, 5 steps each\) \|/);
+    },
+  );
 
   it('reports a refused token as a registration failure, not a hang', async () => {
     server = await startServer({ port: 0, host: '127.0.0.1', apiKey: 'k', logLevel: 'silent' });
-    const load = new AipLoad({ host: '127.0.0.1', port: server.port, path: '/ws', token: 'wrong', devices: 1, steps: 1, codec: 'json', idPrefix: 'bad-' });
+    const load = new AipLoad({
+      host: '127.0.0.1',
+      port: server.port,
+      path: '/ws',
+      token: 'wrong',
+      devices: 1,
+      steps: 1,
+      codec: 'json',
+      idPrefix: 'bad-',
+    });
     await load.connectAll();
     expect(load.connected).toBe(0);
     expect(load.snapshot().first_error).toMatch(/403|refused/);
@@ -123,7 +163,10 @@ describe('AipLoad against aipd', () => {
   });
 
   it('builds the inline plan the plan agent expects', () => {
-    const plan = JSON.parse(planRequest(2)) as { task: string; steps: { actions: { tool_name: string }[] }[] };
+    const plan = JSON.parse(planRequest(2)) as {
+      task: string;
+      steps: { actions: { tool_name: string }[] }[];
+    };
     expect(plan.task).toBe('bench');
     expect(plan.steps).toHaveLength(2);
     expect(plan.steps[1]!.actions[0]!.tool_name).toBe('noop');

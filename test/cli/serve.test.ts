@@ -1,35 +1,17 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { aipdProcess, collect, waitForLine } from '../helpers/cli-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 const procs: ChildProcessWithoutNullStreams[] = [];
 
 function aipd(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env } });
+  const p = aipdProcess(args, env);
   procs.push(p);
   return p;
-}
-
-function collect(p: ChildProcessWithoutNullStreams): { out: () => string; err: () => string; exit: Promise<number | null> } {
-  let out = '';
-  let err = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return { out: () => out, err: () => err, exit: new Promise((r) => p.on('exit', (code) => r(code))) };
-}
-
-async function waitForLine(get: () => string, re: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const m = get().match(re);
-    if (m) return m;
-    if (Date.now() > end) throw new Error(`no line matching ${re} in: ${get()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 afterEach(() => {
@@ -74,7 +56,10 @@ describe('aipd serve', () => {
     [['serve', '--port', '70000'], /^aipd: --port: .*\n$/],
     [['serve', '--bogus'], /^aipd: .*bogus.*\n$/],
     [['serve', '--log-level', 'loud'], /^aipd: --log-level: .*\n$/],
-    [['serve', '--config', '/nonexistent/aipd.json'], /^aipd: --config: cannot read '\/nonexistent\/aipd.json': ENOENT\n$/],
+    [
+      ['serve', '--config', '/nonexistent/aipd.json'],
+      /^aipd: --config: cannot read '\/nonexistent\/aipd.json': ENOENT\n$/,
+    ],
     [['frobnicate'], /^aipd: unknown command 'frobnicate'/],
   ])('rejects %j with a one-line error and exit code 2', async (args, re) => {
     const io = collect(aipd(args));
@@ -89,9 +74,24 @@ describe('aipd device (sample device)', () => {
     const s = collect(server);
     const [, port] = await waitForLine(s.out, /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
     const plan = join(import.meta.dirname, '../../examples/hello-plan.json');
-    const dev = collect(aipd(['device', '--url', `ws://127.0.0.1:${port}/ws`, '--token', 'k', '--client-id', 'demo', '--plan', plan]));
+    const dev = collect(
+      aipd([
+        'device',
+        '--url',
+        `ws://127.0.0.1:${port}/ws`,
+        '--token',
+        'k',
+        '--client-id',
+        'demo',
+        '--plan',
+        plan,
+      ]),
+    );
     expect(await dev.exit).toBe(0);
-    const printed = JSON.parse(dev.out().slice(dev.out().indexOf('{'))) as { status: string; result: { steps_completed: number; steps: { results: { result: unknown }[] }[] } };
+    const printed = JSON.parse(dev.out().slice(dev.out().indexOf('{'))) as {
+      status: string;
+      result: { steps_completed: number; steps: { results: { result: unknown }[] }[] };
+    };
     expect(printed.status).toBe('completed');
     expect(printed.result.steps_completed).toBe(3);
     expect(printed.result.steps[1]!.results[0]!.result).toEqual({ text: 'hello' });

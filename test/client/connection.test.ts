@@ -17,7 +17,11 @@ function track<T extends AipDeviceClient | AipControllerClient>(c: T): T {
   return c;
 }
 
-const once = <T>(c: AipDeviceClient | AipControllerClient, ev: 'registered' | 'disconnected' | 'error', pred: (x: T) => boolean = () => true) =>
+const once = <T>(
+  c: AipDeviceClient | AipControllerClient,
+  ev: 'registered' | 'disconnected' | 'error',
+  pred: (x: T) => boolean = () => true,
+) =>
   new Promise<T>((resolve) => {
     const fn = (x: T) => {
       if (!pred(x)) return;
@@ -30,7 +34,14 @@ const once = <T>(c: AipDeviceClient | AipControllerClient, ev: 'registered' | 'd
 describe('registration', () => {
   it('resolves connect once the server accepts, with device metadata', async () => {
     server = await MockAipServer.start();
-    const c = track(new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', systemInfo: { device_id: 'd1', cpu_count: 2 } }));
+    const c = track(
+      new AipDeviceClient({
+        url: server.url,
+        token: 'secret',
+        clientId: 'd1',
+        systemInfo: { device_id: 'd1', cpu_count: 2 },
+      }),
+    );
     const registered = once<{ reconnected: boolean }>(c, 'registered');
     await c.connect();
     expect(await registered).toEqual({ reconnected: false });
@@ -42,7 +53,9 @@ describe('registration', () => {
 
   it('collects system info when none is given', async () => {
     server = await MockAipServer.start();
-    const c = track(new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', platform: 'mobile' }));
+    const c = track(
+      new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', platform: 'mobile' }),
+    );
     await c.connect();
     const info = server.registrations[0]!.metadata!.system_info as Record<string, unknown>;
     expect(info).toMatchObject({ device_id: 'd1', platform_type: 'mobile', schema_version: '1.0' });
@@ -97,7 +110,11 @@ describe('framing', () => {
     });
     const { msg } = await server.next((m) => m.type === 'command_results');
     expect(msg.prev_response_id).toBe('r9');
-    expect(msg.action_results?.[0]).toMatchObject({ status: 'success', call_id: 'c', result: { echo: { n: 7, list: [1, 'a'] } } });
+    expect(msg.action_results?.[0]).toMatchObject({
+      status: 'success',
+      call_id: 'c',
+      result: { echo: { n: 7, list: [1, 'a'] } },
+    });
     expect(server.last.binary).toEqual([true]);
   });
 
@@ -109,7 +126,13 @@ describe('framing', () => {
     server.last.ws.send('{not json');
     server.last.ws.send(JSON.stringify({ type: 'nonsense', status: 'ok' }));
     expect((await err).message).toMatch(/invalid server frame/i);
-    server.last.send({ type: 'command', status: 'continue', session_id: 's', response_id: 'after', actions: [] });
+    server.last.send({
+      type: 'command',
+      status: 'continue',
+      session_id: 's',
+      response_id: 'after',
+      actions: [],
+    });
     const { msg } = await server.next((m) => m.type === 'command_results');
     expect(msg.prev_response_id).toBe('after');
   });
@@ -119,21 +142,35 @@ describe('framing', () => {
     const c = track(new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1' }));
     await c.connect();
     server.last.ws.send(Buffer.from([0xff, 0x00]), { binary: true });
-    server.last.send({ type: 'command', status: 'continue', session_id: 's', response_id: 'ok', actions: [] });
+    server.last.send({
+      type: 'command',
+      status: 'continue',
+      session_id: 's',
+      response_id: 'ok',
+      actions: [],
+    });
     await server.next((m) => m.prev_response_id === 'ok');
     expect(c.connected).toBe(true);
   });
 
   it('hands binary frames to a binary frame handler before AIP decoding, and sends raw binary frames', async () => {
     server = await MockAipServer.start();
-    const c = track(new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', codec: 'msgpack' }));
+    const c = track(
+      new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', codec: 'msgpack' }),
+    );
     await c.connect();
     const seen: number[][] = [];
     c.setBinaryFrameHandler((bytes) => bytes[0] === 0xc1 && seen.push([...bytes]) > 0);
     let errors = 0;
     c.on('error', () => errors++);
     server.last.ws.send(Buffer.from([0xc1, 1, 2, 3]), { binary: true });
-    server.last.send({ type: 'command', status: 'continue', session_id: 's', response_id: 'bin', actions: [] });
+    server.last.send({
+      type: 'command',
+      status: 'continue',
+      session_id: 's',
+      response_id: 'bin',
+      actions: [],
+    });
     await server.next((m) => m.prev_response_id === 'bin');
     expect(seen).toEqual([[0xc1, 1, 2, 3]]);
     expect(errors).toBe(0);
@@ -143,7 +180,9 @@ describe('framing', () => {
 
   it('sends periodic heartbeats when configured', async () => {
     server = await MockAipServer.start();
-    const c = track(new AipControllerClient({ url: server.url, token: 'secret', clientId: 'k', heartbeatIntervalMs: 20 }));
+    const c = track(
+      new AipControllerClient({ url: server.url, token: 'secret', clientId: 'k', heartbeatIntervalMs: 20 }),
+    );
     await c.connect();
     const a = await server.next((m) => m.type === 'heartbeat');
     const b = await server.next((m) => m.type === 'heartbeat');
@@ -155,7 +194,9 @@ describe('framing', () => {
 describe('disconnects and reconnection', () => {
   it('rejects pending ACK and task_end waiters when the connection drops', async () => {
     server = await MockAipServer.start();
-    const c = track(new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', reconnect: false }));
+    const c = track(
+      new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', reconnect: false }),
+    );
     await c.connect();
     const ack = c.requestTask({ request: 'never acked' });
     const end = c.waitTaskEnd('some-session');
@@ -171,7 +212,12 @@ describe('disconnects and reconnection', () => {
   it('reconnects with backoff and re-registers after the server drops the socket', async () => {
     server = await MockAipServer.start();
     const c = track(
-      new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', reconnect: { initialDelayMs: 20, maxDelayMs: 50 } }),
+      new AipDeviceClient({
+        url: server.url,
+        token: 'secret',
+        clientId: 'd1',
+        reconnect: { initialDelayMs: 20, maxDelayMs: 50 },
+      }),
     );
     const attempts: number[] = [];
     c.on('reconnecting', (i) => attempts.push(i.attempt));
@@ -187,7 +233,13 @@ describe('disconnects and reconnection', () => {
     expect(server.registrations).toHaveLength(2);
     expect(server.registrations[1]).toMatchObject({ type: 'register', client_id: 'd1' });
     // The new socket works.
-    server.last.send({ type: 'command', status: 'continue', session_id: 's', response_id: 'post', actions: [] });
+    server.last.send({
+      type: 'command',
+      status: 'continue',
+      session_id: 's',
+      response_id: 'post',
+      actions: [],
+    });
     const { conn } = await server.next((m) => m.prev_response_id === 'post');
     expect(conn).toBe(server.last);
   });
@@ -195,7 +247,12 @@ describe('disconnects and reconnection', () => {
   it('gives up after maxRetries and reports a final disconnected', async () => {
     server = await MockAipServer.start();
     const c = track(
-      new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', reconnect: { initialDelayMs: 5, maxDelayMs: 10, maxRetries: 2 } }),
+      new AipDeviceClient({
+        url: server.url,
+        token: 'secret',
+        clientId: 'd1',
+        reconnect: { initialDelayMs: 5, maxDelayMs: 10, maxRetries: 2 },
+      }),
     );
     const attempts: number[] = [];
     c.on('reconnecting', (i) => attempts.push(i.attempt));
@@ -210,7 +267,14 @@ describe('disconnects and reconnection', () => {
 
   it('close() stops reconnecting and rejects waiters', async () => {
     server = await MockAipServer.start();
-    const c = track(new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'd1', reconnect: { initialDelayMs: 30 } }));
+    const c = track(
+      new AipDeviceClient({
+        url: server.url,
+        token: 'secret',
+        clientId: 'd1',
+        reconnect: { initialDelayMs: 30 },
+      }),
+    );
     await c.connect();
     const pending = c.waitTaskEnd('s').catch((e: Error) => e.message);
     const gone = once<DisconnectInfo>(c, 'disconnected');

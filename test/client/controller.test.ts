@@ -13,7 +13,13 @@ afterEach(async () => {
 
 async function controller() {
   server = await MockAipServer.start();
-  const c = new AipControllerClient({ url: server.url, token: 'secret', clientId: 'k@dev1', targetId: 'dev1', reconnect: false });
+  const c = new AipControllerClient({
+    url: server.url,
+    token: 'secret',
+    clientId: 'k@dev1',
+    targetId: 'dev1',
+    reconnect: false,
+  });
   clients.push(c);
   await c.connect();
   return { c, srv: server };
@@ -28,7 +34,11 @@ describe('AipControllerClient', () => {
       client_id: 'k@dev1',
       target_id: 'dev1',
     });
-    expect(srv.registrations[0]!.metadata).toMatchObject({ type: 'constellation_client', task_name: 'k', targeted_device_id: 'dev1' });
+    expect(srv.registrations[0]!.metadata).toMatchObject({
+      type: 'constellation_client',
+      task_name: 'k',
+      targeted_device_id: 'dev1',
+    });
   });
 
   it('runTask sends task for the target and resolves with task_end after the ACK', async () => {
@@ -36,20 +46,31 @@ describe('AipControllerClient', () => {
     srv.onMessage = (conn, m) => {
       if (m.type !== 'task') return;
       conn.send({ type: 'heartbeat', status: 'ok', session_id: m.session_id, response_id: 'ack' });
-      setTimeout(() => conn.send({ type: 'task_end', status: 'failed', session_id: m.session_id, error: 'it broke' }), 10);
+      setTimeout(
+        () => conn.send({ type: 'task_end', status: 'failed', session_id: m.session_id, error: 'it broke' }),
+        10,
+      );
     };
     const end = await c.runTask({ request: 'summarize', sessionId: 'k@t1', taskName: 'galaxy/k/t1' });
     expect(end).toMatchObject({ type: 'task_end', status: 'failed', session_id: 'k@t1', error: 'it broke' });
     const { msg } = await srv.next((m) => m.type === 'task');
-    expect(msg).toMatchObject({ client_type: 'constellation', target_id: 'dev1', session_id: 'k@t1', request: 'summarize' });
+    expect(msg).toMatchObject({
+      client_type: 'constellation',
+      target_id: 'dev1',
+      session_id: 'k@t1',
+      request: 'summarize',
+    });
   });
 
   it('runTask rejects on an error reply', async () => {
     const { c, srv } = await controller();
     srv.onMessage = (conn, m) => {
-      if (m.type === 'task') conn.send({ type: 'error', status: 'error', error: "Target device 'dev9' is not connected" });
+      if (m.type === 'task')
+        conn.send({ type: 'error', status: 'error', error: "Target device 'dev9' is not connected" });
     };
-    await expect(c.runTask({ request: 'x', targetId: 'dev9' })).rejects.toThrow("Target device 'dev9' is not connected");
+    await expect(c.runTask({ request: 'x', targetId: 'dev9' })).rejects.toThrow(
+      "Target device 'dev9' is not connected",
+    );
   });
 
   it('matches concurrent tasks to their own ACKs and task_end frames', async () => {
@@ -58,7 +79,11 @@ describe('AipControllerClient', () => {
       if (m.type !== 'task') return;
       conn.send({ type: 'heartbeat', status: 'ok', session_id: m.session_id });
       const delay = m.session_id === 'k@1' ? 40 : 5;
-      setTimeout(() => conn.send({ type: 'task_end', status: 'completed', session_id: m.session_id, result: m.request }), delay);
+      setTimeout(
+        () =>
+          conn.send({ type: 'task_end', status: 'completed', session_id: m.session_id, result: m.request }),
+        delay,
+      );
     };
     const [a, b] = await Promise.all([
       c.runTask({ request: 'one', sessionId: 'k@1' }),
@@ -72,7 +97,12 @@ describe('AipControllerClient', () => {
     const { c, srv } = await controller();
     srv.onMessage = (conn, m) => {
       if (m.type === 'device_info_request')
-        conn.send({ type: 'device_info_response', status: 'ok', response_id: m.request_id, result: { device_id: m.target_id, cpu_count: 4 } });
+        conn.send({
+          type: 'device_info_response',
+          status: 'ok',
+          response_id: m.request_id,
+          result: { device_id: m.target_id, cpu_count: 4 },
+        });
     };
     const info = await c.deviceInfo();
     expect(info).toEqual({ device_id: 'dev1', cpu_count: 4 });
@@ -84,8 +114,14 @@ describe('AipControllerClient', () => {
     const { c, srv } = await controller();
     srv.onMessage = (conn, m) => {
       if (m.type === 'device_info_request')
-        conn.send({ type: 'error', status: 'error', error: 'Not authorized to request device info for this device' });
+        conn.send({
+          type: 'error',
+          status: 'error',
+          error: 'Not authorized to request device info for this device',
+        });
     };
-    await expect(c.deviceInfo('other')).rejects.toThrow('Not authorized to request device info for this device');
+    await expect(c.deviceInfo('other')).rejects.toThrow(
+      'Not authorized to request device info for this device',
+    );
   });
 });

@@ -14,7 +14,13 @@ afterEach(async () => {
 
 async function device(opts: Partial<ConstructorParameters<typeof AipDeviceClient>[0]> = {}) {
   server ??= await MockAipServer.start();
-  const c = new AipDeviceClient({ url: server.url, token: 'secret', clientId: 'dev1', reconnect: false, ...opts });
+  const c = new AipDeviceClient({
+    url: server.url,
+    token: 'secret',
+    clientId: 'dev1',
+    reconnect: false,
+    ...opts,
+  });
   clients.push(c);
   await c.connect();
   return { c, srv: server, conn: server.last };
@@ -112,7 +118,13 @@ describe('AipDeviceClient commands', () => {
       ['failure', 'x2'],
     ]);
     expect(msg.action_results?.[0]?.error).toContain('boom');
-    conn.send({ type: 'command', status: 'continue', session_id: 's', response_id: 'r2', actions: actions.slice(0, 1) });
+    conn.send({
+      type: 'command',
+      status: 'continue',
+      session_id: 's',
+      response_id: 'r2',
+      actions: actions.slice(0, 1),
+    });
     const second = await srv.next((m) => m.prev_response_id === 'r2');
     expect(second.msg.action_results?.[0]?.status).toBe('success');
     expect(c.connected).toBe(true);
@@ -145,7 +157,9 @@ describe('AipDeviceClient commands', () => {
       actions: [{ tool_name: 'a', tool_type: 'action', call_id: 'z' }],
     });
     const { msg } = await srv.next((m) => m.type === 'command_results');
-    expect(msg.action_results).toEqual([{ status: 'failure', error: NO_HANDLER_ERROR, result: null, namespace: null, call_id: 'z' }]);
+    expect(msg.action_results).toEqual([
+      { status: 'failure', error: NO_HANDLER_ERROR, result: null, namespace: null, call_id: 'z' },
+    ]);
   });
 });
 
@@ -155,7 +169,13 @@ describe('AipDeviceClient tasks', () => {
     srv.onMessage = (conn, m) => {
       if (m.type !== 'task') return;
       conn.send({ type: 'heartbeat', status: 'ok', session_id: 'sid-1', response_id: 'ack' });
-      conn.send({ type: 'task_end', status: 'completed', session_id: 'sid-1', result: { done: true }, response_id: 'e' });
+      conn.send({
+        type: 'task_end',
+        status: 'completed',
+        session_id: 'sid-1',
+        result: { done: true },
+        response_id: 'e',
+      });
     };
     const ack = await c.requestTask({ request: 'open notepad', taskName: 'np' });
     expect(ack).toEqual({ sessionId: 'sid-1' });
@@ -163,21 +183,36 @@ describe('AipDeviceClient tasks', () => {
     expect(end.status).toBe('completed');
     expect(end.result).toEqual({ done: true });
     const { msg } = await srv.next((m) => m.type === 'task');
-    expect(msg).toMatchObject({ client_type: 'device', client_id: 'dev1', request: 'open notepad', task_name: 'np', session_id: null });
+    expect(msg).toMatchObject({
+      client_type: 'device',
+      client_id: 'dev1',
+      request: 'open notepad',
+      task_name: 'np',
+      session_id: null,
+    });
     expect(msg.metadata).toEqual({ platform: 'windows' });
   });
 
   it('requestTask rejects with the text of an error reply', async () => {
     const { c, srv } = await device();
     srv.onMessage = (conn, m) => {
-      if (m.type === 'task') conn.send({ type: 'error', status: 'error', error: "session_id 'x' is owned by another client" });
+      if (m.type === 'task')
+        conn.send({ type: 'error', status: 'error', error: "session_id 'x' is owned by another client" });
     };
-    await expect(c.requestTask({ request: 'r', sessionId: 'x' })).rejects.toThrow("session_id 'x' is owned by another client");
+    await expect(c.requestTask({ request: 'r', sessionId: 'x' })).rejects.toThrow(
+      "session_id 'x' is owned by another client",
+    );
   });
 
   it('turns a server-pushed task into its own task request by default', async () => {
     const { srv, conn } = await device();
-    conn.send({ type: 'task', status: 'continue', user_request: 'Open Notepad', task_name: 'notepad_task', session_id: 'A' });
+    conn.send({
+      type: 'task',
+      status: 'continue',
+      user_request: 'Open Notepad',
+      task_name: 'notepad_task',
+      session_id: 'A',
+    });
     const { msg } = await srv.next((m) => m.type === 'task');
     expect(msg).toMatchObject({ request: 'Open Notepad', task_name: 'notepad_task', session_id: null });
   });
@@ -185,7 +220,9 @@ describe('AipDeviceClient tasks', () => {
   it('hands a pushed task to onTask when given', async () => {
     const got: ServerMessage[] = [];
     const { c, conn } = await device({ onTask: (m) => got.push(m) });
-    const frame = new Promise<ServerMessage>((resolve) => c.on('frame', (m) => m.type === 'task' && resolve(m)));
+    const frame = new Promise<ServerMessage>((resolve) =>
+      c.on('frame', (m) => m.type === 'task' && resolve(m)),
+    );
     conn.send({ type: 'task', status: 'continue', user_request: 'x', task_name: 't', session_id: 'A' });
     await frame;
     expect(got.map((m) => m.user_request)).toEqual(['x']);

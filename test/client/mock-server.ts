@@ -35,7 +35,10 @@ export interface MockOptions {
   onMessage?: (conn: MockConn, msg: ClientMessage) => void;
 }
 
-type Waiter = { pred: (m: ClientMessage) => boolean; resolve: (v: { conn: MockConn; msg: ClientMessage }) => void };
+type Waiter = {
+  pred: (m: ClientMessage) => boolean;
+  resolve: (v: { conn: MockConn; msg: ClientMessage }) => void;
+};
 
 export class MockAipServer {
   readonly conns: MockConn[] = [];
@@ -62,7 +65,8 @@ export class MockAipServer {
       port: 0,
       path: '/ws',
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL_MSGPACK) ? SUBPROTOCOL_MSGPACK : false),
-      verifyClient: (info, cb) => cb(new URL(info.req.url ?? '', 'http://x').searchParams.get('token') === token, 403),
+      verifyClient: (info, cb) =>
+        cb(new URL(info.req.url ?? '', 'http://x').searchParams.get('token') === token, 403),
     });
     await new Promise<void>((resolve) => wss.once('listening', resolve));
     const server = new MockAipServer(wss, (wss.address() as AddressInfo).port, opts);

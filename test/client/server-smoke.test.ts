@@ -24,24 +24,39 @@ describe.each(['json', 'msgpack'] as const)('client against aipd (%s)', (codec) 
       codec,
       reconnect: false,
       systemInfo: { device_id: 'dev1', cpu_count: 3 },
-      onCommand: (cmd) => (cmd.actions ?? []).map((a) => (calls.push(a.tool_name), { status: 'success' as const, result: `did ${a.tool_name}` })),
+      onCommand: (cmd) =>
+        (cmd.actions ?? []).map(
+          (a) => (calls.push(a.tool_name), { status: 'success' as const, result: `did ${a.tool_name}` }),
+        ),
     });
     clients.push(dev);
     await dev.connect();
-    const ctl = new AipControllerClient({ url, token: 'k3y', clientId: 'k@dev1', targetId: 'dev1', codec, reconnect: false });
+    const ctl = new AipControllerClient({
+      url,
+      token: 'k3y',
+      clientId: 'k@dev1',
+      targetId: 'dev1',
+      codec,
+      reconnect: false,
+    });
     clients.push(ctl);
     await ctl.connect();
 
     const info = await ctl.deviceInfo();
     expect(info).toMatchObject({ device_id: 'dev1', cpu_count: 3 });
 
-    const plan = { task: 'demo', steps: [{ actions: [{ tool_name: 'type_text', tool_type: 'action', call_id: 'c1' }] }] };
+    const plan = {
+      task: 'demo',
+      steps: [{ actions: [{ tool_name: 'type_text', tool_type: 'action', call_id: 'c1' }] }],
+    };
     const end = await ctl.runTask({ request: JSON.stringify(plan), sessionId: 'k@t1', timeoutMs: 10_000 });
     expect(end).toMatchObject({ type: 'task_end', status: 'completed', session_id: 'k@t1' });
     expect(calls).toEqual(['type_text']);
 
     // Refused by the server (which text depends on its target policy), delivered as a rejection.
-    await expect(ctl.runTask({ request: 'x', targetId: 'nobody' })).rejects.toThrow(/not connected|Not authorized/);
+    await expect(ctl.runTask({ request: 'x', targetId: 'nobody' })).rejects.toThrow(
+      /not connected|Not authorized/,
+    );
     expect(ctl.connected).toBe(true);
   });
 });

@@ -57,14 +57,20 @@ export function sessionStoreSuite(name: string, fixture: Fixture<SessionStore>):
     it('appends status changes to the history, oldest first, and moves state and updatedAt', async () => {
       await store().create(sessionRecord('s1'));
       await store().appendStatus('s1', { state: 'running', at: '2026-01-01T00:00:01.000Z' });
-      const rec = await store().appendStatus('s1', { state: 'failed', at: '2026-01-01T00:00:02.000Z', reason: 'boom' });
+      const rec = await store().appendStatus('s1', {
+        state: 'failed',
+        at: '2026-01-01T00:00:02.000Z',
+        reason: 'boom',
+      });
       expect(rec).toMatchObject({ state: 'failed', updatedAt: '2026-01-01T00:00:02.000Z' });
       expect((await store().get('s1'))!.history).toEqual([
         { state: 'created', at: '2026-01-01T00:00:00.000Z' },
         { state: 'running', at: '2026-01-01T00:00:01.000Z' },
         { state: 'failed', at: '2026-01-01T00:00:02.000Z', reason: 'boom' },
       ]);
-      expect(await store().appendStatus('missing', { state: 'running', at: '2026-01-01T00:00:01.000Z' })).toBeNull();
+      expect(
+        await store().appendStatus('missing', { state: 'running', at: '2026-01-01T00:00:01.000Z' }),
+      ).toBeNull();
     });
 
     it('lists in creation order with owner, executor, state and limit filters', async () => {
@@ -113,7 +119,13 @@ export function taskResultStoreSuite(name: string, fixture: Fixture<TaskResultSt
       expect(await store().get('t')).toBeUndefined();
       await store().set('t', { status: 'pending', session_id: 's1' });
       expect(await store().get('t')).toEqual({ status: 'pending', session_id: 's1' });
-      const done = { status: 'done', session_id: 's1', result: { ok: [1, 2] }, task_status: 'completed', error: null } as const;
+      const done = {
+        status: 'done',
+        session_id: 's1',
+        result: { ok: [1, 2] },
+        task_status: 'completed',
+        error: null,
+      } as const;
       await store().set('t', done);
       expect(await store().get('t')).toEqual(done);
     });
@@ -148,7 +160,16 @@ export class RecordingLink implements ClientLink {
 }
 
 export function clientInfo(id: string, over: Partial<ClientInfo> = {}): ClientInfo {
-  return { clientId: id, clientType: 'device', targetId: null, platform: 'linux', metadata: {}, systemInfo: null, connectedAt: '2026-01-01T00:00:00.000Z', ...over };
+  return {
+    clientId: id,
+    clientType: 'device',
+    targetId: null,
+    platform: 'linux',
+    metadata: {},
+    systemInfo: null,
+    connectedAt: '2026-01-01T00:00:00.000Z',
+    ...over,
+  };
 }
 
 export function clientDirectorySuite(name: string, fixture: Fixture<ClientDirectory>): void {
@@ -182,7 +203,10 @@ export function clientDirectorySuite(name: string, fixture: Fixture<ClientDirect
 
     it('lists in registration order and counts roles', async () => {
       await dir().register(clientInfo('dev-1'), new RecordingLink('1'));
-      await dir().register(clientInfo('k@dev-1', { clientType: 'constellation', targetId: 'dev-1' }), new RecordingLink('2'));
+      await dir().register(
+        clientInfo('k@dev-1', { clientType: 'constellation', targetId: 'dev-1' }),
+        new RecordingLink('2'),
+      );
       await dir().register(clientInfo('dev-2'), new RecordingLink('3'));
       expect(dir().list()).toEqual(['dev-1', 'k@dev-1', 'dev-2']);
       expect(dir().stats()).toEqual({ total: 3, device_clients: 2, constellation_clients: 1 });

@@ -14,9 +14,20 @@ clientDirectorySuite('memory', { make: () => new MemoryClientDirectory() });
 
 describe('MemoryTaskResultStore byte budget', () => {
   it('holds its byte budget however large the results, evicting the oldest', async () => {
-    const store = new MemoryTaskResultStore({ maxEntries: 10_000, maxBytes: 50 * 1024 * 1024, maxAliases: 10 });
+    const store = new MemoryTaskResultStore({
+      maxEntries: 10_000,
+      maxBytes: 50 * 1024 * 1024,
+      maxAliases: 10,
+    });
     const shot = 'A'.repeat(10 * 1024 * 1024); // a 10 MB screenshot-like string (20 MiB as UTF-16)
-    for (let i = 0; i < 20; i++) await store.set(`t${i}`, { status: 'done', session_id: `s${i}`, result: { shot }, task_status: 'completed', error: null });
+    for (let i = 0; i < 20; i++)
+      await store.set(`t${i}`, {
+        status: 'done',
+        session_id: `s${i}`,
+        result: { shot },
+        task_status: 'completed',
+        error: null,
+      });
     expect(store.calculatedSize).toBeLessThanOrEqual(50 * 1024 * 1024);
     expect(store.size).toBe(2);
     expect(await store.get('t0')).toBeUndefined();
@@ -26,7 +37,13 @@ describe('MemoryTaskResultStore byte budget', () => {
   it('does not keep an entry larger than the whole budget, nor an older value under its name', async () => {
     const store = new MemoryTaskResultStore({ maxEntries: 10, maxBytes: 1024, maxAliases: 10 });
     await store.set('t', { status: 'pending', session_id: 's' });
-    await store.set('t', { status: 'done', session_id: 's', result: 'x'.repeat(4096), task_status: 'completed', error: null });
+    await store.set('t', {
+      status: 'done',
+      session_id: 's',
+      result: 'x'.repeat(4096),
+      task_status: 'completed',
+      error: null,
+    });
     expect(await store.get('t')).toBeUndefined();
   });
 

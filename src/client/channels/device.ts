@@ -21,7 +21,10 @@ export interface DeviceChannelOptions {
 
 export function createDeviceChannelHandler(opts: DeviceChannelOptions): (incoming: IncomingChannel) => void {
   return (incoming) => {
-    opts.logger?.debug({ channel: incoming.channel, kind: incoming.kind, session: incoming.sessionId }, 'channel open');
+    opts.logger?.debug(
+      { channel: incoming.channel, kind: incoming.kind, session: incoming.sessionId },
+      'channel open',
+    );
     switch (incoming.kind) {
       case 'file':
         if (opts.fileRoot === undefined) break;

@@ -33,10 +33,15 @@ export async function uploadFile(
     const h = createHash('sha256');
     await hashRange(fh, h, 0, size);
     const sha256 = h.digest('hex');
-    const ep = await mux.open({ session_id: sessionId, kind: 'file', params: { op: 'upload', path: remotePath, size, sha256, resume: opts.resume === true } });
+    const ep = await mux.open({
+      session_id: sessionId,
+      kind: 'file',
+      params: { op: 'upload', path: remotePath, size, sha256, resume: opts.resume === true },
+    });
     const reader = new ChannelReader(ep);
     const { offset } = await reader.readRecord();
-    if (typeof offset !== 'number' || offset < 0 || offset > size) throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'bad upload offset' });
+    if (typeof offset !== 'number' || offset < 0 || offset > size)
+      throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'bad upload offset' });
     await hashRange(fh, createHash('sha256'), offset, size, (b) => ep.write(b));
     await ep.end();
     const result = await reader.readRecord();
@@ -55,7 +60,11 @@ export async function downloadFile(
   opts: { resume?: boolean } = {},
 ): Promise<TransferResult> {
   const have = opts.resume ? ((await stat(localPath).catch(() => null))?.size ?? 0) : 0;
-  const ep = await mux.open({ session_id: sessionId, kind: 'file', params: { op: 'download', path: remotePath, offset: have } });
+  const ep = await mux.open({
+    session_id: sessionId,
+    kind: 'file',
+    params: { op: 'download', path: remotePath, offset: have },
+  });
   await ep.end(); // nothing to send
   const reader = new ChannelReader(ep);
   const head = await reader.readRecord();
@@ -77,7 +86,8 @@ export async function downloadFile(
     const { sha256 } = await reader.readRecord();
     const got = h.digest('hex');
     if (sha256 !== got) throw aipError('FILE_CHECKSUM_MISMATCH', { expected: String(sha256), got });
-    if (!(await reader.atEnd())) throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'bytes after the download trailer' });
+    if (!(await reader.atEnd()))
+      throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'bytes after the download trailer' });
     return { size, sha256: got, offset };
   } finally {
     await fh.close();

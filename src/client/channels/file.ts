@@ -21,7 +21,13 @@ import { resolveInRoot } from './paths.js';
 const READ_CHUNK = 64 * 1024;
 
 /** Hashes bytes [from, to) of an open file into `h`, optionally passing each chunk to `each`. */
-export async function hashRange(fh: FileHandle, h: Hash, from: number, to: number, each?: (b: Uint8Array) => Promise<void>): Promise<void> {
+export async function hashRange(
+  fh: FileHandle,
+  h: Hash,
+  from: number,
+  to: number,
+  each?: (b: Uint8Array) => Promise<void>,
+): Promise<void> {
   const buf = Buffer.allocUnsafe(READ_CHUNK);
   let pos = from;
   while (pos < to) {
@@ -35,7 +41,9 @@ export async function hashRange(fh: FileHandle, h: Hash, from: number, to: numbe
 }
 
 function asError(e: unknown): AipError {
-  return e instanceof AipError ? e : aipError('FILE_IO', { detail: e instanceof Error ? e.message : String(e) });
+  return e instanceof AipError
+    ? e
+    : aipError('FILE_IO', { detail: e instanceof Error ? e.message : String(e) });
 }
 
 export async function handleFileChannel(incoming: IncomingChannel, root: string): Promise<void> {
@@ -50,7 +58,9 @@ export async function handleFileChannel(incoming: IncomingChannel, root: string)
 async function download(incoming: IncomingChannel, file: string, offsetParam: unknown): Promise<void> {
   const offset = offsetParam === undefined ? 0 : offsetParam;
   if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0)
-    return incoming.reject(aipError('CHANNEL_BAD_PARAMS', { detail: 'offset must be a non-negative integer' }));
+    return incoming.reject(
+      aipError('CHANNEL_BAD_PARAMS', { detail: 'offset must be a non-negative integer' }),
+    );
   let fh: FileHandle;
   try {
     fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -60,7 +70,8 @@ async function download(incoming: IncomingChannel, file: string, offsetParam: un
   let ep: ChannelEndpoint | null = null;
   try {
     const st = await fh.stat();
-    if (!st.isFile()) return incoming.reject(aipError('FILE_NOT_FOUND', { path: String(incoming.params.path) }));
+    if (!st.isFile())
+      return incoming.reject(aipError('FILE_NOT_FOUND', { path: String(incoming.params.path) }));
     if (offset > st.size) return incoming.reject(aipError('FILE_BAD_OFFSET', { offset, size: st.size }));
     const channel = (ep = incoming.accept());
     await channel.write(encodeRecord({ size: st.size, offset }));
@@ -79,8 +90,16 @@ async function download(incoming: IncomingChannel, file: string, offsetParam: un
 async function upload(incoming: IncomingChannel, file: string, p: Record<string, unknown>): Promise<void> {
   const size = p.size;
   const want = p.sha256;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || typeof want !== 'string' || !/^[0-9a-f]{64}$/i.test(want))
-    return incoming.reject(aipError('CHANNEL_BAD_PARAMS', { detail: 'upload needs size (bytes) and sha256 (hex)' }));
+  if (
+    typeof size !== 'number' ||
+    !Number.isSafeInteger(size) ||
+    size < 0 ||
+    typeof want !== 'string' ||
+    !/^[0-9a-f]{64}$/i.test(want)
+  )
+    return incoming.reject(
+      aipError('CHANNEL_BAD_PARAMS', { detail: 'upload needs size (bytes) and sha256 (hex)' }),
+    );
   const part = `${file}.part`;
   for (const f of [file, part]) {
     const st = await lstat(f).catch(() => null);
@@ -107,7 +126,8 @@ async function upload(incoming: IncomingChannel, file: string, p: Record<string,
     for (;;) {
       const c = await reader.readSome(READ_CHUNK * 4);
       if (c === null) break;
-      if (pos + c.byteLength > size) throw aipError('FILE_SIZE_MISMATCH', { expected: size, got: pos + c.byteLength });
+      if (pos + c.byteLength > size)
+        throw aipError('FILE_SIZE_MISMATCH', { expected: size, got: pos + c.byteLength });
       await fh.write(c, 0, c.byteLength, pos);
       pos += c.byteLength;
     }

@@ -19,12 +19,21 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 export function handlePortChannel(incoming: IncomingChannel, policy: PortPolicy = {}): void {
   const port = incoming.params.port;
   const host = incoming.params.host ?? '127.0.0.1';
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535 || typeof host !== 'string')
-    return incoming.reject(aipError('CHANNEL_BAD_PARAMS', { detail: 'port needs port (1–65535) and optional host' }));
+  if (
+    typeof port !== 'number' ||
+    !Number.isInteger(port) ||
+    port < 1 ||
+    port > 65535 ||
+    typeof host !== 'string'
+  )
+    return incoming.reject(
+      aipError('CHANNEL_BAD_PARAMS', { detail: 'port needs port (1–65535) and optional host' }),
+    );
   const allowed = policy.allow ? policy.allow(host, port) : LOOPBACK.has(host);
   if (!allowed) return incoming.reject(aipError('PORT_NOT_ALLOWED', { host, port }));
   const socket = net.connect({ host, port, allowHalfOpen: true });
-  const onConnectError = (err: Error): void => incoming.reject(aipError('PORT_CONNECT_FAILED', { host, port, reason: err.message }));
+  const onConnectError = (err: Error): void =>
+    incoming.reject(aipError('PORT_CONNECT_FAILED', { host, port, reason: err.message }));
   socket.once('error', onConnectError);
   socket.once('connect', () => {
     socket.off('error', onConnectError);

@@ -39,7 +39,11 @@ export class ChannelReader {
     let got = 0;
     while (got < n) {
       const c = await this.readSome(n - got);
-      if (c === null) throw aipError('CHANNEL_PROTOCOL', { channel: this.ep.channel, detail: `stream ended after ${got} of ${n} bytes` });
+      if (c === null)
+        throw aipError('CHANNEL_PROTOCOL', {
+          channel: this.ep.channel,
+          detail: `stream ended after ${got} of ${n} bytes`,
+        });
       out.set(c, got);
       got += c.byteLength;
     }
@@ -49,7 +53,8 @@ export class ChannelReader {
   /** One length-prefixed JSON object record. */
   async readRecord(): Promise<Record<string, unknown>> {
     const len = Buffer.from(await this.readExact(4)).readUInt32BE(0);
-    if (len > MAX_RECORD) throw aipError('CHANNEL_PROTOCOL', { channel: this.ep.channel, detail: `record of ${len} bytes` });
+    if (len > MAX_RECORD)
+      throw aipError('CHANNEL_PROTOCOL', { channel: this.ep.channel, detail: `record of ${len} bytes` });
     const text = Buffer.from(await this.readExact(len)).toString('utf8');
     const v = JSON.parse(text) as unknown;
     if (v === null || typeof v !== 'object' || Array.isArray(v))

@@ -22,9 +22,17 @@ export function handleStreamChannel(incoming: IncomingChannel, policy: StreamPol
   const command = p.command;
   const args = p.args ?? [];
   const shell = p.shell === true;
-  if (typeof command !== 'string' || command.length === 0 || !Array.isArray(args) || !args.every((a) => typeof a === 'string'))
-    return incoming.reject(aipError('CHANNEL_BAD_PARAMS', { detail: 'stream needs command (string) and args (string[])' }));
-  if (shell && policy.allowShell === false) return incoming.reject(aipError('CHANNEL_BAD_PARAMS', { detail: 'shell commands are disabled' }));
+  if (
+    typeof command !== 'string' ||
+    command.length === 0 ||
+    !Array.isArray(args) ||
+    !args.every((a) => typeof a === 'string')
+  )
+    return incoming.reject(
+      aipError('CHANNEL_BAD_PARAMS', { detail: 'stream needs command (string) and args (string[])' }),
+    );
+  if (shell && policy.allowShell === false)
+    return incoming.reject(aipError('CHANNEL_BAD_PARAMS', { detail: 'shell commands are disabled' }));
   if (policy.allowCommand && !policy.allowCommand(command, args))
     return incoming.reject(aipError('STREAM_SPAWN_FAILED', { command, reason: 'not allowed' }));
   const child = spawn(command, args, {

@@ -14,17 +14,21 @@ export function dispatchRoutes(deps: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/api/dispatch',
+      body: 'json',
       handle: async ({ req }) => {
         const parsed = parseJsonBody(req.body);
         if (!parsed.ok) return parsed.res;
         const body = parsed.value;
-        if (body === null || typeof body !== 'object' || Array.isArray(body)) return validation('body', 'Input should be a valid dictionary', 'dict_type');
+        if (body === null || typeof body !== 'object' || Array.isArray(body))
+          return validation('body', 'Input should be a valid dictionary', 'dict_type');
         const b = body as Record<string, unknown>;
         for (const key of ['client_id', 'request'] as const) {
           if (!(key in b)) return validation(key, 'Field required', 'missing');
-          if (typeof b[key] !== 'string') return validation(key, 'Input should be a valid string', 'string_type');
+          if (typeof b[key] !== 'string')
+            return validation(key, 'Input should be a valid string', 'string_type');
         }
-        if ('task_name' in b && typeof b.task_name !== 'string') return validation('task_name', 'Input should be a valid string', 'string_type');
+        if ('task_name' in b && typeof b.task_name !== 'string')
+          return validation('task_name', 'Input should be a valid string', 'string_type');
         const request = b.request as string;
         const clientId = b.client_id as string;
         if (!request.trim()) return detail(400, aipError('HTTP_EMPTY_REQUEST').message);
@@ -45,8 +49,16 @@ export function dispatchRoutes(deps: ApiDeps): Route[] {
         });
         if (!sent) return detail(404, aipError('HTTP_CLIENT_OFFLINE').message);
         await deps.results.alias(sessionId, taskName);
-        deps.log.info({ client_id: clientId, task_name: taskName, dispatch_id: sessionId }, 'task dispatched over HTTP');
-        return json(200, { status: 'dispatched', task_name: taskName, client_id: clientId, session_id: sessionId });
+        deps.log.info(
+          { client_id: clientId, task_name: taskName, dispatch_id: sessionId },
+          'task dispatched over HTTP',
+        );
+        return json(200, {
+          status: 'dispatched',
+          task_name: taskName,
+          client_id: clientId,
+          session_id: sessionId,
+        });
       },
     },
   ];

@@ -16,7 +16,13 @@ export function taskResultRoutes(deps: ApiDeps): Route[] {
         if (!isSafeTaskName(name)) return detail(400, aipError('HTTP_INVALID_TASK_NAME').message);
         const entry = await deps.results.get(name);
         if (!entry || entry.status === 'pending') return json(200, { status: 'pending' });
-        return json(200, { status: 'done', result: entry.result, task_status: entry.task_status, error: entry.error, session_id: entry.session_id });
+        return json(200, {
+          status: 'done',
+          result: entry.result,
+          task_status: entry.task_status,
+          error: entry.error,
+          session_id: entry.session_id,
+        });
       },
     },
   ];

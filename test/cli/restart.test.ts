@@ -1,0 +1,75 @@
+/**
+ * One server per port, and instant restart (real processes): a second `aipd serve` on a busy port exits 2 with a
+ * clear message; a server killed (SIGKILL or SIGTERM) with 20 clients connected is restarted on the same port,
+ * explicit or picked by `--port 0`, and its first attempt to listen succeeds.
+ */
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { aipdProcess, collect, waitForLine, type Collected } from '../helpers/cli-process.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { freePort } from '../../src/transport/listen.js';
+
+const KEY = 'restart-test-key';
+const procs: ChildProcessWithoutNullStreams[] = [];
+const clients: RawClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
+  for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
+
+async function serve(
+  port: number,
+): Promise<{ proc: ChildProcessWithoutNullStreams; io: Collected; port: number }> {
+  const proc = aipdProcess(['serve', '--port', String(port), '--api-key', KEY, '--log-level', 'warn']);
+  procs.push(proc);
+  const io = collect(proc);
+  const m = await Promise.race([
+    waitForLine(io.out, /listening on ws:\/\/[^:]+:(\d+)\/ws/),
+    io.exit.then((code) => {
+      throw new Error(`aipd exited ${code} before listening: ${io.err()}`);
+    }),
+  ]);
+  return { proc, io, port: Number(m[1]) };
+}
+
+async function connectClients(port: number, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const c = await RawClient.connect(`ws://127.0.0.1:${port}/ws?token=${KEY}`);
+    clients.push(c);
+    await c.register(`dev-${i}`);
+  }
+}
+
+describe('one server per port', () => {
+  it('refuses a second server on a busy port with exit code 2 and a one-line reason', async () => {
+    const first = await serve(0);
+    const second = aipdProcess(['serve', '--port', String(first.port), '--api-key', KEY]);
+    procs.push(second);
+    const io = collect(second);
+    expect(await io.exit).toBe(2);
+    expect(io.err().trim()).toBe(
+      `aipd: port ${first.port} on 127.0.0.1 is already in use (is another aipd running?)`,
+    );
+    expect(io.out()).not.toContain('listening');
+    // The first server still serves.
+    await connectClients(first.port, 1);
+  });
+});
+
+describe('instant restart on the same port', () => {
+  for (const picked of ['explicit', 'port 0'] as const) {
+    for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+      it(`${picked}, after ${signal} with 20 clients connected: the first attempt listens`, async () => {
+        const first = await serve(picked === 'explicit' ? await freePort('127.0.0.1') : 0);
+        await connectClients(first.port, 20);
+        first.proc.kill(signal);
+        await first.io.exit;
+        const second = await serve(first.port);
+        expect(second.port).toBe(first.port);
+        expect(second.io.err()).not.toMatch(/in use|cannot listen/);
+        await connectClients(second.port, 1);
+      });
+    }
+  }
+});

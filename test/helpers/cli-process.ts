@@ -1,0 +1,33 @@
+/** Runs the `aipd` CLI as a real child process (through tsx), and reads its output. Kill what you spawn. */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { join } from 'node:path';
+
+export const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+
+export function aipdProcess(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env } });
+}
+
+export interface Collected {
+  out(): string;
+  err(): string;
+  readonly exit: Promise<number | null>;
+}
+
+export function collect(p: ChildProcessWithoutNullStreams): Collected {
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return { out: () => out, err: () => err, exit: new Promise((r) => p.on('exit', (code) => r(code))) };
+}
+
+export async function waitForLine(get: () => string, re: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const m = get().match(re);
+    if (m) return m;
+    if (Date.now() > end) throw new Error(`no line matching ${re} in: ${get()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
