@@ -11,9 +11,25 @@
  * byte parity with UFO's `model_dump_json()`.
  */
 import { z } from 'zod';
-import { ClientMessageType, ClientType, ResultStatus, ServerMessageType, TaskStatus, ToolType } from './enums.js';
+import {
+  ClientMessageType,
+  ClientType,
+  ResultStatus,
+  ServerMessageType,
+  TaskStatus,
+  ToolType,
+} from './enums.js';
 
 const optString = z.string().nullable().default(null);
+
+/** Longest id the protocol accepts (client, target, session, request and response ids). */
+export const MAX_ID_LENGTH = 256;
+/** An optional id: at most MAX_ID_LENGTH characters, with a message naming the limit. */
+const optId = z
+  .string()
+  .max(MAX_ID_LENGTH, { error: `must be at most ${MAX_ID_LENGTH} characters` })
+  .nullable()
+  .default(null);
 const jsonObject = z.record(z.string(), z.unknown());
 const optObject = jsonObject.nullable().default(null);
 
@@ -43,15 +59,15 @@ export const ClientMessage = z.object({
   type: ClientMessageType,
   status: TaskStatus,
   client_type: ClientType.default('device'),
-  session_id: optString,
+  session_id: optId,
   task_name: optString,
-  client_id: optString,
-  target_id: optString,
+  client_id: optId,
+  target_id: optId,
   request: optString,
   action_results: z.array(Result).nullable().default(null),
   timestamp: optString,
-  request_id: optString,
-  prev_response_id: optString,
+  request_id: optId,
+  prev_response_id: optId,
   error: optString,
   metadata: optObject,
 });

@@ -1,9 +1,10 @@
 /** task_name rules (ufo-aip.md §9.3): sanitised on the WebSocket path, rejected on the HTTP path. */
 import { randomUUID } from 'node:crypto';
+import { MAX_ID_LENGTH } from '../../protocol/index.js';
 
 const SAFE = /^[A-Za-z0-9._-]+$/;
-/** Longest task_name or session_id aipd accepts (UFO sets no limit; §11 recommends one). */
-export const MAX_ID_LENGTH = 256;
+/** Longest task_name or session_id aipd accepts (UFO sets no limit; §11 recommends one): the protocol's id cap. */
+export { MAX_ID_LENGTH };
 
 export function isSafeTaskName(name: unknown): name is string {
   return (
