@@ -50,4 +50,8 @@ export type FileTransferComplete = z.infer<typeof FileTransferComplete>;
 export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 
 /** The `type` values that announce binary-transfer control frames rather than AIP envelopes. */
-export const BINARY_TRANSFER_TYPES = ['binary_data', 'file_transfer_start', 'file_transfer_complete'] as const;
+export const BINARY_TRANSFER_TYPES = [
+  'binary_data',
+  'file_transfer_start',
+  'file_transfer_complete',
+] as const;

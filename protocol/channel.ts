@@ -116,7 +116,11 @@ export function encodeAck(channel: number, seq: number, consumed: number, window
   view.setUint32(18, window >>> 0);
   return buf;
 }
-export function encodeFin(channel: number, seq: number, trailer: Record<string, unknown> | null = null): Uint8Array {
+export function encodeFin(
+  channel: number,
+  seq: number,
+  trailer: Record<string, unknown> | null = null,
+): Uint8Array {
   const t = trailer ? enc.encode(JSON.stringify(trailer)) : new Uint8Array(0);
   const { buf, view } = header(ChannelOp.FIN, channel, 4 + t.byteLength);
   view.setUint32(6, seq >>> 0);
@@ -127,13 +131,20 @@ export function encodeFin(channel: number, seq: number, trailer: Record<string, 
 /** Encodes any decoded frame again (the router uses it to re-address frames). */
 export function encodeFrame(f: ChannelFrame): Uint8Array {
   switch (f.op) {
-    case ChannelOp.OPEN: return encodeOpen(f.channel, f.window, f.body);
-    case ChannelOp.ACCEPT: return encodeAccept(f.channel, f.window);
-    case ChannelOp.REJECT: return encodeReject(f.channel, f.code, f.reason);
-    case ChannelOp.DATA: return encodeData(f.channel, f.seq, f.payload);
-    case ChannelOp.ACK: return encodeAck(f.channel, f.seq, f.consumed, f.window);
-    case ChannelOp.FIN: return encodeFin(f.channel, f.seq, f.trailer);
-    case ChannelOp.RESET: return encodeReset(f.channel, f.code, f.reason);
+    case ChannelOp.OPEN:
+      return encodeOpen(f.channel, f.window, f.body);
+    case ChannelOp.ACCEPT:
+      return encodeAccept(f.channel, f.window);
+    case ChannelOp.REJECT:
+      return encodeReject(f.channel, f.code, f.reason);
+    case ChannelOp.DATA:
+      return encodeData(f.channel, f.seq, f.payload);
+    case ChannelOp.ACK:
+      return encodeAck(f.channel, f.seq, f.consumed, f.window);
+    case ChannelOp.FIN:
+      return encodeFin(f.channel, f.seq, f.trailer);
+    case ChannelOp.RESET:
+      return encodeReset(f.channel, f.code, f.reason);
   }
 }
 
@@ -150,7 +161,8 @@ function utf8(b: Uint8Array): string | null {
 }
 
 function parseJsonObject(b: Uint8Array): Record<string, unknown> | string {
-  if (b.byteLength > MAX_CHANNEL_META_BYTES) return `metadata of ${b.byteLength} bytes exceeds ${MAX_CHANNEL_META_BYTES}`;
+  if (b.byteLength > MAX_CHANNEL_META_BYTES)
+    return `metadata of ${b.byteLength} bytes exceeds ${MAX_CHANNEL_META_BYTES}`;
   const text = utf8(b);
   if (text === null) return 'metadata is not valid UTF-8';
   let v: unknown;
@@ -169,7 +181,8 @@ const MIN_LEN: Readonly<Record<number, number>> = { 1: 10, 2: 10, 3: 8, 4: 11, 5
 /** Decodes one channel frame. Never throws; bad input gives CHANNEL_BAD_FRAME. DATA payloads are views, not copies. */
 export function decodeChannelFrame(data: Uint8Array | ArrayBuffer): Decoded<ChannelFrame> {
   const b = data instanceof Uint8Array ? data : new Uint8Array(data);
-  if (b.byteLength < CHANNEL_HEADER_BYTES) return bad(`frame of ${b.byteLength} bytes is shorter than the 6-byte header`);
+  if (b.byteLength < CHANNEL_HEADER_BYTES)
+    return bad(`frame of ${b.byteLength} bytes is shorter than the 6-byte header`);
   if (b[0] !== CHANNEL_MARKER) return bad('first byte is not 0xC1');
   const op = b[1] ?? 0;
   const min = MIN_LEN[op];
@@ -183,7 +196,10 @@ export function decodeChannelFrame(data: Uint8Array | ArrayBuffer): Decoded<Chan
       const obj = parseJsonObject(b.subarray(10));
       if (typeof obj === 'string') return bad(`OPEN: ${obj}`);
       const parsed = OpenBody.safeParse(obj);
-      if (!parsed.success) return bad(`OPEN: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+      if (!parsed.success)
+        return bad(
+          `OPEN: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+        );
       return { ok: true, value: { op, channel, window, body: parsed.data } };
     }
     case ChannelOp.ACCEPT:
@@ -202,7 +218,16 @@ export function decodeChannelFrame(data: Uint8Array | ArrayBuffer): Decoded<Chan
       if (b.byteLength !== 22) return bad(`ACK must be 22 bytes, got ${b.byteLength}`);
       const consumed = view.getBigUint64(10);
       if (consumed > BigInt(Number.MAX_SAFE_INTEGER)) return bad('ACK consumed bytes out of range');
-      return { ok: true, value: { op, channel, seq: view.getUint32(6), consumed: Number(consumed), window: view.getUint32(18) } };
+      return {
+        ok: true,
+        value: {
+          op,
+          channel,
+          seq: view.getUint32(6),
+          consumed: Number(consumed),
+          window: view.getUint32(18),
+        },
+      };
     }
     default: {
       // FIN

@@ -13,12 +13,15 @@ const RANGES: [number, string][] = [
 ];
 
 /** Parameters render as `<name>`. */
-const placeholders = new Proxy({}, {
-  get: (_t, key) => {
-    const text = `<${String(key)}>`;
-    return { toString: () => text, join: () => text };
+const placeholders = new Proxy(
+  {},
+  {
+    get: (_t, key) => {
+      const text = `<${String(key)}>`;
+      return { toString: () => text, join: () => text };
+    },
   },
-});
+);
 
 export function renderErrorDocs(): string {
   const lines = [

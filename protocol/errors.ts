@@ -56,6 +56,10 @@ export const Errors = {
   TOO_DEEP: spec<{ max: number }>(1004, (p) => `Message nesting exceeds the maximum depth of ${p.max}`),
   NOT_AN_OBJECT: spec<{ got: string }>(1005, (p) => `Message must be a JSON object, got ${p.got}`),
   FORBIDDEN_KEY: spec<{ key: string; path: string }>(1006, (p) => `Forbidden key '${p.key}' at ${p.path}`),
+  TOO_MANY_CONTAINERS: spec<{ max: number }>(
+    1008,
+    (p) => `Message holds more than ${p.max} objects and arrays`,
+  ),
   // 1100–1199: schema validation
   VALIDATION: spec<{ detail: string }>(1100, (p) => p.detail),
 
@@ -160,6 +164,24 @@ export const Errors = {
     (p) => `Request header fields too large: at most ${p.count} fields and ${p.bytes} bytes`,
   ),
   HTTP_BUSY: spec(6011, () => 'Server busy: too many request bodies in flight; retry shortly'),
+  SESSION_EXISTS: spec<Id>(6012, (p) => `Session '${p.id}' already exists`),
+  SESSION_ILLEGAL_STATUS: spec<{ from: string; to: string }>(
+    6013,
+    (p) => `Cannot change session status from '${p.from}' to '${p.to}'`,
+  ),
+  SESSION_FILTER_REQUIRED: spec(
+    6014,
+    () => 'Bulk delete needs at least one filter (status, agent_id, session_type or a time range)',
+  ),
+  SESSION_CONFLICT: spec<Id>(
+    6015,
+    (p) => `Session '${p.id}' kept changing while it was being updated; retry`,
+  ),
+  HTTP_BAD_CURSOR: spec(6016, () => 'Invalid cursor'),
+  SESSION_ID_IN_USE: spec<{ sid: string }>(
+    6017,
+    (p) => `Session ID '${p.sid}' is held by another session that has not ended`,
+  ),
 
   // 7000–7099: data channels (protocol/channel.ts) and AIP binary/file transfer (ufo-aip.md §10)
   CHANNEL_BAD_FRAME: spec<{ detail: string }>(7000, (p) => `Invalid channel frame: ${p.detail}`),

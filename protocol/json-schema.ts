@@ -6,7 +6,15 @@
  */
 import { z } from 'zod';
 import { BinaryMetadata, ChunkMetadata, FileTransferComplete, FileTransferStart } from './binary-transfer.js';
-import { ClientMessageType, ClientType, Platform, ResultStatus, ServerMessageType, TaskStatus, ToolType } from './enums.js';
+import {
+  ClientMessageType,
+  ClientType,
+  Platform,
+  ResultStatus,
+  ServerMessageType,
+  TaskStatus,
+  ToolType,
+} from './enums.js';
 import { PROTOCOL_VERSION } from './index.js';
 import { ClientMessage, Command, DeviceSystemInfo, Result, ServerMessage } from './messages.js';
 
@@ -18,19 +26,49 @@ interface DefMeta {
 }
 
 const DEFS: readonly [z.ZodType, DefMeta][] = [
-  [ClientMessage, { id: 'ClientMessage', description: 'Client to server envelope (§3.2). Unknown keys are ignored.' }],
-  [ServerMessage, { id: 'ServerMessage', description: 'Server to client envelope (§3.3). Unknown keys are ignored.' }],
-  [Command, { id: 'Command', description: 'A tool call the server asks the executing device to run (§3.4).' }],
+  [
+    ClientMessage,
+    { id: 'ClientMessage', description: 'Client to server envelope (§3.2). Unknown keys are ignored.' },
+  ],
+  [
+    ServerMessage,
+    { id: 'ServerMessage', description: 'Server to client envelope (§3.3). Unknown keys are ignored.' },
+  ],
+  [
+    Command,
+    { id: 'Command', description: 'A tool call the server asks the executing device to run (§3.4).' },
+  ],
   [Result, { id: 'Result', description: 'The result of one Command, in command order (§3.4).' }],
-  [ClientMessageType, { id: 'ClientMessageType', description: 'ClientMessage.type (lowercase, case-sensitive).' }],
-  [ServerMessageType, { id: 'ServerMessageType', description: 'ServerMessage.type (lowercase, case-sensitive).' }],
+  [
+    ClientMessageType,
+    { id: 'ClientMessageType', description: 'ClientMessage.type (lowercase, case-sensitive).' },
+  ],
+  [
+    ServerMessageType,
+    { id: 'ServerMessageType', description: 'ServerMessage.type (lowercase, case-sensitive).' },
+  ],
   [TaskStatus, { id: 'TaskStatus', description: 'status in both envelopes.' }],
-  [ClientType, { id: 'ClientType', description: 'ClientMessage.client_type; defaults to device when absent, null is invalid.' }],
+  [
+    ClientType,
+    {
+      id: 'ClientType',
+      description: 'ClientMessage.client_type; defaults to device when absent, null is invalid.',
+    },
+  ],
   [ResultStatus, { id: 'ResultStatus', description: 'Result.status.' }],
   [ToolType, { id: 'ToolType', description: 'Command.tool_type.' }],
   [Platform, { id: 'Platform', description: 'metadata.platform of a device register message.' }],
-  [DeviceSystemInfo, { id: 'DeviceSystemInfo', description: 'metadata.system_info of a device register message (§5.2).' }],
-  [BinaryMetadata, { id: 'BinaryMetadata', description: 'Text frame announcing one binary frame (§10). Extra keys allowed.' }],
+  [
+    DeviceSystemInfo,
+    { id: 'DeviceSystemInfo', description: 'metadata.system_info of a device register message (§5.2).' },
+  ],
+  [
+    BinaryMetadata,
+    {
+      id: 'BinaryMetadata',
+      description: 'Text frame announcing one binary frame (§10). Extra keys allowed.',
+    },
+  ],
   [ChunkMetadata, { id: 'ChunkMetadata', description: 'BinaryMetadata of one file chunk (§10).' }],
   [FileTransferStart, { id: 'FileTransferStart', description: 'Starts a chunked file transfer (§10).' }],
   [FileTransferComplete, { id: 'FileTransferComplete', description: 'Ends a chunked file transfer (§10).' }],
@@ -39,7 +77,12 @@ const DEFS: readonly [z.ZodType, DefMeta][] = [
 export function buildJsonSchema(): Record<string, unknown> {
   const registry = z.registry<DefMeta>();
   for (const [schema, meta] of DEFS) registry.add(schema, meta);
-  const generated = z.toJSONSchema(registry, { io: 'input', target: 'draft-2020-12', metadata: registry, uri: (id) => `#/$defs/${id}` });
+  const generated = z.toJSONSchema(registry, {
+    io: 'input',
+    target: 'draft-2020-12',
+    metadata: registry,
+    uri: (id) => `#/$defs/${id}`,
+  });
   const defs: Record<string, unknown> = {};
   for (const [, { id }] of DEFS) {
     const { $schema: _s, $id: _i, ...def } = generated.schemas[id] as Record<string, unknown>;

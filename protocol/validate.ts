@@ -7,6 +7,9 @@ import { AipError, Errors } from './errors.js';
 import { ClientMessage, ServerMessage } from './messages.js';
 import type { Decoded } from './codec/limits.js';
 
+/** `Error` with V8's `stackTraceLimit`, which other engines ignore (see AipError in errors.ts). */
+const V8Error = Error as ErrorConstructor & { stackTraceLimit?: number };
+
 export function formatIssues(model: string, issues: readonly z.core.$ZodIssue[]): string {
   const n = issues.length;
   const lines = [`${n} validation error${n === 1 ? '' : 's'} for ${model}`];
@@ -22,15 +25,18 @@ export function validate<S extends z.ZodType>(schema: S, model: string, value: u
   if (r.success) return { ok: true, value: r.data };
   // Reading `r.error` builds a ZodError, and AipError is a value too: neither needs a stack trace, which was
   // most of the cost of a rejected frame.
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
+  const limit = V8Error.stackTraceLimit;
+  V8Error.stackTraceLimit = 0;
   try {
     const issues = r.error.issues;
     const first = issues[0];
     const path = first ? (first.path as (string | number)[]) : [];
-    return { ok: false, error: new AipError('VALIDATION', Errors.VALIDATION.code, formatIssues(model, issues), path) };
+    return {
+      ok: false,
+      error: new AipError('VALIDATION', Errors.VALIDATION.code, formatIssues(model, issues), path),
+    };
   } finally {
-    Error.stackTraceLimit = limit;
+    V8Error.stackTraceLimit = limit;
   }
 }
 
@@ -42,5 +48,7 @@ export function validate<S extends z.ZodType>(schema: S, model: string, value: u
 const CompiledClientMessage = z.compile(ClientMessage);
 const CompiledServerMessage = z.compile(ServerMessage);
 
-export const validateClientMessage = (v: unknown): Decoded<ClientMessage> => validate(CompiledClientMessage, 'ClientMessage', v);
-export const validateServerMessage = (v: unknown): Decoded<ServerMessage> => validate(CompiledServerMessage, 'ServerMessage', v);
+export const validateClientMessage = (v: unknown): Decoded<ClientMessage> =>
+  validate(CompiledClientMessage, 'ClientMessage', v);
+export const validateServerMessage = (v: unknown): Decoded<ServerMessage> =>
+  validate(CompiledServerMessage, 'ServerMessage', v);

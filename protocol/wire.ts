@@ -25,11 +25,22 @@ function n<T>(v: T | undefined): T | null {
 }
 
 export function commandWire(c: CommandInput): Wire {
-  return { tool_name: n(c.tool_name), parameters: n(c.parameters), tool_type: n(c.tool_type), call_id: n(c.call_id) };
+  return {
+    tool_name: n(c.tool_name),
+    parameters: n(c.parameters),
+    tool_type: n(c.tool_type),
+    call_id: n(c.call_id),
+  };
 }
 
 export function resultWire(r: ResultInput): Wire {
-  return { status: n(r.status), error: n(r.error), result: n(r.result), namespace: n(r.namespace), call_id: n(r.call_id) };
+  return {
+    status: n(r.status),
+    error: n(r.error),
+    result: n(r.result),
+    namespace: n(r.namespace),
+    call_id: n(r.call_id),
+  };
 }
 
 export function serverWire(msg: ServerMessageInput): Wire {
@@ -61,7 +72,9 @@ export function clientWire(msg: ClientMessageInput): Wire {
     client_id: n(msg.client_id),
     target_id: n(msg.target_id),
     request: n(msg.request),
-    action_results: Array.isArray(msg.action_results) ? msg.action_results.map(resultWire) : n(msg.action_results),
+    action_results: Array.isArray(msg.action_results)
+      ? msg.action_results.map(resultWire)
+      : n(msg.action_results),
     timestamp: n(msg.timestamp),
     request_id: n(msg.request_id),
     prev_response_id: n(msg.prev_response_id),
@@ -72,7 +85,8 @@ export function clientWire(msg: ClientMessageInput): Wire {
 
 function checkOrder(name: string, built: Wire, keys: readonly string[]): void {
   const got = Object.keys(built).join(',');
-  if (got !== keys.join(',')) throw new Error(`protocol/wire.ts: ${name} keys [${got}] differ from the schema's [${keys.join(',')}]`);
+  if (got !== keys.join(','))
+    throw new Error(`protocol/wire.ts: ${name} keys [${got}] differ from the schema's [${keys.join(',')}]`);
 }
 checkOrder('commandWire', commandWire({} as CommandInput), COMMAND_KEYS);
 checkOrder('resultWire', resultWire({} as ResultInput), RESULT_KEYS);

@@ -45,6 +45,8 @@ export const ServerConfig = z.object({
   socketPayloadFactor: z.number().int().min(1).max(8).default(2),
   /** Deepest nesting accepted in a message. */
   maxDepth: z.number().int().positive().default(128),
+  /** Most objects and arrays in one message; checked on the bytes before parsing (a flood of `[]` costs memory). */
+  maxContainers: z.number().int().positive().default(100_000),
   /** Outbound bytes a connection may have queued before it counts as a slow consumer. */
   outboundBudgetBytes: z
     .number()
@@ -109,6 +111,32 @@ export const ServerConfig = z.object({
     .int()
     .positive()
     .default(1024 * 1024),
+  /**
+   * Where session records live: `sqlite` (a file under --data-dir, the default), a `postgres://…` URL, or `memory`
+   * (tests and benchmarks: nothing survives a restart).
+   */
+  store: z
+    .string()
+    .refine((v) => v === 'sqlite' || v === 'memory' || /^postgres(ql)?:\/\//.test(v), {
+      error: "must be 'sqlite', 'memory' or a postgres:// URL",
+    })
+    .default('sqlite'),
+  /** Folder for the SQLite database and the node id. Created when missing. */
+  dataDir: z.string().min(1).default('./aipd-data'),
+  /** This node's id (crash recovery marks only its own sessions); by default generated once and kept in --data-dir. */
+  nodeId: z.string().min(1).max(128).optional(),
+  /** Redis URL: when set, session lifecycle events are published on the channel `events:session`. */
+  redis: z.string().regex(/^rediss?:\/\//, { error: 'must be a redis:// URL' }).optional(),
+  /** Resume crashed AIP tasks when their device registers again (`auto`), or leave them crashed (`never`). */
+  resume: z.enum(['auto', 'never']).default('auto'),
+  /** How long after a restart a crashed task may wait for its device before it ends failed. */
+  resumeGraceMs: positiveMs.default(30_000),
+  /** Events kept in each session's log; the oldest go first (a task's recorded batch results are kept). */
+  eventLogMax: z.number().int().positive().default(10_000),
+  /** Larger event payloads are replaced by a note of their size. */
+  eventDataMaxBytes: z.number().int().positive().default(16 * 1024),
+  /** Store writes that arrive within this many ms are committed together (0: at the end of the current tick). */
+  groupCommitMs: z.number().int().min(0).max(1000).default(2),
   /** Time given to sockets to flush their last frames on shutdown. */
   shutdownGraceMs: positiveMs.default(2_000),
 });
@@ -137,6 +165,7 @@ const FLAGS = {
   'idle-timeout-sec': { key: 'idleTimeoutSec', type: 'int' },
   'channel-open-timeout-ms': { key: 'channelOpenTimeoutMs', type: 'int' },
   'max-depth': { key: 'maxDepth', type: 'int' },
+  'max-containers': { key: 'maxContainers', type: 'int' },
   'socket-payload-factor': { key: 'socketPayloadFactor', type: 'int' },
   'task-result-cache-size': { key: 'taskResultCacheSize', type: 'int' },
   'task-result-cache-bytes': { key: 'taskResultCacheBytes', type: 'int' },
@@ -151,6 +180,15 @@ const FLAGS = {
   'slow-consumer-hard-cap': { key: 'slowConsumerHardCap', type: 'int' },
   'registering-buffer-bytes': { key: 'registeringBufferBytes', type: 'int' },
   'shutdown-grace-ms': { key: 'shutdownGraceMs', type: 'int' },
+  store: { key: 'store', type: 'string' },
+  'data-dir': { key: 'dataDir', type: 'string' },
+  'node-id': { key: 'nodeId', type: 'string' },
+  redis: { key: 'redis', type: 'string' },
+  resume: { key: 'resume', type: 'string' },
+  'resume-grace-ms': { key: 'resumeGraceMs', type: 'int' },
+  'event-log-max': { key: 'eventLogMax', type: 'int' },
+  'event-data-max-bytes': { key: 'eventDataMaxBytes', type: 'int' },
+  'group-commit-ms': { key: 'groupCommitMs', type: 'int' },
 } as const satisfies Record<string, { key: keyof ServerConfigInput; type: 'int' | 'string' | 'boolean' }>;
 
 type FlagName = keyof typeof FLAGS;

@@ -23,8 +23,10 @@ import type { ClientLink } from '../../src/state/client-directory.js';
 import { commandMsg, resultsMsg } from './frames.js';
 import { measure, printTable, type MicroResult } from './harness.js';
 
-
-const batch: CommandBatch = { agent_name: 'LinuxAgent', actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i: 0 } }] };
+const batch: CommandBatch = {
+  agent_name: 'LinuxAgent',
+  actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i: 0 } }],
+};
 
 /** An in-memory client link that encodes what it is asked to send, like the server's peer does. */
 function fakeConnection(codec: WireCodec, sent: { responseId: string | null }): ClientLink {
@@ -68,7 +70,9 @@ async function forCodec(codec: WireCodec): Promise<MicroResult[]> {
   };
   const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.byteLength;
   return [
-    await measure(`${codec.name}: decode command_results (${size} B)`, () => decodeClientMessage(codec, frame, isBinary)),
+    await measure(`${codec.name}: decode command_results (${size} B)`, () =>
+      decodeClientMessage(codec, frame, isBinary),
+    ),
     await measure(`${codec.name}: encode command`, () => encodeServerMessage(codec, commandMsg)),
     await measure(`${codec.name}: dispatch round (execute + encode + decode + deliver)`, roundTrip),
   ];

@@ -21,22 +21,37 @@ import type { CommandBatch, CommandExecutor } from '../../src/session/types.js';
 import { commandMsg, resultsMsg } from './frames.js';
 import { measure, printTable, type MicroResult } from './harness.js';
 
-
 const STEPS = 1000;
 const planRequest = JSON.stringify({
   task: 'bench',
-  steps: Array.from({ length: STEPS }, (_, i) => ({ actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i } }] })),
+  steps: Array.from({ length: STEPS }, (_, i) => ({
+    actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i } }],
+  })),
 });
 
 /** Answers every batch at once with one success per action, like the bench device. */
 const instantExecutor: CommandExecutor = {
   execute(batch: CommandBatch): Promise<Result[]> {
-    return Promise.resolve(batch.actions.map(() => ({ status: 'success', error: null, result: null, namespace: null, call_id: null })));
+    return Promise.resolve(
+      batch.actions.map(() => ({
+        status: 'success',
+        error: null,
+        result: null,
+        namespace: null,
+        call_id: null,
+      })),
+    );
   },
 };
 
 async function sessionSteps(): Promise<void> {
-  const s = new LinuxServiceSession({ sessionId: 's', taskName: 't', request: planRequest, mode: 'service', agent: new PlanAgent() });
+  const s = new LinuxServiceSession({
+    sessionId: 's',
+    taskName: 't',
+    request: planRequest,
+    mode: 'service',
+    agent: new PlanAgent(),
+  });
   const out = await s.run(instantExecutor);
   if (out.status !== 'completed') throw new Error(`session ended ${out.status}: ${out.error}`);
 }
@@ -49,16 +64,27 @@ async function main(): Promise<void> {
   if (decodeClientMessage(jsonCodec, badJson, false).ok) throw new Error('bad frame decoded');
   const rows: MicroResult[] = [
     await measure('aipError(COMMAND_TIMEOUT)', () => aipError('COMMAND_TIMEOUT', { ms: 1 })),
-    await measure('json: decode invalid frame (error path)', () => decodeClientMessage(jsonCodec, badJson, false)),
+    await measure('json: decode invalid frame (error path)', () =>
+      decodeClientMessage(jsonCodec, badJson, false),
+    ),
     await measure('serverWire(command)', () => serverWire(commandMsg)),
     await measure('json: encodeServerMessage(command)', () => encodeServerMessage(jsonCodec, commandMsg)),
-    await measure('msgpack: encodeServerMessage(command)', () => encodeServerMessage(msgpackCodec, commandMsg)),
+    await measure('msgpack: encodeServerMessage(command)', () =>
+      encodeServerMessage(msgpackCodec, commandMsg),
+    ),
     await measure('json: codec.decode (no validation)', () => jsonCodec.decode(jsonFrame, false)),
     await measure('msgpack: codec.decode (no validation)', () => msgpackCodec.decode(mpFrame, true)),
     await measure('validateClientMessage(command_results)', () => validateClientMessage(parsed)),
   ];
-  const sess = await measure(`session + plan agent, ${STEPS} steps (instant executor)`, sessionSteps, { reps: 5 });
-  rows.push(sess, { name: '  … per step', ns_per_op: Math.round(sess.ns_per_op / STEPS), ops_per_s: sess.ops_per_s * STEPS, reps: sess.reps });
+  const sess = await measure(`session + plan agent, ${STEPS} steps (instant executor)`, sessionSteps, {
+    reps: 5,
+  });
+  rows.push(sess, {
+    name: '  … per step',
+    ns_per_op: Math.round(sess.ns_per_op / STEPS),
+    ops_per_s: sess.ops_per_s * STEPS,
+    reps: sess.reps,
+  });
   printTable(`hot-path pieces (node ${process.version})`, rows);
 }
 

@@ -27,7 +27,10 @@ export function checkTree(root: unknown, maxDepth: number): AipError | null {
     if (ArrayBuffer.isView(node)) continue;
     const proto = Object.getPrototypeOf(node) as unknown;
     if (proto !== Object.prototype && proto !== null) {
-      return aipErrorAt('FORBIDDEN_KEY', [], { key: '__proto__', path: 'an object with a foreign prototype' });
+      return aipErrorAt('FORBIDDEN_KEY', [], {
+        key: '__proto__',
+        path: 'an object with a foreign prototype',
+      });
     }
     for (const key in node) {
       if (FORBIDDEN.has(key)) return aipErrorAt('FORBIDDEN_KEY', [key], { key, path: `depth ${depth}` });

@@ -21,7 +21,11 @@ export interface WireCodec {
   readonly binary: boolean;
   /** The WebSocket subprotocol that selects this codec, or null for the default. */
   readonly subprotocol: string | null;
-  decode(data: string | ArrayBuffer | Uint8Array, isBinary: boolean, limits?: DecodeLimits): Decoded<Record<string, unknown>>;
+  decode(
+    data: string | ArrayBuffer | Uint8Array,
+    isBinary: boolean,
+    limits?: DecodeLimits,
+  ): Decoded<Record<string, unknown>>;
   encode(wire: Record<string, unknown>): string | Uint8Array;
 }
 

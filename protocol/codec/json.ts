@@ -9,8 +9,12 @@ import type { ServerMessageInput } from '../messages.js';
 import { serverWire } from '../wire.js';
 import { checkTree, jsonTypeName } from './guards.js';
 import type { Decoded, DecodeLimits } from './limits.js';
+import { jsonBytesShape, jsonShape, utf8ByteLength, type JsonShape } from './prescan.js';
+import { DEFAULT_MAX_CONTAINERS } from './limits.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Byte frames up to this size are decoded to text before the depth pre-scan (the text is needed anyway). */
+const SMALL_FRAME_BYTES = 64 * 1024;
 
 /** Bytes or text of one frame, to a checked plain object (not yet schema-validated). */
 export function decodeJson(
@@ -21,19 +25,35 @@ export function decodeJson(
   if (typeof data === 'string') {
     // A JS string from a text frame; its UTF-8 length is at least its length in UTF-16 units and at most
     // three times it, so the exact byte count is needed only in between.
-    if (data.length > limits.maxFrameBytes) return fail(aipError('FRAME_TOO_LARGE', { size: data.length, max: limits.maxFrameBytes }));
+    if (data.length > limits.maxFrameBytes)
+      return fail(aipError('FRAME_TOO_LARGE', { size: data.length, max: limits.maxFrameBytes }));
     if (data.length * 3 > limits.maxFrameBytes) {
-      const size = Buffer.byteLength(data, 'utf8');
-      if (size > limits.maxFrameBytes) return fail(aipError('FRAME_TOO_LARGE', { size, max: limits.maxFrameBytes }));
+      const size = utf8ByteLength(data);
+      if (size > limits.maxFrameBytes)
+        return fail(aipError('FRAME_TOO_LARGE', { size, max: limits.maxFrameBytes }));
     }
     text = data;
+    const shape = jsonShape(text, limits.maxDepth, limits.maxContainers ?? DEFAULT_MAX_CONTAINERS);
+    if (shape) return fail(shapeError(shape, limits));
   } else {
     if (data.byteLength > limits.maxFrameBytes)
       return fail(aipError('FRAME_TOO_LARGE', { size: data.byteLength, max: limits.maxFrameBytes }));
+    // A large frame is scanned before its text exists; a small one after, as its text makes counting brackets cheap.
+    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+    const large = bytes.byteLength > SMALL_FRAME_BYTES;
+    const maxContainers = limits.maxContainers ?? DEFAULT_MAX_CONTAINERS;
+    if (large) {
+      const shape = jsonBytesShape(bytes, limits.maxDepth, maxContainers);
+      if (shape) return fail(shapeError(shape, limits));
+    }
     try {
-      text = utf8.decode(data);
+      text = utf8.decode(bytes);
     } catch {
       return fail(aipError('INVALID_UTF8'));
+    }
+    if (!large) {
+      const shape = jsonBytesShape(bytes, limits.maxDepth, maxContainers, text);
+      if (shape) return fail(shapeError(shape, limits));
     }
   }
   let value: unknown;
@@ -44,6 +64,8 @@ export function decodeJson(
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     return fail(aipError('NOT_AN_OBJECT', { got: jsonTypeName(value) }));
+  // The depth was checked before parsing; `__proto__` and `constructor` keys can only be judged on the parsed tree
+  // (a key may be spelled with escapes).
   const bad = checkTree(value, limits.maxDepth);
   if (bad) return fail(bad);
   return { ok: true, value: value as Record<string, unknown> };
@@ -135,6 +157,12 @@ function jsonValue(v: unknown): string | null {
     default:
       return null;
   }
+}
+
+function shapeError(shape: NonNullable<JsonShape>, limits: DecodeLimits): AipError {
+  return shape === 'deep'
+    ? aipError('TOO_DEEP', { max: limits.maxDepth })
+    : aipError('TOO_MANY_CONTAINERS', { max: limits.maxContainers ?? DEFAULT_MAX_CONTAINERS });
 }
 
 function fail(error: AipError): Decoded<never> {

@@ -63,7 +63,7 @@ export class ConnectionHandler implements SocketHandler {
   ) {
     this.peer = new WirePeer(socket);
     this.log = ctx.log.child({ conn: socket.id });
-    this.limits = { maxFrameBytes: ctx.config.maxPayloadBytes, maxDepth: ctx.config.maxDepth };
+    this.limits = { maxFrameBytes: ctx.config.maxPayloadBytes, maxDepth: ctx.config.maxDepth, maxContainers: ctx.config.maxContainers };
   }
 
   get state(): ConnState {

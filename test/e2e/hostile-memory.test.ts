@@ -71,6 +71,28 @@ describe('memory under hostile input (real process)', () => {
     }
   }, 120_000);
 
+  it('refuses a 46 MB frame of 16 million empty arrays before parsing it, with RSS growth under 2x the frame', async () => {
+    server = await spawnAipd(KEY);
+    const c = await RawClient.connect(`${server.url}?token=${KEY}`);
+    try {
+      await c.register('wide-dev');
+      const head = Buffer.from('{"type":"heartbeat","status":"ok","x":[');
+      const body = Buffer.alloc(16_000_000 * 3 - 1, '[],');
+      const frame = Buffer.concat([head, body, Buffer.from(']}')]);
+      const base = rssOf(server.pid);
+      const peak = await peakRss(server.pid, async () => {
+        c.ws.send(frame, { binary: false });
+        const err = await c.next((m) => m.type === 'error', 60_000);
+        expect(err.error).toBe('Message holds more than 100000 objects and arrays');
+      });
+      const growth = peak - base;
+      console.log(`[wide frame] ${(frame.length / MB).toFixed(0)} MB of empty arrays: server RSS +${(growth / MB).toFixed(0)} MB`);
+      expect(growth).toBeLessThan(2 * frame.length);
+    } finally {
+      await c.close();
+    }
+  }, 120_000);
+
   it('keeps RSS growth under 50 MB while 100 unauthenticated clients send 4 MB bodies', async () => {
     server = await spawnAipd(KEY);
     const port = server.port;

@@ -18,12 +18,15 @@ import {
 import { ALL_FRAMES, SID, TS, UUID_A, UUID_B, UUID_C } from '../fixtures/aip-frames.js';
 
 /** Hand-written UFO forms: compact, every key present in declaration order, null for absent. */
-const NULLS_AFTER_STATUS = '"user_request":null,"agent_name":null,"process_name":null,"root_name":null,"actions":null,"messages":null';
+const NULLS_AFTER_STATUS =
+  '"user_request":null,"agent_name":null,"process_name":null,"root_name":null,"actions":null,"messages":null';
 
 describe('JSON byte parity with model_dump_json()', () => {
   it('registration confirmation', () => {
     const ufo = `{"type":"heartbeat","status":"ok",${NULLS_AFTER_STATUS},"error":null,"session_id":null,"task_name":null,"timestamp":"${TS}","response_id":"${UUID_A}","result":null}`;
-    expect(encodeServerMessage(jsonCodec, { type: 'heartbeat', status: 'ok', timestamp: TS, response_id: UUID_A })).toBe(ufo);
+    expect(
+      encodeServerMessage(jsonCodec, { type: 'heartbeat', status: 'ok', timestamp: TS, response_id: UUID_A }),
+    ).toBe(ufo);
   });
 
   it('command with actions (nested Commands full and ordered)', () => {
@@ -37,8 +40,18 @@ describe('JSON byte parity with model_dump_json()', () => {
       // Keys deliberately out of declaration order, and nested commands with keys out of order / missing.
       response_id: UUID_A,
       actions: [
-        { call_id: UUID_C, tool_type: 'action', parameters: { tool_type: 'action' }, tool_name: 'list_tools' },
-        { tool_type: 'action', tool_name: 'click_input', call_id: UUID_B, parameters: { id: '5', name: 'Öffnen – ✓', button: 'left', double: false } },
+        {
+          call_id: UUID_C,
+          tool_type: 'action',
+          parameters: { tool_type: 'action' },
+          tool_name: 'list_tools',
+        },
+        {
+          tool_type: 'action',
+          tool_name: 'click_input',
+          call_id: UUID_B,
+          parameters: { id: '5', name: 'Öffnen – ✓', button: 'left', double: false },
+        },
         { tool_name: 'get_ui_tree', tool_type: 'data_collection' },
       ],
       timestamp: TS,
@@ -56,12 +69,29 @@ describe('JSON byte parity with model_dump_json()', () => {
   it('task_end completed with a result list', () => {
     const result = [
       { request: 'Open Notepad and type hello', result: 'typed "hello"\n' },
-      { complete: 'yes', sub_scores: {}, reason: 'ok', level: 'session', request: 'Open Notepad and type hello', type: 'evaluation_result' },
+      {
+        complete: 'yes',
+        sub_scores: {},
+        reason: 'ok',
+        level: 'session',
+        request: 'Open Notepad and type hello',
+        type: 'evaluation_result',
+      },
     ];
     const ufo =
       `{"type":"task_end","status":"completed",${NULLS_AFTER_STATUS},"error":null,"session_id":"${SID}","task_name":null,"timestamp":"${TS}","response_id":"${UUID_B}",` +
       `"result":[{"request":"Open Notepad and type hello","result":"typed \\"hello\\"\\n"},{"complete":"yes","sub_scores":{},"reason":"ok","level":"session","request":"Open Notepad and type hello","type":"evaluation_result"}]}`;
-    expect(encodeServerMessage(jsonCodec, { type: 'task_end', status: 'completed', session_id: SID, result, error: null, timestamp: TS, response_id: UUID_B })).toBe(ufo);
+    expect(
+      encodeServerMessage(jsonCodec, {
+        type: 'task_end',
+        status: 'completed',
+        session_id: SID,
+        result,
+        error: null,
+        timestamp: TS,
+        response_id: UUID_B,
+      }),
+    ).toBe(ufo);
   });
 
   it('task_end failed with error', () => {
@@ -122,14 +152,18 @@ describe('msgpack and JSON decode every fixture to the same typed value', () => 
         expect(packed).toBeInstanceOf(Uint8Array);
         expect(unwrap(decodeServerMessage(msgpackCodec, packed, true))).toEqual(fromJson);
         // A plain msgpack map of the raw object (nulls kept) decodes the same.
-        expect(unwrap(decodeServerMessage(msgpackCodec, packValue(JSON.parse(f.raw)), true))).toEqual(fromJson);
+        expect(unwrap(decodeServerMessage(msgpackCodec, packValue(JSON.parse(f.raw)), true))).toEqual(
+          fromJson,
+        );
         // In msgpack mode, a text frame is still parsed as JSON.
         expect(unwrap(decodeServerMessage(msgpackCodec, f.raw, false))).toEqual(fromJson);
       } else {
         const fromJson = unwrap(decodeClientMessage(jsonCodec, f.raw, false));
         const packed = encodeClientMessage(msgpackCodec, fromJson);
         expect(unwrap(decodeClientMessage(msgpackCodec, packed, true))).toEqual(fromJson);
-        expect(unwrap(decodeClientMessage(msgpackCodec, packValue(JSON.parse(f.raw)), true))).toEqual(fromJson);
+        expect(unwrap(decodeClientMessage(msgpackCodec, packValue(JSON.parse(f.raw)), true))).toEqual(
+          fromJson,
+        );
         expect(unwrap(decodeClientMessage(msgpackCodec, f.raw, false))).toEqual(fromJson);
       }
     });

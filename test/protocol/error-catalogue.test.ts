@@ -21,7 +21,11 @@ describe('error catalogue', () => {
     const e = aipError('SESSION_OWNED', { sid: 's1' });
     expect(e).toBeInstanceOf(AipError);
     expect(e).toBeInstanceOf(Error);
-    expect(e).toMatchObject({ kind: 'SESSION_OWNED', code: Errors.SESSION_OWNED.code, message: "session_id 's1' is owned by another client" });
+    expect(e).toMatchObject({
+      kind: 'SESSION_OWNED',
+      code: Errors.SESSION_OWNED.code,
+      message: "session_id 's1' is owned by another client",
+    });
     const names = Object.keys(Errors) as ErrorName[];
     expect(names).toContain('DEVICE_DISCONNECTED');
   });
@@ -29,6 +33,7 @@ describe('error catalogue', () => {
   it('docs/errors.md lists every code (run `npm run docs:errors` if this fails)', () => {
     const committed = readFileSync(fileURLToPath(new URL('../../docs/errors.md', import.meta.url)), 'utf8');
     expect(committed, 'docs/errors.md is stale: run `npm run docs:errors`').toBe(renderErrorDocs());
-    for (const [name, spec] of Object.entries(Errors)) expect(committed).toContain(`| ${spec.code} | ${name} |`);
+    for (const [name, spec] of Object.entries(Errors))
+      expect(committed).toContain(`| ${spec.code} | ${name} |`);
   });
 });

@@ -37,16 +37,24 @@ describe('frame too large', () => {
     expect(decodeClientMessage(jsonCodec, fits, false, limits).ok).toBe(true);
     expect(decodeClientMessage(jsonCodec, enc(fits), true, limits).ok).toBe(true);
     const packed = packValue(JSON.parse(fits));
-    expect(decodeClientMessage(msgpackCodec, packed, true, { ...limits, maxFrameBytes: packed.byteLength }).ok).toBe(true);
+    expect(
+      decodeClientMessage(msgpackCodec, packed, true, { ...limits, maxFrameBytes: packed.byteLength }).ok,
+    ).toBe(true);
   });
 
   it('rejects one byte more as text, binary JSON and msgpack', () => {
     const e = expectCode(decodeClientMessage(jsonCodec, over, false, limits), Errors.FRAME_TOO_LARGE.code);
     expect(e.message).toBe('Frame of 65 bytes exceeds the limit of 64 bytes');
     expectCode(decodeClientMessage(jsonCodec, enc(over), true, limits), Errors.FRAME_TOO_LARGE.code);
-    expectCode(decodeServerMessage(msgpackCodec, enc(over).buffer, true, limits), Errors.FRAME_TOO_LARGE.code);
+    expectCode(
+      decodeServerMessage(msgpackCodec, enc(over).buffer, true, limits),
+      Errors.FRAME_TOO_LARGE.code,
+    );
     const packed = packValue(JSON.parse(over));
-    expectCode(decodeClientMessage(msgpackCodec, packed, true, { ...limits, maxFrameBytes: packed.byteLength - 1 }), Errors.FRAME_TOO_LARGE.code);
+    expectCode(
+      decodeClientMessage(msgpackCodec, packed, true, { ...limits, maxFrameBytes: packed.byteLength - 1 }),
+      Errors.FRAME_TOO_LARGE.code,
+    );
   });
 
   it('counts UTF-8 bytes, not UTF-16 units, for text frames', () => {
@@ -54,16 +62,25 @@ describe('frame too large', () => {
     expect(wide.length).toBeLessThanOrEqual(64);
     const e = expectCode(decodeClientMessage(jsonCodec, wide, false, limits), Errors.FRAME_TOO_LARGE.code);
     expect(e.message).toContain(`${Buffer.byteLength(wide)} bytes`);
-    expect(decodeClientMessage(jsonCodec, wide, false, { ...limits, maxFrameBytes: Buffer.byteLength(wide) }).ok).toBe(true);
+    expect(
+      decodeClientMessage(jsonCodec, wide, false, { ...limits, maxFrameBytes: Buffer.byteLength(wide) }).ok,
+    ).toBe(true);
   });
 });
 
 describe('invalid UTF-8', () => {
   it('binary JSON frame: rejected, while valid multi-byte text passes', () => {
     const good = enc('{"type":"heartbeat","status":"ok","client_id":"ü✓𝄞"}');
-    expect(decodeClientMessage(jsonCodec, good, true)).toMatchObject({ ok: true, value: { client_id: 'ü✓𝄞' } });
+    expect(decodeClientMessage(jsonCodec, good, true)).toMatchObject({
+      ok: true,
+      value: { client_id: 'ü✓𝄞' },
+    });
     for (const badBytes of [[0xff], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
-      const bad = Buffer.concat([Buffer.from('{"type":"heartbeat","status":"ok","client_id":"a'), Buffer.from(badBytes), Buffer.from('"}')]);
+      const bad = Buffer.concat([
+        Buffer.from('{"type":"heartbeat","status":"ok","client_id":"a'),
+        Buffer.from(badBytes),
+        Buffer.from('"}'),
+      ]);
       expectCode(decodeClientMessage(jsonCodec, bad, true), Errors.INVALID_UTF8.code);
     }
   });
@@ -79,15 +96,33 @@ describe('invalid UTF-8', () => {
 
   it('msgpack string values and keys of any length: rejected', () => {
     for (const len of [4, 20, 40, 100, 300]) {
-      for (const patch of [[0x80], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80], [0xe2, 0x82]]) {
-        expectCode(decodeClientMessage(msgpackCodec, msgpackWithBytes(len, patch), true), Errors.INVALID_UTF8.code);
-        expectCode(decodeClientMessage(msgpackCodec, msgpackWithBytes(len, patch, true), true), Errors.INVALID_UTF8.code);
+      for (const patch of [
+        [0x80],
+        [0xc0, 0x80],
+        [0xed, 0xa0, 0x80],
+        [0xf8, 0x88, 0x80, 0x80],
+        [0xe2, 0x82],
+      ]) {
+        expectCode(
+          decodeClientMessage(msgpackCodec, msgpackWithBytes(len, patch), true),
+          Errors.INVALID_UTF8.code,
+        );
+        expectCode(
+          decodeClientMessage(msgpackCodec, msgpackWithBytes(len, patch, true), true),
+          Errors.INVALID_UTF8.code,
+        );
       }
     }
   });
 
   it('msgpack: an encoded U+FFFD elsewhere in the frame (a bin value) does not mask an invalid string', () => {
-    const b = Buffer.from(packValue({ ...HB, client_id: 'ZZZZ', metadata: { blob: new Uint8Array([0xef, 0xbf, 0xbd]), s: 'x\uFFFD' } }));
+    const b = Buffer.from(
+      packValue({
+        ...HB,
+        client_id: 'ZZZZ',
+        metadata: { blob: new Uint8Array([0xef, 0xbf, 0xbd]), s: 'x\uFFFD' },
+      }),
+    );
     b[b.indexOf('ZZZZ') + 1] = 0xff;
     expectCode(decodeClientMessage(msgpackCodec, b, true), Errors.INVALID_UTF8.code);
     // str16 and str32 headers are validated too.
@@ -97,7 +132,11 @@ describe('invalid UTF-8', () => {
   });
 
   it('a genuine U+FFFD in a msgpack string is accepted', () => {
-    const r = decodeClientMessage(msgpackCodec, packValue({ ...HB, client_id: 'a\uFFFDb', metadata: { '\uFFFD': '\uFFFD' } }), true);
+    const r = decodeClientMessage(
+      msgpackCodec,
+      packValue({ ...HB, client_id: 'a\uFFFDb', metadata: { '\uFFFD': '\uFFFD' } }),
+      true,
+    );
     expect(r).toMatchObject({ ok: true, value: { client_id: 'a\uFFFDb' } });
   });
 });
@@ -110,7 +149,10 @@ describe('nesting depth', () => {
 
   it('JSON: at the limit passes, one deeper is rejected', () => {
     expect(decodeClientMessage(jsonCodec, JSON.stringify(depth4), false, limits).ok).toBe(true);
-    const e = expectCode(decodeClientMessage(jsonCodec, JSON.stringify(depth5), false, limits), Errors.TOO_DEEP.code);
+    const e = expectCode(
+      decodeClientMessage(jsonCodec, JSON.stringify(depth5), false, limits),
+      Errors.TOO_DEEP.code,
+    );
     expect(e.message).toBe('Message nesting exceeds the maximum depth of 4');
   });
 
@@ -148,7 +190,13 @@ describe('prototype keys', () => {
   });
 
   it('JSON: the same words as values are fine', () => {
-    expect(decodeClientMessage(jsonCodec, '{"type":"heartbeat","status":"ok","client_id":"__proto__","metadata":{"k":"constructor"}}', false).ok).toBe(true);
+    expect(
+      decodeClientMessage(
+        jsonCodec,
+        '{"type":"heartbeat","status":"ok","client_id":"__proto__","metadata":{"k":"constructor"}}',
+        false,
+      ).ok,
+    ).toBe(true);
   });
 
   it('msgpack: __proto__ and constructor keys are rejected at any depth and in any string encoding', () => {
@@ -159,7 +207,12 @@ describe('prototype keys', () => {
     // `__proto__` as a str8 key (d9 09 ...) instead of fixstr.
     const b = Buffer.from(packValue({ ...HB, metadata: { abcdefghi: { polluted: 1 } } }));
     const at = b.indexOf(Buffer.from([0xa9, ...Buffer.from('abcdefghi')]));
-    const str8 = Buffer.concat([b.subarray(0, at), Buffer.from([0xd9, 9]), Buffer.from('__proto__'), b.subarray(at + 10)]);
+    const str8 = Buffer.concat([
+      b.subarray(0, at),
+      Buffer.from([0xd9, 9]),
+      Buffer.from('__proto__'),
+      b.subarray(at + 10),
+    ]);
     expectCode(decodeClientMessage(msgpackCodec, str8, true), Errors.FORBIDDEN_KEY.code);
   });
 
@@ -178,10 +231,16 @@ describe('msgpack specifics', () => {
   it('rejects empty, truncated, and non-map frames with catalogue codes', () => {
     expectCode(decodeClientMessage(msgpackCodec, new Uint8Array(0), true), Errors.INVALID_MSGPACK.code);
     const full = packValue(HB);
-    expectCode(decodeClientMessage(msgpackCodec, full.subarray(0, full.byteLength - 3), true), Errors.INVALID_MSGPACK.code);
+    expectCode(
+      decodeClientMessage(msgpackCodec, full.subarray(0, full.byteLength - 3), true),
+      Errors.INVALID_MSGPACK.code,
+    );
     expectCode(decodeClientMessage(msgpackCodec, packValue([HB]), true), Errors.NOT_AN_OBJECT.code);
     expectCode(decodeClientMessage(msgpackCodec, packValue('heartbeat'), true), Errors.NOT_AN_OBJECT.code);
-    expectCode(decodeClientMessage(msgpackCodec, packValue(new Uint8Array([1, 2])), true), Errors.NOT_AN_OBJECT.code);
+    expectCode(
+      decodeClientMessage(msgpackCodec, packValue(new Uint8Array([1, 2])), true),
+      Errors.NOT_AN_OBJECT.code,
+    );
   });
 
   it('a timestamp extension (a Date) is not accepted as a plain object', () => {

@@ -8,19 +8,39 @@ import { SERVER_MESSAGE_KEYS, serverWire, type ServerMessageInput } from '../../
 import { encodeServerJson } from '../../protocol/codec/json.js';
 
 let seed = 42;
-const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-const STRINGS = ['', 'plain', 'ünïcødé ✓', 'quote " and \\ backslash', 'ctl \u0001\u001f\n\t', 'lone \ud800 surrogate', '</script>'];
+const STRINGS = [
+  '',
+  'plain',
+  'ünïcødé ✓',
+  'quote " and \\ backslash',
+  'ctl \u0001\u001f\n\t',
+  'lone \ud800 surrogate',
+  '</script>',
+];
 function value(depth = 0): unknown {
   const k = Math.floor(rand() * (depth > 2 ? 5 : 8));
   switch (k) {
-    case 0: return null;
-    case 1: return pick(STRINGS);
-    case 2: return pick([0, -0, 1.5, 1e21, 32, NaN, -7]);
-    case 3: return rand() < 0.5;
-    case 4: return undefined;
-    case 5: return Array.from({ length: Math.floor(rand() * 3) }, () => value(depth + 1));
-    default: return Object.fromEntries(Array.from({ length: Math.floor(rand() * 3) }, (_, i) => [`${pick(['k', '1', 'é'])}${i}`, value(depth + 1)]));
+    case 0:
+      return null;
+    case 1:
+      return pick(STRINGS);
+    case 2:
+      return pick([0, -0, 1.5, 1e21, 32, NaN, -7]);
+    case 3:
+      return rand() < 0.5;
+    case 4:
+      return undefined;
+    case 5:
+      return Array.from({ length: Math.floor(rand() * 3) }, () => value(depth + 1));
+    default:
+      return Object.fromEntries(
+        Array.from({ length: Math.floor(rand() * 3) }, (_, i) => [
+          `${pick(['k', '1', 'é'])}${i}`,
+          value(depth + 1),
+        ]),
+      );
   }
 }
 const maybe = (v: unknown): unknown => (rand() < 0.3 ? undefined : v);
@@ -33,7 +53,14 @@ describe('direct JSON encoder of server messages', () => {
         status: pick(['continue', 'completed', 'failed', 'ok']),
         user_request: maybe(pick(STRINGS)),
         agent_name: maybe(pick(STRINGS)),
-        actions: maybe(Array.from({ length: Math.floor(rand() * 3) }, () => ({ tool_name: pick(STRINGS), parameters: maybe(value(1)), tool_type: 'action', call_id: maybe('c') }))),
+        actions: maybe(
+          Array.from({ length: Math.floor(rand() * 3) }, () => ({
+            tool_name: pick(STRINGS),
+            parameters: maybe(value(1)),
+            tool_type: 'action',
+            call_id: maybe('c'),
+          })),
+        ),
         messages: maybe([pick(STRINGS)]),
         error: maybe(pick(STRINGS)),
         session_id: maybe('s'),

@@ -7,16 +7,27 @@ import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '../../protocol/index.js';
 import { buildJsonSchema, renderJsonSchema, SCHEMA_ID } from '../../protocol/json-schema.js';
 
-type Def = { properties: Record<string, Record<string, unknown>>; required?: string[]; additionalProperties?: unknown };
+type Def = {
+  properties: Record<string, Record<string, unknown>>;
+  required?: string[];
+  additionalProperties?: unknown;
+};
 
 const schemaPath = fileURLToPath(new URL('../../protocol/aip.schema.json', import.meta.url));
 
 describe('JSON Schema', () => {
-  const doc = buildJsonSchema() as { $id: string; title: string; 'x-protocol-version': string; $defs: Record<string, Def> };
+  const doc = buildJsonSchema() as {
+    $id: string;
+    title: string;
+    'x-protocol-version': string;
+    $defs: Record<string, Def>;
+  };
 
   it('the committed protocol/aip.schema.json matches the zod schemas (run `npm run schema` if this fails)', () => {
     const committed = readFileSync(schemaPath, 'utf8');
-    expect(committed, 'protocol/aip.schema.json is stale: run `npm run schema` and commit the result').toBe(renderJsonSchema());
+    expect(committed, 'protocol/aip.schema.json is stale: run `npm run schema` and commit the result').toBe(
+      renderJsonSchema(),
+    );
     expect(committed.endsWith('}\n')).toBe(true);
   });
 
@@ -27,9 +38,22 @@ describe('JSON Schema', () => {
     expect(doc['x-protocol-version']).toBe(PROTOCOL_VERSION);
     expect(Object.keys(doc.$defs).sort()).toEqual(
       [
-        'BinaryMetadata', 'ChunkMetadata', 'ClientMessage', 'ClientMessageType', 'ClientType', 'Command', 'DeviceSystemInfo',
-        'FileTransferComplete', 'FileTransferStart', 'Platform', 'Result', 'ResultStatus', 'ServerMessage', 'ServerMessageType',
-        'TaskStatus', 'ToolType',
+        'BinaryMetadata',
+        'ChunkMetadata',
+        'ClientMessage',
+        'ClientMessageType',
+        'ClientType',
+        'Command',
+        'DeviceSystemInfo',
+        'FileTransferComplete',
+        'FileTransferStart',
+        'Platform',
+        'Result',
+        'ResultStatus',
+        'ServerMessage',
+        'ServerMessageType',
+        'TaskStatus',
+        'ToolType',
       ].sort(),
     );
   });
@@ -41,10 +65,25 @@ describe('JSON Schema', () => {
     expect(d.Command!.required).toEqual(['tool_name', 'tool_type']);
     expect(d.Result!.required).toEqual(['status']);
     expect(d.ClientMessage!.additionalProperties).toBeUndefined();
-    expect(d.ClientMessage!.properties.client_type).toMatchObject({ default: 'device', $ref: '#/$defs/ClientType' });
+    expect(d.ClientMessage!.properties.client_type).toMatchObject({
+      default: 'device',
+      $ref: '#/$defs/ClientType',
+    });
     expect(Object.keys(d.ClientMessage!.properties)).toEqual([
-      'type', 'status', 'client_type', 'session_id', 'task_name', 'client_id', 'target_id', 'request', 'action_results',
-      'timestamp', 'request_id', 'prev_response_id', 'error', 'metadata',
+      'type',
+      'status',
+      'client_type',
+      'session_id',
+      'task_name',
+      'client_id',
+      'target_id',
+      'request',
+      'action_results',
+      'timestamp',
+      'request_id',
+      'prev_response_id',
+      'error',
+      'metadata',
     ]);
     expect(JSON.stringify(d.ServerMessage!.properties.actions)).toContain('#/$defs/Command');
     expect(JSON.stringify(d.ClientMessage!.properties.action_results)).toContain('#/$defs/Result');

@@ -19,7 +19,13 @@ import {
 
 describe('test_messages counterparts', () => {
   it('client_message_creation: a REGISTER with metadata keeps its fields', () => {
-    const m = ClientMessage.parse({ type: 'register', status: 'ok', client_id: 'test_client', client_type: 'device', metadata: { platform: 'windows' } });
+    const m = ClientMessage.parse({
+      type: 'register',
+      status: 'ok',
+      client_id: 'test_client',
+      client_type: 'device',
+      metadata: { platform: 'windows' },
+    });
     expect(m.type).toBe('register');
     expect(m.status).toBe('ok');
     expect(m.client_id).toBe('test_client');
@@ -43,7 +49,11 @@ describe('test_messages counterparts', () => {
   });
 
   it('message_serialization: the JSON contains heartbeat and the client id', () => {
-    const json = encodeClientMessage(jsonCodec, { type: 'heartbeat', status: 'ok', client_id: 'test_client' }) as string;
+    const json = encodeClientMessage(jsonCodec, {
+      type: 'heartbeat',
+      status: 'ok',
+      client_id: 'test_client',
+    }) as string;
     expect(json).toContain('"heartbeat"');
     expect(json).toContain('"test_client"');
     expect(json.startsWith('{"type":"heartbeat","status":"ok","client_type":"device",')).toBe(true);
@@ -63,14 +73,30 @@ describe('test_messages counterparts', () => {
   });
 
   it('command_structure: field round-trip', () => {
-    const c = Command.parse({ tool_name: 'click', parameters: { x: 100, y: 200 }, tool_type: 'action', call_id: 'call_123' });
-    expect(c).toEqual({ tool_name: 'click', parameters: { x: 100, y: 200 }, tool_type: 'action', call_id: 'call_123' });
+    const c = Command.parse({
+      tool_name: 'click',
+      parameters: { x: 100, y: 200 },
+      tool_type: 'action',
+      call_id: 'call_123',
+    });
+    expect(c).toEqual({
+      tool_name: 'click',
+      parameters: { x: 100, y: 200 },
+      tool_type: 'action',
+      call_id: 'call_123',
+    });
     expect(Command.safeParse({ tool_name: 'click', tool_type: 'other' }).success).toBe(false);
   });
 
   it('result_structure: field round-trip', () => {
     const r = Result.parse({ status: 'success', result: { data: 'test' }, call_id: 'call_123' });
-    expect(r).toEqual({ status: 'success', error: null, result: { data: 'test' }, namespace: null, call_id: 'call_123' });
+    expect(r).toEqual({
+      status: 'success',
+      error: null,
+      result: { data: 'test' },
+      namespace: null,
+      call_id: 'call_123',
+    });
   });
 
   it('result_with_error: a failure Result defaults result to null', () => {
@@ -87,31 +113,58 @@ describe('MessageValidator (§3.7)', () => {
 
   it('validate_registration: true with a client_id, false without one or with another type', () => {
     expect(isValidRegistration(client({ type: 'register', status: 'ok', client_id: 'c1' }))).toBe(true);
-    expect(isValidRegistration(client({ type: 'register', status: 'ok', client_type: 'constellation', client_id: 'k@d' }))).toBe(true);
+    expect(
+      isValidRegistration(
+        client({ type: 'register', status: 'ok', client_type: 'constellation', client_id: 'k@d' }),
+      ),
+    ).toBe(true);
     expect(isValidRegistration(client({ type: 'register', status: 'ok' }))).toBe(false);
     expect(isValidRegistration(client({ type: 'register', status: 'ok', client_id: '' }))).toBe(false);
     expect(isValidRegistration(client({ type: 'heartbeat', status: 'ok', client_id: 'c1' }))).toBe(false);
   });
 
   it('validate_task_request: true with request and client_id, false without request', () => {
-    expect(isValidTaskRequest(client({ type: 'task', status: 'continue', client_id: 'c1', request: 'Open Notepad' }))).toBe(true);
+    expect(
+      isValidTaskRequest(
+        client({ type: 'task', status: 'continue', client_id: 'c1', request: 'Open Notepad' }),
+      ),
+    ).toBe(true);
     expect(isValidTaskRequest(client({ type: 'task', status: 'continue', client_id: 'c1' }))).toBe(false);
-    expect(isValidTaskRequest(client({ type: 'task', status: 'continue', client_id: 'c1', request: '' }))).toBe(false);
+    expect(
+      isValidTaskRequest(client({ type: 'task', status: 'continue', client_id: 'c1', request: '' })),
+    ).toBe(false);
     expect(isValidTaskRequest(client({ type: 'task', status: 'continue', request: 'x' }))).toBe(false);
   });
 
   it('validate_command_results: true with prev_response_id and a Result list (even empty)', () => {
-    const ok = client({ type: 'command_results', status: 'continue', prev_response_id: 'r-1', action_results: [{ status: 'success' }] });
+    const ok = client({
+      type: 'command_results',
+      status: 'continue',
+      prev_response_id: 'r-1',
+      action_results: [{ status: 'success' }],
+    });
     expect(isValidCommandResults(ok)).toBe(true);
-    expect(isValidCommandResults(client({ type: 'command_results', status: 'continue', prev_response_id: 'r-1', action_results: [] }))).toBe(true);
-    expect(isValidCommandResults(client({ type: 'command_results', status: 'continue', prev_response_id: 'r-1' }))).toBe(false);
-    expect(isValidCommandResults(client({ type: 'command_results', status: 'continue', action_results: [] }))).toBe(false);
+    expect(
+      isValidCommandResults(
+        client({ type: 'command_results', status: 'continue', prev_response_id: 'r-1', action_results: [] }),
+      ),
+    ).toBe(true);
+    expect(
+      isValidCommandResults(client({ type: 'command_results', status: 'continue', prev_response_id: 'r-1' })),
+    ).toBe(false);
+    expect(
+      isValidCommandResults(client({ type: 'command_results', status: 'continue', action_results: [] })),
+    ).toBe(false);
   });
 
   it('validate_server_message: a COMMAND needs actions and a response_id', () => {
     const actions = [{ tool_name: 't', tool_type: 'action' }];
-    expect(isValidServerMessage(server({ type: 'command', status: 'continue', actions, response_id: 'r' }))).toBe(true);
-    expect(isValidServerMessage(server({ type: 'command', status: 'continue', actions: [], response_id: 'r' }))).toBe(false);
+    expect(
+      isValidServerMessage(server({ type: 'command', status: 'continue', actions, response_id: 'r' })),
+    ).toBe(true);
+    expect(
+      isValidServerMessage(server({ type: 'command', status: 'continue', actions: [], response_id: 'r' })),
+    ).toBe(false);
     expect(isValidServerMessage(server({ type: 'command', status: 'continue', actions }))).toBe(false);
     expect(isValidServerMessage(server({ type: 'heartbeat', status: 'ok' }))).toBe(true);
   });

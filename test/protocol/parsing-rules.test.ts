@@ -28,7 +28,8 @@ function decodeBoth(dir: Dir, raw: string): Decoded<ClientMessage | ServerMessag
   } catch {
     return out;
   }
-  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) out.push(dec(msgpackCodec, packValue(parsed), true));
+  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+    out.push(dec(msgpackCodec, packValue(parsed), true));
   return out;
 }
 
@@ -63,12 +64,23 @@ const V = Errors.VALIDATION.code;
 
 describe('§3.6 unknown keys are ignored', () => {
   it('accepts and strips unknown keys in ClientMessage, ServerMessage, Command and Result', () => {
-    const c = accept('client', '{"type":"heartbeat","status":"ok","foo":1,"action_results":[{"status":"none","extra":true}]}');
+    const c = accept(
+      'client',
+      '{"type":"heartbeat","status":"ok","foo":1,"action_results":[{"status":"none","extra":true}]}',
+    );
     expect(c).not.toHaveProperty('foo');
     expect((c.action_results as object[])[0]).not.toHaveProperty('extra');
-    const s = accept('server', '{"type":"command","status":"continue","message":"hi","actions":[{"tool_name":"t","tool_type":"action","zzz":1}]}');
+    const s = accept(
+      'server',
+      '{"type":"command","status":"continue","message":"hi","actions":[{"tool_name":"t","tool_type":"action","zzz":1}]}',
+    );
     expect(s).not.toHaveProperty('message');
-    expect((s.actions as object[])[0]).toEqual({ tool_name: 't', parameters: null, tool_type: 'action', call_id: null });
+    expect((s.actions as object[])[0]).toEqual({
+      tool_name: 't',
+      parameters: null,
+      tool_type: 'action',
+      call_id: null,
+    });
   });
   it('an unknown key does not stand in for a required one (Type is not type)', () => {
     reject('client', '{"Type":"heartbeat","status":"ok"}', V, 'type');
@@ -106,7 +118,9 @@ describe('§3.6 type must be a lowercase enum value', () => {
 describe('§3.6 client_type', () => {
   it('absent becomes device; constellation is kept', () => {
     expect(accept('client', '{"type":"register","status":"ok","client_id":"a"}').client_type).toBe('device');
-    expect(accept('client', '{"type":"register","status":"ok","client_type":"constellation"}').client_type).toBe('constellation');
+    expect(
+      accept('client', '{"type":"register","status":"ok","client_type":"constellation"}').client_type,
+    ).toBe('constellation');
   });
   it('explicit null is rejected', () => {
     reject('client', '{"type":"register","status":"ok","client_type":null}', V, 'client_type');
@@ -126,7 +140,9 @@ describe('§3.6 no coercion of numbers to strings', () => {
 
 describe('§3.6 metadata must be an object', () => {
   it('accepts an object or null', () => {
-    expect(accept('client', '{"type":"heartbeat","status":"ok","metadata":{"device_id":"d"}}').metadata).toEqual({ device_id: 'd' });
+    expect(
+      accept('client', '{"type":"heartbeat","status":"ok","metadata":{"device_id":"d"}}').metadata,
+    ).toEqual({ device_id: 'd' });
     expect(accept('client', '{"type":"heartbeat","status":"ok","metadata":null}').metadata).toBeNull();
   });
   it('rejects a string, an array and a number', () => {
@@ -138,13 +154,23 @@ describe('§3.6 metadata must be an object', () => {
 
 describe('§3.6 action_results[i] needs status', () => {
   it('accepts Results with a status (and an empty list)', () => {
-    expect(accept('client', '{"type":"command_results","status":"continue","action_results":[{"status":"success"}]}').action_results).toEqual([
-      { status: 'success', error: null, result: null, namespace: null, call_id: null },
-    ]);
-    expect(accept('client', '{"type":"command_results","status":"continue","action_results":[]}').action_results).toEqual([]);
+    expect(
+      accept(
+        'client',
+        '{"type":"command_results","status":"continue","action_results":[{"status":"success"}]}',
+      ).action_results,
+    ).toEqual([{ status: 'success', error: null, result: null, namespace: null, call_id: null }]);
+    expect(
+      accept('client', '{"type":"command_results","status":"continue","action_results":[]}').action_results,
+    ).toEqual([]);
   });
   it('rejects a Result without status, naming its index', () => {
-    reject('client', '{"type":"command_results","status":"continue","action_results":[{"status":"success"},{"result":1}]}', V, 'action_results.1.status');
+    reject(
+      'client',
+      '{"type":"command_results","status":"continue","action_results":[{"status":"success"},{"result":1}]}',
+      V,
+      'action_results.1.status',
+    );
   });
 });
 
@@ -158,7 +184,9 @@ describe('§3.6 the frame must be a JSON object', () => {
     reject('server', '', Errors.INVALID_JSON.code);
   });
   it('rejects arrays and scalars', () => {
-    expect(reject('client', '[{"type":"heartbeat","status":"ok"}]', Errors.NOT_AN_OBJECT.code).message).toContain('an array');
+    expect(
+      reject('client', '[{"type":"heartbeat","status":"ok"}]', Errors.NOT_AN_OBJECT.code).message,
+    ).toContain('an array');
     reject('server', '"heartbeat"', Errors.NOT_AN_OBJECT.code);
     reject('client', 'null', Errors.NOT_AN_OBJECT.code);
     reject('client', '42', Errors.NOT_AN_OBJECT.code);
@@ -167,7 +195,9 @@ describe('§3.6 the frame must be a JSON object', () => {
 
 describe('§3.6 duplicate keys: the last one wins', () => {
   it('accepts when the last value is valid', () => {
-    expect(decodeClientMessage(jsonCodec, '{"type":"task","type":"heartbeat","status":"ok"}', false)).toMatchObject({
+    expect(
+      decodeClientMessage(jsonCodec, '{"type":"task","type":"heartbeat","status":"ok"}', false),
+    ).toMatchObject({
       ok: true,
       value: { type: 'heartbeat' },
     });

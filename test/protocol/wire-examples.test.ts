@@ -30,7 +30,11 @@ function client(raw: string | Uint8Array, isBinary = false): ClientMessage {
 }
 
 /** The full form of `raw`: all keys of `keys`, in order, taken from raw or null. */
-function fullForm(raw: string, keys: readonly string[], nested?: { key: string; keys: readonly string[] }): string {
+function fullForm(
+  raw: string,
+  keys: readonly string[],
+  nested?: { key: string; keys: readonly string[] },
+): string {
   const src = JSON.parse(raw) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of keys) out[k] = k in src ? src[k] : null;
@@ -58,7 +62,9 @@ describe('server wire examples round-trip (§4–§7)', () => {
   }
 
   it('§4 full registration confirmation re-encodes byte for byte', () => {
-    expect(encodeServerMessage(jsonCodec, server(F.S_REGISTRATION_CONFIRMATION_FULL))).toBe(F.S_REGISTRATION_CONFIRMATION_FULL);
+    expect(encodeServerMessage(jsonCodec, server(F.S_REGISTRATION_CONFIRMATION_FULL))).toBe(
+      F.S_REGISTRATION_CONFIRMATION_FULL,
+    );
   });
 
   it('§4 registration confirmation typed values', () => {
@@ -85,7 +91,12 @@ describe('server wire examples round-trip (§4–§7)', () => {
     expect(m.task_name).toBe('notepad_hello');
     expect(m.response_id).toBe('r-1');
     expect(m.actions).toEqual([
-      { tool_name: 'capture_desktop_screenshot', parameters: { all_screens: true }, tool_type: 'data_collection', call_id: F.UUID_C },
+      {
+        tool_name: 'capture_desktop_screenshot',
+        parameters: { all_screens: true },
+        tool_type: 'data_collection',
+        call_id: F.UUID_C,
+      },
     ]);
   });
 
@@ -108,14 +119,25 @@ describe('server wire examples round-trip (§4–§7)', () => {
 
   it('§6.5 HTTP-dispatched task', () => {
     const m = server(F.S_TASK_DISPATCH);
-    expect([m.type, m.status, m.user_request, m.task_name, m.session_id]).toEqual(['task', 'continue', 'Open Notepad', 'notepad_task', F.SID]);
+    expect([m.type, m.status, m.user_request, m.task_name, m.session_id]).toEqual([
+      'task',
+      'continue',
+      'Open Notepad',
+      'notepad_task',
+      F.SID,
+    ]);
   });
 
   it('§6.6 device_info_response echoes request_id as response_id and holds the system info', () => {
     const m = server(F.S_DEVICE_INFO_RESPONSE);
     expect(m.type).toBe('device_info_response');
     expect(m.response_id).toBe('device_info_device_win_01_1762252200.12');
-    expect(m.result).toMatchObject({ device_id: 'device_win_01', cpu_count: 16, memory_total_gb: 31.73, custom_metadata: {} });
+    expect(m.result).toMatchObject({
+      device_id: 'device_win_01',
+      cpu_count: 16,
+      memory_total_gb: 31.73,
+      custom_metadata: {},
+    });
     const missing = server(F.S_DEVICE_INFO_MISSING);
     expect(missing.status).toBe('ok');
     expect(missing.result).toEqual({ error: 'Device ghost not found or no system info available' });
@@ -134,7 +156,9 @@ describe('client wire examples round-trip (§4–§7)', () => {
     it(`${f.section} ${f.name}`, () => {
       const msg = client(f.raw);
       const again = encodeClientMessage(jsonCodec, msg) as string;
-      const expected = JSON.parse(fullForm(f.raw, CLIENT_MESSAGE_KEYS, { key: 'action_results', keys: RESULT_KEYS })) as Record<string, unknown>;
+      const expected = JSON.parse(
+        fullForm(f.raw, CLIENT_MESSAGE_KEYS, { key: 'action_results', keys: RESULT_KEYS }),
+      ) as Record<string, unknown>;
       if (expected.client_type === null) expected.client_type = 'device';
       expect(again).toBe(JSON.stringify(expected));
       expect(client(again)).toEqual(msg);
@@ -147,15 +171,30 @@ describe('client wire examples round-trip (§4–§7)', () => {
 
   it('§5.2 device register: identity and metadata', () => {
     const m = client(F.C_REGISTER_DEVICE);
-    expect([m.type, m.status, m.client_type, m.client_id, m.target_id]).toEqual(['register', 'ok', 'device', 'device_win_01', null]);
+    expect([m.type, m.status, m.client_type, m.client_id, m.target_id]).toEqual([
+      'register',
+      'ok',
+      'device',
+      'device_win_01',
+      null,
+    ]);
     expect(m.metadata?.platform).toBe('windows');
     expect(m.metadata?.registration_time).toBe(F.TS);
-    expect(m.metadata?.system_info).toMatchObject({ cpu_count: 16, memory_total_gb: 31.73, platform_type: 'computer', schema_version: '1.0' });
+    expect(m.metadata?.system_info).toMatchObject({
+      cpu_count: 16,
+      memory_total_gb: 31.73,
+      platform_type: 'computer',
+      schema_version: '1.0',
+    });
   });
 
   it('§5.3 constellation register', () => {
     const m = client(F.C_REGISTER_CONSTELLATION);
-    expect([m.client_type, m.client_id, m.target_id]).toEqual(['constellation', 'my_constellation@device_win_01', 'device_win_01']);
+    expect([m.client_type, m.client_id, m.target_id]).toEqual([
+      'constellation',
+      'my_constellation@device_win_01',
+      'device_win_01',
+    ]);
     expect(m.metadata).toMatchObject({ type: 'constellation_client', version: '2.0' });
   });
 
@@ -168,7 +207,12 @@ describe('client wire examples round-trip (§4–§7)', () => {
   it('§6.3 device task: session_id null, request and metadata', () => {
     const m = client(F.C_TASK_DEVICE);
     expect([m.type, m.status, m.session_id, m.task_name, m.request, m.request_id]).toEqual([
-      'task', 'continue', null, 'notepad_hello', 'Open Notepad and type hello', F.UUID_B,
+      'task',
+      'continue',
+      null,
+      'notepad_hello',
+      'Open Notepad and type hello',
+      F.UUID_B,
     ]);
     expect(m.metadata).toEqual({ platform: 'windows' });
   });
@@ -176,7 +220,10 @@ describe('client wire examples round-trip (§4–§7)', () => {
   it('§6.4 constellation task keeps the raw task_name and session_id', () => {
     const m = client(F.C_TASK_CONSTELLATION);
     expect([m.client_type, m.target_id, m.task_name, m.session_id]).toEqual([
-      'constellation', 'device_win_01', 'galaxy/my_constellation/t1', 'my_constellation@t1',
+      'constellation',
+      'device_win_01',
+      'galaxy/my_constellation/t1',
+      'my_constellation@t1',
     ]);
   });
 
@@ -184,7 +231,13 @@ describe('client wire examples round-trip (§4–§7)', () => {
     const m = client(F.C_COMMAND_RESULTS);
     expect(m.prev_response_id).toBe('r-1');
     expect(m.action_results).toEqual([
-      { status: 'success', error: null, result: 'data:image/png;base64,iVBORw0KGgo=', namespace: 'UICollector', call_id: F.UUID_C },
+      {
+        status: 'success',
+        error: null,
+        result: 'data:image/png;base64,iVBORw0KGgo=',
+        namespace: 'UICollector',
+        call_id: F.UUID_C,
+      },
     ]);
     const mixed = client(F.C_COMMAND_RESULTS_MIXED);
     expect(mixed.action_results?.map((r) => [r.status, r.error, r.result, r.namespace, r.call_id])).toEqual([
@@ -197,7 +250,10 @@ describe('client wire examples round-trip (§4–§7)', () => {
   it('§6.6 device_info_request', () => {
     const m = client(F.C_DEVICE_INFO_REQUEST);
     expect([m.type, m.client_type, m.target_id, m.request_id]).toEqual([
-      'device_info_request', 'constellation', 'device_win_01', 'device_info_device_win_01_1762252200.12',
+      'device_info_request',
+      'constellation',
+      'device_win_01',
+      'device_info_device_win_01_1762252200.12',
     ]);
   });
 
