@@ -13,7 +13,7 @@ import { note } from './lib/progress.js';
 import { computeRatios, markdown, writeJson, type BenchReport } from './lib/report.js';
 import { aipdAvailable, aipScenario, echoScenario, httpScenarios, idleScenario, type BenchSettings, type ScenarioResult } from './lib/scenarios.js';
 
-export const SCENARIOS = ['uws-echo', 'ws-echo', 'aip-json', 'aip-msgpack', 'idle-devices', 'http', 'channel'] as const;
+export const SCENARIOS = ['uws-echo', 'ws-echo', 'aip-json', 'aip-json-memstore', 'aip-msgpack', 'idle-devices', 'http', 'channel'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -129,7 +129,7 @@ async function main(): Promise<number> {
     ratios: {},
   };
   const failed = report.meta.failed as { scenario: string; error: string }[];
-  const needsAipd = new Set<Scenario>(['aip-json', 'aip-msgpack', 'idle-devices', 'http', 'channel']);
+  const needsAipd = new Set<Scenario>(['aip-json', 'aip-json-memstore', 'aip-msgpack', 'idle-devices', 'http', 'channel']);
   const t0 = Date.now();
   const runs: Record<string, ScenarioResult[]> = {};
   for (let rep = 1; rep <= reps; rep++) {
@@ -142,6 +142,7 @@ async function main(): Promise<number> {
         const rows: Record<string, ScenarioResult> = {};
         if (name === 'uws-echo' || name === 'ws-echo') rows[name] = await echoScenario(name, settings);
         else if (name === 'aip-json') rows[name] = await aipScenario('json', settings);
+        else if (name === 'aip-json-memstore') rows[name] = await aipScenario('json', settings, 'memory');
         else if (name === 'aip-msgpack') rows[name] = await aipScenario('msgpack', settings);
         else if (name === 'idle-devices') rows[name] = await idleScenario(settings);
         else if (name === 'channel') Object.assign(rows, await channelScenarios(settings));

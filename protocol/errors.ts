@@ -131,6 +131,7 @@ export const Errors = {
   ),
   INVALID_PLAN: spec<{ detail: string }>(3022, (p) => `Invalid plan: ${p.detail}`),
   CANCELLED_BY_API: spec(3023, () => 'Task was cancelled by an API request'),
+  DELETED_BY_API: spec(3024, () => 'Session deleted over the REST API'),
 
   // 4000–4099: device info (UFO texts)
   DEVICE_INFO_ROLE: spec(4000, () => 'DEVICE_INFO_REQUEST is permitted only for constellation clients'),

@@ -59,14 +59,8 @@ export const ServerConfig = z.object({
   idleTimeoutSec: z.number().int().min(0).max(960).default(60),
   /** How long a data-channel OPEN may wait for the other party's answer. */
   channelOpenTimeoutMs: positiveMs.default(30_000),
-  /** task_name → results cache size, for GET /api/task_result. */
-  taskResultCacheSize: z.number().int().positive().default(10_000),
-  /** Bytes the in-memory task-result cache may hold (by a content estimate); the oldest results go first. */
-  taskResultCacheBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(64 * 1024 * 1024),
+  /** With `--store memory`: bytes (by a content estimate) of ended sessions kept; the oldest are forgotten. */
+  memoryStoreEndedBytes: z.number().int().positive().default(64 * 1024 * 1024),
   /** Dispatch ids (from /api/dispatch) remembered as aliases of their task names. */
   dispatchAliasCacheSize: z.number().int().positive().default(10_000),
   /** How long a cancelled agent may take to report its partial result before the session ends anyway. */
@@ -167,8 +161,7 @@ const FLAGS = {
   'max-depth': { key: 'maxDepth', type: 'int' },
   'max-containers': { key: 'maxContainers', type: 'int' },
   'socket-payload-factor': { key: 'socketPayloadFactor', type: 'int' },
-  'task-result-cache-size': { key: 'taskResultCacheSize', type: 'int' },
-  'task-result-cache-bytes': { key: 'taskResultCacheBytes', type: 'int' },
+  'memory-store-ended-bytes': { key: 'memoryStoreEndedBytes', type: 'int' },
   'dispatch-alias-cache-size': { key: 'dispatchAliasCacheSize', type: 'int' },
   'cancel-grace-ms': { key: 'cancelGraceMs', type: 'int' },
   'max-http-body-bytes': { key: 'maxHttpBodyBytes', type: 'int' },

@@ -40,9 +40,15 @@ export interface StartedServer {
 
 /**
  * Spawns `node <args>` and waits for a stdout line matching `portRe` (first capture group = port).
+ * `cwd`: the child's working directory (default: this process's).
  */
-export function startServer(args: readonly string[], portRe: RegExp, timeoutMs = 15_000): Promise<StartedServer> {
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+export function startServer(
+  args: readonly string[],
+  portRe: RegExp,
+  timeoutMs = 15_000,
+  cwd?: string,
+): Promise<StartedServer> {
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd }));
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => {
     stderr.push(l);
@@ -51,7 +57,11 @@ export function startServer(args: readonly string[], portRe: RegExp, timeoutMs =
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`server ${args.join(' ')} printed no port within ${timeoutMs} ms; stderr: ${stderr.join(' | ')}`));
+      reject(
+        new Error(
+          `server ${args.join(' ')} printed no port within ${timeoutMs} ms; stderr: ${stderr.join(' | ')}`,
+        ),
+      );
     }, timeoutMs);
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {

@@ -18,6 +18,8 @@ export const RATIO_PAIRS: readonly [string, string][] = [
   ['aip-json', 'ws-echo'],
   ['aip-msgpack', 'ws-echo'],
   ['channel', 'uws-echo'],
+  // The default session store (SQLite) against no disk at all: the cost of durability on the hot path.
+  ['aip-json', 'aip-json-memstore'],
 ];
 
 /** Round trips (or requests) per second of server CPU, when the scenario measures one. */

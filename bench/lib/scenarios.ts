@@ -2,7 +2,9 @@
  * The bench scenarios. Each starts a fresh server process, drives it from separate load-generator
  * processes (or autocannon in the orchestrator for HTTP), and returns one or more result rows.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import type { LoadCodec } from '../../src/cli/loadtest-core.js';
@@ -54,11 +56,18 @@ export function aipdAvailable(): boolean {
   return existsSync(AIPD_MAIN);
 }
 
-function startAipd(s: BenchSettings): Promise<StartedServer> {
-  return startServer(
-    [AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs],
+/**
+ * Starts aipd with the default session store (SQLite, in a throwaway data dir removed when the server stops)
+ * unless `extra` names another (`--store memory`).
+ */
+async function startAipd(s: BenchSettings, extra: readonly string[] = []): Promise<StartedServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'aipd-bench-'));
+  const server = await startServer(
+    [AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', '--data-dir', dataDir, ...s.aipdArgs, ...extra],
     /listening on ws:\/\/.*:(\d+)\/ws/,
   );
+  server.child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+  return server;
 }
 
 /** One result row from a measured run; `extra` adds scenario-specific fields. */
@@ -95,9 +104,10 @@ export async function echoScenario(name: 'uws-echo' | 'ws-echo', s: BenchSetting
   }
 }
 
-export async function aipScenario(codec: LoadCodec, s: BenchSettings): Promise<ScenarioResult> {
-  const name = `aip-${codec}`;
-  const server = await startAipd(s);
+/** `aip-json` / `aip-msgpack` on the default store; `store: 'memory'` gives `aip-json-memstore` (same load, no disk). */
+export async function aipScenario(codec: LoadCodec, s: BenchSettings, store: 'default' | 'memory' = 'default'): Promise<ScenarioResult> {
+  const name = `aip-${codec}${store === 'memory' ? '-memstore' : ''}`;
+  const server = await startAipd(s, store === 'memory' ? ['--store', 'memory'] : []);
   try {
     const cfg: LoadgenConfig = {
       mode: 'aip',

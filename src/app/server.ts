@@ -15,10 +15,12 @@ import { SessionFactory } from '../session/factory.js';
 import type { ClientLink } from '../state/client-directory.js';
 import { EventBus } from '../state/events.js';
 import { MemoryClientDirectory } from '../state/memory-client-directory.js';
-import { MemorySessionStore } from '../state/memory-session-store.js';
-import { MemoryTaskResultStore } from '../state/memory-task-results.js';
 import type { SessionStore } from '../state/session-store.js';
-import type { TaskResultStore } from '../state/task-results.js';
+import { SessionService } from '../records/session-service.js';
+import { SessionTaskResults } from '../records/task-results.js';
+import { TaskRecords } from '../server/task-records.js';
+import { TaskRecovery } from '../server/recovery.js';
+import { nodeIdFor, openStore } from './store.js';
 import { MemoryTransport } from '../transport/memory.js';
 import type { Transport, TransportOptions } from '../transport/transport.js';
 import { startUwsTransport } from '../transport/uws.js';
@@ -31,9 +33,8 @@ export interface StartOptions {
   channels?: ChannelRouterOptions;
   /** `uws` (a real port, the default) or `memory` (no sockets: drive it with `server.memory`). */
   transport?: 'uws' | 'memory';
-  /** State implementations; in-memory by default. */
+  /** The session store to use instead of the one `config.store` names (it is opened here and closed on close). */
   sessions?: SessionStore;
-  results?: TaskResultStore;
 }
 
 export interface RunningServer {
@@ -44,6 +45,11 @@ export interface RunningServer {
   readonly tasks: TaskService;
   readonly channels: ChannelRouter;
   readonly events: EventBus;
+  /** The durable session records. */
+  readonly sessions: SessionService;
+  readonly results: SessionTaskResults;
+  readonly recovery: TaskRecovery;
+  readonly nodeId: string;
   /** The in-memory transport when started with `transport: 'memory'`, else null. */
   readonly memory: MemoryTransport | null;
   /** Graceful shutdown: stop accepting, end every task with `task_end` failed, close sockets with 1001. */
@@ -58,16 +64,20 @@ export async function startServer(
   const log = opts.logger ?? createLogger(config.logLevel);
   const events = new EventBus((err, type) => log.error({ err, event: type }, 'event listener failed'));
   const directory = new MemoryClientDirectory();
-  const sessions = opts.sessions ?? new MemorySessionStore();
-  const results =
-    opts.results ??
-    new MemoryTaskResultStore({
-      maxEntries: config.taskResultCacheSize,
-      maxBytes: config.taskResultCacheBytes,
-      maxAliases: config.dispatchAliasCacheSize,
-    });
+  const nodeId = nodeIdFor(config);
+  const store = opts.sessions ?? (await openStore(config));
+  if (opts.sessions) await store.open();
+  const sessions = new SessionService(store, log.child({ component: 'sessions' }), { maxEventDataBytes: config.eventDataMaxBytes });
+  // --redis: session lifecycle events also go to Redis `events:session` (bounded; Redis down never blocks us).
+  const redis = config.redis
+    ? new (await import('../records/redis-publisher.js')).RedisPublisher(sessions.feed, { url: config.redis }, log.child({ component: 'redis' }))
+    : null;
+  const results = new SessionTaskResults(sessions, config.dispatchAliasCacheSize);
   const factory = opts.sessionFactory ?? new SessionFactory({ cancelGraceMs: config.cancelGraceMs });
-  const tasks = new TaskService(config, { directory, sessions, results, events }, factory, log);
+  const records = new TaskRecords(sessions, nodeId, log.child({ component: 'tasks' }));
+  const tasks = new TaskService(config, directory, records, events, factory, log);
+  const recovery = new TaskRecovery(tasks, records, directory, events, { resume: config.resume, resumeGraceMs: config.resumeGraceMs }, log.child({ component: 'recovery' }));
+  await recovery.markCrashed();
   const channels = new ChannelRouter(
     {
       clientIdOf: (peer) => directory.clientOf(peer as ClientLink)?.clientId ?? null,
@@ -134,7 +144,16 @@ export async function startServer(
     http,
   };
   const memory = opts.transport === 'memory' ? new MemoryTransport(transportOptions) : null;
-  const transport: Transport = memory ?? (await startUwsTransport(transportOptions));
+  let transport: Transport;
+  try {
+    transport = memory ?? (await startUwsTransport(transportOptions));
+  } catch (err) {
+    await redis?.close();
+    await store.close();
+    throw err;
+  }
+  await recovery.start();
+  log.info({ node: nodeId, store: config.store === 'memory' || config.store === 'sqlite' ? config.store : 'postgres' }, 'session store open');
 
   let closing: Promise<void> | null = null;
   return {
@@ -144,6 +163,10 @@ export async function startServer(
     tasks,
     channels,
     events,
+    sessions,
+    results,
+    recovery,
+    nodeId,
     memory,
     close: () =>
       (closing ??= (async () => {
@@ -153,6 +176,9 @@ export async function startServer(
           conn.close(CloseCode.GOING_AWAY, 'server shutting down');
         await waitUntil(() => [...transport.connections()].length === 0, config.shutdownGraceMs);
         transport.closeAll();
+        recovery.stop();
+        await redis?.close();
+        await store.close();
         log.info('server stopped');
       })()),
   };

@@ -1,18 +1,20 @@
 /** What the route modules need from the rest of the server: state behind its interfaces, and task control. */
 import type { Logger } from '../logger.js';
 import type { ClientDirectory } from '../state/client-directory.js';
-import type { SessionStore } from '../state/session-store.js';
+import type { SessionService } from '../records/session-service.js';
 import type { TaskResultStore } from '../state/task-results.js';
 
 /** Control over the tasks this node runs. */
 export interface TaskControl {
   /** Cancels a live session: its requester gets `task_end` failed. False if it is not live here. */
-  cancelById(sessionId: string): boolean;
+  cancelById(sessionId: string, reason?: string): boolean;
+  /** Resolves once a live session has ended and its `task_end` went out (at once if it is not live here). */
+  ended(sessionId: string): Promise<void>;
 }
 
 export interface ApiDeps {
   readonly directory: ClientDirectory;
-  readonly sessions: SessionStore;
+  readonly sessions: SessionService;
   readonly results: TaskResultStore;
   readonly tasks: TaskControl;
   readonly log: Logger;

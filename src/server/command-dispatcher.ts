@@ -31,6 +31,8 @@ export interface DispatcherOptions {
   readonly timeoutMs: number;
   readonly log: Logger;
   readonly events?: EventSink;
+  /** Told of every batch sent (the task's event log). */
+  readonly onSent?: (responseId: string, callIds: string[], tools: string[]) => void;
 }
 
 /**
@@ -101,16 +103,12 @@ export class CommandDispatcher implements CommandExecutor {
       });
       if (!sent) return settle(synthetic(actions, 'send to executor failed: connection closed'));
       const events = this.opts.events;
-      if (events?.wants('command.sent')) {
+      const wants = events?.wants('command.sent') ?? false;
+      if (wants || this.opts.onSent) {
         const callIds = actions.map((a) => a.call_id ?? '');
         const tools = actions.map((a) => a.tool_name);
-        events.emit('command.sent', {
-          sessionId: this.opts.sessionId,
-          executorId: this.opts.executorId,
-          responseId,
-          callIds,
-          tools,
-        });
+        this.opts.onSent?.(responseId, callIds, tools);
+        if (wants) events!.emit('command.sent', { sessionId: this.opts.sessionId, executorId: this.opts.executorId, responseId, callIds, tools });
       }
     });
   }

@@ -4,22 +4,25 @@
  * - A session is owned by its requester and executed by one device; both are indexed so a disconnect of
  *   either ends the session at once (Q4).
  * - A session id is never reused while live: another client gets "owned by another client", the owner gets
- *   "already running" (Q8). Sessions are removed after `task_end` (S5).
+ *   "already running" (Q8).
  * - `command_results` only look sessions up; they never create one (S8).
+ * - Every task is a durable session record (task-records.ts): created before the ACK, checkpointed per batch,
+ *   and ended (with its result) before `task_end` goes out. Crash recovery and resume are in recovery.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { AipError, aipError, type ClientMessage, type ServerMessageInput } from '../../protocol/index.js';
+import { AipError, aipError, type ClientMessage, type Result, type ServerMessageInput } from '../../protocol/index.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
 import type { Session } from '../session/session.js';
 import type { StatusChange, TaskOutcome } from '../session/types.js';
 import type { ClientDirectory, ClientInfo } from '../state/client-directory.js';
+import type { TaskStateEntry } from '../state/session-model.js';
 import type { EventSink } from '../state/events.js';
-import type { SessionRecord, SessionStore } from '../state/session-store.js';
-import type { TaskResultStore } from '../state/task-results.js';
+import { CheckpointExecutor } from './checkpoint-executor.js';
 import { CommandDispatcher } from './command-dispatcher.js';
 import { MAX_ID_LENGTH, sanitizeTaskName } from './task-name.js';
+import type { TaskRecords } from './task-records.js';
 
 export interface LiveSession {
   readonly id: string;
@@ -35,15 +38,28 @@ export interface LiveSession {
   cancelReason: string | null;
   /** False when nobody should be told (the requester is gone and UFO sends nothing). */
   notifyRequester: boolean;
-  /** The session's store writes, chained so they land in order. */
-  persisted: Promise<unknown>;
+  /** Results of batches done before a crash, replayed instead of sent. */
+  readonly replay: readonly Result[][];
+  /** The task machine's history before a crash; the record's history is this plus the session's. */
+  readonly priorHistory: readonly TaskStateEntry[];
+  /** Settles when the task has ended and its `task_end` went out. */
+  done: Promise<void>;
 }
 
-export interface TaskState {
-  readonly directory: ClientDirectory;
-  readonly sessions: SessionStore;
-  readonly results: TaskResultStore;
-  readonly events: EventSink;
+/** What a task needs to start: a new one from a `task` frame, or a crashed one resumed (recovery.ts). */
+export interface TaskSpec {
+  readonly sessionId: string;
+  readonly taskName: string;
+  readonly requesterId: string;
+  readonly forConstellation: boolean;
+  readonly executorId: string;
+  readonly platform: string;
+  readonly mode: string;
+  readonly request: string;
+  /** Results of the batches already done (a resume), replayed instead of sent. */
+  readonly replay?: readonly Result[][];
+  /** The task machine's history before the crash (a resume). */
+  readonly priorHistory?: readonly TaskStateEntry[];
 }
 
 export class TaskService {
@@ -52,126 +68,82 @@ export class TaskService {
   /** client id → ids of the live sessions it owns or executes. */
   private readonly byClient = new Map<string, Set<string>>();
   private readonly running = new Set<Promise<void>>();
-  private readonly directory: ClientDirectory;
-  /** task_name → the latest session's status and results (Q2). */
-  readonly results: TaskResultStore;
-  readonly sessions: SessionStore;
-  private readonly events: EventSink;
+  /** Told after a task ended and its `task_end` went out (recovery delivers missed ones). */
+  onEnded: ((live: LiveSession, frame: ServerMessageInput, delivered: boolean) => void) | null = null;
 
   constructor(
     private readonly config: ServerConfig,
-    state: TaskState,
+    private readonly directory: ClientDirectory,
+    readonly records: TaskRecords,
+    private readonly events: EventSink,
     private readonly factory: SessionFactory,
     private readonly log: Logger,
-  ) {
-    this.directory = state.directory;
-    this.results = state.results;
-    this.sessions = state.sessions;
-    this.events = state.events;
-  }
+  ) {}
 
-  /** Starts a task for `requester`. Returns the session id (after sending the ACK), or the error to send. */
+  /** Starts a task for `requester`. Returns the session id (the ACK follows once it is recorded), or the error. */
   start(requester: ClientInfo, msg: ClientMessage): string | AipError {
     if (!msg.request || !msg.request.trim()) return aipError('EMPTY_REQUEST');
     const executorId = this.resolveExecutor(requester, msg.target_id);
     if (executorId instanceof AipError) return executorId;
     const executor = this.directory.get(executorId)!;
-
     const sessionId = msg.session_id ?? randomUUID();
     if (sessionId.length > MAX_ID_LENGTH || sessionId.length === 0)
       return aipError('VALIDATION', { detail: `session_id must be 1–${MAX_ID_LENGTH} characters` });
     const existing = this.live.get(sessionId);
     if (existing) {
-      return existing.ownerId === requester.clientId
-        ? aipError('SESSION_RUNNING', { sid: sessionId })
-        : aipError('SESSION_OWNED', { sid: sessionId });
+      return existing.ownerId === requester.clientId ? aipError('SESSION_RUNNING', { sid: sessionId }) : aipError('SESSION_OWNED', { sid: sessionId });
     }
-    const running = this.countExecuting(executorId);
-    if (running >= this.config.maxSessionsPerDevice)
+    if (this.countExecuting(executorId) >= this.config.maxSessionsPerDevice)
       return aipError('TOO_MANY_SESSIONS', { id: executorId, max: this.config.maxSessionsPerDevice });
-
-    const taskName = sanitizeTaskName(msg.task_name);
-    const mode = typeof msg.metadata?.mode === 'string' ? msg.metadata.mode : DEFAULT_MODE;
-    let session: Session;
-    const onStatus = (change: StatusChange): void => this.statusChanged(sessionId, change);
-    try {
-      session = this.factory.create({
-        mode,
-        platform: executor.platform,
-        sessionId,
-        taskName,
-        request: msg.request,
-        onStatus,
-      });
-    } catch (err) {
-      if (err instanceof AipError) return err;
-      throw err;
-    }
-    const log = this.log.child({ session_id: sessionId, task_name: taskName });
-    const dispatcher = new CommandDispatcher({
+    const spec: TaskSpec = {
       sessionId,
-      taskName,
-      executorId,
-      executor: () => this.directory.link(executorId),
-      timeoutMs: this.config.commandTimeoutMs,
-      log,
-      events: this.events,
-    });
-    const live: LiveSession = {
-      id: sessionId,
-      taskName,
-      ownerId: requester.clientId,
-      executorId,
+      taskName: sanitizeTaskName(msg.task_name),
+      requesterId: requester.clientId,
       forConstellation: requester.clientType === 'constellation',
-      session,
-      dispatcher,
-      startedAt: new Date().toISOString(),
-      cancelReason: null,
-      notifyRequester: true,
-      persisted: Promise.resolve(),
+      executorId,
+      platform: executor.platform,
+      mode: typeof msg.metadata?.mode === 'string' ? msg.metadata.mode : DEFAULT_MODE,
+      request: msg.request,
     };
-    this.live.set(sessionId, live);
-    this.index(requester.clientId, sessionId);
-    this.index(executorId, sessionId);
-    const record: SessionRecord = {
+    const live = this.prepare(spec);
+    if (live instanceof AipError) return live;
+    const record = this.records.record({
       id: sessionId,
-      taskName,
-      ownerId: requester.clientId,
-      executorId,
-      platform: session.platform,
-      mode: session.mode,
-      state: session.state,
-      createdAt: live.startedAt,
-      updatedAt: live.startedAt,
-      history: session.history,
-    };
-    void this.persist(live, () => this.sessions.create(record));
-    void this.persist(live, () => this.results.set(taskName, { status: 'pending', session_id: sessionId }));
-    this.events.emit('session.created', {
-      sessionId,
-      taskName,
-      ownerId: requester.clientId,
-      executorId,
-      platform: session.platform,
-      mode: session.mode,
+      taskName: spec.taskName,
+      requester: spec.requesterId,
+      executor: executorId,
+      platform: live.session.platform,
+      mode: live.session.mode,
+      request: spec.request,
+      history: live.session.history,
     });
-
-    this.directory
-      .link(requester.clientId)
-      ?.send({
-        type: 'heartbeat',
-        status: 'ok',
-        session_id: sessionId,
-        timestamp: now(),
-        response_id: randomUUID(),
-      });
-    log.info(
-      { owner: requester.clientId, executor: executorId, platform: executor.platform },
-      'task started',
+    live.done = this.track(
+      this.records.begin(record).then(
+        (ok) => {
+          if (!ok) return this.refuse(live, aipError('SESSION_ID_IN_USE', { sid: sessionId }));
+          this.directory.link(requester.clientId)?.send({ type: 'heartbeat', status: 'ok', session_id: sessionId, timestamp: now(), response_id: randomUUID() });
+          return this.run(live);
+        },
+        (err: unknown) => {
+          this.log.error({ err, session_id: sessionId }, 'could not record a new task');
+          return this.refuse(live, aipError('INTERNAL'));
+        },
+      ),
     );
-    const p = this.run(live, log).finally(() => this.running.delete(p));
-    this.running.add(p);
     return sessionId;
+  }
+
+  /** Resumes a crashed task (recovery.ts): the record exists and is `active` again. */
+  resume(spec: TaskSpec): boolean {
+    if (this.live.has(spec.sessionId)) return false;
+    const live = this.prepare(spec);
+    if (live instanceof AipError) {
+      this.log.warn({ session_id: spec.sessionId, err: live.message }, 'cannot resume task');
+      return false;
+    }
+    // The requester is told at the end if it is connected then; recovery.ts delivers it later otherwise.
+    live.done = this.track(this.run(live));
+    return true;
   }
 
   /** Routes `command_results` from `sender`; anything not from the session's executor is dropped silently. */
@@ -182,12 +154,7 @@ export class TaskService {
     if (!live.dispatcher.deliver(msg.prev_response_id, msg.action_results)) return false;
     if (this.events.wants('results.received')) {
       const statuses = (msg.action_results ?? []).map((r) => r.status);
-      this.events.emit('results.received', {
-        sessionId: live.id,
-        executorId: live.executorId,
-        responseId: msg.prev_response_id!,
-        statuses,
-      });
+      this.events.emit('results.received', { sessionId: live.id, executorId: live.executorId, responseId: msg.prev_response_id!, statuses });
     }
     return true;
   }
@@ -201,9 +168,7 @@ export class TaskService {
       if (!live) continue;
       if (live.executorId === client.clientId) {
         const text =
-          reason === 'slow_consumer'
-            ? aipError('SLOW_CONSUMER_CANCELLED', { id: client.clientId }).message
-            : aipError('DEVICE_DISCONNECTED').message;
+          reason === 'slow_consumer' ? aipError('SLOW_CONSUMER_CANCELLED', { id: client.clientId }).message : aipError('DEVICE_DISCONNECTED').message;
         live.notifyRequester = live.ownerId !== client.clientId;
         this.cancel(live, text);
       } else {
@@ -220,12 +185,17 @@ export class TaskService {
     await Promise.allSettled([...this.running]);
   }
 
-  /** Cancels a live session on request (HTTP API): the requester gets `task_end` failed. False if not live. */
-  cancelById(sessionId: string): boolean {
+  /** Cancels a live session on request: the requester gets `task_end` failed. False if not live here. */
+  cancelById(sessionId: string, reason: string = aipError('CANCELLED_BY_API').message): boolean {
     const live = this.live.get(sessionId);
     if (!live) return false;
-    this.cancel(live, aipError('CANCELLED_BY_API').message);
+    this.cancel(live, reason);
     return true;
+  }
+
+  /** Resolves once the live session has ended (at once if it is not live). */
+  ended(sessionId: string): Promise<void> {
+    return this.live.get(sessionId)?.done ?? Promise.resolve();
   }
 
   /** The requester and executor of a live session, or null. */
@@ -240,6 +210,77 @@ export class TaskService {
     return n;
   }
 
+  /** Builds the session and its dispatcher and indexes it as live. */
+  private prepare(spec: TaskSpec): LiveSession | AipError {
+    const { sessionId, taskName, executorId } = spec;
+    let session: Session;
+    try {
+      session = this.factory.create({
+        mode: spec.mode,
+        platform: spec.platform,
+        sessionId,
+        taskName,
+        request: spec.request,
+        onStatus: (change) => this.statusChanged(sessionId, change),
+      });
+    } catch (err) {
+      if (err instanceof AipError) return err;
+      throw err;
+    }
+    const log = this.log.child({ session_id: sessionId, task_name: taskName });
+    const dispatcher = new CommandDispatcher({
+      sessionId,
+      taskName,
+      executorId,
+      executor: () => this.directory.link(executorId),
+      timeoutMs: this.config.commandTimeoutMs,
+      log,
+      events: this.events,
+      onSent: (responseId, callIds, tools) => this.records.commands(sessionId, responseId, callIds, tools),
+    });
+    const live: LiveSession = {
+      id: sessionId,
+      taskName,
+      ownerId: spec.requesterId,
+      executorId,
+      forConstellation: spec.forConstellation,
+      session,
+      dispatcher,
+      startedAt: now(),
+      cancelReason: null,
+      notifyRequester: true,
+      replay: spec.replay ?? [],
+      priorHistory: spec.priorHistory ?? [],
+      done: Promise.resolve(),
+    };
+    this.live.set(sessionId, live);
+    this.index(spec.requesterId, sessionId);
+    this.index(executorId, sessionId);
+    this.events.emit('session.created', {
+      sessionId,
+      taskName,
+      ownerId: spec.requesterId,
+      executorId,
+      platform: session.platform,
+      mode: session.mode,
+    });
+    return live;
+  }
+
+  /** The task could not be recorded: the requester gets the error, and nothing ran. */
+  private refuse(live: LiveSession, err: AipError): void {
+    this.forget(live);
+    this.directory.link(live.ownerId)?.send({ type: 'error', status: 'error', error: err.message, timestamp: now(), response_id: randomUUID() });
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    const q: Promise<void> = p
+      .catch((err: unknown) => this.log.error({ err }, 'task failed unexpectedly'))
+      .finally(() => this.running.delete(q));
+    this.running.add(q);
+    return q;
+  }
+
   private cancel(live: LiveSession, reason: string): void {
     if (live.cancelReason !== null) return;
     live.cancelReason = reason;
@@ -250,8 +291,7 @@ export class TaskService {
   private resolveExecutor(requester: ClientInfo, targetId: string | null): string | AipError {
     if (requester.clientType === 'device') {
       if (targetId && targetId !== requester.clientId) return aipError('DEVICE_TARGETS_OTHER');
-      if (!this.directory.get(requester.clientId))
-        return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
+      if (!this.directory.get(requester.clientId)) return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
       return requester.clientId;
     }
     if (!targetId) return aipError('TARGET_REQUIRED');
@@ -263,10 +303,13 @@ export class TaskService {
     return targetId;
   }
 
-  private async run(live: LiveSession, log: Logger): Promise<void> {
+  private async run(live: LiveSession): Promise<void> {
+    const log = this.log.child({ session_id: live.id, task_name: live.taskName });
+    log.info({ owner: live.ownerId, executor: live.executorId, platform: live.session.platform }, 'task started');
+    const executor = new CheckpointExecutor(live.dispatcher, live.replay, (i, results) => this.records.step(live.id, i, results));
     let outcome: TaskOutcome;
     try {
-      outcome = await live.session.run(live.dispatcher);
+      outcome = await live.session.run(executor);
     } catch (err) {
       log.error({ err }, 'session run threw');
       outcome = { status: 'failed', result: null, error: err instanceof Error ? err.message : String(err) };
@@ -276,9 +319,7 @@ export class TaskService {
   }
 
   private async finish(live: LiveSession, outcome: TaskOutcome, log: Logger): Promise<void> {
-    const result =
-      outcome.result ??
-      (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
+    const result = outcome.result ?? (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
     const frame: ServerMessageInput = {
       type: 'task_end',
       status: outcome.status,
@@ -290,47 +331,37 @@ export class TaskService {
       result,
     };
     const error = frame.error ?? null;
-    // The result is stored, and the ended session leaves the live store (S5), before task_end goes out:
-    // whoever is told can read the result, and finds the session gone.
-    await this.persist(live, async () => {
-      await this.results.set(live.taskName, {
-        status: 'done',
-        session_id: live.id,
-        result,
-        task_status: outcome.status,
-        error,
-      });
-      await this.sessions.delete(live.id);
+    const requester = live.notifyRequester ? this.directory.link(live.ownerId) : undefined;
+    // The result is stored before task_end goes out: whoever is told can read it.
+    await this.records.end(live.id, {
+      status: live.session.state === 'cancelled' ? 'cancelled' : outcome.status,
+      result,
+      error,
+      history: [...live.priorHistory, ...live.session.history],
+      requesterNotified: requester !== undefined,
     });
-    if (live.notifyRequester) this.directory.link(live.ownerId)?.send(frame);
+    const delivered = requester?.send(frame) ?? false;
     if (live.forConstellation || !live.notifyRequester) {
       if (live.executorId !== live.ownerId) this.directory.link(live.executorId)?.send(frame);
     }
+    this.forget(live);
+    this.events.emit('session.ended', { sessionId: live.id, taskName: live.taskName, status: outcome.status, error });
+    this.onEnded?.(live, frame, delivered);
+    log.info({ status: outcome.status, error: frame.error }, 'task ended');
+  }
+
+  private forget(live: LiveSession): void {
     this.live.delete(live.id);
     live.dispatcher.dispose();
     this.unindex(live.ownerId, live.id);
     this.unindex(live.executorId, live.id);
-    this.events.emit('session.ended', {
-      sessionId: live.id,
-      taskName: live.taskName,
-      status: outcome.status,
-      error,
-    });
-    log.info({ status: outcome.status, error: frame.error }, 'task ended');
   }
 
   private statusChanged(sessionId: string, change: StatusChange): void {
     const live = this.live.get(sessionId);
-    if (live) void this.persist(live, () => this.sessions.appendStatus(sessionId, change));
+    // The end is recorded with the result (finish); the start and other moves as they happen.
+    if (live && change.state === 'running') this.records.state(sessionId, [...live.priorHistory, ...live.session.history]);
     this.events.emit('session.status', { sessionId, ...change });
-  }
-
-  /** Runs a store write after the session's earlier ones; a failure is logged, never thrown at the hot path. */
-  private persist(live: LiveSession, write: () => Promise<unknown>): Promise<unknown> {
-    live.persisted = live.persisted
-      .then(write)
-      .catch((err: unknown) => this.log.error({ err, session_id: live.id }, 'store write failed'));
-    return live.persisted;
   }
 
   private index(clientId: string, sid: string): void {

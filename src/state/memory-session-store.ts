@@ -1,54 +1,185 @@
-/** The in-process session store: a Map of frozen records. */
+/** The in-process session store: records and event logs in Maps, deep-copied in and out. For tests and benchmarks. */
+import { approxBytes } from './approx-bytes.js';
+import type { SessionRecord } from './session-model.js';
 import {
+  afterCursor,
+  cursorOf,
   matchesFilter,
+  newestFirst,
+  parseCursor,
+  type NewEvent,
+  type Page,
+  type PageRequest,
+  type SessionChanges,
+  type SessionEvent,
   type SessionFilter,
-  type SessionRecord,
   type SessionStore,
-  type StatusEntry,
 } from './session-store.js';
+
+export interface MemoryStoreOptions {
+  /** Events kept per session; the oldest go first. */
+  readonly maxEventsPerSession: number;
+  /**
+   * Bytes (by a content estimate) of ended sessions kept; past it the oldest ended sessions are forgotten, so a
+   * memory store never grows with finished work (large task results, screenshots). Default unbounded.
+   */
+  readonly maxEndedBytes?: number;
+}
+
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
 
 export class MemorySessionStore implements SessionStore {
   private readonly records = new Map<string, SessionRecord>();
+  private readonly logs = new Map<string, SessionEvent[]>();
+  /** Every event in id order (bounded through the per-session logs it mirrors). */
+  private all: SessionEvent[] = [];
+  private lastId = 0;
+  /** Events in all per-session logs. */
+  private logged = 0;
+  /** Events trimmed from their session's log but still in `all` until it is compacted. */
+  private readonly dropped = new WeakSet<SessionEvent>();
 
-  create(record: SessionRecord): Promise<boolean> {
-    if (this.records.has(record.id)) return Promise.resolve(false);
-    this.records.set(record.id, freeze(record));
-    return Promise.resolve(true);
+  /** Ended sessions in the order they ended, with their estimated size. */
+  private readonly ended = new Map<string, number>();
+  private endedBytes = 0;
+
+  constructor(private readonly opts: MemoryStoreOptions = { maxEventsPerSession: 10_000 }) {}
+
+  /** Estimated bytes of the ended sessions kept. */
+  get endedSessionBytes(): number {
+    return this.endedBytes;
+  }
+
+  /** Notes a record that ended (or left ended), and forgets the oldest ended ones past the budget. */
+  private account(rec: SessionRecord): void {
+    const old = this.ended.get(rec.id);
+    if (old !== undefined) {
+      this.ended.delete(rec.id);
+      this.endedBytes -= old;
+    }
+    if (!ENDED.has(rec.status) || this.opts.maxEndedBytes === undefined) return;
+    const size = approxBytes(rec);
+    this.ended.set(rec.id, size);
+    this.endedBytes += size;
+    for (const [id, bytes] of this.ended) {
+      if (this.endedBytes <= this.opts.maxEndedBytes) break;
+      this.ended.delete(id);
+      this.endedBytes -= bytes;
+      this.records.delete(id);
+      this.forgetLog(id);
+    }
+  }
+
+  open(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null> {
+    if (this.records.has(record.id)) return Promise.resolve(null);
+    this.records.set(record.id, structuredClone(record));
+    const stored = this.append([event])[0]!;
+    this.account(record);
+    return Promise.resolve(stored);
   }
 
   get(id: string): Promise<SessionRecord | null> {
-    return Promise.resolve(this.records.get(id) ?? null);
+    const r = this.records.get(id);
+    return Promise.resolve(r ? structuredClone(r) : null);
   }
 
-  appendStatus(id: string, entry: StatusEntry): Promise<SessionRecord | null> {
-    const rec = this.records.get(id);
-    if (!rec) return Promise.resolve(null);
-    const next = freeze({
-      ...rec,
-      state: entry.state,
-      updatedAt: entry.at,
-      history: [...rec.history, entry],
-    });
-    this.records.set(id, next);
-    return Promise.resolve(next);
+  update(
+    id: string,
+    version: number,
+    changes: SessionChanges,
+    event: NewEvent,
+  ): Promise<{ record: SessionRecord; event: SessionEvent } | null> {
+    const cur = this.records.get(id);
+    if (!cur || cur.version !== version) return Promise.resolve(null);
+    const next = { ...cur, version: version + 1 } as Record<string, unknown>;
+    // Absent keys stay as they are, and so do keys given as undefined (the SQL stores cannot tell them apart).
+    for (const [k, v] of Object.entries(changes)) if (v !== undefined) next[k] = structuredClone(v);
+    this.records.set(id, next as unknown as SessionRecord);
+    const result = { record: structuredClone(next as unknown as SessionRecord), event: this.append([event])[0]! };
+    this.account(next as unknown as SessionRecord);
+    return Promise.resolve(result);
   }
 
-  list(filter: SessionFilter = {}): Promise<SessionRecord[]> {
-    const out: SessionRecord[] = [];
-    for (const rec of this.records.values()) {
-      if (filter.limit !== undefined && out.length >= filter.limit) break;
-      if (matchesFilter(rec, filter)) out.push(rec);
+  delete(id: string, event: NewEvent): Promise<SessionEvent | null> {
+    const cur = this.records.get(id);
+    if (!cur || !this.records.delete(id)) return Promise.resolve(null);
+    this.account({ ...cur, status: 'active' });
+    return Promise.resolve(this.append([event])[0]!);
+  }
+
+  list(filter: SessionFilter, page: PageRequest): Promise<Page> {
+    const cursor = page.cursor ? parseCursor(page.cursor) : null;
+    const matching = [...this.records.values()]
+      .filter((r) => matchesFilter(r, filter) && (!cursor || afterCursor(r, cursor)))
+      .sort(newestFirst);
+    const items = matching.slice(0, page.limit).map((r) => structuredClone(r));
+    const next = matching.length > page.limit && items.length > 0 ? cursorOf(items[items.length - 1]!) : null;
+    return Promise.resolve({ items, next });
+  }
+
+  appendEvents(events: readonly NewEvent[]): Promise<SessionEvent[]> {
+    return Promise.resolve(this.append(events));
+  }
+
+  events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]> {
+    const log = this.logs.get(sessionId) ?? [];
+    return Promise.resolve(
+      log
+        .filter((e) => e.id > after)
+        .slice(0, limit)
+        .map((e) => structuredClone(e)),
+    );
+  }
+
+  allEvents(after: number, limit: number): Promise<SessionEvent[]> {
+    const out: SessionEvent[] = [];
+    for (const e of this.all) {
+      if (out.length >= limit) break;
+      if (e.id <= after || this.dropped.has(e)) continue;
+      out.push(structuredClone(e));
     }
     return Promise.resolve(out);
   }
 
-  delete(id: string): Promise<boolean> {
-    return Promise.resolve(this.records.delete(id));
+  /** Drops a forgotten session's log. */
+  private forgetLog(id: string): void {
+    const log = this.logs.get(id);
+    if (!log) return;
+    for (const e of log) this.dropped.add(e);
+    this.logged -= log.length;
+    this.logs.delete(id);
   }
-}
 
-/** A deep-frozen copy: callers share it safely, and nobody can change the stored value through it. */
-function freeze(rec: SessionRecord): SessionRecord {
-  const history = rec.history.map((h) => Object.freeze({ ...h }));
-  return Object.freeze({ ...rec, history: Object.freeze(history) });
+  /** Stores events with fresh ids; returns copies. */
+  private append(events: readonly NewEvent[]): SessionEvent[] {
+    const out: SessionEvent[] = [];
+    for (const e of events) {
+      const stored: SessionEvent = { ...structuredClone(e), id: ++this.lastId };
+      let log = this.logs.get(e.session_id);
+      if (!log) this.logs.set(e.session_id, (log = []));
+      log.push(stored);
+      this.logged++;
+      if (log.length > this.opts.maxEventsPerSession) {
+        this.dropped.add(log.shift()!);
+        this.logged--;
+      }
+      this.all.push(stored);
+      out.push(structuredClone(stored));
+    }
+    // The global list keeps only events still in some session's log (amortised: when half of it is trimmed).
+    if (this.all.length > 2 * this.logged + 1024) {
+      const kept = new Set<SessionEvent>();
+      for (const log of this.logs.values()) for (const e of log) kept.add(e);
+      this.all = this.all.filter((e) => kept.has(e));
+    }
+    return out;
+  }
 }

@@ -1,59 +1,134 @@
 /**
- * Session records: one per session the server runs, with its status history. The store is the one place the
- * HTTP API and any other node read sessions from; a session's runtime (its agent, its pending commands) stays in
- * the process that runs it.
+ * Session records and their event logs, behind one interface. Memory, SQLite and PostgreSQL implement it, and each
+ * must pass the shared suite in test/state/conformance.ts.
  *
- * Every method is asynchronous so that SQLite, PostgreSQL and Redis implementations can follow as files of their
- * own; each must pass the shared suite in test/state/conformance.ts. Records are values: what a caller gets back
- * is a copy, and changing it changes nothing in the store.
+ * - Every write is atomic with its event: a create, an update and a delete each append exactly one event to the
+ *   session's log in the same transaction. Event ids only grow, across all sessions.
+ * - Writes are optimistic: `update` names the version it read, and fails (resolves null) if another write came
+ *   first; the caller reads again and retries.
+ * - A resolved write is committed (durable as the implementation documents). Implementations may group writes that
+ *   arrive together into one transaction (group commit); callers on the hot path need not await.
+ * - Records are values: what a caller gets back is its own copy.
  */
+import type { JsonObject, SessionRecord, SessionStatus } from './session-model.js';
 
-export interface StatusEntry {
-  readonly state: string;
-  /** ISO-8601 UTC with milliseconds. */
-  readonly at: string;
-  readonly reason?: string;
-}
-
-export interface SessionRecord {
-  readonly id: string;
-  readonly taskName: string;
-  /** The requester: the client that sent the task. */
-  readonly ownerId: string;
-  /** The device that executes it. */
-  readonly executorId: string;
-  readonly platform: string;
-  readonly mode: string;
-  /** The current state: the last entry of `history`. */
-  readonly state: string;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly history: readonly StatusEntry[];
-}
+export type { SessionRecord } from './session-model.js';
 
 export interface SessionFilter {
-  readonly ownerId?: string;
-  readonly executorId?: string;
-  /** Any of these states. */
-  readonly states?: readonly string[];
-  /** At most this many, oldest first. */
-  readonly limit?: number;
+  readonly agent_id?: string;
+  /** Any of these statuses. */
+  readonly status?: readonly SessionStatus[];
+  readonly session_type?: string;
+  /** ISO-8601 bounds, exclusive. */
+  readonly created_after?: string;
+  readonly created_before?: string;
+  readonly updated_after?: string;
+  readonly updated_before?: string;
+  readonly managed_by?: string;
+  /** AIP task sessions whose requester is this client. */
+  readonly requester?: string;
+  /** AIP task sessions executed by this device. */
+  readonly executor?: string;
+  /** AIP task sessions of this task name. */
+  readonly task_name?: string;
 }
+
+/** A page of sessions, newest first (created_at, then id, descending). */
+export interface PageRequest {
+  readonly limit: number;
+  /** Opaque: the `next` of the previous page. */
+  readonly cursor?: string | null;
+}
+export interface Page {
+  readonly items: SessionRecord[];
+  /** The cursor of the next page, or null on the last. */
+  readonly next: string | null;
+}
+
+/** One entry of a session's event log. */
+export interface SessionEvent {
+  /** Grows with every event, across all sessions. */
+  readonly id: number;
+  readonly session_id: string;
+  /** `session.created`, `session.updated`, `session.deleted`, `task.started`, `task.commands`, `task.results`, `task.ended`. */
+  readonly type: string;
+  readonly at: string;
+  readonly data: JsonObject;
+}
+export type NewEvent = Omit<SessionEvent, 'id'>;
+
+/** Column changes of one update; absent keys stay as they are. `updated_at` and `version` move with every update. */
+export type SessionChanges = Partial<Omit<SessionRecord, 'id' | 'created_at' | 'version'>>;
 
 export interface SessionStore {
-  /** Adds a record; resolves false (and changes nothing) if the id exists. */
-  create(record: SessionRecord): Promise<boolean>;
+  /** Prepares the store (migrations); throws a clear error for a database written by a newer aipd. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Adds a record and its event; resolves the stored event, or null (and changes nothing) when the id exists. */
+  create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null>;
   get(id: string): Promise<SessionRecord | null>;
-  /** Sets the state, appends it to the history and bumps `updatedAt`. Null if there is no such session. */
-  appendStatus(id: string, entry: StatusEntry): Promise<SessionRecord | null>;
-  /** Sessions matching every given filter, in creation order. */
-  list(filter?: SessionFilter): Promise<SessionRecord[]>;
-  delete(id: string): Promise<boolean>;
+  /**
+   * Applies `changes` if the record is still at `version` (then at `version + 1`); resolves the new record and the
+   * stored event, or null when it is missing or moved on. Updates of one session may be pipelined: each names the
+   * version the previous one will have made, and they apply in call order.
+   */
+  update(
+    id: string,
+    version: number,
+    changes: SessionChanges,
+    event: NewEvent,
+  ): Promise<{ record: SessionRecord; event: SessionEvent } | null>;
+  /** Deletes a record and appends its event; null if there was none. The log keeps the deletion. */
+  delete(id: string, event: NewEvent): Promise<SessionEvent | null>;
+  list(filter: SessionFilter, page: PageRequest): Promise<Page>;
+  /** Events of the log with no record change (the task's command batches). */
+  appendEvents(events: readonly NewEvent[]): Promise<SessionEvent[]>;
+  /** A session's events with id > `after`, oldest first. */
+  events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]>;
+  /** Events of every session with id > `after`, oldest first. */
+  allEvents(after: number, limit: number): Promise<SessionEvent[]>;
 }
 
-export function matchesFilter(rec: SessionRecord, f: SessionFilter): boolean {
-  if (f.ownerId !== undefined && rec.ownerId !== f.ownerId) return false;
-  if (f.executorId !== undefined && rec.executorId !== f.executorId) return false;
-  if (f.states !== undefined && !f.states.includes(rec.state)) return false;
+/** The cursor of a page that ended at `r`. */
+export function cursorOf(r: SessionRecord): string {
+  return Buffer.from(JSON.stringify([r.created_at, r.id])).toString('base64url');
+}
+
+/** [created_at, id] from a cursor, or null when it is not one of ours. */
+export function parseCursor(cursor: string): [string, string] | null {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string')
+      return [v[0], v[1]];
+  } catch {
+    // not ours
+  }
+  return null;
+}
+
+/** Whether `r` matches every given filter (for stores that filter in code). */
+export function matchesFilter(r: SessionRecord, f: SessionFilter): boolean {
+  if (f.agent_id !== undefined && r.agent_id !== f.agent_id) return false;
+  if (f.status !== undefined && !f.status.includes(r.status)) return false;
+  if (f.session_type !== undefined && r.session_type !== f.session_type) return false;
+  if (f.created_after !== undefined && !(r.created_at > f.created_after)) return false;
+  if (f.created_before !== undefined && !(r.created_at < f.created_before)) return false;
+  if (f.updated_after !== undefined && !(r.updated_at > f.updated_after)) return false;
+  if (f.updated_before !== undefined && !(r.updated_at < f.updated_before)) return false;
+  if (f.managed_by !== undefined && r.managed_by !== f.managed_by) return false;
+  if (f.requester !== undefined && r.task?.requester !== f.requester) return false;
+  if (f.executor !== undefined && r.task?.executor !== f.executor) return false;
+  if (f.task_name !== undefined && r.task?.task_name !== f.task_name) return false;
   return true;
+}
+
+/** Newest first: created_at, then id, descending. */
+export function newestFirst(a: SessionRecord, b: SessionRecord): number {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** True when `r` comes after the cursor position in newest-first order. */
+export function afterCursor(r: SessionRecord, c: [string, string]): boolean {
+  return r.created_at < c[0] || (r.created_at === c[0] && r.id < c[1]);
 }

@@ -1,7 +1,8 @@
 /**
  * Task results: what `GET /api/task_result/{name}` reads (ufo-aip.md §9.6, Q2, Q3). Keyed by task name; a
  * dispatch id handed out by `/api/dispatch` can be recorded as an alias of the task name it dispatched.
- * Implementations bound what they keep (the in-memory one by bytes), so old results are evicted, never piled up.
+ * The server's implementation reads the session store (a task's result is on its session record); aliases are
+ * kept in a bounded cache.
  */
 
 export type TaskResultEntry =
@@ -15,7 +16,7 @@ export type TaskResultEntry =
     };
 
 export interface TaskResultStore {
-  set(taskName: string, entry: TaskResultEntry): Promise<void>;
+  /** The latest task of this name: pending while it runs, done with its result once it ended. */
   get(taskName: string): Promise<TaskResultEntry | undefined>;
   /** Records that `alias` (a dispatch id) names the task `taskName`. */
   alias(alias: string, taskName: string): Promise<void>;

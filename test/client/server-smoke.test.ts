@@ -14,7 +14,7 @@ afterEach(async () => {
 
 describe.each(['json', 'msgpack'] as const)('client against aipd (%s)', (codec) => {
   it('runs a plan task from a controller on a device and reads device info', async () => {
-    server = await startServer({ port: 0, apiKey: 'k3y', logLevel: 'silent' });
+    server = await startServer({ port: 0, apiKey: 'k3y', logLevel: 'silent', store: 'memory' });
     const url = `ws://127.0.0.1:${server.port}/ws`;
     const calls: string[] = [];
     const dev = new AipDeviceClient({

@@ -109,7 +109,7 @@ const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
 /** `aipd serve --port 0` in its own process; resolves once it printed its listening line. */
 export function spawnAipd(apiKey: string, extra: string[] = []): Promise<SpawnedAipd> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--api-key', apiKey, '--log-level', 'silent', ...extra]);
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--api-key', apiKey, '--log-level', 'silent', '--store', 'memory', ...extra]);
   let out = '';
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString()));

@@ -7,7 +7,7 @@ export const TEST_KEY = 'test-key-0123456789';
 
 export async function startTestServer(config: ServerConfigInput = {}, opts: StartOptions = {}): Promise<RunningServer & { url: string }> {
   const server = await startServer(
-    { port: 0, host: '127.0.0.1', apiKey: TEST_KEY, logLevel: 'silent', shutdownGraceMs: 500, ...config },
+    { port: 0, host: '127.0.0.1', apiKey: TEST_KEY, logLevel: 'silent', shutdownGraceMs: 500, store: 'memory', ...config },
     { logger: silentLogger(), ...opts },
   );
   return Object.assign(server, { url: `ws://127.0.0.1:${server.port}/ws?token=${TEST_KEY}` });

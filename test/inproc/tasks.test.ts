@@ -64,7 +64,7 @@ describe.each<Codec>(['json', 'msgpack'])('tasks in-process over %s (ufo-aip.md 
     );
     expect(d.frames.every((f) => f.isBinary === (codec === 'msgpack'))).toBe(true);
     expect(h.server.tasks.live.size).toBe(0);
-    expect(await h.server.tasks.results.get('notepad_hello')).toMatchObject({
+    expect(await h.server.results.get('notepad_hello')).toMatchObject({
       status: 'done',
       task_status: 'completed',
       session_id: ack.session_id,
@@ -286,7 +286,7 @@ describe.each<Codec>(['json', 'msgpack'])('disconnects in-process over %s (ufo-a
     d.close();
     await waitFor(() => h.server.tasks.live.size === 0, 500);
     const sid = d.ofType('heartbeat').find((m) => m.session_id)!.session_id!;
-    expect(await h.server.tasks.results.get('own')).toMatchObject({
+    expect(await h.server.results.get('own')).toMatchObject({
       session_id: sid,
       status: 'done',
       task_status: 'failed',

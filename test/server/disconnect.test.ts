@@ -48,7 +48,7 @@ describe.each<Codec>(['json', 'msgpack'])('disconnects over %s (ufo-aip.md §8.4
     await d.close();
     await waitFor(() => server.tasks.live.size === 0);
     const sid = d.ofType('heartbeat').find((m) => m.session_id)!.session_id!;
-    expect(await server.tasks.results.get(taskNames[0]!)).toMatchObject({
+    expect(await server.results.get(taskNames[0]!)).toMatchObject({
       session_id: sid,
       status: 'done',
       task_status: 'failed',

@@ -1,50 +1,32 @@
-/** The state conformance suite over the in-memory implementations, plus what is particular to them. */
+/** The state conformance suites over the in-memory implementations, plus what is particular to them. */
 import { describe, expect, it } from 'vitest';
+import { approxBytes } from '../../src/state/approx-bytes.js';
 import { EventBus } from '../../src/state/events.js';
 import { MemoryClientDirectory } from '../../src/state/memory-client-directory.js';
 import { MemorySessionStore } from '../../src/state/memory-session-store.js';
-import { MemoryTaskResultStore, approxBytes } from '../../src/state/memory-task-results.js';
-import { clientDirectorySuite, sessionStoreSuite, taskResultStoreSuite } from './conformance.js';
+import { clientDirectorySuite } from './directory-suite.js';
+import { sessionEvent, sessionRecord, sessionStoreSuite, taskFields } from './session-store-suite.js';
 
-const resultOptions = { maxEntries: 100, maxBytes: 1024 * 1024, maxAliases: 100 };
-
-sessionStoreSuite('memory', { make: () => new MemorySessionStore() });
-taskResultStoreSuite('memory', { make: () => new MemoryTaskResultStore(resultOptions) });
+sessionStoreSuite('memory', { make: (opts) => new MemorySessionStore(opts) });
 clientDirectorySuite('memory', { make: () => new MemoryClientDirectory() });
 
-describe('MemoryTaskResultStore byte budget', () => {
-  it('holds its byte budget however large the results, evicting the oldest', async () => {
-    const store = new MemoryTaskResultStore({
-      maxEntries: 10_000,
-      maxBytes: 50 * 1024 * 1024,
-      maxAliases: 10,
-    });
-    const shot = 'A'.repeat(10 * 1024 * 1024); // a 10 MB screenshot-like string (20 MiB as UTF-16)
-    for (let i = 0; i < 20; i++)
-      await store.set(`t${i}`, {
-        status: 'done',
-        session_id: `s${i}`,
-        result: { shot },
-        task_status: 'completed',
-        error: null,
-      });
-    expect(store.calculatedSize).toBeLessThanOrEqual(50 * 1024 * 1024);
-    expect(store.size).toBe(2);
-    expect(await store.get('t0')).toBeUndefined();
-    expect(await store.get('t19')).toMatchObject({ session_id: 's19' });
-  });
-
-  it('does not keep an entry larger than the whole budget, nor an older value under its name', async () => {
-    const store = new MemoryTaskResultStore({ maxEntries: 10, maxBytes: 1024, maxAliases: 10 });
-    await store.set('t', { status: 'pending', session_id: 's' });
-    await store.set('t', {
-      status: 'done',
-      session_id: 's',
-      result: 'x'.repeat(4096),
-      task_status: 'completed',
-      error: null,
-    });
-    expect(await store.get('t')).toBeUndefined();
+describe('MemorySessionStore byte budget for ended sessions', () => {
+  it('holds its budget however large the results, forgetting the oldest ended sessions and never a live one', async () => {
+    const budget = 50 * 1024 * 1024;
+    const store = new MemorySessionStore({ maxEventsPerSession: 100, maxEndedBytes: budget });
+    const shot = 'A'.repeat(10 * 1024 * 1024); // a 10 MB screenshot-like result (20 MiB as UTF-16)
+    await store.create(sessionRecord('live'), sessionEvent('live', 'session.created'));
+    for (let i = 0; i < 20; i++) {
+      const id = `t${i}`;
+      await store.create(sessionRecord(id, { task: taskFields() }), sessionEvent(id, 'session.created'));
+      const done = await store.update(id, 0, { status: 'completed', task: taskFields({ result: { shot } }) }, sessionEvent(id));
+      expect(done?.record.status).toBe('completed');
+    }
+    expect(store.endedSessionBytes).toBeLessThanOrEqual(budget);
+    expect(await store.get('t0')).toBeNull();
+    expect(await store.events('t0', 0, 10)).toEqual([]);
+    expect((await store.get('t19'))?.status).toBe('completed');
+    expect((await store.get('live'))?.status).toBe('active');
   });
 
   it('estimates strings at two bytes a unit and counts nested nodes', () => {
@@ -81,7 +63,6 @@ describe('EventBus', () => {
   });
 
   it('wants nothing with no subscriber', () => {
-    const bus = new EventBus();
-    expect(bus.wants('command.sent')).toBe(false);
+    expect(new EventBus().wants('command.sent')).toBe(false);
   });
 });

@@ -1,11 +1,14 @@
-/** `/api/sessions`: the sessions running now, with their status history; `DELETE` cancels one. */
+/**
+ * `/api/sessions`: the AIP task sessions running now, with their task state history (aipd's addition to UFO's API);
+ * `DELETE` cancels one. They are read from the one session store; `/sessions` has the durable records of all.
+ */
 import { aipError } from '../../../protocol/index.js';
-import type { SessionRecord } from '../../state/session-store.js';
+import type { SessionRecord, TaskStateEntry } from '../../state/session-model.js';
 import type { ApiDeps } from '../deps.js';
 import { detail, json } from '../responses.js';
 import type { Route } from '../router.js';
 
-/** A session as this API shows it. */
+/** A task session as this API shows it. */
 export interface SessionView {
   session_id: string;
   task_name: string;
@@ -14,21 +17,26 @@ export interface SessionView {
   platform: string;
   state: string;
   started_at: string;
-  history: SessionRecord['history'];
+  history: readonly TaskStateEntry[];
 }
 
-export function sessionView(r: SessionRecord): SessionView {
+/** The view of a live task session, or null for anything else. */
+export function sessionView(r: SessionRecord): SessionView | null {
+  if (!r.task || (r.status !== 'active' && r.status !== 'paused')) return null;
   return {
     session_id: r.id,
-    task_name: r.taskName,
-    owner: r.ownerId,
-    executor: r.executorId,
-    platform: r.platform,
-    state: r.state,
-    started_at: r.createdAt,
-    history: r.history,
+    task_name: r.task.task_name,
+    owner: r.task.requester,
+    executor: r.task.executor,
+    platform: r.task.platform,
+    state: r.task.state,
+    started_at: r.created_at,
+    history: r.task.state_history,
   };
 }
+
+/** Live task sessions listed at most (the rest are on `/sessions`). */
+const LIVE_LIST_LIMIT = 1000;
 
 export function liveSessionRoutes(deps: ApiDeps): Route[] {
   const notFound = () => detail(404, aipError('HTTP_SESSION_NOT_FOUND').message);
@@ -36,14 +44,19 @@ export function liveSessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/api/sessions',
-      handle: async () => json(200, { sessions: (await deps.sessions.list()).map(sessionView) }),
+      handle: async () => {
+        const page = await deps.sessions.list({ session_type: 'task', status: ['active', 'paused'] }, { limit: LIVE_LIST_LIMIT });
+        const views = page.items.map(sessionView).filter((v): v is SessionView => v !== null);
+        return json(200, { sessions: views.reverse() });
+      },
     },
     {
       method: 'GET',
       path: '/api/sessions/:id',
       handle: async ({ params }) => {
         const rec = await deps.sessions.get(params.id!);
-        return rec ? json(200, sessionView(rec)) : notFound();
+        const view = rec ? sessionView(rec) : null;
+        return view ? json(200, view) : notFound();
       },
     },
     {

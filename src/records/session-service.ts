@@ -1,0 +1,304 @@
+/**
+ * The session service: every read and write of a session record goes through here, whether it comes from REST or
+ * from an AIP task this node runs. It owns the status transition table, JSON Merge Patch of `context`, and the
+ * rule that each create, update and delete is exactly one event, committed with it.
+ *
+ * Writes of one session are pipelined: the service keeps the version it last issued and the store applies updates
+ * in order, so the hot path never waits for a commit. A write that finds the record moved on (another node wrote
+ * it) is retried on a fresh read. Live sessions stay in the cache (`pin`); others leave it once their writes land.
+ */
+import { aipError, AipError } from '../../protocol/index.js';
+import type { Logger } from '../logger.js';
+import {
+  STATUS_TRANSITIONS,
+  type JsonObject,
+  type RuntimeBackend,
+  type SessionRecord,
+  type SessionStatus,
+  type StatusEntry,
+} from '../state/session-model.js';
+import type { NewEvent, Page, PageRequest, SessionChanges, SessionEvent, SessionFilter, SessionStore } from '../state/session-store.js';
+import { EventFeed } from './event-feed.js';
+import { mergePatch } from './merge-patch.js';
+
+/** What a client may set at create. */
+export interface CreateInput {
+  readonly id?: string;
+  readonly agent_id: string;
+  readonly session_type: string;
+  readonly status?: SessionStatus;
+  readonly context?: JsonObject;
+  readonly checkpoint?: JsonObject | null;
+  readonly runtime_backend?: RuntimeBackend;
+  readonly runtime_metadata?: JsonObject;
+}
+
+/** What PATCH may change; `context` is merged (RFC 7396), the rest replaced. */
+export interface PatchInput {
+  readonly status?: SessionStatus;
+  /** Recorded in the status history with a status change. */
+  readonly reason?: string;
+  readonly context?: JsonObject;
+  readonly checkpoint?: JsonObject | null;
+  readonly runtime_backend?: RuntimeBackend;
+  readonly runtime_metadata?: JsonObject;
+}
+
+/** A change computed from the current record: its columns and the event that records it. */
+export interface Mutation {
+  readonly changes: SessionChanges;
+  readonly type?: string;
+  readonly data?: JsonObject;
+}
+
+interface CacheEntry {
+  current: SessionRecord | null;
+  loading: Promise<void> | null;
+  pending: number;
+  pinned: boolean;
+}
+
+export interface SessionServiceOptions {
+  /** Event payloads larger than this (as JSON) are replaced by a note of their size; a task's results are kept. */
+  readonly maxEventDataBytes: number;
+  readonly clock?: () => Date;
+}
+
+/** Event types whose payload is recovery data, never truncated. */
+const KEPT_WHOLE = new Set(['task.results']);
+
+/** Attempts at a write whose record keeps moving under it (other writers), before 409. */
+const MAX_RETRIES = 5;
+
+export class SessionService {
+  readonly feed: EventFeed;
+  private readonly cache = new Map<string, CacheEntry>();
+
+  private readonly clock: () => Date;
+
+  constructor(
+    readonly store: SessionStore,
+    private readonly log: Logger,
+    private readonly opts: SessionServiceOptions,
+  ) {
+    this.clock = opts.clock ?? (() => new Date());
+    this.feed = new EventFeed((err) => log.error({ err }, 'session event listener failed'));
+  }
+
+  now(): string {
+    return this.clock().toISOString();
+  }
+
+  /** Creates a record (REST, or a task with `managed_by` and `task` set). Throws SESSION_EXISTS. */
+  async create(record: SessionRecord, data: JsonObject = {}): Promise<SessionRecord> {
+    const event = await this.store.create(record, this.event(record.id, 'session.created', data));
+    if (!event) throw aipError('SESSION_EXISTS', { id: record.id });
+    this.feed.publish(event);
+    const entry = this.cache.get(record.id);
+    if (entry?.pinned) entry.current = record;
+    return record;
+  }
+
+  /** A new record from client input, with defaults. */
+  recordFrom(input: CreateInput, id: string): SessionRecord {
+    const at = this.now();
+    const status = input.status ?? 'active';
+    return {
+      id,
+      agent_id: input.agent_id,
+      session_type: input.session_type,
+      status,
+      context: input.context ?? {},
+      checkpoint: input.checkpoint ?? null,
+      runtime_backend: input.runtime_backend ?? 'unknown',
+      runtime_metadata: input.runtime_metadata ?? {},
+      created_at: at,
+      updated_at: at,
+      status_history: [{ status, at }],
+      task: null,
+      managed_by: null,
+      version: 0,
+    };
+  }
+
+  async get(id: string): Promise<SessionRecord | null> {
+    const entry = this.cache.get(id);
+    if (entry?.current && entry.pending === 0) return structuredClone(entry.current);
+    return this.store.get(id);
+  }
+
+  list(filter: SessionFilter, page: PageRequest): Promise<Page> {
+    return this.store.list(filter, page);
+  }
+
+  /** PATCH: validates the status change against the table (409 names both states). Throws HTTP_SESSION_NOT_FOUND. */
+  patch(id: string, input: PatchInput): Promise<SessionRecord> {
+    return this.write(id, (cur) => {
+      const changes: { -readonly [K in keyof SessionChanges]: SessionChanges[K] } = {};
+      const updates: string[] = [];
+      if (input.status !== undefined && input.status !== cur.status) {
+        Object.assign(changes, this.statusChange(cur, input.status, input.reason));
+        updates.push('status');
+      }
+      if (input.context !== undefined) {
+        changes.context = mergePatch(cur.context, input.context) as JsonObject;
+        updates.push('context');
+      }
+      if (input.checkpoint !== undefined) {
+        changes.checkpoint = input.checkpoint;
+        updates.push('checkpoint');
+      }
+      if (input.runtime_backend !== undefined) {
+        changes.runtime_backend = input.runtime_backend;
+        updates.push('runtime_backend');
+      }
+      if (input.runtime_metadata !== undefined) {
+        changes.runtime_metadata = input.runtime_metadata;
+        updates.push('runtime_metadata');
+      }
+      return { changes, data: { updates } };
+    });
+  }
+
+  /** PUT context: replaces it whole. */
+  replaceContext(id: string, context: JsonObject): Promise<SessionRecord> {
+    return this.write(id, () => ({ changes: { context }, data: { updates: ['context'] } }));
+  }
+
+  /** Columns and history entry for a status change; throws SESSION_ILLEGAL_STATUS. */
+  statusChange(cur: SessionRecord, to: SessionStatus, reason?: string): Pick<SessionChanges, 'status' | 'status_history'> {
+    if (!STATUS_TRANSITIONS[cur.status].includes(to)) throw aipError('SESSION_ILLEGAL_STATUS', { from: cur.status, to });
+    const entry: StatusEntry = reason === undefined ? { status: to, at: this.now() } : { status: to, at: this.now(), reason };
+    return { status: to, status_history: [...cur.status_history, entry] };
+  }
+
+  /**
+   * The one write path: `mutate` computes the change from the current record (as this node last wrote it), and
+   * may throw to refuse it. Resolves the record once committed.
+   */
+  write(id: string, mutate: (cur: SessionRecord) => Mutation, attempt = 0): Promise<SessionRecord> {
+    const entry = this.entry(id);
+    if (!entry.current || entry.loading) {
+      entry.loading ??= this.store.get(id).then((r) => {
+        entry.current = r;
+        entry.loading = null;
+      });
+      return entry.loading.then(() => this.write(id, mutate, attempt));
+    }
+    const cur = entry.current;
+    let m: Mutation;
+    try {
+      m = mutate(cur);
+    } catch (err) {
+      this.release(id, entry);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const updated_at = this.now();
+    const changes: SessionChanges = { ...m.changes, updated_at };
+    entry.current = { ...cur, ...changes, version: cur.version + 1 };
+    entry.pending++;
+    const status = changes.status ?? cur.status;
+    const event = this.event(id, m.type ?? 'session.updated', { agent_id: cur.agent_id, status, ...m.data });
+    return this.store.update(id, cur.version, changes, event).then(
+      (res) => {
+        entry.pending--;
+        if (res) {
+          this.feed.publish(res.event);
+          this.release(id, entry);
+          return res.record;
+        }
+        entry.current = null;
+        if (attempt >= MAX_RETRIES) {
+          this.release(id, entry);
+          throw aipError('SESSION_CONFLICT', { id });
+        }
+        return this.write(id, mutate, attempt + 1);
+      },
+      (err: unknown) => {
+        entry.pending--;
+        entry.current = null;
+        this.release(id, entry);
+        throw err;
+      },
+    );
+  }
+
+  /** Deletes a record (the log keeps a `session.deleted` event). False if there was none. */
+  async delete(id: string): Promise<boolean> {
+    const cur = await this.get(id);
+    if (!cur) return false;
+    const entry = this.cache.get(id);
+    if (entry) entry.current = null;
+    const event = await this.store.delete(id, this.event(id, 'session.deleted', { agent_id: cur.agent_id, status: cur.status }));
+    this.cache.delete(id);
+    if (!event) return false;
+    this.feed.publish(event);
+    return true;
+  }
+
+  /** Events with no record change (a task's command batches); not awaited on the hot path. */
+  appendEvents(events: readonly NewEvent[]): Promise<void> {
+    return this.store.appendEvents(events).then((stored) => {
+      for (const e of stored) this.feed.publish(e);
+    });
+  }
+
+  event(sessionId: string, type: string, data: JsonObject): NewEvent {
+    return { session_id: sessionId, type, at: this.now(), data: KEPT_WHOLE.has(type) ? data : this.bounded(data) };
+  }
+
+  /** `data`, or a note of its size when it is larger than the limit (the keys that say what changed are kept). */
+  private bounded(data: JsonObject): JsonObject {
+    const size = JSON.stringify(data).length;
+    if (size <= this.opts.maxEventDataBytes) return data;
+    const kept: JsonObject = { truncated: true, bytes: size };
+    for (const k of ['agent_id', 'status', 'updates', 'session_type', 'task_status'] as const) if (k in data) kept[k] = data[k];
+    return kept;
+  }
+
+  /** Keeps a live session's record in the cache, so its writes pipeline without reads. */
+  pin(record: SessionRecord): void {
+    const entry = this.entry(record.id);
+    entry.pinned = true;
+    entry.current ??= record;
+  }
+
+  unpin(id: string): void {
+    const entry = this.cache.get(id);
+    if (!entry) return;
+    entry.pinned = false;
+    this.release(id, entry);
+  }
+
+  events(id: string, after: number, limit: number): Promise<SessionEvent[]> {
+    return this.store.events(id, after, limit);
+  }
+
+  allEvents(after: number, limit: number): Promise<SessionEvent[]> {
+    return this.store.allEvents(after, limit);
+  }
+
+  private entry(id: string): CacheEntry {
+    let e = this.cache.get(id);
+    if (!e) this.cache.set(id, (e = { current: null, loading: null, pending: 0, pinned: false }));
+    return e;
+  }
+
+  private release(id: string, entry: CacheEntry): void {
+    if (!entry.pinned && entry.pending === 0 && !entry.loading && this.cache.get(id) === entry) this.cache.delete(id);
+  }
+}
+
+/** The HTTP status of a session error from the catalogue. */
+export function sessionErrorStatus(err: AipError): number {
+  switch (err.kind) {
+    case 'HTTP_SESSION_NOT_FOUND':
+      return 404;
+    case 'SESSION_EXISTS':
+    case 'SESSION_ILLEGAL_STATUS':
+    case 'SESSION_CONFLICT':
+      return 409;
+    default:
+      return 400;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * `/api/task_result` over the session store: a task's status and result are read from its session record (the
+ * newest task session of that name), so results survive restarts and there is one store, not two. Dispatch ids
+ * from `/api/dispatch` are aliases kept in a bounded cache.
+ */
+import { LRUCache } from 'lru-cache';
+import type { SessionRecord } from '../state/session-model.js';
+import type { TaskResultEntry, TaskResultStore } from '../state/task-results.js';
+import type { SessionService } from './session-service.js';
+
+export class SessionTaskResults implements TaskResultStore {
+  private readonly aliases: LRUCache<string, string>;
+
+  constructor(
+    private readonly sessions: SessionService,
+    maxAliases: number,
+  ) {
+    this.aliases = new LRUCache({ max: maxAliases });
+  }
+
+  async get(taskName: string): Promise<TaskResultEntry | undefined> {
+    const page = await this.sessions.list({ session_type: 'task', task_name: taskName }, { limit: 1 });
+    const rec = page.items[0];
+    return rec ? resultOf(rec) : undefined;
+  }
+
+  alias(alias: string, taskName: string): Promise<void> {
+    this.aliases.set(alias, taskName);
+    return Promise.resolve();
+  }
+
+  resolveAlias(alias: string): Promise<string | undefined> {
+    return Promise.resolve(this.aliases.get(alias));
+  }
+}
+
+/** A task session as `/api/task_result` reports it: pending until it ended (a crashed one may still resume). */
+export function resultOf(rec: SessionRecord): TaskResultEntry {
+  const t = rec.task;
+  if (!t || rec.status === 'active' || rec.status === 'paused' || rec.status === 'crashed') return { status: 'pending', session_id: rec.id };
+  return { status: 'done', session_id: rec.id, result: t.result, task_status: rec.status === 'completed' ? 'completed' : 'failed', error: t.error };
+}

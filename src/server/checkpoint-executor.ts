@@ -1,0 +1,57 @@
+/**
+ * The executor a task session runs on, with checkpoints: every batch's results are recorded as they arrive (the
+ * task's checkpoint counts the batches done; each batch's results are in its `task.results` event, written in the
+ * same commit), and a resumed task replays the recorded results of the batches it had finished instead of sending
+ * them again. A deterministic agent (the plan agent) then goes on at the first batch whose results were not
+ * recorded: at most the batch in flight at the crash runs twice (at-least-once for that step).
+ */
+import type { Result } from '../../protocol/index.js';
+import type { CommandBatch, CommandExecutor } from '../session/types.js';
+import type { SessionEvent } from '../state/session-store.js';
+
+/** The checkpoint aipd writes for a task it runs. */
+export interface TaskCheckpoint {
+  /** Batches whose results are recorded. */
+  readonly aip_steps: number;
+}
+
+/** Each recorded batch's results, by batch index, from a task's `task.results` events (the last one of a step wins). */
+export function replayFrom(events: readonly SessionEvent[], steps: number): Result[][] {
+  const out: Result[][] = [];
+  for (const e of events) {
+    if (e.type !== 'task.results') continue;
+    const step = e.data.step;
+    if (typeof step === 'number' && step < steps && Array.isArray(e.data.results)) out[step] = e.data.results as Result[];
+  }
+  // Only an unbroken prefix can be replayed.
+  const n = out.findIndex((r) => r === undefined);
+  return n === -1 ? out : out.slice(0, n);
+}
+
+export class CheckpointExecutor implements CommandExecutor {
+  private index = 0;
+  private readonly done: Result[][];
+
+  constructor(
+    private readonly inner: CommandExecutor,
+    recorded: readonly Result[][],
+    private readonly onStep: (index: number, results: Result[]) => void,
+  ) {
+    this.done = [...recorded];
+  }
+
+  /** Batches answered from the checkpoint rather than sent. */
+  get replayed(): number {
+    return Math.min(this.index, this.done.length);
+  }
+
+  async execute(batch: CommandBatch, signal: AbortSignal): Promise<Result[]> {
+    const i = this.index++;
+    const recorded = this.done[i];
+    if (recorded && i < this.done.length) return recorded;
+    const results = await this.inner.execute(batch, signal);
+    this.done[i] = results;
+    this.onStep(i, results);
+    return results;
+  }
+}

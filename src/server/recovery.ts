@@ -1,0 +1,204 @@
+/**
+ * Crash recovery: what a restarted node does about the sessions it was running when it stopped.
+ *
+ * - On start, every session this node was running and left `active` or `paused` is marked `crashed`, with a
+ *   history entry saying the server stopped unexpectedly. Records clients keep for agents elsewhere are left alone.
+ *   (A clean shutdown ends its tasks first, so it leaves none.)
+ * - With `--resume auto`, a crashed AIP task resumes when its executing device registers again: `crashed` →
+ *   `active`, its recorded batches are replayed, and it goes on at the first batch with no recorded results
+ *   (at-least-once for the batch in flight at the crash). Its requester gets `task_end` when it ends, or when it
+ *   registers again if it was away then.
+ * - A crashed task whose device has not come back within `--resume-grace-ms` of the restart ends `failed`, saying
+ *   so: it never resumes days later by surprise.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ServerMessageInput } from '../../protocol/index.js';
+import type { Logger } from '../logger.js';
+import type { SessionRecord } from '../state/session-model.js';
+import type { EventBus } from '../state/events.js';
+import type { ClientDirectory } from '../state/client-directory.js';
+import { replayFrom, type TaskCheckpoint } from './checkpoint-executor.js';
+import type { TaskRecords } from './task-records.js';
+import type { LiveSession, TaskService } from './tasks.js';
+
+export interface RecoveryOptions {
+  readonly resume: 'auto' | 'never';
+  readonly resumeGraceMs: number;
+}
+
+/** Records read per page while scanning. */
+const PAGE = 500;
+/** Events read per page when collecting a task's recorded batches. */
+const EVENT_PAGE = 1000;
+
+export const CRASH_REASON = 'aipd stopped unexpectedly while this session was active';
+
+export class TaskRecovery {
+  /** Crashed task sessions that may still resume, by id → executor. */
+  private readonly waiting = new Map<string, string>();
+  /** Ended resumed tasks whose requester has not been told: requester → frames. */
+  private readonly undelivered = new Map<string, ServerMessageInput[]>();
+  private readonly resumed = new Set<string>();
+  private graceTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(
+    private readonly tasks: TaskService,
+    private readonly records: TaskRecords,
+    private readonly directory: ClientDirectory,
+    private readonly bus: EventBus,
+    private readonly opts: RecoveryOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Marks this node's unfinished sessions crashed; returns how many. Call before serving. */
+  async markCrashed(): Promise<number> {
+    const sessions = this.records.sessions;
+    let n = 0;
+    for (;;) {
+      const page = await sessions.list({ managed_by: this.records.nodeId, status: ['active', 'paused'] }, { limit: PAGE });
+      if (page.items.length === 0) break;
+      for (const rec of page.items) {
+        await sessions.write(rec.id, (cur) => ({ changes: sessions.statusChange(cur, 'crashed', CRASH_REASON), data: { updates: ['status'] } }));
+        n++;
+      }
+    }
+    if (n > 0) this.log.warn({ sessions: n }, 'marked sessions crashed: the previous run stopped unexpectedly');
+    return n;
+  }
+
+  /** Starts listening for returning devices and requesters, and the grace timer. */
+  async start(): Promise<void> {
+    if (this.opts.resume === 'auto') {
+      let cursor: string | null = null;
+      do {
+        const page = await this.records.sessions.list({ managed_by: this.records.nodeId, status: ['crashed'], session_type: 'task' }, { limit: PAGE, cursor });
+        for (const rec of page.items) if (rec.task) this.waiting.set(rec.id, rec.task.executor);
+        cursor = page.next;
+      } while (cursor);
+      if (this.waiting.size > 0) {
+        this.log.info({ tasks: this.waiting.size, grace_ms: this.opts.resumeGraceMs }, 'crashed tasks wait for their devices');
+        this.graceTimer = setTimeout(() => void this.expire(), this.opts.resumeGraceMs);
+        this.graceTimer.unref();
+      }
+    }
+    this.unsubscribe = this.bus.on('client.registered', (e) => {
+      this.deliver(e.clientId);
+      if (e.clientType === 'device') for (const [id, executor] of this.waiting) if (executor === e.clientId) void this.resume(id);
+    });
+    this.tasks.onEnded = (live, frame, delivered) => this.ended(live, frame, delivered);
+  }
+
+  stop(): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
+
+  /** Crashed tasks still waiting for their device. */
+  get pending(): number {
+    return this.waiting.size;
+  }
+
+  private async resume(id: string): Promise<void> {
+    if (!this.waiting.delete(id)) return;
+    const sessions = this.records.sessions;
+    try {
+      const rec = await sessions.get(id);
+      if (!rec?.task || rec.status !== 'crashed') return;
+      const replay = replayFrom(await this.recordedEvents(id), (rec.checkpoint as Partial<TaskCheckpoint> | null)?.aip_steps ?? 0);
+      const device = this.directory.get(rec.task.executor);
+      if (!device) {
+        this.waiting.set(id, rec.task.executor);
+        return;
+      }
+      const active = await sessions.write(id, (cur) => ({
+        changes: sessions.statusChange(cur, 'active', `resumed: device '${rec.task!.executor}' registered again`),
+        type: 'task.resumed',
+        data: { updates: ['status'], replayed_steps: replay.length },
+      }));
+      sessions.pin(active);
+      this.resumed.add(id);
+      const t = rec.task;
+      const ok = this.tasks.resume({
+        sessionId: id,
+        taskName: t.task_name,
+        requesterId: t.requester,
+        forConstellation: t.requester !== t.executor,
+        executorId: t.executor,
+        platform: device.platform,
+        mode: t.mode,
+        request: t.request,
+        replay,
+        priorHistory: t.state_history,
+      });
+      if (!ok) await this.fail(active, 'the task could not be resumed');
+      else this.log.info({ session_id: id, replayed_steps: replay.length }, 'crashed task resumed');
+    } catch (err) {
+      this.log.error({ err, session_id: id }, 'resuming a crashed task failed');
+    }
+  }
+
+  private async recordedEvents(id: string): Promise<Awaited<ReturnType<TaskRecords['sessions']['events']>>> {
+    const out = [];
+    let after = 0;
+    for (;;) {
+      const page = await this.records.sessions.events(id, after, EVENT_PAGE);
+      out.push(...page);
+      if (page.length < EVENT_PAGE) return out;
+      after = page[page.length - 1]!.id;
+    }
+  }
+
+  /** The grace period is over: every task still waiting ends failed, and its requester is told. */
+  private async expire(): Promise<void> {
+    const seconds = Math.round(this.opts.resumeGraceMs / 1000);
+    for (const [id, executor] of [...this.waiting]) {
+      this.waiting.delete(id);
+      const rec = await this.records.sessions.get(id);
+      if (!rec || rec.status !== 'crashed') continue;
+      await this.fail(rec, `the task was not resumed: its device '${executor}' did not reconnect within ${seconds} s of the server's restart`);
+    }
+  }
+
+  private async fail(rec: SessionRecord, reason: string): Promise<void> {
+    const sessions = this.records.sessions;
+    const result = { failure: reason };
+    await sessions.write(rec.id, (cur) => ({
+      changes: { ...sessions.statusChange(cur, 'failed', reason), task: { ...cur.task!, result, error: reason } },
+      type: 'task.ended',
+      data: { updates: ['status', 'task'], task_status: 'failed', error: reason },
+    }));
+    const frame = endFrame(rec.id, rec.task!.task_name, 'failed', result, reason);
+    this.queue(rec.task!.requester, frame);
+    this.deliver(rec.task!.requester);
+  }
+
+  private ended(live: LiveSession, frame: ServerMessageInput, delivered: boolean): void {
+    if (!this.resumed.delete(live.id) || delivered) return;
+    this.queue(live.ownerId, frame);
+    this.deliver(live.ownerId);
+  }
+
+  private queue(requester: string, frame: ServerMessageInput): void {
+    const list = this.undelivered.get(requester) ?? [];
+    list.push(frame);
+    this.undelivered.set(requester, list);
+  }
+
+  /** Sends a registered requester the `task_end`s it missed. */
+  private deliver(clientId: string): void {
+    const frames = this.undelivered.get(clientId);
+    const link = this.directory.link(clientId);
+    if (!frames || !link) return;
+    this.undelivered.delete(clientId);
+    for (const f of frames) {
+      if (link.send(f)) void this.records.notified(f.session_id!).catch(() => undefined);
+    }
+  }
+}
+
+function endFrame(sessionId: string, taskName: string, status: 'completed' | 'failed', result: unknown, error: string | null): ServerMessageInput {
+  return { type: 'task_end', status, error, session_id: sessionId, task_name: taskName, timestamp: new Date().toISOString(), response_id: randomUUID(), result };
+}

@@ -1,0 +1,148 @@
+/**
+ * An AIP task as a durable session record: how this node creates it, records its state, its command batches and
+ * its checkpoints, and ends it. Every write goes through the SessionService; the hot-path ones are not awaited
+ * (a failed write is logged), and the end is awaited so `task_end` goes out only once the result is stored.
+ */
+import type { Result } from '../../protocol/index.js';
+import type { Logger } from '../logger.js';
+import type { SessionService } from '../records/session-service.js';
+import type { SessionRecord, SessionStatus, TaskFields, TaskStateEntry } from '../state/session-model.js';
+import type { TaskCheckpoint } from './checkpoint-executor.js';
+
+export interface NewTask {
+  readonly id: string;
+  readonly taskName: string;
+  readonly requester: string;
+  readonly executor: string;
+  readonly platform: string;
+  readonly mode: string;
+  readonly request: string;
+  readonly history: readonly TaskStateEntry[];
+}
+
+export interface TaskEnd {
+  readonly status: 'completed' | 'failed' | 'cancelled';
+  readonly result: unknown;
+  readonly error: string | null;
+  readonly history: readonly TaskStateEntry[];
+  readonly requesterNotified: boolean;
+}
+
+export class TaskRecords {
+  constructor(
+    readonly sessions: SessionService,
+    readonly nodeId: string,
+    private readonly log: Logger,
+  ) {}
+
+  record(t: NewTask): SessionRecord {
+    const at = this.sessions.now();
+    const task: TaskFields = {
+      task_name: t.taskName,
+      requester: t.requester,
+      executor: t.executor,
+      platform: t.platform,
+      mode: t.mode,
+      request: t.request,
+      state: t.history[t.history.length - 1]?.state ?? 'created',
+      state_history: t.history,
+      result: null,
+      error: null,
+      requester_notified: false,
+    };
+    return {
+      id: t.id,
+      agent_id: t.executor,
+      session_type: 'task',
+      status: 'active',
+      context: {},
+      checkpoint: null,
+      runtime_backend: 'local',
+      runtime_metadata: { node: this.nodeId, platform: t.platform },
+      created_at: at,
+      updated_at: at,
+      status_history: [{ status: 'active', at }],
+      task,
+      managed_by: this.nodeId,
+      version: 0,
+    };
+  }
+
+  /**
+   * Creates the record, replacing an ended one with the same id (a session id is reused only once its session has
+   * ended, Q8). Resolves false when a record that is not ended holds the id (a REST record, or a crashed task).
+   */
+  async begin(record: SessionRecord): Promise<boolean> {
+    const data = { agent_id: record.agent_id, session_type: record.session_type, runtime_backend: record.runtime_backend, task_name: record.task!.task_name };
+    try {
+      await this.sessions.create(record, data);
+    } catch {
+      const old = await this.sessions.get(record.id);
+      if (old && ['active', 'paused', 'crashed'].includes(old.status)) return false;
+      await this.sessions.delete(record.id);
+      await this.sessions.create(record, data);
+    }
+    this.sessions.pin(record);
+    return true;
+  }
+
+  /** The task machine moved (created → running): event `task.started`. */
+  state(id: string, history: readonly TaskStateEntry[]): void {
+    const state = history[history.length - 1]!.state;
+    this.background(
+      id,
+      this.sessions.write(id, (cur) => ({
+        changes: { task: { ...cur.task!, state, state_history: history } },
+        type: state === 'running' ? 'task.started' : 'task.state',
+        data: { state },
+      })),
+    );
+  }
+
+  /** A command batch went out: its call ids and tool names (not the parameters). */
+  commands(id: string, responseId: string, callIds: string[], tools: string[]): void {
+    this.background(id, this.sessions.appendEvents([this.sessions.event(id, 'task.commands', { response_id: responseId, call_ids: callIds, tools })]));
+  }
+
+  /** Batch `index`'s results arrived: the checkpoint moves on, and its event keeps the results (recovery data). */
+  step(id: string, index: number, results: readonly Result[]): void {
+    const checkpoint: TaskCheckpoint = { aip_steps: index + 1 };
+    const statuses = results.map((r) => r.status);
+    this.background(
+      id,
+      this.sessions.write(id, () => ({
+        changes: { checkpoint: { ...checkpoint } },
+        type: 'task.results',
+        data: { updates: ['checkpoint'], step: index, statuses, results },
+      })),
+    );
+  }
+
+  /** The task ended: status, result and error, committed before the caller sends `task_end`. */
+  async end(id: string, e: TaskEnd): Promise<void> {
+    const status: SessionStatus = e.status;
+    try {
+      await this.sessions.write(id, (cur) => ({
+        changes: {
+          ...(cur.status === status ? {} : this.sessions.statusChange(cur, status, e.error ?? undefined)),
+          task: { ...cur.task!, state: e.history[e.history.length - 1]?.state ?? e.status, state_history: e.history, result: e.result, error: e.error, requester_notified: e.requesterNotified },
+        },
+        type: 'task.ended',
+        data: { updates: ['status', 'task'], task_status: e.status, error: e.error },
+      }));
+    } catch (err) {
+      this.log.error({ err, session_id: id }, 'could not record the end of a task');
+    } finally {
+      this.sessions.unpin(id);
+    }
+  }
+
+  /** The requester was sent the `task_end` it had missed. */
+  notified(id: string): Promise<unknown> {
+    return this.sessions.write(id, (cur) => ({ changes: { task: { ...cur.task!, requester_notified: true } }, data: { updates: ['task'] } }));
+  }
+
+  private background(id: string, p: Promise<unknown>): void {
+    p.catch((err: unknown) => this.log.error({ err, session_id: id }, 'session write failed'));
+  }
+}
