@@ -87,16 +87,16 @@ export async function startServer(
     {
       logger: log.child({ component: 'channels' }),
       openTimeoutMs: config.channelOpenTimeoutMs,
-      onChannel: (e) =>
-        events.emit(e.type === 'opened' ? 'channel.opened' : 'channel.closed', {
-          sessionId: e.sessionId,
-          kind: e.kind,
-          reason: e.type,
-        }),
+      onChannel: (e) => {
+        if (e.type === 'opened') events.emit('channel.opened', { sessionId: e.sessionId, kind: e.kind });
+        else events.emit('channel.closed', { sessionId: e.sessionId, kind: e.kind, bytes: e.bytes });
+      },
       ...opts.channels,
     },
   );
   events.on('session.ended', (e) => channels.onSessionEnded(e.sessionId));
+  // A channel's bytes go into its session's log (GET /sessions/{id}/metrics counts them).
+  events.on('channel.closed', (e) => records.channelClosed(e.sessionId, e.kind, e.bytes));
   const ctx: ServerContext = {
     config,
     log,

@@ -132,8 +132,13 @@ export class ChannelEndpoint {
     sendWindow: number;
     queuedBytes: number;
     pendingWrites: number;
+    /** Payload bytes written and received over the channel's life. */
+    sentBytes: number;
+    receivedBytes: number;
   } {
     return {
+      sentBytes: this.sentBytes,
+      receivedBytes: this.recvBytes,
       inFlight: this.sentBytes - this.ackedBytes,
       maxInFlight: this.maxInFlightSeen,
       sendWindow: this.sendWindow,

@@ -44,7 +44,9 @@ export interface ChannelHost {
 }
 
 /** A channel began (relayed OPEN or local open) or ended (any way). */
-export type ChannelLifecycle = { type: 'opened' | 'closed'; sessionId: string; kind: ChannelKind };
+export type ChannelLifecycle =
+  | { type: 'opened'; sessionId: string; kind: ChannelKind }
+  | { type: 'closed'; sessionId: string; kind: ChannelKind; bytes: number };
 
 export interface ChannelRouterOptions {
   /** Largest window passed on (bytes); bounds what one channel can queue towards a reader. Default 1 MiB. */
@@ -341,7 +343,8 @@ export class ChannelRouter {
     const set = this.sessions.get(chan.sessionId);
     if (set?.delete(chan)) {
       if (set.size === 0) this.sessions.delete(chan.sessionId);
-      this.opts.onChannel?.({ type: 'closed', sessionId: chan.sessionId, kind: chan.kind });
+      const bytes = chan.type === 'relay' ? chan.a.sent + chan.b.sent : chan.ep.stats().sentBytes + chan.ep.stats().receivedBytes;
+      this.opts.onChannel?.({ type: 'closed', sessionId: chan.sessionId, kind: chan.kind, bytes });
     }
   }
 

@@ -4,10 +4,24 @@ import { Router, type HeadLimits } from './router.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { healthRoutes } from './routes/health.js';
 import { liveSessionRoutes } from './routes/live-sessions.js';
+import { sessionRoutes } from './routes/sessions.js';
+import { sessionEventRoutes } from './routes/sessions-events.js';
+import { sessionMetricsRoutes } from './routes/sessions-metrics.js';
 import { taskResultRoutes } from './routes/task-results.js';
 
-/** Every route module, in registration order. A new REST resource is one more module here. */
-export const ROUTE_MODULES = [healthRoutes, dispatchRoutes, taskResultRoutes, liveSessionRoutes] as const;
+/**
+ * Every route module, in registration order. A new REST resource is one more module here. (Order does not decide
+ * matching: literal path segments win over parameters, see router.ts.)
+ */
+export const ROUTE_MODULES = [
+  healthRoutes,
+  dispatchRoutes,
+  taskResultRoutes,
+  liveSessionRoutes,
+  sessionRoutes,
+  sessionEventRoutes,
+  sessionMetricsRoutes,
+] as const;
 
 export function createApi(apiKey: string, limits: HeadLimits, deps: ApiDeps): Router {
   const router = new Router(apiKey, limits);

@@ -26,3 +26,13 @@ export function parseJsonBody(
     return { ok: false, res: validation('body', 'JSON decode error', 'json_invalid') };
   }
 }
+
+/** 204 with an empty body. */
+export const noContent = (): HttpResponse => ({
+  status: 204,
+  body: '',
+  headers: { 'content-type': 'text/plain' },
+});
+
+/** A `Link: <url>; rel="next"` header value (RFC 8288). */
+export const linkNext = (url: string): string => `<${url}>; rel="next"`;

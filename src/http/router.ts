@@ -2,6 +2,10 @@
  * The HTTP router: route modules register their routes here, each declared once (method, path, auth, handler).
  * The router answers from the request head alone whatever it can (unknown route, wrong method, missing or wrong
  * API key), so a refused request's body is never read; only then is the body read and the handler run.
+ *
+ * Matching: every route also answers with one trailing slash (`/sessions/` is `/sessions`), and where several
+ * routes match a path, literal segments win over `:params` (`/sessions/metrics` before `/sessions/:id`), whatever
+ * the registration order. The API key comes as `X-API-Key` or as `Authorization: Bearer KEY`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { aipError } from '../../protocol/index.js';
@@ -70,7 +74,7 @@ export class Router implements HttpHandler {
     if (m === null) return detail(404, aipError('HTTP_NOT_FOUND').message);
     if (m === 'method') return detail(405, 'Method Not Allowed');
     if (m.compiled.route.auth === false) return null;
-    const key = req.headers['x-api-key'];
+    const key = req.headers['x-api-key'] ?? bearerToken(req.headers.authorization);
     if (key === undefined) return validationAt(['header', 'X-API-Key'], 'Field required', 'missing');
     if (!timingSafeEqual(digest(key), this.keyDigest))
       return detail(401, aipError('HTTP_INVALID_API_KEY').message);
@@ -112,16 +116,44 @@ export class Router implements HttpHandler {
     method: string,
     path: string,
   ): { compiled: Compiled; params: Record<string, string> } | 'method' | null {
-    const parts = path.split('/');
+    const parts = withoutTrailingSlash(path).split('/');
     let pathMatched = false;
+    let best: { compiled: Compiled; params: Record<string, string> } | null = null;
     for (const compiled of this.routes) {
       const params = matchSegments(compiled.segments, parts);
       if (params === null) continue;
-      if (compiled.route.method === method) return { compiled, params };
-      pathMatched = true;
+      if (compiled.route.method !== method) {
+        pathMatched = true;
+        continue;
+      }
+      if (best === null || moreSpecific(compiled.segments, best.compiled.segments))
+        best = { compiled, params };
     }
-    return pathMatched ? 'method' : null;
+    return best ?? (pathMatched ? 'method' : null);
   }
+}
+
+/** `/a/b/` → `/a/b`; the root stays `/`. One slash only: `/a//` keeps its empty segment (and matches nothing). */
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/** Whether pattern `a` is more specific than `b` (same length): at the first segment where one has a literal
+ * and the other a parameter, the literal wins. */
+function moreSpecific(a: readonly string[], b: readonly string[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const aParam = a[i]!.startsWith(':');
+    const bParam = b[i]!.startsWith(':');
+    if (aParam !== bParam) return !aParam;
+  }
+  return false;
+}
+
+/** The token of `Authorization: Bearer TOKEN`, or undefined. */
+function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  return m ? m[1] : undefined;
 }
 
 function matchSegments(pattern: readonly string[], parts: readonly string[]): Record<string, string> | null {

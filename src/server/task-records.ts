@@ -137,6 +137,11 @@ export class TaskRecords {
     }
   }
 
+  /** A data channel of the session closed, having carried `bytes` of payload. */
+  channelClosed(id: string, kind: string, bytes: number): void {
+    this.background(id, this.sessions.appendEvents([this.sessions.event(id, 'channel.closed', { kind, bytes })]));
+  }
+
   /** The requester was sent the `task_end` it had missed. */
   notified(id: string): Promise<unknown> {
     return this.sessions.write(id, (cur) => ({ changes: { task: { ...cur.task!, requester_notified: true } }, data: { updates: ['task'] } }));

@@ -45,7 +45,7 @@ export interface LifecycleEvents {
   };
   'results.received': { sessionId: string; executorId: string; responseId: string; statuses: string[] };
   'channel.opened': { sessionId: string; kind: string };
-  'channel.closed': { sessionId: string; kind: string; reason: string };
+  'channel.closed': { sessionId: string; kind: string; bytes: number };
   'backpressure.on': { connId: string; bufferedBytes: number };
   'backpressure.off': { connId: string; bufferedBytes: number };
 }

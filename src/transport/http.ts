@@ -1,6 +1,7 @@
 /**
  * Transport-neutral HTTP: a request head, then (unless the head is answered at once) the body, and a response.
- * Bodies are JSON unless the response says otherwise with a content-type and a string or byte body.
+ * Bodies are JSON unless the response says otherwise with a content-type and a string or byte body. A response
+ * with a `stream` (server-sent events) sends its head, then whatever the stream writes, with backpressure.
  */
 
 export interface HttpRequestHead {
@@ -18,9 +19,34 @@ export interface HttpRequest extends HttpRequestHead {
 
 export interface HttpResponse {
   readonly status: number;
-  /** JSON-encoded, unless `headers['content-type']` is set and the body is a string or bytes. */
+  /** JSON-encoded, unless `headers['content-type']` is set and the body is a string or bytes. Unused with `stream`. */
   readonly body: unknown;
   readonly headers?: Readonly<Record<string, string>>;
+  /** A streamed body (chunked): the transport sends the head, then drives the stream. */
+  readonly stream?: HttpStream;
+}
+
+/** Where a streamed response writes; given to `HttpStream.open`. */
+export interface HttpStreamSink {
+  /**
+   * Sends a chunk. The transport takes it whatever the answer; `false` means the socket is backed up: write no more
+   * until `HttpStream.drain` is called. After the stream ended or was aborted it does nothing and returns false.
+   */
+  write(chunk: string): boolean;
+  /** Ends the response (idempotent); `HttpStream.close` follows. */
+  end(): void;
+}
+
+/**
+ * A streamed response body, driven by the transport:
+ * `open` once the head is out, `drain` each time the socket can take more after a `write` returned false, and
+ * `close` exactly once when it is over (ended by the stream, aborted by the client, or the server shutting down),
+ * after which the sink does nothing. A stream must release everything (timers, subscriptions) in `close`.
+ */
+export interface HttpStream {
+  open(sink: HttpStreamSink): void;
+  drain(): void;
+  close(): void;
 }
 
 export interface HttpHandler {

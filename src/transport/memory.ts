@@ -1,13 +1,14 @@
 /**
  * The in-memory transport: the server's twin of the uWS adapter with no sockets, in the spirit of `ws`'s duplex
  * pairs and fastify's `inject()`. `connect()` gives the client end of a connected pair; `inject()` runs one HTTP
- * request through the same handler a real server uses. Frames cross in a microtask, as bytes, so ordering and
+ * request through the same handler a real server uses, and `injectStream()` one whose response is streamed (SSE),
+ * with a reader that can pause (backpressure) and abort. Frames cross in a microtask, as bytes, so ordering and
  * re-entrancy match a real socket; text frames reach the server as bytes, as uWS delivers them.
  */
 import { randomUUID } from 'node:crypto';
 import { CloseCode } from '../../protocol/index.js';
 import type { Connection, SocketHandler } from './connection.js';
-import { INTERNAL_ERROR, type HttpRequestHead, type HttpResponse } from './http.js';
+import { INTERNAL_ERROR, type HttpRequestHead, type HttpResponse, type HttpStream } from './http.js';
 import { byteLength, OutboundQueue, WriteResult } from './outbound.js';
 import type { Transport, TransportOptions } from './transport.js';
 
@@ -170,9 +171,129 @@ export interface InjectResponse extends HttpResponse {
   readonly text: string;
 }
 
+/**
+ * The client end of a streamed response (`injectStream`): the chunks so far, and a reader that can stop reading
+ * (the server's writes then report backpressure, and what it writes is held as a socket would) and go away.
+ */
+export class InjectedStream {
+  readonly chunks: string[] = [];
+  private open = true;
+  private paused = false;
+  /** Chunks written while paused: the "socket buffer", delivered on resume. */
+  private held: string[] = [];
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(
+    readonly status: number,
+    readonly headers: Readonly<Record<string, string>>,
+    private readonly stream: HttpStream,
+    private readonly gone: (s: InjectedStream) => void,
+  ) {}
+
+  /** Starts the stream (the transport calls this once the head is "sent"). */
+  start(): void {
+    this.stream.open({
+      write: (chunk) => {
+        if (!this.open) return false;
+        if (this.paused) {
+          this.held.push(chunk);
+          return false;
+        }
+        this.deliver(chunk);
+        return true;
+      },
+      end: () => this.finish(),
+    });
+  }
+
+  /** Everything received so far. */
+  get text(): string {
+    return this.chunks.join('');
+  }
+
+  get ended(): boolean {
+    return !this.open;
+  }
+
+  /** Bytes the server wrote that this reader has not taken (while paused). */
+  get heldBytes(): number {
+    return this.held.reduce((n, c) => n + Buffer.byteLength(c), 0);
+  }
+
+  /** Resolves with the text once `pred(text)` holds; rejects if the stream ends first or after `timeoutMs`. */
+  async until(pred: (text: string) => boolean, timeoutMs = 5_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred(this.text)) {
+      if (!this.open) throw new Error(`stream ended before the expected text; got: ${this.text}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for the stream; got: ${this.text}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.text;
+  }
+
+  /** Resolves once the stream has ended (by the server, or `abort`). */
+  async whenEnded(timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.open) {
+      if (Date.now() > deadline) throw new Error('stream did not end');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 20);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Stops reading: writes report backpressure and are held until `resume`. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Takes what was held, then tells the stream it may write again. */
+  resume(): void {
+    this.paused = false;
+    for (const c of this.held.splice(0)) this.deliver(c);
+    if (this.open) this.stream.drain();
+  }
+
+  /** The client goes away. */
+  abort(): void {
+    this.finish();
+  }
+
+  /** Ends the stream from the server side (closing the transport). */
+  finish(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.held = []; // a socket closed with bytes in it: the reader never gets them
+    this.gone(this);
+    this.stream.close();
+    this.wake();
+  }
+
+  private deliver(chunk: string): void {
+    this.chunks.push(chunk);
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
 export class MemoryTransport implements Transport {
   readonly port = 0;
   private readonly live = new Set<MemoryConnection>();
+  private readonly streams = new Set<InjectedStream>();
   private listening = true;
 
   constructor(private readonly opts: TransportOptions) {}
@@ -191,8 +312,35 @@ export class MemoryTransport implements Transport {
     return client;
   }
 
-  /** One HTTP request through the server's handler, head first, as the uWS adapter does it. */
+  /**
+   * One HTTP request through the server's handler, head first, as the uWS adapter does it. A streamed response is
+   * ended as soon as it opened: `text` is what it wrote at once (use `injectStream` to read one).
+   */
   async inject(req: InjectRequest): Promise<InjectResponse> {
+    const res = await this.respond(req);
+    if (res.stream) {
+      const s = new InjectedStream(res.status, res.headers ?? {}, res.stream, () => undefined);
+      s.start();
+      s.finish();
+      return { status: res.status, body: s.text, headers: res.headers ?? {}, json: undefined, text: s.text };
+    }
+    return toInjectResponse(res);
+  }
+
+  /**
+   * One HTTP request whose response may be streamed: a streamed one is started and handed over to read (close it
+   * with `abort()`); anything else is returned whole, as `inject` would.
+   */
+  async injectStream(req: InjectRequest): Promise<InjectedStream | InjectResponse> {
+    const res = await this.respond(req);
+    if (!res.stream) return toInjectResponse(res);
+    const s = new InjectedStream(res.status, res.headers ?? {}, res.stream, (x) => this.streams.delete(x));
+    this.streams.add(s);
+    s.start();
+    return s;
+  }
+
+  private async respond(req: InjectRequest): Promise<HttpResponse> {
     const q = req.url.indexOf('?');
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
@@ -209,21 +357,7 @@ export class MemoryTransport implements Transport {
     else if (body.byteLength > this.opts.limits.maxHttpBodyBytes)
       res = { status: 413, body: { detail: 'Request body too large' } };
     else res = await Promise.resolve(this.opts.http.handle({ ...head, body })).catch(() => INTERNAL_ERROR);
-    const text =
-      typeof res.body === 'string'
-        ? res.body
-        : res.body instanceof Uint8Array
-          ? new TextDecoder().decode(res.body)
-          : JSON.stringify(res.body);
-    let json: unknown = res.body;
-    if (typeof res.body === 'string' || res.body instanceof Uint8Array) {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-    }
-    return { ...res, json, text };
+    return res;
   }
 
   stopListening(): void {
@@ -233,11 +367,30 @@ export class MemoryTransport implements Transport {
   closeAll(): void {
     this.listening = false;
     for (const conn of [...this.live]) conn.close(1006, '');
+    for (const s of [...this.streams]) s.finish();
   }
 
   connections(): Iterable<Connection> {
     return this.live.values();
   }
+}
+
+function toInjectResponse(res: HttpResponse): InjectResponse {
+  const text =
+    typeof res.body === 'string'
+      ? res.body
+      : res.body instanceof Uint8Array
+        ? new TextDecoder().decode(res.body)
+        : JSON.stringify(res.body);
+  let json: unknown = res.body;
+  if (typeof res.body === 'string' || res.body instanceof Uint8Array) {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+  }
+  return { ...res, json, text };
 }
 
 function encodeBody(body: unknown): Uint8Array {

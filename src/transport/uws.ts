@@ -5,6 +5,8 @@
  * - Every send goes through the connection's OutboundQueue (lossless and backpressure-aware, see outbound.ts).
  * - HTTP: the head goes to the handler first, so a request can be refused before its body is read; then the body
  *   is read, bounded, and handed over.
+ * - Streamed responses (SSE): chunked writes with real backpressure — a `write` that uWS reports as backed up
+ *   makes the stream wait for `onWritable`; an abort or the server closing ends the stream (`close`).
  */
 import { randomUUID } from 'node:crypto';
 import uWS from 'uWebSockets.js';
@@ -16,6 +18,7 @@ import {
   statusLine,
   type HttpRequestHead,
   type HttpResponse,
+  type HttpStream,
 } from './http.js';
 import { OutboundQueue, type WriteResult } from './outbound.js';
 import { EPHEMERAL_PORT_ATTEMPTS, freePort, ListenError, whyNotListening } from './listen.js';
@@ -96,6 +99,8 @@ class UwsConnection implements Connection {
 
 export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
   const live = new Set<UwsConnection>();
+  /** Streamed responses under way: each entry ends its stream (closing the server ends them all). */
+  const streams = new Set<() => void>();
   const app = uWS.App();
   /** HTTP body bytes read and not yet answered, across all connections (bounded by maxHttpBodyBytesInFlight). */
   let bodyBytesInFlight = 0;
@@ -157,6 +162,8 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
     let aborted = false;
     let size = 0;
     const chunks: Buffer[] = [];
+    /** Ends a streamed response that is under way (set while one is). */
+    let streamGone: (() => void) | null = null;
     const release = (): void => {
       bodyBytesInFlight -= size;
       size = 0;
@@ -165,11 +172,16 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
     res.onAborted(() => {
       aborted = true;
       release();
+      streamGone?.();
     });
     const head = readHead(req);
     const write = (out: HttpResponse): void => {
       if (aborted) return;
       aborted = true;
+      if (out.stream) {
+        streamGone = startStream(res, out, out.stream, streams);
+        return;
+      }
       const { contentType, body } = encodeHttpBody(out);
       res.cork(() => {
         res.writeStatus(statusLine(out.status));
@@ -225,10 +237,68 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
         if (listening) uWS.us_listen_socket_close(listening);
         listening = null;
         for (const conn of [...live]) conn.terminate();
+        for (const end of [...streams]) end();
       },
       connections: () => live.values(),
     };
   });
+}
+
+/**
+ * Sends a streamed response's head and hands the stream a sink over `res`. Returns what ends it from outside (an
+ * abort: `res` is gone). `streams` holds the ender while it runs, so closing the server ends it too.
+ *
+ * Backpressure: `res.write` always takes the chunk; false means uWS now holds bytes the socket did not take, and
+ * the stream must wait. Once `onWritable` is registered uWS no longer drains its own buffer on a writable event
+ * (HttpContext.h: the handler is expected to write), so the handler runs the stream's `drain` inside a cork: the
+ * uncork writes uWS's buffered bytes out even when the stream has nothing new, and re-arms the writable poll if
+ * they do not all fit. An end while bytes are still held closes the socket instead (they could not be flushed in
+ * time, and the stream's client resumes where it got to).
+ */
+function startStream(
+  res: uWS.HttpResponse,
+  out: HttpResponse,
+  stream: HttpStream,
+  streams: Set<() => void>,
+): () => void {
+  let open = true;
+  let backedUp = false;
+  /** `resAlive`: false after an abort, when `res` may not be touched. */
+  const finish = (resAlive: boolean): void => {
+    if (!open) return;
+    open = false;
+    streams.delete(endByServer);
+    if (resAlive) {
+      if (backedUp) res.close();
+      else res.cork(() => res.end());
+    }
+    stream.close();
+  };
+  const endByServer = (): void => finish(true);
+  streams.add(endByServer);
+  res.onWritable(() => {
+    if (!open) return true;
+    backedUp = false;
+    res.cork(() => stream.drain());
+    return true;
+  });
+  res.cork(() => {
+    res.writeStatus(statusLine(out.status));
+    for (const [k, v] of Object.entries(out.headers ?? {})) res.writeHeader(k, v);
+    stream.open({
+      write: (chunk) => {
+        if (!open) return false;
+        let ok = false;
+        res.cork(() => {
+          ok = res.write(chunk);
+        });
+        if (!ok) backedUp = true;
+        return ok;
+      },
+      end: () => finish(true),
+    });
+  });
+  return () => finish(false);
 }
 
 /** uWS's ListenOptions value; its typings lack the (host, port, options, cb) form the native code takes. */

@@ -1,0 +1,116 @@
+/**
+ * Crash recovery with real processes: `aipd serve` on SQLite runs a 20-step plan on a device; the server is killed
+ * with SIGKILL mid-task and restarted on the same port and data dir; the device and the controller reconnect by
+ * themselves; the task resumes from its checkpoint and completes. Every step ran, at most one ran twice, and the
+ * session's status history shows the crash.
+ */
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ServerMessage } from '../../protocol/index.js';
+import { AipControllerClient, AipDeviceClient } from '../../src/client/index.js';
+import { planRequest } from '../helpers/aip-server.js';
+import { aipdProcess, collect, waitForLine } from '../helpers/cli-process.js';
+
+const KEY = 'crash-resume-key';
+const STEPS = 20;
+const KILL_AFTER = 8;
+const procs: ChildProcessWithoutNullStreams[] = [];
+const dirs: string[] = [];
+
+afterEach(() => {
+  for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function serve(port: number, dataDir: string): Promise<{ proc: ChildProcessWithoutNullStreams; port: number; exit: Promise<number | null> }> {
+  const proc = aipdProcess(['serve', '--port', String(port), '--api-key', KEY, '--log-level', process.env.CRASH_LOG ?? 'warn', '--resume-grace-ms', '30000'], {
+    AIPD_STORE: 'sqlite',
+    AIPD_DATA_DIR: dataDir,
+  });
+  procs.push(proc);
+  const io = collect(proc);
+  if (process.env.CRASH_LOG) proc.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+  const m = await waitForLine(io.out, /listening on ws:\/\/[^:]+:(\d+)\/ws/);
+  return { proc, port: Number(m[1]), exit: io.exit };
+}
+
+async function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('crash recovery', () => {
+  it('resumes a 20-step plan after SIGKILL: every step runs, at most one twice, and the history shows the crash', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'aipd-crash-'));
+    dirs.push(dataDir);
+    const first = await serve(0, dataDir);
+    const url = `ws://127.0.0.1:${first.port}/ws`;
+    const reconnect = { initialDelayMs: 100, maxDelayMs: 500 };
+    const ran: number[] = [];
+    const device = new AipDeviceClient({
+      url,
+      token: KEY,
+      clientId: 'crash-dev',
+      platform: 'linux',
+      reconnect,
+      onCommand: async (cmd) => {
+        const results = [];
+        for (const a of cmd.actions ?? []) {
+          ran.push((a.parameters as { i: number }).i);
+          await new Promise((r) => setTimeout(r, 40));
+          results.push({ status: 'success' as const, result: `step ${(a.parameters as { i: number }).i}`, call_id: a.call_id });
+        }
+        return results;
+      },
+    });
+    const controller = new AipControllerClient({ url, token: KEY, clientId: 'crash-ctl', targetId: 'crash-dev', reconnect });
+    for (const c of [device, controller]) c.on('error', () => undefined);
+    const ends: ServerMessage[] = [];
+    controller.on('frame', (m) => {
+      if (m.type === 'task_end') ends.push(m);
+    });
+    try {
+      await device.connect();
+      await controller.connect();
+      await controller.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'crash-task', taskName: 'crash_task' });
+      await waitUntil(() => ran.length >= KILL_AFTER, 20_000, `${KILL_AFTER} steps`);
+      first.proc.kill('SIGKILL');
+      await first.exit;
+
+      await serve(first.port, dataDir);
+      await waitUntil(() => ends.length > 0, 60_000, 'task_end after the restart');
+      const end = ends[0]!;
+      expect(end).toMatchObject({ status: 'completed', session_id: 'crash-task' });
+      expect((end.result as { steps_completed: number }).steps_completed).toBe(STEPS);
+
+      // Every step ran; at most the one in flight at the crash ran twice.
+      const counts = new Map<number, number>();
+      for (const i of ran) counts.set(i, (counts.get(i) ?? 0) + 1);
+      expect([...counts.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: STEPS }, (_, i) => i));
+      const twice = [...counts.values()].filter((n) => n > 1);
+      expect(twice.length).toBeLessThanOrEqual(1);
+      expect(Math.max(...counts.values())).toBeLessThanOrEqual(2);
+
+      const base = `http://127.0.0.1:${first.port}`;
+      const headers = { 'x-api-key': KEY };
+      const session = (await (await fetch(`${base}/sessions/crash-task`, { headers })).json()) as {
+        status: string;
+        status_history: { status: string; reason?: string }[];
+      };
+      expect(session.status).toBe('completed');
+      expect(session.status_history.map((h) => h.status)).toEqual(['active', 'crashed', 'active', 'completed']);
+      expect(session.status_history[1]!.reason).toBe('aipd stopped unexpectedly while this session was active');
+      const result = (await (await fetch(`${base}/api/task_result/crash_task`, { headers })).json()) as Record<string, unknown>;
+      expect(result).toMatchObject({ status: 'done', task_status: 'completed', session_id: 'crash-task' });
+    } finally {
+      await device.close();
+      await controller.close();
+    }
+  }, 120_000);
+});

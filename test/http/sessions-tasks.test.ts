@@ -1,0 +1,154 @@
+/**
+ * AIP tasks are sessions of the same model: a task run over a real WebSocket shows up in /sessions (type `task`,
+ * agent = executing device, active then completed, with its task fields, events and metrics), and DELETE of a
+ * running one cancels it first (the requester gets task_end failed with the reason), alone or in a bulk delete.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ServerMessage } from '../../protocol/index.js';
+import { planRequest } from '../helpers/aip-server.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { client, eventually, STORE_KINDS, StoreKit, type Client, type TestServer } from './helpers.js';
+
+describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
+  const kit = new StoreKit(kind);
+  let server: TestServer;
+  let api: Client;
+  const sockets: RawClient[] = [];
+  beforeAll(() => kit.setup());
+  afterAll(() => kit.teardown());
+  afterEach(async () => {
+    await Promise.all(sockets.splice(0).map((s) => s.close()));
+    await kit.closeAll();
+  });
+  const connect = async (id: string, extra: Record<string, unknown>) => {
+    const c = await RawClient.connect(server.url);
+    sockets.push(c);
+    await c.register(id, extra);
+    return c;
+  };
+  const setup = async () => {
+    server = await kit.start({ commandTimeoutMs: 5_000 });
+    api = client(server);
+    const device = await connect('dev-1', {
+      metadata: { platform: 'linux', system_info: { device_id: 'dev-1' } },
+    });
+    const requester = await connect('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
+    return { device, requester };
+  };
+  const runTask = (requester: RawClient, sessionId: string, steps: number) =>
+    requester.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      client_id: 'k@dev-1',
+      target_id: 'dev-1',
+      request: planRequest(steps),
+      task_name: 'demo/task',
+      session_id: sessionId,
+    });
+  const answer = (device: RawClient, cmd: ServerMessage, status: 'success' | 'failure') =>
+    device.send({
+      type: 'command_results',
+      status: 'continue',
+      session_id: cmd.session_id,
+      prev_response_id: cmd.response_id,
+      action_results: (cmd.actions ?? []).map((a) => ({
+        status,
+        result: 'r',
+        call_id: a.call_id,
+        error: status === 'failure' ? 'boom' : undefined,
+      })),
+    });
+
+  it('a running task is an active `task` session of its device, then completed with its result, events and metrics', async () => {
+    const { device, requester } = await setup();
+    runTask(requester, 'k@t1', 3);
+    const first = await device.next((m) => m.type === 'command');
+    const path = `/sessions/${encodeURIComponent('k@t1')}`;
+    const live = await eventually(async () => {
+      const r = await api.get(path);
+      return r.status === 200 && r.json.task?.state === 'running' ? r.json : undefined;
+    });
+    expect(live).toMatchObject({
+      id: 'k@t1',
+      agent_id: 'dev-1',
+      session_type: 'task',
+      status: 'active',
+      runtime_backend: 'local',
+      task: {
+        task_name: 'demo_task',
+        requester: 'k@dev-1',
+        executor: 'dev-1',
+        platform: 'linux',
+        result: null,
+        error: null,
+      },
+    });
+    expect(live.runtime_metadata).toMatchObject({ platform: 'linux' });
+    expect(live).not.toHaveProperty('managed_by');
+    const listed = await api.get('/sessions?session_type=task&status=active&agent_id=dev-1');
+    expect(listed.json.map((s: { id: string }) => s.id)).toEqual(['k@t1']);
+
+    device.autoAnswer();
+    answer(device, first, 'success');
+    const end = await requester.next((m) => m.type === 'task_end');
+    expect(end.status).toBe('completed');
+    const done = (await api.get(path)).json;
+    expect(done.status).toBe('completed');
+    expect(done.status_history.map((h: { status: string }) => h.status)).toEqual(['active', 'completed']);
+    expect(done.task.result).toEqual(end.result);
+    expect(done.checkpoint).toMatchObject({ aip_steps: 3 });
+    expect((await api.get('/sessions?status=completed&session_type=task')).json).toHaveLength(1);
+
+    const types = (await api.get(`${path}/events?limit=1000`)).json.map((e: { type: string }) => e.type);
+    expect(types[0]).toBe('session.created');
+    expect(types).toContain('task.started');
+    expect(types.filter((t: string) => t === 'task.commands')).toHaveLength(3);
+    expect(types.filter((t: string) => t === 'task.results')).toHaveLength(3);
+    expect(types[types.length - 1]).toBe('task.ended');
+    const m = (await api.get(`${path}/metrics`)).json;
+    expect(m).toMatchObject({ status: 'completed', commands: 3, command_batches: 3, results: 3, errors: 0 });
+    expect(m.ended_at).not.toBeNull();
+  });
+
+  it('counts failed results as errors in the metrics', async () => {
+    const { device, requester } = await setup();
+    runTask(requester, 'k@t2', 2);
+    answer(device, await device.next((m) => m.type === 'command'), 'failure');
+    const end = await requester.next((m) => m.type === 'task_end');
+    expect(end.status).toBe('failed');
+    const m = (await api.get(`/sessions/${encodeURIComponent('k@t2')}/metrics`)).json;
+    expect(m).toMatchObject({ status: 'failed', commands: 1, results: 1, errors: 1 });
+  });
+
+  it('DELETE of a running task cancels it first: task_end failed with the reason, then 204 and gone', async () => {
+    const { device, requester } = await setup();
+    runTask(requester, 'k@t3', 3);
+    await device.next((m) => m.type === 'command');
+    const r = await api.delete(`/sessions/${encodeURIComponent('k@t3')}`);
+    expect(r.status).toBe(204);
+    // the DELETE answered once the task had ended: its task_end is already in
+    const end = await requester.next((m) => m.type === 'task_end', 5000, 0);
+    expect(end).toMatchObject({
+      status: 'failed',
+      session_id: 'k@t3',
+      error: 'Session deleted over the REST API',
+    });
+    expect((await api.get(`/sessions/${encodeURIComponent('k@t3')}`)).status).toBe(404);
+    expect(server.tasks.live.size).toBe(0);
+    const log = (await api.get(`/sessions/${encodeURIComponent('k@t3')}/events?limit=1000`)).json;
+    expect(log[log.length - 1].type).toBe('session.deleted');
+  });
+
+  it('a bulk delete cancels the running tasks among the sessions it deletes', async () => {
+    const { device, requester } = await setup();
+    await api.post('/sessions', { id: 'rest-1', agent_id: 'dev-1', session_type: 'conversation' });
+    runTask(requester, 'k@t4', 3);
+    await device.next((m) => m.type === 'command');
+    const r = await api.delete('/sessions?agent_id=dev-1&status=active');
+    expect(r.json).toEqual({ deleted: 2 });
+    const end = await requester.next((m) => m.type === 'task_end', 5000, 0);
+    expect(end).toMatchObject({ status: 'failed', error: 'Session deleted over the REST API' });
+    expect((await api.get('/sessions')).json).toEqual([]);
+  });
+});
