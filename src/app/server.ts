@@ -20,7 +20,8 @@ import { SessionService } from '../records/session-service.js';
 import { SessionTaskResults } from '../records/task-results.js';
 import { TaskRecords } from '../server/task-records.js';
 import { TaskRecovery } from '../server/recovery.js';
-import { nodeIdFor, openStore } from './store.js';
+import { assertPortFree } from '../transport/listen.js';
+import { lockDataDir, nodeIdFor, openStore } from './store.js';
 import { MemoryTransport } from '../transport/memory.js';
 import type { Transport, TransportOptions } from '../transport/transport.js';
 import { startUwsTransport } from '../transport/uws.js';
@@ -64,20 +65,49 @@ export async function startServer(
   const log = opts.logger ?? createLogger(config.logLevel);
   const events = new EventBus((err, type) => log.error({ err, event: type }, 'event listener failed'));
   const directory = new MemoryClientDirectory();
+  // Refuse a busy port before touching the store: a second server must not mark the first one's sessions crashed.
+  if (opts.transport !== 'memory' && config.port !== 0) await assertPortFree(config.host, config.port);
+  const unlock = lockDataDir(config);
   const nodeId = nodeIdFor(config);
-  const store = opts.sessions ?? (await openStore(config));
-  if (opts.sessions) await store.open();
-  const sessions = new SessionService(store, log.child({ component: 'sessions' }), { maxEventDataBytes: config.eventDataMaxBytes });
+  let store: SessionStore;
+  try {
+    store = opts.sessions ?? (await openStore(config));
+    if (opts.sessions) await store.open();
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  const sessions = new SessionService(store, log.child({ component: 'sessions' }), {
+    maxEventDataBytes: config.eventDataMaxBytes,
+  });
   // --redis: session lifecycle events also go to Redis `events:session` (bounded; Redis down never blocks us).
   const redis = config.redis
-    ? new (await import('../records/redis-publisher.js')).RedisPublisher(sessions.feed, { url: config.redis }, log.child({ component: 'redis' }))
+    ? new (await import('../records/redis-publisher.js')).RedisPublisher(
+        sessions.feed,
+        { url: config.redis },
+        log.child({ component: 'redis' }),
+      )
     : null;
   const results = new SessionTaskResults(sessions, config.dispatchAliasCacheSize);
   const factory = opts.sessionFactory ?? new SessionFactory({ cancelGraceMs: config.cancelGraceMs });
   const records = new TaskRecords(sessions, nodeId, log.child({ component: 'tasks' }));
   const tasks = new TaskService(config, directory, records, events, factory, log);
-  const recovery = new TaskRecovery(tasks, records, directory, events, { resume: config.resume, resumeGraceMs: config.resumeGraceMs }, log.child({ component: 'recovery' }));
-  await recovery.markCrashed();
+  const recovery = new TaskRecovery(
+    tasks,
+    records,
+    directory,
+    events,
+    { resume: config.resume, resumeGraceMs: config.resumeGraceMs },
+    log.child({ component: 'recovery' }),
+  );
+  try {
+    await recovery.markCrashed();
+  } catch (err) {
+    await redis?.close();
+    await store.close();
+    unlock();
+    throw err;
+  }
   const channels = new ChannelRouter(
     {
       clientIdOf: (peer) => directory.clientOf(peer as ClientLink)?.clientId ?? null,
@@ -150,10 +180,17 @@ export async function startServer(
   } catch (err) {
     await redis?.close();
     await store.close();
+    unlock();
     throw err;
   }
   await recovery.start();
-  log.info({ node: nodeId, store: config.store === 'memory' || config.store === 'sqlite' ? config.store : 'postgres' }, 'session store open');
+  log.info(
+    {
+      node: nodeId,
+      store: config.store === 'memory' || config.store === 'sqlite' ? config.store : 'postgres',
+    },
+    'session store open',
+  );
 
   let closing: Promise<void> | null = null;
   return {
@@ -179,6 +216,7 @@ export async function startServer(
         recovery.stop();
         await redis?.close();
         await store.close();
+        unlock();
         log.info('server stopped');
       })()),
   };

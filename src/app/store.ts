@@ -4,9 +4,9 @@
  * so a restarted node recognises the sessions it was running.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ServerConfig } from '../config.js';
+import { ConfigError, type ServerConfig } from '../config.js';
 import { MemorySessionStore } from '../state/memory-session-store.js';
 import type { SessionStore } from '../state/session-store.js';
 
@@ -15,7 +15,11 @@ export const SQLITE_FILE = 'aipd.sqlite';
 export async function openStore(config: ServerConfig): Promise<SessionStore> {
   const common = { maxEventsPerSession: config.eventLogMax, groupCommitMs: config.groupCommitMs };
   let store: SessionStore;
-  if (config.store === 'memory') store = new MemorySessionStore({ maxEventsPerSession: config.eventLogMax, maxEndedBytes: config.memoryStoreEndedBytes });
+  if (config.store === 'memory')
+    store = new MemorySessionStore({
+      maxEventsPerSession: config.eventLogMax,
+      maxEndedBytes: config.memoryStoreEndedBytes,
+    });
   else if (config.store === 'sqlite') {
     const { SqliteSessionStore } = await import('../state/sqlite-session-store.js');
     mkdirSync(resolve(config.dataDir), { recursive: true });
@@ -44,4 +48,43 @@ export function nodeIdFor(config: ServerConfig): string {
   const id = `node-${randomUUID()}`;
   writeFileSync(file, `${id}\n`);
   return id;
+}
+
+/**
+ * Claims --data-dir for this process (a pid file), so two servers never share a node id and mark each other's
+ * sessions crashed. A pid file whose process is gone is taken over. Returns the release function.
+ */
+export function lockDataDir(config: ServerConfig): () => void {
+  if (config.store === 'memory') return () => undefined;
+  const dir = resolve(config.dataDir);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'aipd.pid');
+  let holder = 0;
+  try {
+    holder = Number(readFileSync(file, 'utf8').trim());
+  } catch {
+    // free
+  }
+  if (holder > 0 && holder !== process.pid && alive(holder)) {
+    throw new ConfigError(
+      `--data-dir: '${dir}' is in use by another aipd (pid ${holder}); give each server its own data dir`,
+    );
+  }
+  writeFileSync(file, `${process.pid}\n`);
+  return () => {
+    try {
+      if (Number(readFileSync(file, 'utf8').trim()) === process.pid) rmSync(file);
+    } catch {
+      // already gone
+    }
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -53,3 +53,13 @@ export function whyNotListening(host: string, port: number): Promise<string> {
     );
   });
 }
+
+/** Throws ListenError when `host:port` cannot be bound now (checked before a server touches its state). */
+export async function assertPortFree(host: string, port: number): Promise<void> {
+  const ok = await new Promise<boolean>((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+  if (!ok) throw new ListenError(await whyNotListening(host, port));
+}

@@ -4,6 +4,9 @@
  * explicit or picked by `--port 0`, and its first attempt to listen succeeds.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { aipdProcess, collect, waitForLine, type Collected } from '../helpers/cli-process.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -54,6 +57,27 @@ describe('one server per port', () => {
     expect(io.out()).not.toContain('listening');
     // The first server still serves.
     await connectClients(first.port, 1);
+  });
+});
+
+describe('one server per data dir', () => {
+  it('refuses a second server on the same --data-dir with exit code 2, before touching its sessions', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'aipd-lock-'));
+    try {
+      const env = { AIPD_STORE: 'sqlite', AIPD_DATA_DIR: dataDir };
+      const first = aipdProcess(['serve', '--port', '0', '--api-key', KEY, '--log-level', 'warn'], env);
+      procs.push(first);
+      await waitForLine(collect(first).out, /listening on/);
+      const second = aipdProcess(['serve', '--port', '0', '--api-key', KEY], env);
+      procs.push(second);
+      const io = collect(second);
+      expect(await io.exit).toBe(2);
+      expect(io.err().trim()).toMatch(
+        /^aipd: --data-dir: '.*' is in use by another aipd \(pid \d+\); give each server its own data dir$/,
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
