@@ -7,7 +7,7 @@
  * in order, so the hot path never waits for a commit. A write that finds the record moved on (another node wrote
  * it) is retried on a fresh read. Live sessions stay in the cache (`pin`); others leave it once their writes land.
  */
-import { aipError, AipError } from '../../protocol/index.js';
+import { aipError, type AipError } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import {
   STATUS_TRANSITIONS,
@@ -17,7 +17,15 @@ import {
   type SessionStatus,
   type StatusEntry,
 } from '../state/session-model.js';
-import type { NewEvent, Page, PageRequest, SessionChanges, SessionEvent, SessionFilter, SessionStore } from '../state/session-store.js';
+import type {
+  NewEvent,
+  Page,
+  PageRequest,
+  SessionChanges,
+  SessionEvent,
+  SessionFilter,
+  SessionStore,
+} from '../state/session-store.js';
 import { EventFeed } from './event-feed.js';
 import { mergePatch } from './merge-patch.js';
 
@@ -53,6 +61,8 @@ export interface Mutation {
 
 interface CacheEntry {
   current: SessionRecord | null;
+  /** The last read found no record. */
+  loadedMissing: boolean;
   loading: Promise<void> | null;
   pending: number;
   pinned: boolean;
@@ -166,25 +176,47 @@ export class SessionService {
   }
 
   /** Columns and history entry for a status change; throws SESSION_ILLEGAL_STATUS. */
-  statusChange(cur: SessionRecord, to: SessionStatus, reason?: string): Pick<SessionChanges, 'status' | 'status_history'> {
-    if (!STATUS_TRANSITIONS[cur.status].includes(to)) throw aipError('SESSION_ILLEGAL_STATUS', { from: cur.status, to });
-    const entry: StatusEntry = reason === undefined ? { status: to, at: this.now() } : { status: to, at: this.now(), reason };
+  statusChange(
+    cur: SessionRecord,
+    to: SessionStatus,
+    reason?: string,
+  ): Pick<SessionChanges, 'status' | 'status_history'> {
+    if (!STATUS_TRANSITIONS[cur.status].includes(to))
+      throw aipError('SESSION_ILLEGAL_STATUS', { from: cur.status, to });
+    const entry: StatusEntry =
+      reason === undefined ? { status: to, at: this.now() } : { status: to, at: this.now(), reason };
     return { status: to, status_history: [...cur.status_history, entry] };
   }
 
   /**
    * The one write path: `mutate` computes the change from the current record (as this node last wrote it), and
-   * may throw to refuse it. Resolves the record once committed.
+   * may throw to refuse it. Resolves, once committed, the record this write made (the one it predicted, which the
+   * store does not read back): the cache's own object, not a copy, so callers must not change it.
    */
   write(id: string, mutate: (cur: SessionRecord) => Mutation, attempt = 0): Promise<SessionRecord> {
     const entry = this.entry(id);
     if (!entry.current || entry.loading) {
-      entry.loading ??= this.store.get(id).then((r) => {
-        entry.current = r;
-        entry.loading = null;
-      });
+      const loaded = !entry.loading && entry.current === null && entry.loadedMissing;
+      if (loaded) {
+        // Read from the store and found nothing: there is no such session (it may have just been deleted).
+        entry.loadedMissing = false;
+        this.release(id, entry);
+        return Promise.reject(aipError('HTTP_SESSION_NOT_FOUND'));
+      }
+      entry.loading ??= this.store.get(id).then(
+        (r) => {
+          entry.current = r;
+          entry.loadedMissing = r === null;
+          entry.loading = null;
+        },
+        (err: unknown) => {
+          entry.loading = null;
+          throw err;
+        },
+      );
       return entry.loading.then(() => this.write(id, mutate, attempt));
     }
+    entry.loadedMissing = false;
     const cur = entry.current;
     let m: Mutation;
     try {
@@ -193,9 +225,13 @@ export class SessionService {
       this.release(id, entry);
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const updated_at = this.now();
+    // A status change's history entry and updated_at carry the same instant.
+    const history = m.changes.status_history;
+    const updated_at =
+      history && history.length > cur.status_history.length ? history[history.length - 1]!.at : this.now();
     const changes: SessionChanges = { ...m.changes, updated_at };
-    entry.current = { ...cur, ...changes, version: cur.version + 1 };
+    const next: SessionRecord = { ...cur, ...changes, version: cur.version + 1 };
+    entry.current = next;
     entry.pending++;
     const status = changes.status ?? cur.status;
     const event = this.event(id, m.type ?? 'session.updated', { agent_id: cur.agent_id, status, ...m.data });
@@ -205,7 +241,7 @@ export class SessionService {
         if (res) {
           this.feed.publish(res.event);
           this.release(id, entry);
-          return res.record;
+          return next;
         }
         entry.current = null;
         if (attempt >= MAX_RETRIES) {
@@ -229,7 +265,10 @@ export class SessionService {
     if (!cur) return false;
     const entry = this.cache.get(id);
     if (entry) entry.current = null;
-    const event = await this.store.delete(id, this.event(id, 'session.deleted', { agent_id: cur.agent_id, status: cur.status }));
+    const event = await this.store.delete(
+      id,
+      this.event(id, 'session.deleted', { agent_id: cur.agent_id, status: cur.status }),
+    );
     this.cache.delete(id);
     if (!event) return false;
     this.feed.publish(event);
@@ -244,7 +283,12 @@ export class SessionService {
   }
 
   event(sessionId: string, type: string, data: JsonObject): NewEvent {
-    return { session_id: sessionId, type, at: this.now(), data: KEPT_WHOLE.has(type) ? data : this.bounded(data) };
+    return {
+      session_id: sessionId,
+      type,
+      at: this.now(),
+      data: KEPT_WHOLE.has(type) ? data : this.bounded(data),
+    };
   }
 
   /** `data`, or a note of its size when it is larger than the limit (the keys that say what changed are kept). */
@@ -252,7 +296,8 @@ export class SessionService {
     const size = JSON.stringify(data).length;
     if (size <= this.opts.maxEventDataBytes) return data;
     const kept: JsonObject = { truncated: true, bytes: size };
-    for (const k of ['agent_id', 'status', 'updates', 'session_type', 'task_status'] as const) if (k in data) kept[k] = data[k];
+    for (const k of ['agent_id', 'status', 'updates', 'session_type', 'task_status'] as const)
+      if (k in data) kept[k] = data[k];
     return kept;
   }
 
@@ -280,12 +325,17 @@ export class SessionService {
 
   private entry(id: string): CacheEntry {
     let e = this.cache.get(id);
-    if (!e) this.cache.set(id, (e = { current: null, loading: null, pending: 0, pinned: false }));
+    if (!e)
+      this.cache.set(
+        id,
+        (e = { current: null, loadedMissing: false, loading: null, pending: 0, pinned: false }),
+      );
     return e;
   }
 
   private release(id: string, entry: CacheEntry): void {
-    if (!entry.pinned && entry.pending === 0 && !entry.loading && this.cache.get(id) === entry) this.cache.delete(id);
+    if (!entry.pinned && entry.pending === 0 && !entry.loading && this.cache.get(id) === entry)
+      this.cache.delete(id);
   }
 }
 
