@@ -15,7 +15,12 @@ export class SessionTaskResults implements TaskResultStore {
     private readonly sessions: SessionService,
     maxAliases: number,
   ) {
-    this.aliases = new LRUCache({ max: maxAliases });
+    // Bounded by entries and by bytes (ids are at most 256 characters each, so the byte bound rarely binds).
+    this.aliases = new LRUCache({
+      max: maxAliases,
+      maxSize: maxAliases * 1024,
+      sizeCalculation: (v, k) => 2 * (k.length + v.length) + 64,
+    });
   }
 
   async get(taskName: string): Promise<TaskResultEntry | undefined> {
@@ -37,6 +42,13 @@ export class SessionTaskResults implements TaskResultStore {
 /** A task session as `/api/task_result` reports it: pending until it ended (a crashed one may still resume). */
 export function resultOf(rec: SessionRecord): TaskResultEntry {
   const t = rec.task;
-  if (!t || rec.status === 'active' || rec.status === 'paused' || rec.status === 'crashed') return { status: 'pending', session_id: rec.id };
-  return { status: 'done', session_id: rec.id, result: t.result, task_status: rec.status === 'completed' ? 'completed' : 'failed', error: t.error };
+  if (!t || rec.status === 'active' || rec.status === 'paused' || rec.status === 'crashed')
+    return { status: 'pending', session_id: rec.id };
+  return {
+    status: 'done',
+    session_id: rec.id,
+    result: t.result,
+    task_status: rec.status === 'completed' ? 'completed' : 'failed',
+    error: t.error,
+  };
 }

@@ -34,10 +34,12 @@ export class MemoryClientSocket {
     return this.closeInfo !== null;
   }
 
-  /** Sends a frame to the server: a string is a text frame, bytes a binary frame. */
-  send(data: string | Uint8Array): void {
+  /**
+   * Sends a frame to the server: a string is a text frame, bytes a binary frame unless `isBinary` is false (bytes
+   * sent as a text frame, as a client may send invalid UTF-8 in one).
+   */
+  send(data: string | Uint8Array, isBinary = typeof data !== 'string'): void {
     if (this.closeInfo) return;
-    const isBinary = typeof data !== 'string';
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     queueMicrotask(() => this.server.receive(buffer, isBinary));

@@ -45,6 +45,24 @@ describe('memory transport fidelity', () => {
     expect(h.server.registry.list()).toEqual([]);
   });
 
+  it('closes with 1007 a text frame that is not UTF-8 (uWS itself drops such a frame on a real socket), and answers a binary one', async () => {
+    h = await startMemoryServer();
+    const d = await h.device('utf-dev');
+    const bad = new Uint8Array([
+      ...new TextEncoder().encode('{"type":"heartbeat","status":"ok","x":"'),
+      0xc3,
+      0x28,
+      0x22,
+      0x7d,
+    ]);
+    d.socket.send(bad, true);
+    await d.next((m) => m.type === 'error', 500, 0);
+    expect(d.ofType('error').map((m) => m.error)).toEqual(['Frame is not valid UTF-8']);
+    d.socket.send(bad, false);
+    expect(await d.waitClose()).toBe(CloseCode.INVALID_PAYLOAD);
+    expect(d.closeReason).toBe('Frame is not valid UTF-8');
+  });
+
   it('delivers every frame when one tick sends more than the high-water mark (nothing stalls in the queue)', async () => {
     h = await startMemoryServer({ highWaterMarkBytes: 256 });
     const d = await h.device('dev-1');
