@@ -1,6 +1,14 @@
-/** The in-process session store: records and event logs in Maps, deep-copied in and out. For tests and benchmarks. */
+/**
+ * The in-process session store: records and event logs in Maps. For tests and benchmarks.
+ *
+ * Values. What comes in is deep-copied (structuredClone) once: a created record, the changed fields of an update,
+ * an event. A stored record is never changed in place: an update stores a new object that shares its unchanged
+ * fields with the one before, so it copies only what changed, whatever the size of the rest (a task's plan
+ * request), and `get` and `list` hand out copies. A stored event is deeply frozen and handed out as it is (by the
+ * write that logs it, `events` and `allEvents`): nothing can change it, so it needs no copy per reader.
+ */
 import { approxBytes } from './approx-bytes.js';
-import type { SessionRecord } from './session-model.js';
+import type { JsonObject, SessionRecord } from './session-model.js';
 import {
   afterCursor,
   cursorOf,
@@ -14,6 +22,7 @@ import {
   type SessionEvent,
   type SessionFilter,
   type SessionStore,
+  type UpdateResult,
 } from './session-store.js';
 
 export interface MemoryStoreOptions {
@@ -96,15 +105,20 @@ export class MemorySessionStore implements SessionStore {
     version: number,
     changes: SessionChanges,
     event: NewEvent,
-  ): Promise<{ record: SessionRecord; event: SessionEvent } | null> {
+  ): Promise<UpdateResult | null> {
     const cur = this.records.get(id);
     if (!cur || cur.version !== version) return Promise.resolve(null);
+    // A new object: the unchanged fields are shared with `cur` (stored values are never changed in place), and only
+    // the changes are copied. Absent keys stay as they are, and so do keys given as undefined (as in the SQL stores).
     const next = { ...cur, version: version + 1 } as Record<string, unknown>;
-    // Absent keys stay as they are, and so do keys given as undefined (the SQL stores cannot tell them apart).
-    for (const [k, v] of Object.entries(changes)) if (v !== undefined) next[k] = structuredClone(v);
-    this.records.set(id, next as unknown as SessionRecord);
-    const result = { record: structuredClone(next as unknown as SessionRecord), event: this.append([event])[0]! };
-    this.account(next as unknown as SessionRecord);
+    for (const k of Object.keys(changes)) {
+      const v = (changes as Record<string, unknown>)[k];
+      if (v !== undefined) next[k] = typeof v === 'object' && v !== null ? structuredClone(v) : v;
+    }
+    const rec = next as unknown as SessionRecord;
+    this.records.set(id, rec);
+    const result: UpdateResult = { version: version + 1, event: this.append([event])[0]! };
+    this.account(rec);
     return Promise.resolve(result);
   }
 
@@ -131,12 +145,7 @@ export class MemorySessionStore implements SessionStore {
 
   events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]> {
     const log = this.logs.get(sessionId) ?? [];
-    return Promise.resolve(
-      log
-        .filter((e) => e.id > after)
-        .slice(0, limit)
-        .map((e) => structuredClone(e)),
-    );
+    return Promise.resolve(log.filter((e) => e.id > after).slice(0, limit));
   }
 
   allEvents(after: number, limit: number): Promise<SessionEvent[]> {
@@ -144,7 +153,7 @@ export class MemorySessionStore implements SessionStore {
     for (const e of this.all) {
       if (out.length >= limit) break;
       if (e.id <= after || this.dropped.has(e)) continue;
-      out.push(structuredClone(e));
+      out.push(e);
     }
     return Promise.resolve(out);
   }
@@ -158,11 +167,17 @@ export class MemorySessionStore implements SessionStore {
     this.logs.delete(id);
   }
 
-  /** Stores events with fresh ids; returns copies. */
+  /** Stores events with fresh ids, each copied once and deeply frozen; returns the stored events. */
   private append(events: readonly NewEvent[]): SessionEvent[] {
     const out: SessionEvent[] = [];
     for (const e of events) {
-      const stored: SessionEvent = { ...structuredClone(e), id: ++this.lastId };
+      const stored: SessionEvent = Object.freeze({
+        id: ++this.lastId,
+        session_id: e.session_id,
+        type: e.type,
+        at: e.at,
+        data: deepFreeze(structuredClone(e.data)),
+      });
       let log = this.logs.get(e.session_id);
       if (!log) this.logs.set(e.session_id, (log = []));
       log.push(stored);
@@ -172,7 +187,7 @@ export class MemorySessionStore implements SessionStore {
         this.logged--;
       }
       this.all.push(stored);
-      out.push(structuredClone(stored));
+      out.push(stored);
     }
     // The global list keeps only events still in some session's log (amortised: when half of it is trimmed).
     if (this.all.length > 2 * this.logged + 1024) {
@@ -182,4 +197,16 @@ export class MemorySessionStore implements SessionStore {
     }
     return out;
   }
+}
+
+/**
+ * Freezes `v` and everything it holds: `v` is a fresh copy, so whatever is frozen already was frozen here, which
+ * also ends cycles. Event data is JSON; a typed array (which cannot be frozen) is left as it is.
+ */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v) && !ArrayBuffer.isView(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as JsonObject)[k]);
+  }
+  return v;
 }

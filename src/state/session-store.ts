@@ -1,14 +1,21 @@
 /**
  * Session records and their event logs, behind one interface. Memory, SQLite and PostgreSQL implement it, and each
- * must pass the shared suite in test/state/conformance.ts.
+ * must pass the shared suite in test/state/session-store-suite.ts.
  *
  * - Every write is atomic with its event: a create, an update and a delete each append exactly one event to the
  *   session's log in the same transaction. Event ids only grow, across all sessions.
  * - Writes are optimistic: `update` names the version it read, and fails (resolves null) if another write came
- *   first; the caller reads again and retries.
+ *   first; the caller reads again and retries. The store bumps `version` with every update; it never sets
+ *   `updated_at`, which the caller (the session service) passes in the changes like any other column.
+ * - `update` resolves only the new version and the stored event, never the record: on the hot path the only
+ *   writer already knows the record it made, and reading back (or copying) a record whose `task` holds the plan
+ *   request would cost more than the write. Read it with `get` when it is wanted.
  * - A resolved write is committed (durable as the implementation documents). Implementations may group writes that
  *   arrive together into one transaction (group commit); callers on the hot path need not await.
- * - Records are values: what a caller gets back is its own copy.
+ * - Records and events are values: what a caller passes in is copied before the call returns (changing it later
+ *   changes nothing stored), and nothing a caller does to what it gets back changes what is stored. What comes
+ *   back is the caller's own copy, except that the memory store hands out its stored events deeply frozen
+ *   (changing one throws); callers must treat events as read-only either way.
  */
 import type { JsonObject, SessionRecord, SessionStatus } from './session-model.js';
 
@@ -57,8 +64,18 @@ export interface SessionEvent {
 }
 export type NewEvent = Omit<SessionEvent, 'id'>;
 
-/** Column changes of one update; absent keys stay as they are. `updated_at` and `version` move with every update. */
+/**
+ * Column changes of one update. A key that is absent, or present with the value `undefined`, leaves its column as
+ * it is (the SQL stores cannot tell the two apart); `null` is a value (it clears `checkpoint`, `task`,
+ * `managed_by`). `version` is not a change: the store bumps it. `updated_at` is set by the caller, here.
+ */
 export type SessionChanges = Partial<Omit<SessionRecord, 'id' | 'created_at' | 'version'>>;
+
+/** What a committed update resolves: the version the record is at now, and the event stored with the write. */
+export interface UpdateResult {
+  readonly version: number;
+  readonly event: SessionEvent;
+}
 
 export interface SessionStore {
   /** Prepares the store (migrations); throws a clear error for a database written by a newer aipd. */
@@ -68,16 +85,12 @@ export interface SessionStore {
   create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null>;
   get(id: string): Promise<SessionRecord | null>;
   /**
-   * Applies `changes` if the record is still at `version` (then at `version + 1`); resolves the new record and the
-   * stored event, or null when it is missing or moved on. Updates of one session may be pipelined: each names the
-   * version the previous one will have made, and they apply in call order.
+   * Applies `changes` if the record is still at `version` (it is then at `version + 1`); resolves that new version
+   * and the stored event, or null (and changes nothing) when the record is missing or moved on. It does not read
+   * the record back: `get` it if it is wanted. Updates of one session may be pipelined: each names the version the
+   * previous one will have made, and they apply in call order.
    */
-  update(
-    id: string,
-    version: number,
-    changes: SessionChanges,
-    event: NewEvent,
-  ): Promise<{ record: SessionRecord; event: SessionEvent } | null>;
+  update(id: string, version: number, changes: SessionChanges, event: NewEvent): Promise<UpdateResult | null>;
   /** Deletes a record and appends its event; null if there was none. The log keeps the deletion. */
   delete(id: string, event: NewEvent): Promise<SessionEvent | null>;
   list(filter: SessionFilter, page: PageRequest): Promise<Page>;

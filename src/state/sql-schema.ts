@@ -179,8 +179,24 @@ export function encodeEvent(e: NewEvent): EncodedEvent {
   return { session_id: e.session_id, type: e.type, at: e.at, data: JSON.stringify(e.data) };
 }
 
+/**
+ * The stored event a write resolves, from what it wrote. Its `data` is parsed from the stored JSON on first read
+ * (an own enumerable getter, so spreading, cloning and JSON.stringify see it as a plain field): on the hot path
+ * most are published to no listener and never read, and parsing each back would cost about what writing it did.
+ * Each event parses its own copy, once.
+ */
 export function decodeEvent(id: number, e: EncodedEvent): SessionEvent {
-  return { id, session_id: e.session_id, type: e.type, at: e.at, data: JSON.parse(e.data) as JsonObject };
+  const json = e.data;
+  let data: JsonObject | undefined;
+  return {
+    id,
+    session_id: e.session_id,
+    type: e.type,
+    at: e.at,
+    get data(): JsonObject {
+      return (data ??= JSON.parse(json) as JsonObject);
+    },
+  };
 }
 
 /** An event from a row `id, session_id, type, at, data`. */
@@ -221,12 +237,14 @@ const BOUND_FILTERS = [
 
 /**
  * The query of one page of `list`, newest first, keyset-paged on (created_at, id): `placeholder(n)` spells the
- * n-th parameter (1-based). `shape` names the statement text, for caching prepared statements.
+ * n-th parameter (1-based), and `columns` the select list (`READ_COLUMNS` in order; a store that keeps a column
+ * elsewhere reads it with a subquery). `shape` names the statement text, for caching prepared statements.
  */
 export function listQuery(
   filter: SessionFilter,
   page: PageRequest,
   placeholder: (n: number) => string,
+  columns: string = READ_COLUMNS.join(', '),
 ): { sql: string; params: unknown[]; shape: string } {
   const where: string[] = [];
   const params: unknown[] = [];
@@ -259,7 +277,7 @@ export function listQuery(
     shape += 'cursor;';
   }
   const sql =
-    `SELECT ${READ_COLUMNS.join(', ')} FROM sessions` +
+    `SELECT ${columns} FROM sessions` +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
     ` ORDER BY created_at DESC, id DESC LIMIT ${p(page.limit + 1)}`;
   return { sql, params, shape };

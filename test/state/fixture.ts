@@ -18,4 +18,3 @@ export function withImpl<T>(fixture: Fixture<T>): () => T {
   });
   return () => impl!;
 }
-

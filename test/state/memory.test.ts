@@ -1,9 +1,10 @@
 /** The state conformance suites over the in-memory implementations, plus what is particular to them. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { approxBytes } from '../../src/state/approx-bytes.js';
 import { EventBus } from '../../src/state/events.js';
 import { MemoryClientDirectory } from '../../src/state/memory-client-directory.js';
 import { MemorySessionStore } from '../../src/state/memory-session-store.js';
+import type { UpdateResult } from '../../src/state/session-store.js';
 import { clientDirectorySuite } from './directory-suite.js';
 import { sessionEvent, sessionRecord, sessionStoreSuite, taskFields } from './session-store-suite.js';
 
@@ -19,8 +20,13 @@ describe('MemorySessionStore byte budget for ended sessions', () => {
     for (let i = 0; i < 20; i++) {
       const id = `t${i}`;
       await store.create(sessionRecord(id, { task: taskFields() }), sessionEvent(id, 'session.created'));
-      const done = await store.update(id, 0, { status: 'completed', task: taskFields({ result: { shot } }) }, sessionEvent(id));
-      expect(done?.record.status).toBe('completed');
+      const done = await store.update(
+        id,
+        0,
+        { status: 'completed', task: taskFields({ result: { shot } }) },
+        sessionEvent(id),
+      );
+      expect(done).toMatchObject({ version: 1 });
     }
     expect(store.endedSessionBytes).toBeLessThanOrEqual(budget);
     expect(await store.get('t0')).toBeNull();
@@ -32,6 +38,46 @@ describe('MemorySessionStore byte budget for ended sessions', () => {
   it('estimates strings at two bytes a unit and counts nested nodes', () => {
     expect(approxBytes('abcd')).toBe(16 + 8);
     expect(approxBytes({ a: [1, 'xy'] })).toBe(16 + (16 + 2) + 16 + 8 + (16 + 4));
+  });
+});
+
+describe('MemorySessionStore copies', () => {
+  it('copies only what an update changes and its event, never the record, and hands out stored events frozen', async () => {
+    const store = new MemorySessionStore();
+    const task = taskFields({ request: 'x'.repeat(100_000) });
+    await store.create(sessionRecord('s1', { task }), sessionEvent('s1', 'session.created'));
+    const checkpoint = { aip_steps: 1 };
+    const data = { step: 0, results: [{ ok: true }] };
+    const clone = vi.spyOn(globalThis, 'structuredClone');
+    let res: UpdateResult | null;
+    try {
+      res = await store.update(
+        's1',
+        0,
+        { checkpoint, updated_at: '2026-01-01T00:00:01.000Z' },
+        sessionEvent('s1', 'task.results', data),
+      );
+      expect(clone.mock.calls.map((c) => c[0])).toEqual([checkpoint, data]);
+    } finally {
+      clone.mockRestore();
+    }
+    expect(res?.version).toBe(1);
+    const event = res!.event;
+    expect(event.data).toEqual(data);
+    expect(event.data).not.toBe(data);
+    expect(Object.isFrozen(data)).toBe(false);
+    expect(Object.isFrozen(event) && Object.isFrozen(event.data)).toBe(true);
+    expect(Object.isFrozen((event.data.results as object[])[0])).toBe(true);
+    expect(() => (event.data.results as unknown[]).push(1)).toThrow(TypeError);
+    // Readers get the stored event itself: nothing can change it.
+    expect((await store.events('s1', 0, 10))[1]).toBe(event);
+    expect((await store.allEvents(0, 10))[1]).toBe(event);
+    expect(await store.get('s1')).toEqual({
+      ...sessionRecord('s1', { task }),
+      checkpoint,
+      updated_at: '2026-01-01T00:00:01.000Z',
+      version: 1,
+    });
   });
 });
 

@@ -9,7 +9,12 @@ import {
 } from '../../src/state/postgres-session-store.js';
 import type { SessionStore } from '../../src/state/session-store.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
-import { sessionEvent, sessionRecord, sessionStoreSuite, type SessionStoreFixture } from './session-store-suite.js';
+import {
+  sessionEvent,
+  sessionRecord,
+  sessionStoreSuite,
+  type SessionStoreFixture,
+} from './session-store-suite.js';
 
 let db: TestDatabase | null = null;
 let unreachable: Error | null = null;
@@ -145,7 +150,7 @@ describe('PostgresSessionStore', () => {
     ]);
     expect(ok1.status).toBe('fulfilled');
     expect(bad).toMatchObject({ status: 'rejected', reason: { code: '22021' } });
-    expect(ok2).toMatchObject({ status: 'fulfilled', value: { record: { version: 1 } } });
+    expect(ok2).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
     expect(appended).toMatchObject({ status: 'fulfilled', value: [{ type: 'task.commands' }] });
     expect(await s.get('b')).toBeNull();
     expect((await s.allEvents(0, 10)).map((e) => `${e.session_id}:${e.type}`)).toEqual([

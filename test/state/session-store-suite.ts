@@ -14,6 +14,7 @@ import {
   type SessionFilter,
   type SessionRecord,
   type SessionStore,
+  type UpdateResult,
 } from '../../src/state/session-store.js';
 import { SCHEMA_VERSION } from '../../src/state/sql-schema.js';
 
@@ -73,6 +74,18 @@ export interface SessionStoreFixture {
   setSchemaVersion?(store: SessionStore, version: number): Promise<void>;
   /** Frees the storage of a store `make` returned (closed by then). */
   dispose?(store: SessionStore): Promise<void> | void;
+}
+
+/**
+ * Tries to change a value a store handed out. The store's own copy must not change either way: the value is the
+ * caller's copy (it changes) or frozen (the memory store's events: the change throws).
+ */
+function tamper(change: () => void): void {
+  try {
+    change();
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+  }
 }
 
 /** Strictly growing. */
@@ -153,8 +166,9 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         updated_at: at(1),
         version: 1,
       };
+      // The new version and the event; not the record (get reads it).
       expect(res).toEqual({
-        record: v1,
+        version: 1,
         event: {
           id: expect.any(Number),
           session_id: 's1',
@@ -178,8 +192,8 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
 
       // Absent keys, and keys given as undefined, stay as they are.
       const v2 = await s.update('s1', 1, { checkpoint: { step: 1 }, context: undefined }, sessionEvent('s1'));
-      expect(v2!.record).toEqual({ ...v1, checkpoint: { step: 1 }, version: 2 });
-      expect(await s.get('s1')).toEqual(v2!.record);
+      expect(v2).toEqual({ version: 2, event: expect.objectContaining({ session_id: 's1' }) as unknown });
+      expect(await s.get('s1')).toEqual({ ...v1, checkpoint: { step: 1 }, version: 2 });
     });
 
     it('applies pipelined updates in call order, each naming the version the previous one will have made', async () => {
@@ -200,8 +214,7 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
       );
       const results = await Promise.all(pending);
       expect(settled).toEqual([0, 1, 2, 3, 4]);
-      expect(results.map((r) => r?.record.version)).toEqual([1, 2, 3, 4, 5]);
-      expect(results.map((r) => r?.record.checkpoint)).toEqual([0, 1, 2, 3, 4].map((step) => ({ step })));
+      expect(results.map((r) => r?.version)).toEqual([1, 2, 3, 4, 5]);
       expect(results.map((r) => r?.event.data)).toEqual([0, 1, 2, 3, 4].map((step) => ({ step })));
       expectGrowing(results.map((r) => r!.event.id));
       expect(await s.get('s1')).toEqual({
@@ -211,6 +224,85 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         version: 5,
       });
       expect((await s.events('s1', 0, 100)).slice(1)).toEqual(results.map((r) => r!.event));
+
+      // Reads between pipelined writes: each sees every write called before it (a store may show it later ones
+      // too), whole (the checkpoint of the version it shows), and as its own copy.
+      const writes: Promise<UpdateResult | null>[] = [];
+      const reads: Promise<SessionRecord | null>[] = [];
+      for (const v of [5, 6, 7]) {
+        writes.push(
+          s.update(
+            's1',
+            v,
+            { checkpoint: { step: v }, updated_at: at(v + 1) },
+            sessionEvent('s1', 'session.updated', { step: v }),
+          ),
+        );
+        reads.push(s.get('s1'));
+      }
+      expect((await Promise.all(writes)).map((r) => r?.version)).toEqual([6, 7, 8]);
+      const seen = await Promise.all(reads);
+      seen.forEach((r, k) => {
+        expect(r!.version).toBeGreaterThanOrEqual(6 + k);
+        expect(r).toEqual({
+          ...sessionRecord('s1'),
+          checkpoint: { step: r!.version - 1 },
+          updated_at: at(r!.version),
+          version: r!.version,
+        });
+      });
+      (seen[0]!.checkpoint as { step: number }).step = -1;
+      expect(seen[1]!.checkpoint).toEqual({ step: seen[1]!.version - 1 });
+      expect(await s.get('s1')).toEqual({
+        ...sessionRecord('s1'),
+        checkpoint: { step: 7 },
+        updated_at: at(8),
+        version: 8,
+      });
+    });
+
+    it('applies pipelined updates of different columns in one batch, each on top of the ones before', async () => {
+      await s.create(
+        sessionRecord('s1', { task: taskFields(), managed_by: 'node-1' }),
+        sessionEvent('s1', 'session.created'),
+      );
+      const history = [
+        { status: 'active', at: AT },
+        { status: 'completed', at: at(4) },
+      ] as const;
+      const task = taskFields({ state: 'running', state_history: [{ state: 'running', at: at(2) }] });
+      const results = await Promise.all([
+        s.update('s1', 0, { checkpoint: { aip_steps: 1 }, updated_at: at(1) }, sessionEvent('s1')),
+        s.update('s1', 1, { task, updated_at: at(2) }, sessionEvent('s1')),
+        s.update('s1', 2, { checkpoint: { aip_steps: 2 }, updated_at: at(3) }, sessionEvent('s1')),
+        s.update(
+          's1',
+          3,
+          { status: 'completed', status_history: history, updated_at: at(4) },
+          sessionEvent('s1'),
+        ),
+        s.update('s1', 3, { managed_by: null }, sessionEvent('s1', 'session.updated', { stale: true })),
+      ]);
+      expect(results.map((r) => r?.version ?? null)).toEqual([1, 2, 3, 4, null]);
+      const expected = {
+        ...sessionRecord('s1', { task, managed_by: 'node-1' }),
+        checkpoint: { aip_steps: 2 },
+        status: 'completed',
+        status_history: history,
+        updated_at: at(4),
+        version: 4,
+      };
+      expect(await s.get('s1')).toEqual(expected);
+      expect((await s.list({ task_name: 'task-1', managed_by: 'node-1' }, { limit: 10 })).items).toEqual([
+        expected,
+      ]);
+      expect((await s.events('s1', 0, 100)).map((e) => e.data.stale ?? false)).toEqual([
+        false,
+        false,
+        false,
+        false,
+        false,
+      ]);
     });
 
     it('shows a read every write called before it, awaited or not', async () => {
@@ -228,7 +320,7 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
       expect(log.map((e) => e.type)).toEqual(['session.created', 'session.updated', 'task.commands']);
       expect(all).toEqual(log);
       expect(await created).not.toBeNull();
-      expect(await updated).not.toBeNull();
+      expect(await updated).toMatchObject({ version: 1, event: { type: 'session.updated' } });
       expect(await appended).toHaveLength(1);
       const deleted = s.delete('s1', sessionEvent('s1', 'session.deleted'));
       expect(await s.get('s1')).toBeNull();
@@ -260,16 +352,16 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
       expect(bStale).toBeNull();
       expect(aTwice).toBeNull();
       expect(gone).toBeNull();
-      expect(a1!.record).toMatchObject({ checkpoint: { n: 1 }, version: 1 });
-      expect(a2!.record).toMatchObject({ agent_id: 'agent-1', checkpoint: { n: 2 }, version: 2 });
-      expect(b1!.record).toMatchObject({ checkpoint: { n: 6 }, version: 1 });
+      // a: both updates, in call order (the second names the version the first made); b: only the good one.
+      expect([a1?.version, a2?.version, b1?.version]).toEqual([1, 2, 1]);
       expect(c).not.toBeNull();
       const stored = [a1!.event, a2!.event, ...appended, c!, b1!.event];
       expect(stored.map((e) => e.data.n)).toEqual([1, 2, 3, 4, 5, 6]);
       expectGrowing(stored.map((e) => e.id));
       expect(await s.allEvents(before[before.length - 1]!.id, 100)).toEqual(stored);
-      expect(await s.get('a')).toEqual(a2!.record);
-      expect(await s.get('b')).toEqual(b1!.record);
+      // The refused create, the stale update and the update of the other session changed nothing of a or b.
+      expect(await s.get('a')).toEqual({ ...sessionRecord('a'), checkpoint: { n: 2 }, version: 2 });
+      expect(await s.get('b')).toEqual({ ...sessionRecord('b'), checkpoint: { n: 6 }, version: 1 });
       expect(await s.get('c')).toEqual(sessionRecord('c'));
     });
 
@@ -291,18 +383,22 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         s.delete('y', sessionEvent('y', 'session.deleted', { n: 6 })),
         s.update('y', 0, { status: 'paused' }, sessionEvent('y', 'session.updated', { gone: true })),
       ]);
-      expect(u1!.record).toEqual({
-        ...sessionRecord('x', { context: { first: true } }),
-        checkpoint: { n: 1 },
+      expect(u1).toEqual({
         version: 1,
+        event: expect.objectContaining({ session_id: 'x', data: { n: 1 } }) as unknown,
       });
-      expect(u2!.record).toEqual({ ...second, status: 'paused', updated_at: at(2), version: 1 });
+      expect(u2).toEqual({
+        version: 1,
+        event: expect.objectContaining({ session_id: 'x', data: { n: 4 } }) as unknown,
+      });
+      // The second update applied to the record created again, with nothing left of the first one.
+      const x = { ...second, status: 'paused', updated_at: at(2), version: 1 };
       expect(cTwice).toBeNull();
       expect(uy).toBeNull();
       expect([d1, c1, cy, dy].every((e) => e !== null)).toBe(true);
-      expect(await s.get('x')).toEqual(u2!.record);
+      expect(await s.get('x')).toEqual(x);
       expect(await s.get('y')).toBeNull();
-      expect((await s.list({}, { limit: 10 })).items).toEqual([u2!.record]);
+      expect((await s.list({}, { limit: 10 })).items).toEqual([x]);
       const log = await s.allEvents(0, 100);
       expect(log.map((e) => `${e.session_id}:${e.type}:${String(e.data.n)}`)).toEqual([
         'x:session.created:undefined',
@@ -639,7 +735,7 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
           { task: { ...task, result } },
           sessionEvent('j1', 'task.ended', { result }),
         );
-        expect(res!.record.task!.result).toEqual(result);
+        expect(res!.version).toBe(version);
         expect((await s.get('j1'))!.task).toEqual({ ...task, result });
         expect(res!.event.data).toEqual({ result });
       }
@@ -649,11 +745,14 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         { checkpoint: { step: 3, blob: 'y'.repeat(300) } },
         sessionEvent('j1'),
       );
-      expect(withCheckpoint!.record.checkpoint).toEqual({ step: 3, blob: 'y'.repeat(300) });
+      expect(withCheckpoint!.version).toBe(version);
+      expect((await s.get('j1'))!.checkpoint).toEqual({ step: 3, blob: 'y'.repeat(300) });
       const cleared = await s.update('j1', version, { checkpoint: null, task: null }, sessionEvent('j1'));
-      expect(cleared!.record).toMatchObject({ checkpoint: null, task: null });
-      expect(await s.get('j1')).toEqual(cleared!.record);
-      expect(JSON.stringify(await s.get('j1'))).toBe(JSON.stringify(cleared!.record));
+      expect(cleared!.version).toBe(version + 1);
+      // Everything else as given, in the same order, after all these updates.
+      const final = { ...r, checkpoint: null, task: null, version: version + 1 };
+      expect(await s.get('j1')).toEqual(final);
+      expect(JSON.stringify(await s.get('j1'))).toBe(JSON.stringify(final));
     });
 
     it('hands out values: changing what went in or came out changes nothing stored', async () => {
@@ -671,24 +770,29 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
       const updating = s.update('s1', 0, changes, sessionEvent('s1'));
       changes.checkpoint.step.push(2);
       const res = await updating;
-      expect(res!.record.checkpoint).toEqual({ step: [1] });
+      expect(res!.version).toBe(1);
 
-      (res!.record.context.list as number[]).push(3);
-      (res!.record.status_history as StatusEntry[]).push({ status: 'failed', at: AT });
-      (res!.event.data as { x?: number }).x = 1;
-      (event!.data.list as number[]).push(3);
-      const got = (await s.get('s1'))!;
-      expect(got).toEqual({
+      tamper(() => ((res!.event.data as { x?: number }).x = 1));
+      tamper(() => (event!.data.list as number[]).push(3));
+      const expected = {
         ...sessionRecord('s1', { context: { list: [1] } }),
         checkpoint: { step: [1] },
         version: 1,
-      });
+      };
+      const got = (await s.get('s1'))!;
+      expect(got).toEqual(expected);
       (got.context.list as number[]).push(4);
-      expect((await s.get('s1'))!.context).toEqual({ list: [1] });
+      (got.checkpoint!.step as number[]).push(4);
+      (got.status_history as StatusEntry[]).push({ status: 'failed', at: AT });
+      (got as { version: number }).version = 9;
+      expect(await s.get('s1')).toEqual(expected);
       const log = await s.events('s1', 0, 10);
       expect(log.map((e) => e.data)).toEqual([{ list: [1] }, {}]);
-      (log[0]!.data.list as number[]).push(5);
+      tamper(() => (log[0]!.data.list as number[]).push(5));
       expect((await s.events('s1', 0, 10))[0]!.data).toEqual({ list: [1] });
+      const all = await s.allEvents(0, 10);
+      tamper(() => ((all[1]!.data as { x?: number }).x = 2));
+      expect((await s.allEvents(0, 10)).map((e) => e.data)).toEqual([{ list: [1] }, {}]);
       const page = await s.list({}, { limit: 10 });
       (page.items[0]!.context.list as number[]).push(6);
       expect((await s.get('s1'))!.context).toEqual({ list: [1] });
@@ -726,12 +830,14 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         );
         const s2 = await reopen(s);
         const lastDone = await last;
-        expect(lastDone!.record.version).toBe(3);
+        expect(lastDone!.version).toBe(3);
         await s2.open();
-        expect(await s2.get('a')).toEqual(lastDone!.record);
+        const a = { ...before.a!, status: 'paused', version: 3 };
+        expect(before.a).toMatchObject({ checkpoint: { n: 2 }, version: 2 });
+        expect(await s2.get('a')).toEqual(a);
         expect(await s2.get('b')).toEqual(before.b);
         expect(await s2.get('c')).toBeNull();
-        expect((await s2.list({}, { limit: 10 })).items).toEqual([before.b, lastDone!.record]);
+        expect((await s2.list({}, { limit: 10 })).items).toEqual([before.b, a]);
         expect(await s2.list({ managed_by: 'node-1' }, { limit: 10 })).toEqual({
           items: [before.b],
           next: null,
@@ -743,7 +849,8 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         // Versions and event ids go on from where they were.
         expect(await s2.update('a', 2, { status: 'active' }, sessionEvent('a'))).toBeNull();
         const next = await s2.update('a', 3, { status: 'active' }, sessionEvent('a'));
-        expect(next!.record.version).toBe(4);
+        expect(next!.version).toBe(4);
+        expect((await s2.get('a'))!.status).toBe('active');
         expect(next!.event.id).toBeGreaterThan(lastDone!.event.id);
         expect(await s2.create(sessionRecord('a'), sessionEvent('a', 'session.created'))).toBeNull();
       });
@@ -764,4 +871,3 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
     }
   });
 }
-

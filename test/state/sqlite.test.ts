@@ -1,13 +1,19 @@
 /** The SessionStore conformance suite over SQLite (a temporary file per test), plus what is particular to it. */
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../src/state/group-commit.js';
 import type { SessionStore } from '../../src/state/session-store.js';
 import { SqliteSessionStore, type SqliteSessionStoreOptions } from '../../src/state/sqlite-session-store.js';
-import { sessionEvent, sessionRecord, sessionStoreSuite, type SessionStoreFixture } from './session-store-suite.js';
+import {
+  sessionEvent,
+  sessionRecord,
+  sessionStoreSuite,
+  taskFields,
+  type SessionStoreFixture,
+} from './session-store-suite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aipd-sqlite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -87,6 +93,12 @@ describe('SqliteSessionStore', () => {
     return s;
   }
   const raw = (s: SqliteSessionStore): Database.Database => (s as unknown as { db: Database.Database }).db;
+  const count = (s: SqliteSessionStore, table: string): number =>
+    (raw(s).prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+  /** When the store last indexed its log tail: Infinity, never due by age; -Infinity, due at every commit. */
+  const setIndexedAt = (s: SqliteSessionStore, at: number): void => {
+    (s as unknown as { indexedAt: number }).indexedAt = at;
+  };
 
   it('runs in WAL mode with the synchronous level it documents', async () => {
     const normal = await store();
@@ -140,7 +152,7 @@ describe('SqliteSessionStore', () => {
     );
     expect((await s.get('a'))!.version).toBe(2500);
     expect(batches).toEqual([1000, 1000, 500]);
-    expect((await Promise.all(pending)).map((r) => r!.record.version)).toEqual(
+    expect((await Promise.all(pending)).map((r) => r!.version)).toEqual(
       Array.from({ length: 2500 }, (_, v) => v + 1),
     );
   });
@@ -159,7 +171,7 @@ describe('SqliteSessionStore', () => {
     ]);
     expect(ok1.status).toBe('fulfilled');
     expect(bad.status).toBe('rejected');
-    expect(ok2).toMatchObject({ status: 'fulfilled', value: { record: { version: 1 } } });
+    expect(ok2).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
     expect(appended).toMatchObject({ status: 'fulfilled', value: [{ type: 'task.commands' }] });
     expect(await s.get('b')).toBeNull();
     expect((await s.allEvents(0, 10)).map((e) => `${e.session_id}:${e.type}`)).toEqual([
@@ -167,6 +179,144 @@ describe('SqliteSessionStore', () => {
       'a:session.updated',
       'a:task.commands',
     ]);
+  });
+
+  it('keeps the task JSON out of the session row, and writes it only when a write gives it', async () => {
+    const s = await store();
+    const db = raw(s);
+    expect(db.prepare("SELECT name FROM pragma_table_info('sessions') WHERE name = 'task'").all()).toEqual(
+      [],
+    );
+    expect(
+      db.prepare("SELECT name FROM pragma_index_list('sessions') WHERE name = 'sessions_updated'").all(),
+    ).toEqual([]);
+    // Every write to session_tasks, logged by triggers of this connection.
+    db.exec(`CREATE TEMP TABLE task_writes (op TEXT NOT NULL, id TEXT NOT NULL);
+      CREATE TEMP TRIGGER task_insert AFTER INSERT ON session_tasks
+        BEGIN INSERT INTO task_writes VALUES ('insert', new.id); END;
+      CREATE TEMP TRIGGER task_update AFTER UPDATE ON session_tasks
+        BEGIN INSERT INTO task_writes VALUES ('update', new.id); END;
+      CREATE TEMP TRIGGER task_delete AFTER DELETE ON session_tasks
+        BEGIN INSERT INTO task_writes VALUES ('delete', old.id); END;`);
+    const writes = (): string[] =>
+      (db.prepare('SELECT op, id FROM task_writes ORDER BY rowid').all() as { op: string; id: string }[]).map(
+        (w) => `${w.op} ${w.id}`,
+      );
+
+    const task = taskFields({ request: JSON.stringify({ plan: 'x'.repeat(100_000) }) });
+    const t = sessionRecord('t', { session_type: 'task', task, managed_by: 'node-1' });
+    await s.create(sessionRecord('p'), sessionEvent('p', 'session.created'));
+    await s.create(t, sessionEvent('t', 'session.created'));
+    expect(writes()).toEqual(['insert t']);
+    // The hot path: checkpoints and status, pipelined, leave the task's row alone.
+    const history = [...t.status_history, { status: 'paused' as const, at: t.created_at }];
+    await Promise.all([
+      ...[0, 1, 2].map((v) => s.update('t', v, { checkpoint: { aip_steps: v + 1 } }, sessionEvent('t'))),
+      s.update('t', 3, { status: 'paused', status_history: history }, sessionEvent('t')),
+      s.update('p', 0, { checkpoint: { n: 1 } }, sessionEvent('p')),
+    ]);
+    expect(writes()).toEqual(['insert t']);
+    const running = { ...task, state: 'running' };
+    await s.update('t', 4, { task: running }, sessionEvent('t'));
+    await s.update('p', 1, { task: taskFields({ task_name: 'later' }) }, sessionEvent('p'));
+    // A stale update writes nothing, the task included.
+    expect(await s.update('t', 4, { task: null }, sessionEvent('t'))).toBeNull();
+    await s.update('p', 2, { task: null }, sessionEvent('p'));
+    expect(writes()).toEqual(['insert t', 'update t', 'insert p', 'delete p']);
+    const expected = {
+      ...t,
+      status: 'paused',
+      status_history: history,
+      checkpoint: { aip_steps: 3 },
+      task: running,
+      version: 5,
+    };
+    expect(await s.get('t')).toEqual(expected);
+    expect((await s.list({ task_name: 'task-1' }, { limit: 10 })).items).toEqual([expected]);
+    expect((await s.get('p'))!.task).toBeNull();
+    expect((await s.list({ task_name: 'later' }, { limit: 10 })).items).toEqual([]);
+    // A deleted session's task goes with it.
+    await s.delete('t', sessionEvent('t', 'session.deleted'));
+    expect(writes()).toEqual(['insert t', 'update t', 'insert p', 'delete p', 'delete t']);
+    expect(count(s, 'session_tasks')).toBe(0);
+  });
+
+  it('indexes the event log in bulk: a read indexes the tail first, and so does the open after a crash', async () => {
+    const a = await store({ maxEventsPerSession: 5 });
+    setIndexedAt(a, Infinity);
+    await a.create(sessionRecord('s1'), sessionEvent('s1', 'session.created'));
+    await a.appendEvents(
+      Array.from({ length: 7 }, (_, n) => sessionEvent(n % 2 ? 's2' : 's1', 'task.commands', { n })),
+    );
+    await a.update('s1', 0, { checkpoint: { n: 1 } }, sessionEvent('s1', 'session.updated', { n: 'u' }));
+    // Committed, not indexed yet (s1's log is one over the limit).
+    expect([count(a, 'session_events'), count(a, 'session_log_index')]).toEqual([9, 0]);
+
+    // kill -9 now: the files as they are (the WAL holds the commits).
+    const path = (a as unknown as { opts: { path: string } }).opts.path;
+    const crashed = newPath();
+    copyFileSync(path, crashed);
+    copyFileSync(`${path}-wal`, `${crashed}-wal`);
+
+    const s1 = [0, 2, 4, 6, 'u'];
+    expect((await a.events('s1', 0, 100)).map((e) => e.data.n)).toEqual(s1);
+    expect([count(a, 'session_events'), count(a, 'session_log_index')]).toEqual([8, 8]);
+    const b = await store({ path: crashed, maxEventsPerSession: 5 });
+    expect([count(b, 'session_events'), count(b, 'session_log_index')]).toEqual([8, 8]);
+    expect(await b.events('s1', 0, 100)).toEqual(await a.events('s1', 0, 100));
+    expect((await b.events('s2', 0, 100)).map((e) => e.data.n)).toEqual([1, 3, 5]);
+    expect(await b.allEvents(0, 100)).toEqual(await a.allEvents(0, 100));
+    expect(raw(b).prepare('SELECT session_id, events FROM session_logs ORDER BY session_id').all()).toEqual([
+      { session_id: 's1', events: 5 },
+      { session_id: 's2', events: 3 },
+    ]);
+  });
+
+  it('indexes the tail in the commit that finds it 4,096 events long or 250 ms old', async () => {
+    const s = await store({ maxEventsPerSession: 1000 });
+    setIndexedAt(s, Infinity);
+    await s.appendEvents(Array.from({ length: 100 }, (_, n) => sessionEvent('a', 'task.commands', { n })));
+    expect(count(s, 'session_log_index')).toBe(0);
+    await s.appendEvents(
+      Array.from({ length: 4000 }, (_, n) => sessionEvent(`s${n % 4}`, 'task.commands', { n })),
+    );
+    expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([4100, 4100]);
+    setIndexedAt(s, -Infinity);
+    const [added] = await s.appendEvents([sessionEvent('s0', 'task.commands', { n: 'last' })]);
+    // Indexed in that commit, and s0 trimmed to 1000: its oldest went.
+    expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([4100, 4100]);
+    const s0 = await s.events('s0', 0, 2000);
+    expect(s0).toHaveLength(1000);
+    expect(s0[0]!.data.n).toBe(4);
+    expect(s0[999]).toEqual(added);
+  });
+
+  it('rolls a failed batch back with the indexing it did, and retries its writes alone', async () => {
+    const s = await store();
+    await s.create(sessionRecord('a'), sessionEvent('a', 'session.created'));
+    // The next commit indexes the tail, and its last step fails (as a full disk would).
+    setIndexedAt(s, -Infinity);
+    const st = (s as unknown as { st: { setMark: { run: (...args: unknown[]) => unknown } } }).st;
+    const setMark = st.setMark;
+    st.setMark = {
+      run: () => {
+        st.setMark = setMark;
+        throw new Error('disk full');
+      },
+    };
+    const [updated, appended] = await Promise.all([
+      s.update('a', 0, { checkpoint: { n: 1 } }, sessionEvent('a')),
+      s.appendEvents([sessionEvent('a', 'task.commands')]),
+    ]);
+    expect(updated!.version).toBe(1);
+    // Retried alone: the first indexed the tail (due again, as nothing of the failed one stayed), the second not.
+    expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([3, 2]);
+    const log = await s.events('a', 0, 10);
+    expect(log).toEqual([expect.objectContaining({ type: 'session.created' }), updated!.event, ...appended]);
+    expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([3, 3]);
+    expect(raw(s).prepare('SELECT indexed FROM session_log_mark').get()).toEqual({
+      indexed: appended[0]!.id,
+    });
   });
 
   it('never reuses an event id, even after the newest event was deleted and the file reopened', async () => {
