@@ -306,13 +306,15 @@ function extTypeAt(b: Uint8Array, i: number): number {
 /**
  * An ext token's size, or RESTRUCTURING for the types msgpackr expands with the tokens that follow (0x62 bundled
  * strings, 0x65 Error, 0x69 structured-clone id, 0x72 record definition, 0x73 Set, 0x78 RegExp). The others are
- * leaves (0x00 undefined, 0x42 bigint, 0x70 reference, 0x74 typed array, 0xff timestamp; unknown types fail unpack).
- * AIP needs no extension; the leaves are left to unpack and `checkTree` as before.
+ * leaves (0x00 undefined, 0x70 reference, 0x74 typed array, 0xff timestamp; unknown types fail unpack). 0x42 bigint is
+ * refused with them: a BigInt would pass validation and then make every JSON encode of the message throw.
+ * AIP needs no extension; the other leaves are left to unpack and `checkTree` as before.
  */
 function extSize(b: Uint8Array, i: number, size: number): number {
   const at = extTypeAt(b, i);
   if (size < 0 || at >= b.length) return TRUNCATED;
   switch (b[at]) {
+    case 0x42: // a BigInt, which no JSON encoder can write back out
     case 0x62:
     case 0x65:
     case 0x69:

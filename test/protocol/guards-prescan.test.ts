@@ -227,3 +227,14 @@ describe('the container budget is checked before parsing', () => {
     expect(decodeClientMessage(jsonCodec, text, false, limits).ok).toBe(true);
   });
 });
+
+describe('msgpack extensions', () => {
+  it('refuses a BigInt (ext 0x42) before unpacking, since no JSON encoder could write it back', () => {
+    const head = packValue({ type: 'heartbeat', status: 'ok', metadata: { n: 0 } });
+    // Replace the trailing fixint 0 with fixext 8 of type 0x42 (msgpackr's BigInt).
+    const bytes = new Uint8Array([...head.subarray(0, head.length - 1), 0xd7, 0x42, 0, 0, 0, 0, 0, 0, 0, 1]);
+    const r = decodeClientMessage(msgpackCodec, bytes, true);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.message).toContain('extension type 0x42 is not supported');
+  });
+});
