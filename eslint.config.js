@@ -15,7 +15,16 @@ const noTransportLibs = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'bench/results/**', 'eslint.config.js', 'scripts/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      'bench/results/**',
+      'eslint.config.js',
+      'scripts/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -35,10 +44,7 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/transport/uws*.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        { paths: [noTransportLibs.paths[0]] },
-      ],
+      'no-restricted-imports': ['error', { paths: [noTransportLibs.paths[0]] }],
     },
   },
   {

@@ -34,7 +34,14 @@ export const COMMAND: ServerMessageInput = {
   type: 'command',
   status: 'continue',
   agent_name: 'HostAgent',
-  actions: [{ tool_name: 'click_input', parameters: { id: '12', name: 'Save', button: 'left', double: false }, tool_type: 'action', call_id: randomUUID() }],
+  actions: [
+    {
+      tool_name: 'click_input',
+      parameters: { id: '12', name: 'Save', button: 'left', double: false },
+      tool_type: 'action',
+      call_id: randomUUID(),
+    },
+  ],
   session_id: randomUUID(),
   task_name: 'notepad_hello',
   timestamp: new Date().toISOString(),
@@ -47,7 +54,15 @@ export const COMMAND_RESULTS: ClientMessageInput = {
   client_type: 'device',
   session_id: randomUUID(),
   client_id: 'device_win_01',
-  action_results: [{ status: 'success', error: null, result: 'Clicked Save at (640, 412).', namespace: 'HostUIExecutor', call_id: randomUUID() }],
+  action_results: [
+    {
+      status: 'success',
+      error: null,
+      result: 'Clicked Save at (640, 412).',
+      namespace: 'HostUIExecutor',
+      call_id: randomUUID(),
+    },
+  ],
   timestamp: new Date().toISOString(),
   request_id: randomUUID(),
   prev_response_id: randomUUID(),
@@ -90,7 +105,13 @@ const mustOk = (r: { ok: boolean }): unknown => {
 
 export function runCodecBench(): CodecRow[] {
   const cases: { row: Omit<CodecRow, 'ns_per_op'>; fn: () => unknown }[] = [];
-  const add = (message: CodecRow['message'], codec: CodecRow['codec'], operation: string, bytes: number, fn: () => unknown) => {
+  const add = (
+    message: CodecRow['message'],
+    codec: CodecRow['codec'],
+    operation: string,
+    bytes: number,
+    fn: () => unknown,
+  ) => {
     fn(); // fail fast before timing
     cases.push({ row: { message, codec, operation, bytes }, fn });
   };
@@ -103,14 +124,22 @@ export function runCodecBench(): CodecRow[] {
     const jsonText = encodeServerMessage(jsonCodec, COMMAND) as string;
     const jsonBytes = Buffer.from(jsonText);
     const mp = encodeServerMessage(msgpackCodec, COMMAND) as Uint8Array;
-    add('command', 'json', 'decode+validate (bytes)', jsonBytes.length, () => mustOk(decodeServerMessage(jsonCodec, jsonBytes, false)));
-    add('command', 'msgpack', 'decode+validate (bytes)', mp.length, () => mustOk(decodeServerMessage(msgpackCodec, mp, true)));
-    add('command', 'baseline', 'JSON.parse(buf.toString())', jsonBytes.length, () => JSON.parse(jsonBytes.toString('utf8')));
+    add('command', 'json', 'decode+validate (bytes)', jsonBytes.length, () =>
+      mustOk(decodeServerMessage(jsonCodec, jsonBytes, false)),
+    );
+    add('command', 'msgpack', 'decode+validate (bytes)', mp.length, () =>
+      mustOk(decodeServerMessage(msgpackCodec, mp, true)),
+    );
+    add('command', 'baseline', 'JSON.parse(buf.toString())', jsonBytes.length, () =>
+      JSON.parse(jsonBytes.toString('utf8')),
+    );
     add('command', 'baseline', 'msgpackr unpack', mp.length, () => rawUnpackr.unpack(mp));
     add('command', 'json', 'encode (string)', jsonText.length, () => encodeServerMessage(jsonCodec, COMMAND));
     add('command', 'msgpack', 'encode (bytes)', mp.length, () => encodeServerMessage(msgpackCodec, COMMAND));
     add('command', 'baseline', 'JSON.stringify (string)', jsonText.length, () => JSON.stringify(wire));
-    add('command', 'baseline', 'Buffer.from(JSON.stringify)', jsonText.length, () => Buffer.from(JSON.stringify(wire)));
+    add('command', 'baseline', 'Buffer.from(JSON.stringify)', jsonText.length, () =>
+      Buffer.from(JSON.stringify(wire)),
+    );
     add('command', 'baseline', 'msgpackr pack', mp.length, () => rawPackr.pack(wire));
   }
 
@@ -120,15 +149,31 @@ export function runCodecBench(): CodecRow[] {
     const jsonText = encodeClientMessage(jsonCodec, COMMAND_RESULTS) as string;
     const jsonBytes = Buffer.from(jsonText);
     const mp = encodeClientMessage(msgpackCodec, COMMAND_RESULTS) as Uint8Array;
-    add('command_results', 'json', 'decode+validate (bytes)', jsonBytes.length, () => mustOk(decodeClientMessage(jsonCodec, jsonBytes, false)));
-    add('command_results', 'json', 'decode+validate (string)', jsonText.length, () => mustOk(decodeClientMessage(jsonCodec, jsonText, false)));
-    add('command_results', 'msgpack', 'decode+validate (bytes)', mp.length, () => mustOk(decodeClientMessage(msgpackCodec, mp, true)));
-    add('command_results', 'baseline', 'JSON.parse(buf.toString())', jsonBytes.length, () => JSON.parse(jsonBytes.toString('utf8')));
+    add('command_results', 'json', 'decode+validate (bytes)', jsonBytes.length, () =>
+      mustOk(decodeClientMessage(jsonCodec, jsonBytes, false)),
+    );
+    add('command_results', 'json', 'decode+validate (string)', jsonText.length, () =>
+      mustOk(decodeClientMessage(jsonCodec, jsonText, false)),
+    );
+    add('command_results', 'msgpack', 'decode+validate (bytes)', mp.length, () =>
+      mustOk(decodeClientMessage(msgpackCodec, mp, true)),
+    );
+    add('command_results', 'baseline', 'JSON.parse(buf.toString())', jsonBytes.length, () =>
+      JSON.parse(jsonBytes.toString('utf8')),
+    );
     add('command_results', 'baseline', 'msgpackr unpack', mp.length, () => rawUnpackr.unpack(mp));
-    add('command_results', 'json', 'encode (string)', jsonText.length, () => encodeClientMessage(jsonCodec, COMMAND_RESULTS));
-    add('command_results', 'msgpack', 'encode (bytes)', mp.length, () => encodeClientMessage(msgpackCodec, COMMAND_RESULTS));
-    add('command_results', 'baseline', 'JSON.stringify (string)', jsonText.length, () => JSON.stringify(wire));
-    add('command_results', 'baseline', 'Buffer.from(JSON.stringify)', jsonText.length, () => Buffer.from(JSON.stringify(wire)));
+    add('command_results', 'json', 'encode (string)', jsonText.length, () =>
+      encodeClientMessage(jsonCodec, COMMAND_RESULTS),
+    );
+    add('command_results', 'msgpack', 'encode (bytes)', mp.length, () =>
+      encodeClientMessage(msgpackCodec, COMMAND_RESULTS),
+    );
+    add('command_results', 'baseline', 'JSON.stringify (string)', jsonText.length, () =>
+      JSON.stringify(wire),
+    );
+    add('command_results', 'baseline', 'Buffer.from(JSON.stringify)', jsonText.length, () =>
+      Buffer.from(JSON.stringify(wire)),
+    );
   }
 
   // Repetitions go round-robin over all cases, so background load on a shared box hits every case alike.
@@ -140,7 +185,10 @@ export function runCodecBench(): CodecRow[] {
 
 export function codecTable(rows: readonly CodecRow[]): string {
   const lines = ['| message | codec | operation | bytes | ns/op |', '|---|---|---|---:|---:|'];
-  for (const r of rows) lines.push(`| ${r.message} | ${r.codec} | ${r.operation} | ${r.bytes} | ${r.ns_per_op.toLocaleString('en-US')} |`);
+  for (const r of rows)
+    lines.push(
+      `| ${r.message} | ${r.codec} | ${r.operation} | ${r.bytes} | ${r.ns_per_op.toLocaleString('en-US')} |`,
+    );
   return lines.join('\n');
 }
 
@@ -154,7 +202,10 @@ export function main(): void {
   const dir = join(process.cwd(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'codec.json');
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, reps: REPS, rep_ms: REP_MS, seconds, rows }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, reps: REPS, rep_ms: REP_MS, seconds, rows }, null, 2)}\n`,
+  );
   console.log(`wrote ${file}`);
 }
 

@@ -28,7 +28,8 @@ export type LoadgenConfig =
       deadlineS: number;
     };
 
-export type ParentMsg = { t: 'start' } | { t: 'reset' } | { t: 'snapshot' } | { t: 'heartbeat' } | { t: 'stop' };
+export type ParentMsg =
+  { t: 'start' } | { t: 'reset' } | { t: 'snapshot' } | { t: 'heartbeat' } | { t: 'stop' };
 export type ChildMsg =
   | { t: 'progress'; done: number; total: number }
   | { t: 'ready'; connected: number }
@@ -61,11 +62,23 @@ async function main(): Promise<void> {
   let start: () => void;
   let heartbeat = (): void => {};
   if (cfg.mode === 'echo') {
-    const e = new EchoLoad({ host, port: cfg.port, conns: cfg.conns, window: cfg.window, payloadBytes: cfg.payloadBytes });
+    const e = new EchoLoad({
+      host,
+      port: cfg.port,
+      conns: cfg.conns,
+      window: cfg.window,
+      payloadBytes: cfg.payloadBytes,
+    });
     load = e;
     start = () => e.start();
   } else if (cfg.mode === 'channel') {
-    const c = new ChannelLoad({ host, port: cfg.port, token: cfg.token, streams: cfg.streams, idPrefix: cfg.idPrefix });
+    const c = new ChannelLoad({
+      host,
+      port: cfg.port,
+      token: cfg.token,
+      streams: cfg.streams,
+      idPrefix: cfg.idPrefix,
+    });
     load = c;
     start = () => c.start();
   } else if (cfg.mode === 'echo-bin') {

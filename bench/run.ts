@@ -11,9 +11,26 @@ import { channelRatios, channelScenarios } from './lib/channel.js';
 import { killAll } from './lib/proc.js';
 import { note } from './lib/progress.js';
 import { computeRatios, markdown, writeJson, type BenchReport } from './lib/report.js';
-import { aipdAvailable, aipScenario, echoScenario, httpScenarios, idleScenario, type BenchSettings, type ScenarioResult } from './lib/scenarios.js';
+import {
+  aipdAvailable,
+  aipScenario,
+  echoScenario,
+  httpScenarios,
+  idleScenario,
+  type BenchSettings,
+  type ScenarioResult,
+} from './lib/scenarios.js';
 
-export const SCENARIOS = ['uws-echo', 'ws-echo', 'aip-json', 'aip-json-memstore', 'aip-msgpack', 'idle-devices', 'http', 'channel'] as const;
+export const SCENARIOS = [
+  'uws-echo',
+  'ws-echo',
+  'aip-json',
+  'aip-json-memstore',
+  'aip-msgpack',
+  'idle-devices',
+  'http',
+  'channel',
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -49,10 +66,15 @@ function num(flag: string | undefined, env: string, def: number, min: number, ma
 function list(flag: string | undefined, env: string): Scenario[] | null {
   const raw = flag ?? process.env[env];
   if (!raw) return null;
-  const names = raw.split(',').map((x) => x.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   for (const n of names)
     if (!(SCENARIOS as readonly string[]).includes(n)) {
-      console.error(`bench: unknown scenario ${JSON.stringify(n)} in the flag or ${env} (known: ${SCENARIOS.join(', ')})`);
+      console.error(
+        `bench: unknown scenario ${JSON.stringify(n)} in the flag or ${env} (known: ${SCENARIOS.join(', ')})`,
+      );
       process.exit(2);
     }
   return names as Scenario[];
@@ -84,7 +106,9 @@ const outPath = values.out ?? fileURLToPath(new URL('../../bench/results/latest.
 
 function gitCommit(): string | null {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return null;
   }
@@ -106,7 +130,9 @@ function medianRow(rows: ScenarioResult[]): ScenarioResult {
     reps: rows.length,
     throughput_min: sorted[0]!.throughput_per_s,
     throughput_max: sorted[sorted.length - 1]!.throughput_per_s,
-    ...(perCpu.length ? { per_server_cpu_s_min: Math.min(...perCpu), per_server_cpu_s_max: Math.max(...perCpu) } : {}),
+    ...(perCpu.length
+      ? { per_server_cpu_s_min: Math.min(...perCpu), per_server_cpu_s_max: Math.max(...perCpu) }
+      : {}),
   };
 }
 
@@ -129,13 +155,24 @@ async function main(): Promise<number> {
     ratios: {},
   };
   const failed = report.meta.failed as { scenario: string; error: string }[];
-  const needsAipd = new Set<Scenario>(['aip-json', 'aip-json-memstore', 'aip-msgpack', 'idle-devices', 'http', 'channel']);
+  const needsAipd = new Set<Scenario>([
+    'aip-json',
+    'aip-json-memstore',
+    'aip-msgpack',
+    'idle-devices',
+    'http',
+    'channel',
+  ]);
   const t0 = Date.now();
   const runs: Record<string, ScenarioResult[]> = {};
   for (let rep = 1; rep <= reps; rep++) {
     for (const name of selected) {
       if (needsAipd.has(name) && !aipdAvailable()) {
-        if (rep === 1) report.meta.skipped.push({ scenario: name, reason: 'skipped: dist/src/cli/main.js not built (aipd server missing)' });
+        if (rep === 1)
+          report.meta.skipped.push({
+            scenario: name,
+            reason: 'skipped: dist/src/cli/main.js not built (aipd server missing)',
+          });
         continue;
       }
       try {
@@ -150,7 +187,9 @@ async function main(): Promise<number> {
         for (const [k, r] of Object.entries(rows)) {
           (runs[k] ??= []).push(r);
           const tag = reps > 1 ? ` (rep ${rep}/${reps})` : '';
-          note(`[${k}]${tag} ${r.throughput_per_s.toLocaleString('en-US')}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, server CPU ${r.server_cpu_s} s${r.errors ? `, ${Number(r.errors)} errors` : ''}`);
+          note(
+            `[${k}]${tag} ${r.throughput_per_s.toLocaleString('en-US')}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, server CPU ${r.server_cpu_s} s${r.errors ? `, ${Number(r.errors)} errors` : ''}`,
+          );
         }
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);

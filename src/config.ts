@@ -60,7 +60,11 @@ export const ServerConfig = z.object({
   /** How long a data-channel OPEN may wait for the other party's answer. */
   channelOpenTimeoutMs: positiveMs.default(30_000),
   /** With `--store memory`: bytes (by a content estimate) of ended sessions kept; the oldest are forgotten. */
-  memoryStoreEndedBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  memoryStoreEndedBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   /** Dispatch ids (from /api/dispatch) remembered as aliases of their task names. */
   dispatchAliasCacheSize: z.number().int().positive().default(10_000),
   /** How long a cancelled agent may take to report its partial result before the session ends anyway. */
@@ -120,7 +124,10 @@ export const ServerConfig = z.object({
   /** This node's id (crash recovery marks only its own sessions); by default generated once and kept in --data-dir. */
   nodeId: z.string().min(1).max(128).optional(),
   /** Redis URL: when set, session lifecycle events are published on the channel `events:session`. */
-  redis: z.string().regex(/^rediss?:\/\//, { error: 'must be a redis:// URL' }).optional(),
+  redis: z
+    .string()
+    .regex(/^rediss?:\/\//, { error: 'must be a redis:// URL' })
+    .optional(),
   /** Resume crashed AIP tasks when their device registers again (`auto`), or leave them crashed (`never`). */
   resume: z.enum(['auto', 'never']).default('auto'),
   /** How long after a restart a crashed task may wait for its device before it ends failed. */
@@ -128,7 +135,11 @@ export const ServerConfig = z.object({
   /** Events kept in each session's log; the oldest go first (a task's recorded batch results are kept). */
   eventLogMax: z.number().int().positive().default(10_000),
   /** Larger event payloads are replaced by a note of their size. */
-  eventDataMaxBytes: z.number().int().positive().default(16 * 1024),
+  eventDataMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024),
   /** Store writes that arrive within this many ms are committed together (0: at the end of the current tick). */
   groupCommitMs: z.number().int().min(0).max(1000).default(2),
   /** Time given to sockets to flush their last frames on shutdown. */

@@ -78,7 +78,10 @@ class Peer {
   private readonly texts: Msg[] = [];
   private waiter: (() => void) | null = null;
 
-  constructor(readonly ws: RawWs, onOpen?: ConstructorParameters<typeof ChannelMux>[0]['onOpen']) {
+  constructor(
+    readonly ws: RawWs,
+    onOpen?: ConstructorParameters<typeof ChannelMux>[0]['onOpen'],
+  ) {
     this.mux = new ChannelMux({
       side: 'client',
       receiveWindow: CHANNEL_WINDOW,
@@ -132,19 +135,46 @@ export class ChannelLoad extends Counted {
     const { host, port, token, idPrefix } = this.opts;
     const path = `/ws?token=${encodeURIComponent(token)}`;
     const deviceId = `${idPrefix}dev`;
-    const device = (this.device = new Peer(await RawWs.connect({ host, port, path }), (inc) => this.drain(inc.accept())));
-    device.send({ type: 'register', status: 'ok', client_type: 'device', client_id: deviceId, metadata: { platform: 'linux' } });
+    const device = (this.device = new Peer(await RawWs.connect({ host, port, path }), (inc) =>
+      this.drain(inc.accept()),
+    ));
+    device.send({
+      type: 'register',
+      status: 'ok',
+      client_type: 'device',
+      client_id: deviceId,
+      metadata: { platform: 'linux' },
+    });
     await device.next((m) => m.type === 'heartbeat');
     const controller = (this.controller = new Peer(await RawWs.connect({ host, port, path })));
-    controller.send({ type: 'register', status: 'ok', client_type: 'constellation', client_id: `k@${deviceId}`, target_id: deviceId });
+    controller.send({
+      type: 'register',
+      status: 'ok',
+      client_type: 'constellation',
+      client_id: `k@${deviceId}`,
+      target_id: deviceId,
+    });
     await controller.next((m) => m.type === 'heartbeat');
-    const request = JSON.stringify({ task: 'bench channel', steps: [{ actions: [{ tool_name: 'hold', tool_type: 'action', parameters: {} }] }] });
+    const request = JSON.stringify({
+      task: 'bench channel',
+      steps: [{ actions: [{ tool_name: 'hold', tool_type: 'action', parameters: {} }] }],
+    });
     const sessionId = `${idPrefix}session`;
-    controller.send({ type: 'task', status: 'continue', client_type: 'constellation', client_id: `k@${deviceId}`, target_id: deviceId, request, session_id: sessionId });
+    controller.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      client_id: `k@${deviceId}`,
+      target_id: deviceId,
+      request,
+      session_id: sessionId,
+    });
     await controller.next((m) => m.type === 'heartbeat' && m.session_id === sessionId);
     await device.next((m) => m.type === 'command'); // held: the session stays live
     for (let i = 0; i < this.opts.streams; i++) {
-      this.writers.push(await controller.mux.open({ session_id: sessionId, kind: 'stream', params: { bench: i } }));
+      this.writers.push(
+        await controller.mux.open({ session_id: sessionId, kind: 'stream', params: { bench: i } }),
+      );
       onProgress?.(i + 1, this.opts.streams);
     }
     for (const p of [device, controller])

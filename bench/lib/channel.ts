@@ -24,15 +24,35 @@ function chunkRow(m: Measured, streams: number, extra: Record<string, unknown>):
 }
 
 /** Rows `channel` and `uws-echo-64k`. */
-export async function channelScenarios(s: BenchSettings & { channelStreams: number }): Promise<Record<string, ScenarioResult>> {
+export async function channelScenarios(
+  s: BenchSettings & { channelStreams: number },
+): Promise<Record<string, ScenarioResult>> {
   const deadlineS = Math.ceil(s.warmupS + s.durationS + 120);
   const out: Record<string, ScenarioResult> = {};
-  const aipd = await startServer([AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs], /listening on ws:\/\/.*:(\d+)\/ws/);
+  const aipd = await startServer(
+    [AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs],
+    /listening on ws:\/\/.*:(\d+)\/ws/,
+  );
   try {
-    const cfg: LoadgenConfig = { mode: 'channel', port: aipd.port, token: API_KEY, streams: s.channelStreams, idPrefix: 'bench-ch-', deadlineS };
-    const m = await drive({ scenario: 'channel', server: aipd, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    const cfg: LoadgenConfig = {
+      mode: 'channel',
+      port: aipd.port,
+      token: API_KEY,
+      streams: s.channelStreams,
+      idPrefix: 'bench-ch-',
+      deadlineS,
+    };
+    const m = await drive({
+      scenario: 'channel',
+      server: aipd,
+      configs: [cfg],
+      kind: 'load',
+      warmupS: s.warmupS,
+      durationS: s.durationS,
+    });
     out.channel = chunkRow(m, s.channelStreams, {
-      throughput_means: '64 KiB chunks delivered controller → device through aipd per second; latency = write → read',
+      throughput_means:
+        '64 KiB chunks delivered controller → device through aipd per second; latency = write → read',
       window_bytes: CHANNEL_WINDOW,
     });
   } finally {
@@ -41,7 +61,14 @@ export async function channelScenarios(s: BenchSettings & { channelStreams: numb
   const echo = await startServer([UWS_ECHO], /^listening (\d+)$/);
   try {
     const cfg: LoadgenConfig = { mode: 'echo-bin', port: echo.port, conns: s.channelStreams, deadlineS };
-    const m = await drive({ scenario: 'uws-echo-64k', server: echo, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    const m = await drive({
+      scenario: 'uws-echo-64k',
+      server: echo,
+      configs: [cfg],
+      kind: 'load',
+      warmupS: s.warmupS,
+      durationS: s.durationS,
+    });
     out['uws-echo-64k'] = chunkRow(m, s.channelStreams, {
       throughput_means: 'binary 64 KiB messages echoed per second',
       window: ECHO_WINDOW,

@@ -34,7 +34,9 @@ class Child {
   fatal: string | null = null;
 
   constructor(cfg: LoadgenConfig) {
-    this.proc = track(fork(LOADGEN, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    this.proc = track(
+      fork(LOADGEN, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    );
     this.ready = new Promise((resolve, reject) => {
       this.proc.on('message', (m: ChildMsg) => {
         if (m.t === 'progress') {
@@ -47,7 +49,9 @@ class Child {
           reject(new Error(m.message));
         }
       });
-      this.proc.once('exit', (code) => reject(new Error(this.fatal ?? `loadgen exited early (code ${code})`)));
+      this.proc.once('exit', (code) =>
+        reject(new Error(this.fatal ?? `loadgen exited early (code ${code})`)),
+      );
     });
   }
 
@@ -139,7 +143,10 @@ export async function drive(o: DriveOptions): Promise<Measured> {
       for (const c of children) c.tell({ t: 'heartbeat' });
       const until = Date.now() + 30_000;
       for (;;) {
-        const answered = (await Promise.all(children.map((c) => c.snapshot()))).reduce((a, s) => a + s.heartbeats_answered, 0);
+        const answered = (await Promise.all(children.map((c) => c.snapshot()))).reduce(
+          (a, s) => a + s.heartbeats_answered,
+          0,
+        );
         progress(o.scenario, 'heartbeats', `${bar(answered, connected)} ${answered}/${connected}`);
         if (answered >= connected || Date.now() > until) break;
         await sleep(250);
@@ -152,7 +159,17 @@ export async function drive(o: DriveOptions): Promise<Measured> {
     const wall = (performance.now() - w0) / 1000;
     const rssAfter = rssBytes(pid);
     const { snap, hist } = merge(await Promise.all(children.map((c) => c.snapshot())));
-    return { snap, hist, cpu_s: cpu1 - cpu0, wall_s: wall, rss_before: rssBefore, rss_after: rssAfter, connect_s: connectS, connect_cpu_s: connectCpu, connected };
+    return {
+      snap,
+      hist,
+      cpu_s: cpu1 - cpu0,
+      wall_s: wall,
+      rss_before: rssBefore,
+      rss_after: rssAfter,
+      connect_s: connectS,
+      connect_cpu_s: connectCpu,
+      connected,
+    };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
   }
@@ -162,7 +179,11 @@ async function countdown(scenario: string, phase: string, seconds: number): Prom
   const end = Date.now() + seconds * 1000;
   while (Date.now() < end) {
     const left = end - Date.now();
-    progress(scenario, phase, `${bar(seconds * 1000 - left, seconds * 1000)} ${(left / 1000).toFixed(0)} s left`);
+    progress(
+      scenario,
+      phase,
+      `${bar(seconds * 1000 - left, seconds * 1000)} ${(left / 1000).toFixed(0)} s left`,
+    );
     await sleep(Math.min(250, left));
   }
 }

@@ -25,7 +25,11 @@ export async function runAutocannon(
     });
     inst.on('tick', () => {
       ticks++;
-      progress(name, 'measuring', `${bar(ticks, s.httpDurationS)} ${Math.max(0, s.httpDurationS - ticks)} s left`);
+      progress(
+        name,
+        'measuring',
+        `${bar(ticks, s.httpDurationS)} ${Math.max(0, s.httpDurationS - ticks)} s left`,
+      );
     });
   });
   const wall = (performance.now() - t0) / 1000;

@@ -52,13 +52,20 @@ const fmt = (v: unknown): string => {
 
 export function markdown(rep: BenchReport): string {
   const lines: string[] = [];
-  lines.push(`# aipd bench, ${String(rep.meta.date)} (node ${String(rep.meta.node)}, ${String(rep.meta.cpus)} CPUs)`, '');
-  lines.push('| scenario | conns | payload B | throughput/s | per server-CPU-s | p50 ms | p99 ms | server CPU s | server RSS MB | errors | notes |');
+  lines.push(
+    `# aipd bench, ${String(rep.meta.date)} (node ${String(rep.meta.node)}, ${String(rep.meta.cpus)} CPUs)`,
+    '',
+  );
+  lines.push(
+    '| scenario | conns | payload B | throughput/s | per server-CPU-s | p50 ms | p99 ms | server CPU s | server RSS MB | errors | notes |',
+  );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const [name, r] of Object.entries(rep.scenarios)) {
     const notes: string[] = [];
-    if (typeof r.rss_per_conn_bytes === 'number') notes.push(`${r.rss_per_conn_bytes} B RSS/conn, ${fmt(r.heartbeats_answered)} heartbeats answered`);
-    if (typeof r.tasks_completed === 'number') notes.push(`${r.tasks_completed} tasks done (${fmt(r.steps_per_task)} steps)`);
+    if (typeof r.rss_per_conn_bytes === 'number')
+      notes.push(`${r.rss_per_conn_bytes} B RSS/conn, ${fmt(r.heartbeats_answered)} heartbeats answered`);
+    if (typeof r.tasks_completed === 'number')
+      notes.push(`${r.tasks_completed} tasks done (${fmt(r.steps_per_task)} steps)`);
     if (typeof r.first_error === 'string') notes.push(`first error: ${r.first_error}`);
     const pc = perCpu(r);
     lines.push(

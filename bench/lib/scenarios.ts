@@ -49,7 +49,9 @@ const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
 /** Bytes of the client→server frame each round trip carries (JSON text or msgpack map). */
 export function payloadBytes(codec: LoadCodec): number {
   const frame = sampleResultsFrame();
-  return codec === 'json' ? Buffer.byteLength(JSON.stringify(frame)) : new Packr({ useRecords: false }).pack(frame).length;
+  return codec === 'json'
+    ? Buffer.byteLength(JSON.stringify(frame))
+    : new Packr({ useRecords: false }).pack(frame).length;
 }
 
 export function aipdAvailable(): boolean {
@@ -63,7 +65,20 @@ export function aipdAvailable(): boolean {
 async function startAipd(s: BenchSettings, extra: readonly string[] = []): Promise<StartedServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'aipd-bench-'));
   const server = await startServer(
-    [AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', '--data-dir', dataDir, ...s.aipdArgs, ...extra],
+    [
+      AIPD_MAIN,
+      'serve',
+      '--port',
+      '0',
+      '--api-key',
+      API_KEY,
+      '--log-level',
+      'silent',
+      '--data-dir',
+      dataDir,
+      ...s.aipdArgs,
+      ...extra,
+    ],
     /listening on ws:\/\/.*:(\d+)\/ws/,
   );
   server.child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
@@ -71,7 +86,12 @@ async function startAipd(s: BenchSettings, extra: readonly string[] = []): Promi
 }
 
 /** One result row from a measured run; `extra` adds scenario-specific fields. */
-export function row(m: Measured, conns: number, payload: number, extra: Record<string, unknown>): ScenarioResult {
+export function row(
+  m: Measured,
+  conns: number,
+  payload: number,
+  extra: Record<string, unknown>,
+): ScenarioResult {
   const thr = m.snap.round_trips / m.snap.elapsed_s;
   return {
     throughput_per_s: Math.round(thr),
@@ -96,8 +116,22 @@ export async function echoScenario(name: 'uws-echo' | 'ws-echo', s: BenchSetting
   const server = await startServer([here(`../servers/${name}.js`)], /^listening (\d+)$/);
   try {
     const payload = payloadBytes('json');
-    const cfg: LoadgenConfig = { mode: 'echo', port: server.port, conns: s.conns, window: 1, payloadBytes: payload, deadlineS: deadline(s) };
-    const m = await drive({ scenario: name, server, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    const cfg: LoadgenConfig = {
+      mode: 'echo',
+      port: server.port,
+      conns: s.conns,
+      window: 1,
+      payloadBytes: payload,
+      deadlineS: deadline(s),
+    };
+    const m = await drive({
+      scenario: name,
+      server,
+      configs: [cfg],
+      kind: 'load',
+      warmupS: s.warmupS,
+      durationS: s.durationS,
+    });
     return row(m, s.conns, payload, { window: 1 });
   } finally {
     await stopChild(server.child);
@@ -105,7 +139,11 @@ export async function echoScenario(name: 'uws-echo' | 'ws-echo', s: BenchSetting
 }
 
 /** `aip-json` / `aip-msgpack` on the default store; `store: 'memory'` gives `aip-json-memstore` (same load, no disk). */
-export async function aipScenario(codec: LoadCodec, s: BenchSettings, store: 'default' | 'memory' = 'default'): Promise<ScenarioResult> {
+export async function aipScenario(
+  codec: LoadCodec,
+  s: BenchSettings,
+  store: 'default' | 'memory' = 'default',
+): Promise<ScenarioResult> {
   const name = `aip-${codec}${store === 'memory' ? '-memstore' : ''}`;
   const server = await startAipd(s, store === 'memory' ? ['--store', 'memory'] : []);
   try {
@@ -119,7 +157,14 @@ export async function aipScenario(codec: LoadCodec, s: BenchSettings, store: 'de
       idPrefix: `bench-${codec}-`,
       deadlineS: deadline(s),
     };
-    const m = await drive({ scenario: name, server, configs: [cfg], kind: 'load', warmupS: s.warmupS, durationS: s.durationS });
+    const m = await drive({
+      scenario: name,
+      server,
+      configs: [cfg],
+      kind: 'load',
+      warmupS: s.warmupS,
+      durationS: s.durationS,
+    });
     return row(m, s.conns, payloadBytes(codec), {
       window: 1,
       steps_per_task: s.steps,
@@ -148,7 +193,14 @@ export async function idleScenario(s: BenchSettings): Promise<ScenarioResult> {
       idPrefix: `idle-${i}-`,
       deadlineS: deadline(s) + 60,
     }));
-    const m = await drive({ scenario: 'idle-devices', server, configs, kind: 'idle', warmupS: 0, durationS: s.idleHoldS });
+    const m = await drive({
+      scenario: 'idle-devices',
+      server,
+      configs,
+      kind: 'idle',
+      warmupS: 0,
+      durationS: s.idleHoldS,
+    });
     const delta = m.rss_after - m.rss_before;
     return {
       throughput_per_s: Math.round(m.connected / m.connect_s),
@@ -159,7 +211,8 @@ export async function idleScenario(s: BenchSettings): Promise<ScenarioResult> {
       connections: m.connected,
       payload_bytes: 0,
       duration_s: round(m.wall_s, 2),
-      throughput_means: 'connect+register per second during the connect phase; p50/p99 = heartbeat round trip, all devices at once',
+      throughput_means:
+        'connect+register per second during the connect phase; p50/p99 = heartbeat round trip, all devices at once',
       connect_server_cpu_s: round(m.connect_cpu_s, 2),
       rss_before_mb: round(m.rss_before / MB, 1),
       rss_per_conn_bytes: m.connected > 0 ? Math.round(delta / m.connected) : null,
@@ -181,7 +234,13 @@ export async function httpScenarios(s: BenchSettings): Promise<Record<string, Sc
     const base = `http://127.0.0.1:${server.port}`;
     return {
       'http-healthz': await runAutocannon('http-healthz', server, `${base}/healthz`, {}, s),
-      'http-api-clients': await runAutocannon('http-api-clients', server, `${base}/api/clients`, { 'X-API-Key': API_KEY }, s),
+      'http-api-clients': await runAutocannon(
+        'http-api-clients',
+        server,
+        `${base}/api/clients`,
+        { 'X-API-Key': API_KEY },
+        s,
+      ),
     };
   } finally {
     await stopChild(server.child);

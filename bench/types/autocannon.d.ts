@@ -29,6 +29,9 @@ declare module 'autocannon' {
     on(ev: 'tick', fn: () => void): void;
     stop(): void;
   }
-  function autocannon(opts: AutocannonOptions, cb: (err: Error | null, result: AutocannonResult) => void): Instance;
+  function autocannon(
+    opts: AutocannonOptions,
+    cb: (err: Error | null, result: AutocannonResult) => void,
+  ): Instance;
   export default autocannon;
 }

@@ -343,7 +343,10 @@ export class ChannelRouter {
     const set = this.sessions.get(chan.sessionId);
     if (set?.delete(chan)) {
       if (set.size === 0) this.sessions.delete(chan.sessionId);
-      const bytes = chan.type === 'relay' ? chan.a.sent + chan.b.sent : chan.ep.stats().sentBytes + chan.ep.stats().receivedBytes;
+      const bytes =
+        chan.type === 'relay'
+          ? chan.a.sent + chan.b.sent
+          : chan.ep.stats().sentBytes + chan.ep.stats().receivedBytes;
       this.opts.onChannel?.({ type: 'closed', sessionId: chan.sessionId, kind: chan.kind, bytes });
     }
   }

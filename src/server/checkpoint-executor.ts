@@ -21,7 +21,8 @@ export function replayFrom(events: readonly SessionEvent[], steps: number): Resu
   for (const e of events) {
     if (e.type !== 'task.results') continue;
     const step = e.data.step;
-    if (typeof step === 'number' && step < steps && Array.isArray(e.data.results)) out[step] = e.data.results as Result[];
+    if (typeof step === 'number' && step < steps && Array.isArray(e.data.results))
+      out[step] = e.data.results as Result[];
   }
   // Only an unbroken prefix can be replayed.
   const n = out.findIndex((r) => r === undefined);

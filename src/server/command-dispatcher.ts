@@ -108,7 +108,14 @@ export class CommandDispatcher implements CommandExecutor {
         const callIds = actions.map((a) => a.call_id ?? '');
         const tools = actions.map((a) => a.tool_name);
         this.opts.onSent?.(responseId, callIds, tools);
-        if (wants) events!.emit('command.sent', { sessionId: this.opts.sessionId, executorId: this.opts.executorId, responseId, callIds, tools });
+        if (wants)
+          events!.emit('command.sent', {
+            sessionId: this.opts.sessionId,
+            executorId: this.opts.executorId,
+            responseId,
+            callIds,
+            tools,
+          });
       }
     });
   }

@@ -63,7 +63,11 @@ export class ConnectionHandler implements SocketHandler {
   ) {
     this.peer = new WirePeer(socket);
     this.log = ctx.log.child({ conn: socket.id });
-    this.limits = { maxFrameBytes: ctx.config.maxPayloadBytes, maxDepth: ctx.config.maxDepth, maxContainers: ctx.config.maxContainers };
+    this.limits = {
+      maxFrameBytes: ctx.config.maxPayloadBytes,
+      maxDepth: ctx.config.maxDepth,
+      maxContainers: ctx.config.maxContainers,
+    };
   }
 
   get state(): ConnState {

@@ -56,14 +56,21 @@ export class TaskRecovery {
     const sessions = this.records.sessions;
     let n = 0;
     for (;;) {
-      const page = await sessions.list({ managed_by: this.records.nodeId, status: ['active', 'paused'] }, { limit: PAGE });
+      const page = await sessions.list(
+        { managed_by: this.records.nodeId, status: ['active', 'paused'] },
+        { limit: PAGE },
+      );
       if (page.items.length === 0) break;
       for (const rec of page.items) {
-        await sessions.write(rec.id, (cur) => ({ changes: sessions.statusChange(cur, 'crashed', CRASH_REASON), data: { updates: ['status'] } }));
+        await sessions.write(rec.id, (cur) => ({
+          changes: sessions.statusChange(cur, 'crashed', CRASH_REASON),
+          data: { updates: ['status'] },
+        }));
         n++;
       }
     }
-    if (n > 0) this.log.warn({ sessions: n }, 'marked sessions crashed: the previous run stopped unexpectedly');
+    if (n > 0)
+      this.log.warn({ sessions: n }, 'marked sessions crashed: the previous run stopped unexpectedly');
     return n;
   }
 
@@ -72,19 +79,26 @@ export class TaskRecovery {
     if (this.opts.resume === 'auto') {
       let cursor: string | null = null;
       do {
-        const page = await this.records.sessions.list({ managed_by: this.records.nodeId, status: ['crashed'], session_type: 'task' }, { limit: PAGE, cursor });
+        const page = await this.records.sessions.list(
+          { managed_by: this.records.nodeId, status: ['crashed'], session_type: 'task' },
+          { limit: PAGE, cursor },
+        );
         for (const rec of page.items) if (rec.task) this.waiting.set(rec.id, rec.task.executor);
         cursor = page.next;
       } while (cursor);
       if (this.waiting.size > 0) {
-        this.log.info({ tasks: this.waiting.size, grace_ms: this.opts.resumeGraceMs }, 'crashed tasks wait for their devices');
+        this.log.info(
+          { tasks: this.waiting.size, grace_ms: this.opts.resumeGraceMs },
+          'crashed tasks wait for their devices',
+        );
         this.graceTimer = setTimeout(() => void this.expire(), this.opts.resumeGraceMs);
         this.graceTimer.unref();
       }
     }
     this.unsubscribe = this.bus.on('client.registered', (e) => {
       this.deliver(e.clientId);
-      if (e.clientType === 'device') for (const [id, executor] of this.waiting) if (executor === e.clientId) void this.resume(id);
+      if (e.clientType === 'device')
+        for (const [id, executor] of this.waiting) if (executor === e.clientId) void this.resume(id);
     });
     this.tasks.onEnded = (live, frame, delivered) => this.ended(live, frame, delivered);
   }
@@ -107,14 +121,21 @@ export class TaskRecovery {
     try {
       const rec = await sessions.get(id);
       if (!rec?.task || rec.status !== 'crashed') return;
-      const replay = replayFrom(await this.recordedEvents(id), (rec.checkpoint as Partial<TaskCheckpoint> | null)?.aip_steps ?? 0);
+      const replay = replayFrom(
+        await this.recordedEvents(id),
+        (rec.checkpoint as Partial<TaskCheckpoint> | null)?.aip_steps ?? 0,
+      );
       const device = this.directory.get(rec.task.executor);
       if (!device) {
         this.waiting.set(id, rec.task.executor);
         return;
       }
       const active = await sessions.write(id, (cur) => ({
-        changes: sessions.statusChange(cur, 'active', `resumed: device '${rec.task!.executor}' registered again`),
+        changes: sessions.statusChange(
+          cur,
+          'active',
+          `resumed: device '${rec.task!.executor}' registered again`,
+        ),
         type: 'task.resumed',
         data: { updates: ['status'], replayed_steps: replay.length },
       }));
@@ -158,7 +179,10 @@ export class TaskRecovery {
       this.waiting.delete(id);
       const rec = await this.records.sessions.get(id);
       if (!rec || rec.status !== 'crashed') continue;
-      await this.fail(rec, `the task was not resumed: its device '${executor}' did not reconnect within ${seconds} s of the server's restart`);
+      await this.fail(
+        rec,
+        `the task was not resumed: its device '${executor}' did not reconnect within ${seconds} s of the server's restart`,
+      );
     }
   }
 
@@ -166,7 +190,10 @@ export class TaskRecovery {
     const sessions = this.records.sessions;
     const result = { failure: reason };
     await sessions.write(rec.id, (cur) => ({
-      changes: { ...sessions.statusChange(cur, 'failed', reason), task: { ...cur.task!, result, error: reason } },
+      changes: {
+        ...sessions.statusChange(cur, 'failed', reason),
+        task: { ...cur.task!, result, error: reason },
+      },
       type: 'task.ended',
       data: { updates: ['status', 'task'], task_status: 'failed', error: reason },
     }));
@@ -199,6 +226,21 @@ export class TaskRecovery {
   }
 }
 
-function endFrame(sessionId: string, taskName: string, status: 'completed' | 'failed', result: unknown, error: string | null): ServerMessageInput {
-  return { type: 'task_end', status, error, session_id: sessionId, task_name: taskName, timestamp: new Date().toISOString(), response_id: randomUUID(), result };
+function endFrame(
+  sessionId: string,
+  taskName: string,
+  status: 'completed' | 'failed',
+  result: unknown,
+  error: string | null,
+): ServerMessageInput {
+  return {
+    type: 'task_end',
+    status,
+    error,
+    session_id: sessionId,
+    task_name: taskName,
+    timestamp: new Date().toISOString(),
+    response_id: randomUUID(),
+    result,
+  };
 }

@@ -73,7 +73,12 @@ export class TaskRecords {
    * ended, Q8). Resolves false when a record that is not ended holds the id (a REST record, or a crashed task).
    */
   async begin(record: SessionRecord): Promise<boolean> {
-    const data = { agent_id: record.agent_id, session_type: record.session_type, runtime_backend: record.runtime_backend, task_name: record.task!.task_name };
+    const data = {
+      agent_id: record.agent_id,
+      session_type: record.session_type,
+      runtime_backend: record.runtime_backend,
+      task_name: record.task!.task_name,
+    };
     try {
       await this.sessions.create(record, data);
     } catch {
@@ -101,7 +106,12 @@ export class TaskRecords {
 
   /** A command batch went out: its call ids and tool names (not the parameters). */
   commands(id: string, responseId: string, callIds: string[], tools: string[]): void {
-    this.background(id, this.sessions.appendEvents([this.sessions.event(id, 'task.commands', { response_id: responseId, call_ids: callIds, tools })]));
+    this.background(
+      id,
+      this.sessions.appendEvents([
+        this.sessions.event(id, 'task.commands', { response_id: responseId, call_ids: callIds, tools }),
+      ]),
+    );
   }
 
   /** Batch `index`'s results arrived: the checkpoint moves on, and its event keeps the results (recovery data). */
@@ -125,7 +135,14 @@ export class TaskRecords {
       await this.sessions.write(id, (cur) => ({
         changes: {
           ...(cur.status === status ? {} : this.sessions.statusChange(cur, status, e.error ?? undefined)),
-          task: { ...cur.task!, state: e.history[e.history.length - 1]?.state ?? e.status, state_history: e.history, result: e.result, error: e.error, requester_notified: e.requesterNotified },
+          task: {
+            ...cur.task!,
+            state: e.history[e.history.length - 1]?.state ?? e.status,
+            state_history: e.history,
+            result: e.result,
+            error: e.error,
+            requester_notified: e.requesterNotified,
+          },
         },
         type: 'task.ended',
         data: { updates: ['status', 'task'], task_status: e.status, error: e.error },
@@ -139,12 +156,18 @@ export class TaskRecords {
 
   /** A data channel of the session closed, having carried `bytes` of payload. */
   channelClosed(id: string, kind: string, bytes: number): void {
-    this.background(id, this.sessions.appendEvents([this.sessions.event(id, 'channel.closed', { kind, bytes })]));
+    this.background(
+      id,
+      this.sessions.appendEvents([this.sessions.event(id, 'channel.closed', { kind, bytes })]),
+    );
   }
 
   /** The requester was sent the `task_end` it had missed. */
   notified(id: string): Promise<unknown> {
-    return this.sessions.write(id, (cur) => ({ changes: { task: { ...cur.task!, requester_notified: true } }, data: { updates: ['task'] } }));
+    return this.sessions.write(id, (cur) => ({
+      changes: { task: { ...cur.task!, requester_notified: true } },
+      data: { updates: ['task'] },
+    }));
   }
 
   private background(id: string, p: Promise<unknown>): void {

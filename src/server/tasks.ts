@@ -10,7 +10,13 @@
  *   and ended (with its result) before `task_end` goes out. Crash recovery and resume are in recovery.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { AipError, aipError, type ClientMessage, type Result, type ServerMessageInput } from '../../protocol/index.js';
+import {
+  AipError,
+  aipError,
+  type ClientMessage,
+  type Result,
+  type ServerMessageInput,
+} from '../../protocol/index.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
@@ -91,7 +97,9 @@ export class TaskService {
       return aipError('VALIDATION', { detail: `session_id must be 1–${MAX_ID_LENGTH} characters` });
     const existing = this.live.get(sessionId);
     if (existing) {
-      return existing.ownerId === requester.clientId ? aipError('SESSION_RUNNING', { sid: sessionId }) : aipError('SESSION_OWNED', { sid: sessionId });
+      return existing.ownerId === requester.clientId
+        ? aipError('SESSION_RUNNING', { sid: sessionId })
+        : aipError('SESSION_OWNED', { sid: sessionId });
     }
     if (this.countExecuting(executorId) >= this.config.maxSessionsPerDevice)
       return aipError('TOO_MANY_SESSIONS', { id: executorId, max: this.config.maxSessionsPerDevice });
@@ -121,7 +129,13 @@ export class TaskService {
       this.records.begin(record).then(
         (ok) => {
           if (!ok) return this.refuse(live, aipError('SESSION_ID_IN_USE', { sid: sessionId }));
-          this.directory.link(requester.clientId)?.send({ type: 'heartbeat', status: 'ok', session_id: sessionId, timestamp: now(), response_id: randomUUID() });
+          this.directory.link(requester.clientId)?.send({
+            type: 'heartbeat',
+            status: 'ok',
+            session_id: sessionId,
+            timestamp: now(),
+            response_id: randomUUID(),
+          });
           return this.run(live);
         },
         (err: unknown) => {
@@ -154,7 +168,12 @@ export class TaskService {
     if (!live.dispatcher.deliver(msg.prev_response_id, msg.action_results)) return false;
     if (this.events.wants('results.received')) {
       const statuses = (msg.action_results ?? []).map((r) => r.status);
-      this.events.emit('results.received', { sessionId: live.id, executorId: live.executorId, responseId: msg.prev_response_id!, statuses });
+      this.events.emit('results.received', {
+        sessionId: live.id,
+        executorId: live.executorId,
+        responseId: msg.prev_response_id!,
+        statuses,
+      });
     }
     return true;
   }
@@ -168,7 +187,9 @@ export class TaskService {
       if (!live) continue;
       if (live.executorId === client.clientId) {
         const text =
-          reason === 'slow_consumer' ? aipError('SLOW_CONSUMER_CANCELLED', { id: client.clientId }).message : aipError('DEVICE_DISCONNECTED').message;
+          reason === 'slow_consumer'
+            ? aipError('SLOW_CONSUMER_CANCELLED', { id: client.clientId }).message
+            : aipError('DEVICE_DISCONNECTED').message;
         live.notifyRequester = live.ownerId !== client.clientId;
         this.cancel(live, text);
       } else {
@@ -270,7 +291,13 @@ export class TaskService {
   /** The task could not be recorded: the requester gets the error, and nothing ran. */
   private refuse(live: LiveSession, err: AipError): void {
     this.forget(live);
-    this.directory.link(live.ownerId)?.send({ type: 'error', status: 'error', error: err.message, timestamp: now(), response_id: randomUUID() });
+    this.directory.link(live.ownerId)?.send({
+      type: 'error',
+      status: 'error',
+      error: err.message,
+      timestamp: now(),
+      response_id: randomUUID(),
+    });
   }
 
   private track(p: Promise<void>): Promise<void> {
@@ -291,7 +318,8 @@ export class TaskService {
   private resolveExecutor(requester: ClientInfo, targetId: string | null): string | AipError {
     if (requester.clientType === 'device') {
       if (targetId && targetId !== requester.clientId) return aipError('DEVICE_TARGETS_OTHER');
-      if (!this.directory.get(requester.clientId)) return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
+      if (!this.directory.get(requester.clientId))
+        return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
       return requester.clientId;
     }
     if (!targetId) return aipError('TARGET_REQUIRED');
@@ -305,8 +333,13 @@ export class TaskService {
 
   private async run(live: LiveSession): Promise<void> {
     const log = this.log.child({ session_id: live.id, task_name: live.taskName });
-    log.info({ owner: live.ownerId, executor: live.executorId, platform: live.session.platform }, 'task started');
-    const executor = new CheckpointExecutor(live.dispatcher, live.replay, (i, results) => this.records.step(live.id, i, results));
+    log.info(
+      { owner: live.ownerId, executor: live.executorId, platform: live.session.platform },
+      'task started',
+    );
+    const executor = new CheckpointExecutor(live.dispatcher, live.replay, (i, results) =>
+      this.records.step(live.id, i, results),
+    );
     let outcome: TaskOutcome;
     try {
       outcome = await live.session.run(executor);
@@ -319,7 +352,9 @@ export class TaskService {
   }
 
   private async finish(live: LiveSession, outcome: TaskOutcome, log: Logger): Promise<void> {
-    const result = outcome.result ?? (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
+    const result =
+      outcome.result ??
+      (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
     const frame: ServerMessageInput = {
       type: 'task_end',
       status: outcome.status,
@@ -345,7 +380,12 @@ export class TaskService {
       if (live.executorId !== live.ownerId) this.directory.link(live.executorId)?.send(frame);
     }
     this.forget(live);
-    this.events.emit('session.ended', { sessionId: live.id, taskName: live.taskName, status: outcome.status, error });
+    this.events.emit('session.ended', {
+      sessionId: live.id,
+      taskName: live.taskName,
+      status: outcome.status,
+      error,
+    });
     this.onEnded?.(live, frame, delivered);
     log.info({ status: outcome.status, error: frame.error }, 'task ended');
   }
@@ -360,7 +400,8 @@ export class TaskService {
   private statusChanged(sessionId: string, change: StatusChange): void {
     const live = this.live.get(sessionId);
     // The end is recorded with the result (finish); the start and other moves as they happen.
-    if (live && change.state === 'running') this.records.state(sessionId, [...live.priorHistory, ...live.session.history]);
+    if (live && change.state === 'running')
+      this.records.state(sessionId, [...live.priorHistory, ...live.session.history]);
     this.events.emit('session.status', { sessionId, ...change });
   }
 

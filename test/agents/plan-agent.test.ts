@@ -10,7 +10,11 @@ import { SessionFactory } from '../../src/session/factory.js';
 import type { Agent, AgentRun } from '../../src/session/types.js';
 import { FakeExecutor } from '../helpers/fake-executor.js';
 
-const act = (tool_name: string, parameters: Record<string, unknown> = {}) => ({ tool_name, tool_type: 'action', parameters });
+const act = (tool_name: string, parameters: Record<string, unknown> = {}) => ({
+  tool_name,
+  tool_type: 'action',
+  parameters,
+});
 const factory = new SessionFactory();
 function session(request: string, platform = 'windows', f = factory) {
   return f.create({ mode: 'service', platform, sessionId: 's', taskName: 't', request });
@@ -21,7 +25,10 @@ describe('plan agent', () => {
     const plan = {
       task: 'Count words',
       object: 'report.docx',
-      steps: [{ actions: [act('select_application_window', { name: 'Word' })] }, { actions: [act('click_input'), act('keyboard_input')] }],
+      steps: [
+        { actions: [act('select_application_window', { name: 'Word' })] },
+        { actions: [act('click_input'), act('keyboard_input')] },
+      ],
     };
     const ex = new FakeExecutor();
     const s = session(JSON.stringify(plan));
@@ -42,18 +49,31 @@ describe('plan agent', () => {
   });
 
   it('a step may set its own agent_name / process_name / root_name', async () => {
-    const plan = { steps: [{ actions: [act('execute_command')], agent_name: 'CustomAgent', process_name: 'bash', root_name: 'r' }] };
+    const plan = {
+      steps: [
+        {
+          actions: [act('execute_command')],
+          agent_name: 'CustomAgent',
+          process_name: 'bash',
+          root_name: 'r',
+        },
+      ],
+    };
     const ex = new FakeExecutor();
     await session(JSON.stringify(plan), 'linux').run(ex);
     expect(ex.batches[0]).toMatchObject({ agent_name: 'CustomAgent', process_name: 'bash', root_name: 'r' });
   });
 
   it('a failing step ends failed naming the step and tool, keeping what completed', async () => {
-    const plan = { steps: [{ actions: [act('a')] }, { actions: [act('b'), act('c'), act('d')] }, { actions: [act('e')] }] };
+    const plan = {
+      steps: [{ actions: [act('a')] }, { actions: [act('b'), act('c'), act('d')] }, { actions: [act('e')] }],
+    };
     const ex = new FakeExecutor({ failOn: { c: 'control not found' } });
     const outcome = await session(JSON.stringify(plan), 'mobile').run(ex);
     expect(outcome.status).toBe('failed');
-    expect(outcome.error).toBe(aipError('PLAN_STEP_FAILED', { step: 1, tool: 'c', error: 'control not found' }).message);
+    expect(outcome.error).toBe(
+      aipError('PLAN_STEP_FAILED', { step: 1, tool: 'c', error: 'control not found' }).message,
+    );
     expect(outcome.error).toBe("Plan step 1 failed: tool 'c': control not found");
     const result = outcome.result as PlanResult;
     expect(result.steps_completed).toBe(1);
@@ -68,7 +88,10 @@ describe('plan agent', () => {
     const plan = { steps: [{ actions: [act('a')] }, 'Click Word Count', { actions: [act('b')] }] };
     const ex = new FakeExecutor();
     const outcome = await session(JSON.stringify(plan)).run(ex);
-    expect(outcome).toMatchObject({ status: 'failed', error: aipError('PLAN_STEP_NOT_EXECUTABLE', { step: 1 }).message });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      error: aipError('PLAN_STEP_NOT_EXECUTABLE', { step: 1 }).message,
+    });
     expect((outcome.result as PlanResult).steps_completed).toBe(1);
     expect(ex.batches).toHaveLength(1);
   });
@@ -78,7 +101,9 @@ describe('plan agent', () => {
     const a = await session('{"steps": "open word"}').run(ex);
     expect(a.status).toBe('failed');
     expect(a.error).toMatch(/^Invalid plan: steps: /);
-    const b = await session(JSON.stringify({ steps: [{ actions: [{ tool_name: 'x', tool_type: 'act' }] }] })).run(ex);
+    const b = await session(
+      JSON.stringify({ steps: [{ actions: [{ tool_name: 'x', tool_type: 'act' }] }] }),
+    ).run(ex);
     expect(b.error).toMatch(/^Invalid plan: steps\[0\]\.actions\[0\]\.tool_type: /);
     expect(ex.batches).toHaveLength(0);
   });
@@ -102,19 +127,37 @@ describe('plan agent', () => {
     const echo: Agent = {
       name: 'echo',
       async *run(ctx): AgentRun {
-        const r = yield { actions: [{ tool_name: 'say', tool_type: 'action', parameters: { text: ctx.request } }] };
+        const r = yield {
+          actions: [{ tool_name: 'say', tool_type: 'action', parameters: { text: ctx.request } }],
+        };
         return { status: 'completed', result: r[0]?.result };
       },
     };
     const f = new SessionFactory({ agents: new AgentRegistry({ agents: [echo], defaultAgent: 'echo' }) });
     const ex = new FakeExecutor();
-    expect(await session('hi', 'linux', f).run(ex)).toEqual({ status: 'completed', result: 'ok:say', error: null });
+    expect(await session('hi', 'linux', f).run(ex)).toEqual({
+      status: 'completed',
+      result: 'ok:say',
+      error: null,
+    });
     expect(ex.batches[0]!.actions[0]!.parameters).toEqual({ text: 'hi' });
   });
 
   it('runs a fixed plan given to the constructor instead of the request', async () => {
-    const agent = new PlanAgent({ plan: { object: null, steps: [{ actions: [{ tool_name: 'z', tool_type: 'action', parameters: null, call_id: null }] }] } });
-    const s = factory.create({ mode: 'follower', platform: 'linux', sessionId: 's', taskName: 't', request: 'ignored', agent });
+    const agent = new PlanAgent({
+      plan: {
+        object: null,
+        steps: [{ actions: [{ tool_name: 'z', tool_type: 'action', parameters: null, call_id: null }] }],
+      },
+    });
+    const s = factory.create({
+      mode: 'follower',
+      platform: 'linux',
+      sessionId: 's',
+      taskName: 't',
+      request: 'ignored',
+      agent,
+    });
     const ex = new FakeExecutor();
     expect((await s.run(ex)).status).toBe('completed');
     expect(ex.batches[0]!.actions[0]!.tool_name).toBe('z');
@@ -126,7 +169,14 @@ describe('plan agent', () => {
       const file = join(dir, 'p.json');
       await writeFile(file, JSON.stringify({ object: 'b.xlsx', steps: [{ actions: [act('from_file')] }] }));
       const mk = (planFile: string) =>
-        factory.create({ mode: 'batch_normal', platform: 'windows', sessionId: 's', taskName: 't', request: 'x', agent: new PlanAgent({ planFile }) });
+        factory.create({
+          mode: 'batch_normal',
+          platform: 'windows',
+          sessionId: 's',
+          taskName: 't',
+          request: 'x',
+          agent: new PlanAgent({ planFile }),
+        });
       const ex = new FakeExecutor();
       expect((await mk(file).run(ex)).status).toBe('completed');
       expect(ex.batches.map((b) => b.actions[0]!.tool_name)).toEqual(['from_file']);
@@ -148,7 +198,10 @@ describe('plan agent', () => {
     const outcome = await p;
     expect(outcome.status).toBe('failed');
     expect(outcome.error).toBe('device_disconnected');
-    expect(outcome.result).toEqual({ steps_completed: 1, steps: [{ step: 0, results: [expect.objectContaining({ result: 'ok:a' })] }] });
+    expect(outcome.result).toEqual({
+      steps_completed: 1,
+      steps: [{ step: 0, results: [expect.objectContaining({ result: 'ok:a' })] }],
+    });
     expect(s.state).toBe('cancelled');
   });
 });

@@ -2,25 +2,50 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPlanRequest, listPlanFiles, loadPlanFile, parsePlan, parsePlanText, planObjectOf } from '../../src/agents/plan.js';
+import {
+  isPlanRequest,
+  listPlanFiles,
+  loadPlanFile,
+  parsePlan,
+  parsePlanText,
+  planObjectOf,
+} from '../../src/agents/plan.js';
 
 const action = { tool_name: 'click_input', tool_type: 'action', parameters: { id: '1' } };
 
 describe('plan parsing', () => {
   it("accepts UFO's plain-language format and lower-cases object", () => {
-    const r = parsePlan({ task: 'Summarize', object: 'Report.DOCX', steps: ['Open the Review tab', 'Click Word Count'], close: false });
+    const r = parsePlan({
+      task: 'Summarize',
+      object: 'Report.DOCX',
+      steps: ['Open the Review tab', 'Click Word Count'],
+      close: false,
+    });
     expect(r).toEqual({
       ok: true,
-      plan: { task: 'Summarize', object: 'report.docx', steps: ['Open the Review tab', 'Click Word Count'], close: false },
+      plan: {
+        task: 'Summarize',
+        object: 'report.docx',
+        steps: ['Open the Review tab', 'Click Word Count'],
+        close: false,
+      },
     });
   });
 
   it('accepts action steps with routing overrides and fills Command defaults', () => {
-    const r = parsePlan({ steps: [{ actions: [{ tool_name: 'wait', tool_type: 'action' }], agent_name: 'AppAgent', root_name: null }] });
+    const r = parsePlan({
+      steps: [
+        { actions: [{ tool_name: 'wait', tool_type: 'action' }], agent_name: 'AppAgent', root_name: null },
+      ],
+    });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.plan.object).toBeNull();
-    expect(r.plan.steps[0]).toEqual({ actions: [{ tool_name: 'wait', tool_type: 'action', parameters: null, call_id: null }], agent_name: 'AppAgent', root_name: null });
+    expect(r.plan.steps[0]).toEqual({
+      actions: [{ tool_name: 'wait', tool_type: 'action', parameters: null, call_id: null }],
+      agent_name: 'AppAgent',
+      root_name: null,
+    });
   });
 
   it.each([
@@ -40,7 +65,10 @@ describe('plan parsing', () => {
   });
 
   it('rejects non-objects and bad JSON', () => {
-    expect(parsePlan([1])).toMatchObject({ ok: false, error: { message: 'Invalid plan: a plan must be a JSON object' } });
+    expect(parsePlan([1])).toMatchObject({
+      ok: false,
+      error: { message: 'Invalid plan: a plan must be a JSON object' },
+    });
     const r = parsePlanText('{"steps": [');
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error.message).toMatch(/^Invalid plan: not valid JSON/);

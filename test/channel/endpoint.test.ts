@@ -11,7 +11,10 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 function pair(opts: { windowA?: number; windowB?: number; maxChunk?: number } = {}) {
   const log: { dir: 'ab' | 'ba'; f: ChannelFrame }[] = [];
   const violations: string[] = [];
-  const flow = { ab: { sent: 0, consumed: 0, window: opts.windowB ?? 65536 }, ba: { sent: 0, consumed: 0, window: opts.windowA ?? 65536 } };
+  const flow = {
+    ab: { sent: 0, consumed: 0, window: opts.windowB ?? 65536 },
+    ba: { sent: 0, consumed: 0, window: opts.windowA ?? 65536 },
+  };
   const ends = {} as { a: ChannelEndpoint; b: ChannelEndpoint };
   const watch = (dir: 'ab' | 'ba', f: ChannelFrame): void => {
     log.push({ dir, f });
@@ -19,7 +22,8 @@ function pair(opts: { windowA?: number; windowB?: number; maxChunk?: number } = 
     const theirs = flow[dir === 'ab' ? 'ba' : 'ab'];
     if (f.op === ChannelOp.DATA) {
       mine.sent += f.payload.byteLength;
-      if (mine.sent - mine.consumed > mine.window) violations.push(`${dir}: ${mine.sent - mine.consumed} > ${mine.window}`);
+      if (mine.sent - mine.consumed > mine.window)
+        violations.push(`${dir}: ${mine.sent - mine.consumed} > ${mine.window}`);
     }
     if (f.op === ChannelOp.ACK) {
       theirs.consumed = f.consumed;
@@ -39,8 +43,21 @@ function pair(opts: { windowA?: number; windowB?: number; maxChunk?: number } = 
     watch('ba', d.value);
     ends.a.handleFrame(d.value);
   });
-  const a = (ends.a = new ChannelEndpoint({ channel: 1, send: ab.send, receiveWindow: opts.windowA ?? 65536, maxChunk: opts.maxChunk, initialState: 'opening' }));
-  const b = (ends.b = new ChannelEndpoint({ channel: 1, send: ba.send, receiveWindow: opts.windowB ?? 65536, maxChunk: opts.maxChunk, initialState: 'open', sendWindow: opts.windowA ?? 65536 }));
+  const a = (ends.a = new ChannelEndpoint({
+    channel: 1,
+    send: ab.send,
+    receiveWindow: opts.windowA ?? 65536,
+    maxChunk: opts.maxChunk,
+    initialState: 'opening',
+  }));
+  const b = (ends.b = new ChannelEndpoint({
+    channel: 1,
+    send: ba.send,
+    receiveWindow: opts.windowB ?? 65536,
+    maxChunk: opts.maxChunk,
+    initialState: 'open',
+    sendWindow: opts.windowA ?? 65536,
+  }));
   a.sendOpen({ session_id: 's', kind: 'stream', params: {} });
   return { a, b, log, violations };
 }
@@ -62,7 +79,7 @@ describe('ChannelEndpoint', () => {
     expect(a.state).toBe('open');
     const data = randomBytes(200_000);
     const writer = (async () => {
-      for (let off = 0; off < data.length; ) {
+      for (let off = 0; off < data.length;) {
         const n = Math.min(data.length - off, 1 + ((off * 7919) % 9000));
         await a.write(data.subarray(off, off + n));
         off += n;
@@ -72,9 +89,13 @@ describe('ChannelEndpoint', () => {
     const got = await readAll(b);
     await writer;
     expect(sha(got)).toBe(sha(data));
-    const seqs = log.filter((e) => e.dir === 'ab' && e.f.op === ChannelOp.DATA).map((e) => (e.f as { seq: number }).seq);
+    const seqs = log
+      .filter((e) => e.dir === 'ab' && e.f.op === ChannelOp.DATA)
+      .map((e) => (e.f as { seq: number }).seq);
     expect(seqs).toEqual(seqs.map((_, i) => i));
-    const acks = log.filter((e) => e.dir === 'ba' && e.f.op === ChannelOp.ACK).map((e) => e.f as { seq: number; consumed: number });
+    const acks = log
+      .filter((e) => e.dir === 'ba' && e.f.op === ChannelOp.ACK)
+      .map((e) => e.f as { seq: number; consumed: number });
     expect(acks.length).toBeGreaterThan(5);
     for (let i = 1; i < acks.length; i++) expect(acks[i]!.consumed).toBeGreaterThan(acks[i - 1]!.consumed);
     expect(violations).toEqual([]);
@@ -140,7 +161,10 @@ describe('ChannelEndpoint', () => {
     await until(() => b.stats().queuedBytes === 1024);
     b.reset(aipError('FILE_PATH_ESCAPE', { path: '../x' }));
     await expect(pendingWrite).rejects.toMatchObject({ code: 7020 });
-    await expect(pendingRead).rejects.toMatchObject({ code: 7020, message: "Path '../x' escapes the file root" });
+    await expect(pendingRead).rejects.toMatchObject({
+      code: 7020,
+      message: "Path '../x' escapes the file root",
+    });
     expect(a.state).toBe('reset');
     expect(b.state).toBe('reset');
     expect(a.error?.kind).toBe('FILE_PATH_ESCAPE');
@@ -161,13 +185,25 @@ describe('ChannelEndpoint', () => {
       if (d.ok) out.push(d.value);
       return true;
     };
-    const r = new ChannelEndpoint({ channel: 1, send, receiveWindow: 10, initialState: 'open', sendWindow: 10 });
+    const r = new ChannelEndpoint({
+      channel: 1,
+      send,
+      receiveWindow: 10,
+      initialState: 'open',
+      sendWindow: 10,
+    });
     r.handleFrame(decodeData(encodeData(1, 0, new Uint8Array(6))));
     expect(r.state).toBe('open');
     r.handleFrame(decodeData(encodeData(1, 1, new Uint8Array(5))));
     expect(r.state).toBe('reset');
     expect(out.at(-1)).toMatchObject({ op: ChannelOp.RESET, code: 7005 });
-    const s = new ChannelEndpoint({ channel: 1, send, receiveWindow: 10, initialState: 'open', sendWindow: 10 });
+    const s = new ChannelEndpoint({
+      channel: 1,
+      send,
+      receiveWindow: 10,
+      initialState: 'open',
+      sendWindow: 10,
+    });
     s.handleFrame(decodeData(encodeData(1, 1, new Uint8Array(1))));
     expect(s.state).toBe('reset');
     expect(out.at(-1)).toMatchObject({ op: ChannelOp.RESET, code: 7006 });

@@ -24,7 +24,11 @@ let root: string;
 let local: string;
 let h: Harness;
 const makeHarness = (): Harness =>
-  harness({ onDeviceOpen: createDeviceChannelHandler({ fileRoot: root, stream: {}, port: {} }), window: 64 * 1024, maxChunk: 16 * 1024 });
+  harness({
+    onDeviceOpen: createDeviceChannelHandler({ fileRoot: root, stream: {}, port: {} }),
+    window: 64 * 1024,
+    maxChunk: 16 * 1024,
+  });
 
 beforeEach(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'aipd-chan-'));
@@ -110,8 +114,12 @@ describe('port channels', () => {
     const port = (server.address() as AddressInfo).port;
     await new Promise<void>((r) => server.close(() => r()));
     server = http.createServer().listen(0, '127.0.0.1');
-    await expect(openChannelStream(h.controller, 's1', 'port', { port })).rejects.toMatchObject({ code: 7030 });
-    await expect(openChannelStream(h.controller, 's1', 'port', { port: 80, host: '10.1.2.3' })).rejects.toMatchObject({ code: 7031 });
+    await expect(openChannelStream(h.controller, 's1', 'port', { port })).rejects.toMatchObject({
+      code: 7030,
+    });
+    await expect(
+      openChannelStream(h.controller, 's1', 'port', { port: 80, host: '10.1.2.3' }),
+    ).rejects.toMatchObject({ code: 7031 });
   });
 });
 
@@ -149,11 +157,13 @@ describe('file channels', () => {
       });
     }
     await writeFile(path.join(local, 'up'), 'data');
-    await expect(uploadFile(h.controller, 's1', path.join(local, 'up'), 'link/new')).rejects.toMatchObject({ code: 7020 });
-    expect((await stat(path.join(outside, 'new')).catch(() => null))).toBeNull();
+    await expect(uploadFile(h.controller, 's1', path.join(local, 'up'), 'link/new')).rejects.toMatchObject({
+      code: 7020,
+    });
+    expect(await stat(path.join(outside, 'new')).catch(() => null)).toBeNull();
   });
 
-  it('resumes an interrupted upload from the device\'s partial file after a reconnect', async () => {
+  it("resumes an interrupted upload from the device's partial file after a reconnect", async () => {
     const data = randomBytes(4 * 1024 * 1024, 9);
     await writeFile(path.join(local, 'big'), data);
     // The link to the device goes dead after 1 MiB: frames beyond it are lost, so the writer stalls.
@@ -164,7 +174,10 @@ describe('file channels', () => {
       if (delivered <= 1 << 20) deliver(f);
     };
     const first = uploadFile(h.controller, 's1', path.join(local, 'big'), 'big');
-    const failed = first.then(() => null, (e: unknown) => e);
+    const failed = first.then(
+      () => null,
+      (e: unknown) => e,
+    );
     await until(() => delivered > 1 << 20);
     h.deviceConn.close();
     h.router.onConnectionClosed(h.deviceConn);
@@ -192,12 +205,18 @@ describe('file channels', () => {
     const bad = Buffer.from(data.subarray(0, 1000));
     bad[10] = bad[10]! ^ 0xff;
     await writeFile(path.join(local, 'e.bin'), bad);
-    await expect(downloadFile(h.controller, 's1', 'd.bin', path.join(local, 'e.bin'), { resume: true })).rejects.toMatchObject({ code: 7022 });
+    await expect(
+      downloadFile(h.controller, 's1', 'd.bin', path.join(local, 'e.bin'), { resume: true }),
+    ).rejects.toMatchObject({ code: 7022 });
   });
 
   it('an upload whose bytes do not match the announced SHA-256 is refused and not installed', async () => {
     await writeFile(path.join(local, 'f'), 'hello');
-    const ep = await h.controller.open({ session_id: 's1', kind: 'file', params: { op: 'upload', path: 'f', size: 5, sha256: sha(Buffer.from('HELLO')) } });
+    const ep = await h.controller.open({
+      session_id: 's1',
+      kind: 'file',
+      params: { op: 'upload', path: 'f', size: 5, sha256: sha(Buffer.from('HELLO')) },
+    });
     const { ChannelReader } = await import('../../src/client/channels/records.js');
     const reader = new ChannelReader(ep);
     expect(await reader.readRecord()).toEqual({ offset: 0 });

@@ -5,7 +5,10 @@ import { ChannelRouter, type ChannelHost } from '../../src/channel/router.js';
 import type { ChannelPeer } from '../../src/channel/router.js';
 
 /** Delivers frames on a later macrotask, in order, like a socket would. */
-export function laterInOrder(deliver: (f: Uint8Array) => void): { send: (f: Uint8Array) => boolean; pending: () => number } {
+export function laterInOrder(deliver: (f: Uint8Array) => void): {
+  send: (f: Uint8Array) => boolean;
+  pending: () => number;
+} {
   const q: Uint8Array[] = [];
   let scheduled = false;
   const flush = (): void => {
@@ -63,16 +66,21 @@ export interface Harness {
 }
 
 /** controller mux ⇄ router ⇄ device mux, in session 's1' (requester 'ctl', executor 'dev'). */
-export function harness(opts: {
-  onDeviceOpen?: (i: IncomingChannel) => void;
-  onControllerOpen?: (i: IncomingChannel) => void;
-  window?: number;
-  maxWindow?: number;
-  maxChunk?: number;
-} = {}): Harness {
+export function harness(
+  opts: {
+    onDeviceOpen?: (i: IncomingChannel) => void;
+    onControllerOpen?: (i: IncomingChannel) => void;
+    window?: number;
+    maxWindow?: number;
+    maxChunk?: number;
+  } = {},
+): Harness {
   const controllerConn = new FakeConnection('c-ctl');
   const deviceConn = new FakeConnection('c-dev');
-  const byClient = new Map<string, FakeConnection>([['ctl', controllerConn], ['dev', deviceConn]]);
+  const byClient = new Map<string, FakeConnection>([
+    ['ctl', controllerConn],
+    ['dev', deviceConn],
+  ]);
   const sessions = new Map([['s1', { requesterId: 'ctl', executorId: 'dev' }]]);
   const host: ChannelHost = {
     clientIdOf: (c) => [...byClient].find(([, v]) => v === c)?.[0] ?? null,
@@ -82,8 +90,20 @@ export function harness(opts: {
   const router = new ChannelRouter(host, { maxWindow: opts.maxWindow });
   const toRouterFromCtl = laterInOrder((f) => router.onFrame(controllerConn, f));
   const toRouterFromDev = laterInOrder((f) => router.onFrame(deviceConn, f));
-  const controller = new ChannelMux({ send: (f) => !controllerConn.closed && toRouterFromCtl.send(f), side: 'client', receiveWindow: opts.window, maxChunk: opts.maxChunk, onOpen: opts.onControllerOpen });
-  const device = new ChannelMux({ send: (f) => !deviceConn.closed && toRouterFromDev.send(f), side: 'client', receiveWindow: opts.window, maxChunk: opts.maxChunk, onOpen: opts.onDeviceOpen });
+  const controller = new ChannelMux({
+    send: (f) => !controllerConn.closed && toRouterFromCtl.send(f),
+    side: 'client',
+    receiveWindow: opts.window,
+    maxChunk: opts.maxChunk,
+    onOpen: opts.onControllerOpen,
+  });
+  const device = new ChannelMux({
+    send: (f) => !deviceConn.closed && toRouterFromDev.send(f),
+    side: 'client',
+    receiveWindow: opts.window,
+    maxChunk: opts.maxChunk,
+    onOpen: opts.onDeviceOpen,
+  });
   controllerConn.deliver = (f) => controller.handleFrame(f);
   deviceConn.deliver = (f) => device.handleFrame(f);
   return { router, controllerConn, deviceConn, controller, device, sessions };

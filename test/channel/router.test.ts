@@ -22,17 +22,24 @@ const frames = (c: FakeConnection): ChannelFrame[] =>
 
 /** A router with raw (recording-only) connections: ctl and dev are parties of s1, eve is registered but not. */
 function rawRouter(maxWindow?: number, openTimeoutMs?: number) {
-  const conns = { ctl: new FakeConnection('1'), dev: new FakeConnection('2'), eve: new FakeConnection('3'), anon: new FakeConnection('4') };
+  const conns = {
+    ctl: new FakeConnection('1'),
+    dev: new FakeConnection('2'),
+    eve: new FakeConnection('3'),
+    anon: new FakeConnection('4'),
+  };
   const sessions = new Map([['s1', { requesterId: 'ctl', executorId: 'dev' }]]);
   const host: ChannelHost = {
     clientIdOf: (c) => (c === conns.ctl ? 'ctl' : c === conns.dev ? 'dev' : c === conns.eve ? 'eve' : null),
     sessionParties: (sid) => sessions.get(sid) ?? null,
-    connectionOf: (id) => (id === 'ctl' ? conns.ctl : id === 'dev' ? conns.dev : id === 'eve' ? conns.eve : null),
+    connectionOf: (id) =>
+      id === 'ctl' ? conns.ctl : id === 'dev' ? conns.dev : id === 'eve' ? conns.eve : null,
   };
   return { router: new ChannelRouter(host, { maxWindow, openTimeoutMs }), ...conns, sessions };
 }
 
-const open = (id: number, sid = 's1', window = 1000) => encodeOpen(id, window, { session_id: sid, kind: 'stream', params: {} });
+const open = (id: number, sid = 's1', window = 1000) =>
+  encodeOpen(id, window, { session_id: sid, kind: 'stream', params: {} });
 
 describe('ChannelRouter', () => {
   it('relays OPEN to the other party under a server-chosen even id and carries data both ways', async () => {
@@ -64,7 +71,10 @@ describe('ChannelRouter', () => {
     r.router.onFrame(r.ctl, open(2)); // even ids belong to the server
     expect(frames(r.eve)).toMatchObject([{ op: ChannelOp.REJECT, channel: 1, code: 7002 }]);
     expect(frames(r.anon)).toMatchObject([{ op: ChannelOp.REJECT, code: 7002 }]);
-    expect(frames(r.ctl)).toMatchObject([{ op: ChannelOp.REJECT, code: 7003 }, { op: ChannelOp.REJECT, channel: 2, code: 7007 }]);
+    expect(frames(r.ctl)).toMatchObject([
+      { op: ChannelOp.REJECT, code: 7003 },
+      { op: ChannelOp.REJECT, channel: 2, code: 7007 },
+    ]);
     expect(r.dev.sent).toEqual([]);
     expect(r.router.stats().channels).toBe(0);
   });
@@ -75,15 +85,22 @@ describe('ChannelRouter', () => {
     expect(frames(r.dev)).toMatchObject([{ op: ChannelOp.OPEN }]);
     expect(r.router.stats().channels).toBe(1);
     await until(() => r.router.stats().channels === 0);
-    expect(frames(r.ctl)).toMatchObject([{ op: ChannelOp.RESET, channel: 1, code: 7016, reason: 'Channel open was not answered within 50 ms' }]);
+    expect(frames(r.ctl)).toMatchObject([
+      { op: ChannelOp.RESET, channel: 1, code: 7016, reason: 'Channel open was not answered within 50 ms' },
+    ]);
     expect(frames(r.dev).at(-1)).toMatchObject({ op: ChannelOp.RESET, code: 7016 });
   });
 
-  it('a non-party cannot use another connection\'s channel ids', () => {
+  it("a non-party cannot use another connection's channel ids", () => {
     const r = rawRouter();
     r.router.onFrame(r.ctl, open(1));
     const [o] = frames(r.dev);
-    expect(o).toMatchObject({ op: ChannelOp.OPEN, channel: 2, window: 1000, body: { session_id: 's1', kind: 'stream' } });
+    expect(o).toMatchObject({
+      op: ChannelOp.OPEN,
+      channel: 2,
+      window: 1000,
+      body: { session_id: 's1', kind: 'stream' },
+    });
     r.router.onFrame(r.dev, encodeAccept(2, 500));
     for (const id of [1, 2]) {
       r.router.onFrame(r.eve, encodeData(id, 0, new Uint8Array([1])));
@@ -92,7 +109,10 @@ describe('ChannelRouter', () => {
       r.router.onFrame(r.eve, encodeFin(id, 0));
     }
     expect(frames(r.eve).map((f) => [f.op, (f as { code?: number }).code])).toEqual([
-      [ChannelOp.RESET, 7001], [ChannelOp.RESET, 7001], [ChannelOp.RESET, 7001], [ChannelOp.RESET, 7001],
+      [ChannelOp.RESET, 7001],
+      [ChannelOp.RESET, 7001],
+      [ChannelOp.RESET, 7001],
+      [ChannelOp.RESET, 7001],
     ]);
     expect(frames(r.dev)).toHaveLength(1);
     expect(frames(r.ctl)).toMatchObject([{ op: ChannelOp.ACCEPT, channel: 1, window: 500 }]);
@@ -101,7 +121,7 @@ describe('ChannelRouter', () => {
     expect(frames(r.dev).at(-1)).toMatchObject({ op: ChannelOp.DATA, channel: 2, seq: 0 });
   });
 
-  it('data beyond the reader\'s window resets both sides (7005) and frees the channel', () => {
+  it("data beyond the reader's window resets both sides (7005) and frees the channel", () => {
     const r = rawRouter();
     r.router.onFrame(r.ctl, open(1));
     r.router.onFrame(r.dev, encodeAccept(2, 100));
@@ -130,7 +150,12 @@ describe('ChannelRouter', () => {
 
   it('keeps flowing when the router clamps windows below what the endpoints advertise', async () => {
     let devEp: ChannelEndpoint | null = null;
-    const h = harness({ onDeviceOpen: (i) => (devEp = i.accept()), window: 1 << 20, maxWindow: 4096, maxChunk: 1000 });
+    const h = harness({
+      onDeviceOpen: (i) => (devEp = i.accept()),
+      window: 1 << 20,
+      maxWindow: 4096,
+      maxChunk: 1000,
+    });
     const ep = await h.controller.open({ session_id: 's1', kind: 'stream', params: {} });
     const data = randomBytes(100_000);
     const w = ep.write(data).then(() => ep.end());
@@ -144,7 +169,9 @@ describe('ChannelRouter', () => {
 
   it('a killed reader leaves no channels or buffers behind', async () => {
     const h = harness({ onDeviceOpen: (i) => void i.accept(), window: 32768, maxChunk: 8192 });
-    const eps = await Promise.all([1, 2, 3].map(() => h.controller.open({ session_id: 's1', kind: 'port', params: { port: 1 } })));
+    const eps = await Promise.all(
+      [1, 2, 3].map(() => h.controller.open({ session_id: 's1', kind: 'port', params: { port: 1 } })),
+    );
     const writes = eps.map((ep) => ep.write(randomBytes(1 << 20)));
     await until(() => h.router.stats().bufferedBytes === 3 * 32768);
     expect(eps.every((ep) => ep.stats().inFlight === 32768)).toBe(true);
@@ -167,7 +194,9 @@ describe('ChannelRouter', () => {
     expect(ep.error?.code).toBe(7010);
     expect(devEp!.error?.code).toBe(7010);
     expect(h.router.stats().channels).toBe(0);
-    await expect(h.controller.open({ session_id: 's1', kind: 'stream', params: {} })).rejects.toMatchObject({ code: 7003 });
+    await expect(h.controller.open({ session_id: 's1', kind: 'stream', params: {} })).rejects.toMatchObject({
+      code: 7003,
+    });
   });
 
   it('the server can open a channel to a device itself (openLocal)', async () => {
@@ -181,7 +210,12 @@ describe('ChannelRouter', () => {
         })();
       },
     });
-    const ep = await h.router.openLocal({ sessionId: 's1', party: 'executor', kind: 'stream', params: { tag: 't' } });
+    const ep = await h.router.openLocal({
+      sessionId: 's1',
+      party: 'executor',
+      kind: 'stream',
+      params: { tag: 't' },
+    });
     expect(ep.channel % 2).toBe(0);
     await ep.write(Buffer.from('hi'));
     await ep.end();

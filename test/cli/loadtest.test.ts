@@ -103,7 +103,13 @@ describe('AipLoad against aipd', () => {
   it.each(['json', 'msgpack'] as const)(
     'runs inline-plan tasks over %s and counts round trips',
     async (codec) => {
-      server = await startServer({ port: 0, host: '127.0.0.1', apiKey: 'k', logLevel: 'silent', store: 'memory' });
+      server = await startServer({
+        port: 0,
+        host: '127.0.0.1',
+        apiKey: 'k',
+        logLevel: 'silent',
+        store: 'memory',
+      });
       const load = new AipLoad({
         host: '127.0.0.1',
         port: server.port,
@@ -145,7 +151,13 @@ describe('AipLoad against aipd', () => {
   );
 
   it('reports a refused token as a registration failure, not a hang', async () => {
-    server = await startServer({ port: 0, host: '127.0.0.1', apiKey: 'k', logLevel: 'silent', store: 'memory' });
+    server = await startServer({
+      port: 0,
+      host: '127.0.0.1',
+      apiKey: 'k',
+      logLevel: 'silent',
+      store: 'memory',
+    });
     const load = new AipLoad({
       host: '127.0.0.1',
       port: server.port,

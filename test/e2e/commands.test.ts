@@ -63,7 +63,9 @@ describe('shell, port forwarding and files through aipd', () => {
   });
 
   it('runs echo on the device and returns its output and exit code', async () => {
-    const { stream, exit } = await runCommand(pair.controllerMux, pair.sessionId, 'echo', { args: ['hello', 'from', 'the device'] });
+    const { stream, exit } = await runCommand(pair.controllerMux, pair.sessionId, 'echo', {
+      args: ['hello', 'from', 'the device'],
+    });
     stream.end();
     const [out, status] = await Promise.all([collect(stream), exit]);
     expect(out).toBe('hello from the device\n');
@@ -87,7 +89,12 @@ describe('shell, port forwarding and files through aipd', () => {
     const duplex = await openChannelStream(pair.controllerMux, pair.sessionId, 'port', { port });
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request(
-        { method: 'POST', path: '/api/echo?x=1', headers: { host: 'device', 'content-type': 'text/plain' }, createConnection: () => duplex },
+        {
+          method: 'POST',
+          path: '/api/echo?x=1',
+          headers: { host: 'device', 'content-type': 'text/plain' },
+          createConnection: () => duplex,
+        },
         (r) => {
           let body = '';
           r.on('data', (d: Buffer) => (body += d.toString()));
@@ -98,7 +105,12 @@ describe('shell, port forwarding and files through aipd', () => {
       req.end('ping through aipd');
     });
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.body)).toEqual({ method: 'POST', url: '/api/echo?x=1', body: 'ping through aipd', via: 'device-local http' });
+    expect(JSON.parse(res.body)).toEqual({
+      method: 'POST',
+      url: '/api/echo?x=1',
+      body: 'ping through aipd',
+      via: 'device-local http',
+    });
     duplex.destroy();
   });
 
@@ -115,8 +127,12 @@ describe('shell, port forwarding and files through aipd', () => {
     expect(down.sha256).toBe(sha(data));
     expect(sha(readFileSync(dst))).toBe(sha(data));
 
-    await expect(uploadFile(pair.controllerMux, pair.sessionId, src, '../escape.bin')).rejects.toMatchObject({ code: Errors.FILE_PATH_ESCAPE.code });
-    await expect(downloadFile(pair.controllerMux, pair.sessionId, '../../etc/passwd', join(local, 'x'))).rejects.toMatchObject({
+    await expect(uploadFile(pair.controllerMux, pair.sessionId, src, '../escape.bin')).rejects.toMatchObject({
+      code: Errors.FILE_PATH_ESCAPE.code,
+    });
+    await expect(
+      downloadFile(pair.controllerMux, pair.sessionId, '../../etc/passwd', join(local, 'x')),
+    ).rejects.toMatchObject({
       code: Errors.FILE_PATH_ESCAPE.code,
       message: "Path '../../etc/passwd' escapes the file root",
     });

@@ -25,11 +25,27 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function serve(port: number, dataDir: string): Promise<{ proc: ChildProcessWithoutNullStreams; port: number; exit: Promise<number | null> }> {
-  const proc = aipdProcess(['serve', '--port', String(port), '--api-key', KEY, '--log-level', process.env.CRASH_LOG ?? 'warn', '--resume-grace-ms', '30000'], {
-    AIPD_STORE: 'sqlite',
-    AIPD_DATA_DIR: dataDir,
-  });
+async function serve(
+  port: number,
+  dataDir: string,
+): Promise<{ proc: ChildProcessWithoutNullStreams; port: number; exit: Promise<number | null> }> {
+  const proc = aipdProcess(
+    [
+      'serve',
+      '--port',
+      String(port),
+      '--api-key',
+      KEY,
+      '--log-level',
+      process.env.CRASH_LOG ?? 'warn',
+      '--resume-grace-ms',
+      '30000',
+    ],
+    {
+      AIPD_STORE: 'sqlite',
+      AIPD_DATA_DIR: dataDir,
+    },
+  );
   procs.push(proc);
   const io = collect(proc);
   if (process.env.CRASH_LOG) proc.stderr.on('data', (d: Buffer) => process.stderr.write(d));
@@ -64,12 +80,22 @@ describe('crash recovery', () => {
         for (const a of cmd.actions ?? []) {
           ran.push((a.parameters as { i: number }).i);
           await new Promise((r) => setTimeout(r, 40));
-          results.push({ status: 'success' as const, result: `step ${(a.parameters as { i: number }).i}`, call_id: a.call_id });
+          results.push({
+            status: 'success' as const,
+            result: `step ${(a.parameters as { i: number }).i}`,
+            call_id: a.call_id,
+          });
         }
         return results;
       },
     });
-    const controller = new AipControllerClient({ url, token: KEY, clientId: 'crash-ctl', targetId: 'crash-dev', reconnect });
+    const controller = new AipControllerClient({
+      url,
+      token: KEY,
+      clientId: 'crash-ctl',
+      targetId: 'crash-dev',
+      reconnect,
+    });
     for (const c of [device, controller]) c.on('error', () => undefined);
     const ends: ServerMessage[] = [];
     controller.on('frame', (m) => {
@@ -78,7 +104,11 @@ describe('crash recovery', () => {
     try {
       await device.connect();
       await controller.connect();
-      await controller.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'crash-task', taskName: 'crash_task' });
+      await controller.requestTask({
+        request: planRequest(STEPS, 'work'),
+        sessionId: 'crash-task',
+        taskName: 'crash_task',
+      });
       await waitUntil(() => ran.length >= KILL_AFTER, 20_000, `${KILL_AFTER} steps`);
       first.proc.kill('SIGKILL');
       await first.exit;
@@ -104,9 +134,18 @@ describe('crash recovery', () => {
         status_history: { status: string; reason?: string }[];
       };
       expect(session.status).toBe('completed');
-      expect(session.status_history.map((h) => h.status)).toEqual(['active', 'crashed', 'active', 'completed']);
-      expect(session.status_history[1]!.reason).toBe('aipd stopped unexpectedly while this session was active');
-      const result = (await (await fetch(`${base}/api/task_result/crash_task`, { headers })).json()) as Record<string, unknown>;
+      expect(session.status_history.map((h) => h.status)).toEqual([
+        'active',
+        'crashed',
+        'active',
+        'completed',
+      ]);
+      expect(session.status_history[1]!.reason).toBe(
+        'aipd stopped unexpectedly while this session was active',
+      );
+      const result = (await (
+        await fetch(`${base}/api/task_result/crash_task`, { headers })
+      ).json()) as Record<string, unknown>;
       expect(result).toMatchObject({ status: 'done', task_status: 'completed', session_id: 'crash-task' });
     } finally {
       await device.close();

@@ -55,8 +55,18 @@ async function writer(
   let writes = 0;
   for (let i = 0; ; i++) {
     const id = `w${n}-s${i}`;
-    const body = { id, agent_id: `agent-${n}`, session_type: 'durability', context: { writer: n, i, list: [i, 'x'] } };
-    const guess: Shape = { context: body.context, checkpoint: null, status: 'active', agent_id: body.agent_id };
+    const body = {
+      id,
+      agent_id: `agent-${n}`,
+      session_type: 'durability',
+      context: { writer: n, i, list: [i, 'x'] },
+    };
+    const guess: Shape = {
+      context: body.context,
+      checkpoint: null,
+      status: 'active',
+      agent_id: body.agent_id,
+    };
     inFlight.set(id, [guess]);
     try {
       const res = await fetch(`${base}/sessions`, { method: 'POST', headers, body: JSON.stringify(body) });
@@ -65,12 +75,21 @@ async function writer(
       inFlight.delete(id);
       writes++;
       for (let k = 1; k <= 3; k++) {
-        const patch = { context: { k, list: null, [`step${k}`]: 'y'.repeat(k * 10) }, checkpoint: { step: k, data: [k, { n }] } };
+        const patch = {
+          context: { k, list: null, [`step${k}`]: 'y'.repeat(k * 10) },
+          checkpoint: { step: k, data: [k, { n }] },
+        };
         const prev = acked.get(id)!;
         const ctx = { ...(prev.context as Record<string, unknown>) };
         delete ctx.list;
-        inFlight.set(id, [{ ...prev, context: { ...ctx, k, [`step${k}`]: 'y'.repeat(k * 10) }, checkpoint: patch.checkpoint }]);
-        const r = await fetch(`${base}/sessions/${id}`, { method: 'PATCH', headers, body: JSON.stringify(patch) });
+        inFlight.set(id, [
+          { ...prev, context: { ...ctx, k, [`step${k}`]: 'y'.repeat(k * 10) }, checkpoint: patch.checkpoint },
+        ]);
+        const r = await fetch(`${base}/sessions/${id}`, {
+          method: 'PATCH',
+          headers,
+          body: JSON.stringify(patch),
+        });
         if (r.status !== 200) throw new Error(`patch answered ${r.status}`);
         acked.set(id, shape((await r.json()) as Record<string, unknown>));
         inFlight.delete(id);
@@ -108,7 +127,9 @@ async function killAndCheck(env: Record<string, string>): Promise<void> {
     } else expect([want, ...pending], id).toContainEqual(got);
   }
   expect(exact).toBeGreaterThan(0);
-  console.log(`[durability] ${env.AIPD_STORE === 'sqlite' ? 'sqlite' : 'postgres'}: ${writes} acknowledged writes over ${acked.size} sessions, all present after SIGKILL`);
+  console.log(
+    `[durability] ${env.AIPD_STORE === 'sqlite' ? 'sqlite' : 'postgres'}: ${writes} acknowledged writes over ${acked.size} sessions, all present after SIGKILL`,
+  );
 }
 
 describe('acknowledged writes survive SIGKILL', () => {

@@ -51,7 +51,13 @@ describe('channel fairness', () => {
     const writers: ChannelEndpoint[] = [];
     for (const p of pairs)
       for (let i = 0; i < PER_SESSION; i++)
-        writers.push(await p.controllerMux.open({ session_id: p.sessionId, kind: 'stream', params: { tag: `${p.sessionId}#${i}` } }));
+        writers.push(
+          await p.controllerMux.open({
+            session_id: p.sessionId,
+            kind: 'stream',
+            params: { tag: `${p.sessionId}#${i}` },
+          }),
+        );
     expect(server.channels.stats().channels).toBe(100);
 
     let running = true;

@@ -43,15 +43,33 @@ export async function livePair(o: PairOptions): Promise<LivePair> {
     await held;
     return [{ status: 'success', result: 'released' }];
   };
-  const device = new AipDeviceClient({ url: o.url, token: o.token, clientId: o.deviceId, reconnect: false, onCommand });
-  const controller = new AipControllerClient({ url: o.url, token: o.token, clientId: `k@${o.deviceId}`, targetId: o.deviceId, reconnect: false });
+  const device = new AipDeviceClient({
+    url: o.url,
+    token: o.token,
+    clientId: o.deviceId,
+    reconnect: false,
+    onCommand,
+  });
+  const controller = new AipControllerClient({
+    url: o.url,
+    token: o.token,
+    clientId: `k@${o.deviceId}`,
+    targetId: o.deviceId,
+    reconnect: false,
+  });
   device.on('error', () => undefined);
   controller.on('error', () => undefined);
   const deviceMux = attachChannelMux(device, { receiveWindow: o.deviceWindow, onOpen: o.deviceOnOpen });
-  const controllerMux = attachChannelMux(controller, { receiveWindow: o.controllerWindow, onOpen: o.controllerOnOpen });
+  const controllerMux = attachChannelMux(controller, {
+    receiveWindow: o.controllerWindow,
+    onOpen: o.controllerOnOpen,
+  });
   await device.connect();
   await controller.connect();
-  const { sessionId } = await controller.requestTask({ request: planRequest(1, 'hold'), sessionId: `s@${o.deviceId}` });
+  const { sessionId } = await controller.requestTask({
+    request: planRequest(1, 'hold'),
+    sessionId: `s@${o.deviceId}`,
+  });
   return {
     device,
     controller,
@@ -109,7 +127,21 @@ const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
 /** `aipd serve --port 0` in its own process; resolves once it printed its listening line. */
 export function spawnAipd(apiKey: string, extra: string[] = []): Promise<SpawnedAipd> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--api-key', apiKey, '--log-level', 'silent', '--store', 'memory', ...extra]);
+  const proc = spawn(process.execPath, [
+    '--import',
+    'tsx',
+    MAIN,
+    'serve',
+    '--port',
+    '0',
+    '--api-key',
+    apiKey,
+    '--log-level',
+    'silent',
+    '--store',
+    'memory',
+    ...extra,
+  ]);
   let out = '';
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -179,7 +211,10 @@ export function pacedDrain(
 }
 
 /** Reads an endpoint as fast as chunks arrive; resolves with the byte count at the end of stream. */
-export function drainAll(ep: { take(): Uint8Array | null | undefined; onReadable(l: () => void): void }, onChunk?: (c: Uint8Array) => void): Promise<number> {
+export function drainAll(
+  ep: { take(): Uint8Array | null | undefined; onReadable(l: () => void): void },
+  onChunk?: (c: Uint8Array) => void,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     let n = 0;
     let done = false;

@@ -86,7 +86,9 @@ describe('memory under hostile input (real process)', () => {
         expect(err.error).toBe('Message holds more than 100000 objects and arrays');
       });
       const growth = peak - base;
-      console.log(`[wide frame] ${(frame.length / MB).toFixed(0)} MB of empty arrays: server RSS +${(growth / MB).toFixed(0)} MB`);
+      console.log(
+        `[wide frame] ${(frame.length / MB).toFixed(0)} MB of empty arrays: server RSS +${(growth / MB).toFixed(0)} MB`,
+      );
       expect(growth).toBeLessThan(2 * frame.length);
     } finally {
       await c.close();

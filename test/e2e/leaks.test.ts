@@ -61,7 +61,10 @@ describe('a reader killed mid-transfer', () => {
       },
     });
     pairs.push(pair);
-    const writer: ChannelEndpoint = await pair.controllerMux.open({ session_id: pair.sessionId, kind: 'stream' });
+    const writer: ChannelEndpoint = await pair.controllerMux.open({
+      session_id: pair.sessionId,
+      kind: 'stream',
+    });
     const writing = (async () => {
       for (;;) await writer.write(CHUNK);
     })();

@@ -27,7 +27,11 @@ describe('a channel reader that never reads', () => {
   let pair: LivePair | null = null;
   let other: RawClient | null = null;
   beforeEach(async () => {
-    server = await startTestServer({ outboundBudgetBytes: BUDGET, slowConsumerTimeoutMs: TIMEOUT_MS, commandTimeoutMs: 60_000 });
+    server = await startTestServer({
+      outboundBudgetBytes: BUDGET,
+      slowConsumerTimeoutMs: TIMEOUT_MS,
+      commandTimeoutMs: 60_000,
+    });
   });
   afterEach(async () => {
     other?.ws.terminate();
@@ -48,7 +52,10 @@ describe('a channel reader that never reads', () => {
     let deviceClose: number | null = null;
     pair.device.on('disconnected', (info) => (deviceClose = info.code));
     const writers: ChannelEndpoint[] = [];
-    for (let i = 0; i < CHANNELS; i++) writers.push(await pair.controllerMux.open({ session_id: pair.sessionId, kind: 'stream', params: { i } }));
+    for (let i = 0; i < CHANNELS; i++)
+      writers.push(
+        await pair.controllerMux.open({ session_id: pair.sessionId, kind: 'stream', params: { i } }),
+      );
 
     clientSocket(pair.device).pause();
     const deviceConn = server.registry.get('paused-dev')!.conn;
@@ -94,7 +101,10 @@ describe('a channel reader that never reads', () => {
     for (const w of writing) await expect(w).rejects.toMatchObject({ code: Errors.CHANNEL_PEER_GONE.code });
     expect(server.channels.stats()).toEqual({ channels: 0, bufferedBytes: 0 });
     const end = await pair.controller.waitTaskEnd(pair.sessionId, 5000);
-    expect(end).toMatchObject({ status: 'failed', error: "Task was cancelled because client 'paused-dev' could not keep up (slow consumer)" });
+    expect(end).toMatchObject({
+      status: 'failed',
+      error: "Task was cancelled because client 'paused-dev' could not keep up (slow consumer)",
+    });
     clientSocket(pair.device).resume();
     for (let i = 0; i < 500 && deviceClose === null; i++) await sleep(20);
     expect(deviceClose).toBe(CloseCode.SLOW_CONSUMER);

@@ -11,7 +11,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChannelEndpoint } from '../../src/channel/endpoint.js';
 import type { IncomingChannel } from '../../src/channel/mux.js';
-import { drainAll, livePair, pacedDrain, rssOf, spawnAipd, type LivePair, type SpawnedAipd } from './helpers.js';
+import {
+  drainAll,
+  livePair,
+  pacedDrain,
+  rssOf,
+  spawnAipd,
+  type LivePair,
+  type SpawnedAipd,
+} from './helpers.js';
 
 const KEY = 'e2e-slow-reader-key';
 const MiB = 1024 * 1024;
@@ -41,7 +49,11 @@ describe('a slow channel reader through aipd serve', () => {
   });
 
   /** Writes `total` bytes of a non-repeating pattern; resolves with their SHA-256 and the writer's stats. */
-  async function writeAll(ep: ChannelEndpoint, total: number, onProgress?: (sent: number) => void): Promise<string> {
+  async function writeAll(
+    ep: ChannelEndpoint,
+    total: number,
+    onProgress?: (sent: number) => void,
+  ): Promise<string> {
     const pool = randomBytes(CHUNK + 64 * 1024);
     const h = createHash('sha256');
     for (let sent = 0, i = 0; sent < total; i++) {
@@ -65,7 +77,11 @@ describe('a slow channel reader through aipd serve', () => {
       // 1. Calibration: the writer's unthrottled rate through the whole path.
       const calTotal = 96 * MiB;
       const calReader = nextIncoming();
-      const calWriter = await pair.controllerMux.open({ session_id: pair.sessionId, kind: 'stream', params: { purpose: 'calibration' } });
+      const calWriter = await pair.controllerMux.open({
+        session_id: pair.sessionId,
+        kind: 'stream',
+        params: { purpose: 'calibration' },
+      });
       const calEp = await calReader;
       let t32 = 0;
       const calDone = drainAll(calEp);
@@ -79,15 +95,23 @@ describe('a slow channel reader through aipd serve', () => {
 
       // 2. The 1 GiB transfer to a reader paced at a tenth of that.
       const readerP = nextIncoming();
-      const writer = await pair.controllerMux.open({ session_id: pair.sessionId, kind: 'stream', params: { purpose: '1GiB' } });
+      const writer = await pair.controllerMux.open({
+        session_id: pair.sessionId,
+        kind: 'stream',
+        params: { purpose: '1GiB' },
+      });
       const reader = await readerP;
       const got = createHash('sha256');
       let received = 0;
       const t1 = performance.now();
-      const readDone = pacedDrain(() => reader.take(), readerRate, (c) => {
-        got.update(c);
-        received += c.byteLength;
-      });
+      const readDone = pacedDrain(
+        () => reader.take(),
+        readerRate,
+        (c) => {
+          got.update(c);
+          received += c.byteLength;
+        },
+      );
       const sentDigest = await writeAll(writer, TOTAL);
       await readDone;
       const seconds = (performance.now() - t1) / 1000;

@@ -9,7 +9,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Errors } from '../../protocol/index.js';
-import { AipTransferReceiver, binaryMessageFrames, fileTransferFrames, type OutFrame, type TransferEvent } from '../../src/channel/aip-transfer.js';
+import {
+  AipTransferReceiver,
+  binaryMessageFrames,
+  fileTransferFrames,
+  type OutFrame,
+  type TransferEvent,
+} from '../../src/channel/aip-transfer.js';
 import { planRequest, startTestServer } from '../helpers/aip-server.js';
 import { waitFor } from './helpers.js';
 
@@ -20,7 +26,11 @@ class Peer {
   readonly frames: Frame[] = [];
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary) => {
-      this.frames.push(isBinary ? { binary: Buffer.from(data) } : { text: JSON.parse(data.toString('utf8')) as Record<string, unknown> });
+      this.frames.push(
+        isBinary
+          ? { binary: Buffer.from(data) }
+          : { text: JSON.parse(data.toString('utf8')) as Record<string, unknown> },
+      );
     });
   }
   static async connect(url: string): Promise<Peer> {
@@ -42,17 +52,24 @@ class Peer {
     return this.frames.flatMap((f) => ('text' in f && f.text.type === type ? [f.text] : []));
   }
   async next(type: string, from: number): Promise<Record<string, unknown>> {
-    await waitFor(() => this.frames.slice(from).some((f) => 'text' in f && f.text.type === type), 5000, `a '${type}' frame`);
+    await waitFor(
+      () => this.frames.slice(from).some((f) => 'text' in f && f.text.type === type),
+      5000,
+      `a '${type}' frame`,
+    );
     return this.frames.slice(from).flatMap((f) => ('text' in f && f.text.type === type ? [f.text] : []))[0]!;
   }
 }
 
 /** Adds the session id to every control frame (the binary frames stay as they are). */
 function inSession(frames: Iterable<OutFrame>, sessionId: string): OutFrame[] {
-  return [...frames].map((f) => ('text' in f ? { text: JSON.stringify({ ...(JSON.parse(f.text) as object), session_id: sessionId }) } : f));
+  return [...frames].map((f) =>
+    'text' in f ? { text: JSON.stringify({ ...(JSON.parse(f.text) as object), session_id: sessionId }) } : f,
+  );
 }
 
-const asFrame = (f: OutFrame): Frame => ('text' in f ? { text: JSON.parse(f.text) as Record<string, unknown> } : { binary: Buffer.from(f.binary) });
+const asFrame = (f: OutFrame): Frame =>
+  'text' in f ? { text: JSON.parse(f.text) as Record<string, unknown> } : { binary: Buffer.from(f.binary) };
 
 describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
   let server: Server;
@@ -63,11 +80,31 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
     server = await startTestServer({ commandTimeoutMs: 60_000 });
     device = await Peer.connect(server.url);
     galaxy = await Peer.connect(server.url);
-    device.send({ type: 'register', status: 'ok', client_type: 'device', client_id: 'ufo-dev', metadata: { platform: 'linux' } });
+    device.send({
+      type: 'register',
+      status: 'ok',
+      client_type: 'device',
+      client_id: 'ufo-dev',
+      metadata: { platform: 'linux' },
+    });
     await device.next('heartbeat', 0);
-    galaxy.send({ type: 'register', status: 'ok', client_type: 'constellation', client_id: 'k@ufo-dev', target_id: 'ufo-dev' });
+    galaxy.send({
+      type: 'register',
+      status: 'ok',
+      client_type: 'constellation',
+      client_id: 'k@ufo-dev',
+      target_id: 'ufo-dev',
+    });
     await galaxy.next('heartbeat', 0);
-    galaxy.send({ type: 'task', status: 'continue', client_type: 'constellation', client_id: 'k@ufo-dev', target_id: 'ufo-dev', request: planRequest(1, 'hold'), session_id: SID });
+    galaxy.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      client_id: 'k@ufo-dev',
+      target_id: 'ufo-dev',
+      request: planRequest(1, 'hold'),
+      session_id: SID,
+    });
     await device.next('command', 0); // the device holds it: the session stays live
   });
   afterEach(async () => {
@@ -81,7 +118,13 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
     const file = randomBytes(300 * 1024 + 17);
     const sent = [
       ...inSession(binaryMessageFrames(blob, { description: 'screenshot' }), SID),
-      ...inSession(fileTransferFrames('logs/report.bin', file, { chunkSize: 64 * 1024, mimeType: 'application/octet-stream' }), SID),
+      ...inSession(
+        fileTransferFrames('logs/report.bin', file, {
+          chunkSize: 64 * 1024,
+          mimeType: 'application/octet-stream',
+        }),
+        SID,
+      ),
     ];
     const from = galaxy.frames.length;
     for (const f of sent) device.sendFrame(f);
@@ -97,7 +140,10 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
       if (!r.ok) throw r.error;
       events.push(...r.events);
     }
-    expect(events[0]).toMatchObject({ type: 'binary', metadata: { description: 'screenshot', size: 5000, session_id: SID } });
+    expect(events[0]).toMatchObject({
+      type: 'binary',
+      metadata: { description: 'screenshot', size: 5000, session_id: SID },
+    });
     expect(Buffer.from((events[0] as { data: Uint8Array }).data).equals(blob)).toBe(true);
     const complete = events.at(-1)!;
     expect(complete).toEqual({
@@ -138,7 +184,15 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
 
     // End the task (answer the held command), then try its session id again.
     const cmd = device.texts('command')[0]!;
-    device.send({ type: 'command_results', status: 'continue', client_type: 'device', client_id: 'ufo-dev', session_id: SID, prev_response_id: cmd.response_id, action_results: [{ status: 'success', result: 'ok' }] });
+    device.send({
+      type: 'command_results',
+      status: 'continue',
+      client_type: 'device',
+      client_id: 'ufo-dev',
+      session_id: SID,
+      prev_response_id: cmd.response_id,
+      action_results: [{ status: 'success', result: 'ok' }],
+    });
     await galaxy.next('task_end', 0);
     errFrom = device.frames.length;
     device.sendFrame(inSession(binaryMessageFrames(randomBytes(10)), SID)[0]!);

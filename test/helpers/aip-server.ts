@@ -5,9 +5,20 @@ import type { ServerConfigInput } from '../../src/config.js';
 
 export const TEST_KEY = 'test-key-0123456789';
 
-export async function startTestServer(config: ServerConfigInput = {}, opts: StartOptions = {}): Promise<RunningServer & { url: string }> {
+export async function startTestServer(
+  config: ServerConfigInput = {},
+  opts: StartOptions = {},
+): Promise<RunningServer & { url: string }> {
   const server = await startServer(
-    { port: 0, host: '127.0.0.1', apiKey: TEST_KEY, logLevel: 'silent', shutdownGraceMs: 500, store: 'memory', ...config },
+    {
+      port: 0,
+      host: '127.0.0.1',
+      apiKey: TEST_KEY,
+      logLevel: 'silent',
+      shutdownGraceMs: 500,
+      store: 'memory',
+      ...config,
+    },
     { logger: silentLogger(), ...opts },
   );
   return Object.assign(server, { url: `ws://127.0.0.1:${server.port}/ws?token=${TEST_KEY}` });
@@ -17,6 +28,8 @@ export async function startTestServer(config: ServerConfigInput = {}, opts: Star
 export function planRequest(n: number, tool = 'noop'): string {
   return JSON.stringify({
     task: 'test plan',
-    steps: Array.from({ length: n }, (_, i) => ({ actions: [{ tool_name: tool, tool_type: 'action', parameters: { i } }] })),
+    steps: Array.from({ length: n }, (_, i) => ({
+      actions: [{ tool_name: tool, tool_type: 'action', parameters: { i } }],
+    })),
   });
 }

@@ -5,13 +5,18 @@ import { join } from 'node:path';
 export const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
 /** Runs `aipd ARGS`. The session store is `memory` unless `env` names another (AIPD_STORE, AIPD_DATA_DIR). */
-export function aipdProcess(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, AIPD_STORE: 'memory', ...env } });
+export function aipdProcess(
+  args: string[],
+  env: Record<string, string> = {},
+): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    env: { ...process.env, AIPD_STORE: 'memory', ...env },
+  });
 }
 
 export interface Collected {
-  out(): string;
-  err(): string;
+  readonly out: () => string;
+  readonly err: () => string;
   readonly exit: Promise<number | null>;
 }
 

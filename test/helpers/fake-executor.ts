@@ -25,7 +25,13 @@ export function failure(error: string, call_id: string | null = null): Result {
   return { status: 'failure', error, result: null, namespace: null, call_id };
 }
 export function skipped(call_id: string | null = null): Result {
-  return { status: 'skipped', error: 'Skipped due to previous failure (early_exit=True).', result: null, namespace: null, call_id };
+  return {
+    status: 'skipped',
+    error: 'Skipped due to previous failure (early_exit=True).',
+    result: null,
+    namespace: null,
+    call_id,
+  };
 }
 
 export class FakeExecutor implements CommandExecutor {

@@ -24,7 +24,11 @@ export class RawClient {
   readonly frames: Received[] = [];
   closeCode: number | null = null;
   closeReason = '';
-  private waiters: { pred: (m: ServerMessage) => boolean; from: number; resolve: (m: ServerMessage) => void }[] = [];
+  private waiters: {
+    pred: (m: ServerMessage) => boolean;
+    from: number;
+    resolve: (m: ServerMessage) => void;
+  }[] = [];
   private closeWaiters: ((code: number) => void)[] = [];
   private constructor(
     readonly ws: WebSocket,
@@ -33,7 +37,7 @@ export class RawClient {
     ws.on('message', (data: Buffer, isBinary) => {
       const raw = isBinary ? data : data.toString('utf8');
       const c = isBinary ? msgpackCodec : jsonCodec;
-      const d = decodeServerMessage(c, isBinary ? new Uint8Array(data) : (raw), isBinary);
+      const d = decodeServerMessage(c, isBinary ? new Uint8Array(data) : raw, isBinary);
       if (!d.ok) throw new Error(`server sent an invalid frame: ${d.error.message}`);
       this.frames.push({ msg: d.value, raw, isBinary });
       this.check();
@@ -46,7 +50,9 @@ export class RawClient {
   }
 
   static connect(url: string, codec: Codec = 'json'): Promise<RawClient> {
-    const ws = new WebSocket(url, codec === 'msgpack' ? [SUBPROTOCOL_MSGPACK] : [], { perMessageDeflate: false });
+    const ws = new WebSocket(url, codec === 'msgpack' ? [SUBPROTOCOL_MSGPACK] : [], {
+      perMessageDeflate: false,
+    });
     const client = new RawClient(ws, codec);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));
@@ -73,9 +79,16 @@ export class RawClient {
   }
 
   /** The next frame (received at or after index `from`, default: from now on) that matches. */
-  next(pred: (m: ServerMessage) => boolean = () => true, timeoutMs = 5000, from = this.frames.length): Promise<ServerMessage> {
+  next(
+    pred: (m: ServerMessage) => boolean = () => true,
+    timeoutMs = 5000,
+    from = this.frames.length,
+  ): Promise<ServerMessage> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching frame within ${timeoutMs} ms; got ${this.frames.length} frames`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no matching frame within ${timeoutMs} ms; got ${this.frames.length} frames`)),
+        timeoutMs,
+      );
       this.waiters.push({
         pred,
         from,
@@ -115,7 +128,11 @@ export class RawClient {
         status: 'continue',
         session_id: m.session_id,
         prev_response_id: m.response_id,
-        action_results: (m.actions ?? []).map((a) => ({ status: 'success', result: result(a.tool_name, m), call_id: a.call_id })),
+        action_results: (m.actions ?? []).map((a) => ({
+          status: 'success',
+          result: result(a.tool_name, m),
+          call_id: a.call_id,
+        })),
       });
     };
     this.ws.on('message', onMsg);

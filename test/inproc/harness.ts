@@ -80,7 +80,15 @@ export async function startMemoryServer(
   opts: StartOptions = {},
 ): Promise<MemoryHarness> {
   const server = await startServer(
-    { port: 0, host: '127.0.0.1', apiKey: TEST_KEY, logLevel: 'silent', shutdownGraceMs: 200, store: 'memory', ...config },
+    {
+      port: 0,
+      host: '127.0.0.1',
+      apiKey: TEST_KEY,
+      logLevel: 'silent',
+      shutdownGraceMs: 200,
+      store: 'memory',
+      ...config,
+    },
     { logger: silentLogger(), ...opts, transport: 'memory' },
   );
   return new MemoryHarness(server);

@@ -26,13 +26,24 @@ describe.each<Codec>(['json', 'msgpack'])('disconnects over %s (ufo-aip.md §8.4
     await d.register('dev-1', { metadata: { platform: 'linux' } });
     const k = await connect();
     await k.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(5), session_id: 'k@t1' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(5),
+      session_id: 'k@t1',
+    });
     await d.next((m) => m.type === 'command', 5000, 0);
     const t0 = Date.now();
     d.ws.terminate();
     const end = await k.next((m) => m.type === 'task_end', 1000);
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(end).toMatchObject({ status: 'failed', session_id: 'k@t1', error: 'Task was cancelled because target device disconnected' });
+    expect(end).toMatchObject({
+      status: 'failed',
+      session_id: 'k@t1',
+      error: 'Task was cancelled because target device disconnected',
+    });
     expect(server.tasks.live.size).toBe(0);
     expect(server.registry.get('dev-1')).toBeUndefined();
   });
@@ -61,11 +72,22 @@ describe.each<Codec>(['json', 'msgpack'])('disconnects over %s (ufo-aip.md §8.4
     await d.register('dev-1', { metadata: { platform: 'linux' } });
     const k = await connect();
     await k.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(5), session_id: 'k@t2' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(5),
+      session_id: 'k@t2',
+    });
     await d.next((m) => m.type === 'command', 5000, 0);
     await k.close();
     const end = await d.next((m) => m.type === 'task_end', 1000, 0);
-    expect(end).toMatchObject({ status: 'failed', session_id: 'k@t2', error: 'Task was cancelled because the requesting client disconnected' });
+    expect(end).toMatchObject({
+      status: 'failed',
+      session_id: 'k@t2',
+      error: 'Task was cancelled because the requesting client disconnected',
+    });
     expect(server.tasks.live.size).toBe(0);
     // The device is still registered and usable.
     d.send({ type: 'heartbeat', status: 'ok' });
@@ -80,13 +102,24 @@ describe('shutdown', () => {
     await d.register('dev-1', { metadata: { platform: 'windows' } });
     const k = await RawClient.connect(server.url);
     await k.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(3), session_id: 'k@t3' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(3),
+      session_id: 'k@t3',
+    });
     await d.next((m) => m.type === 'command', 5000, 0);
     await server.close();
     for (const c of [k, d]) {
       expect(await c.waitClose()).toBe(1001);
       const end = c.ofType('task_end')[0];
-      expect(end).toMatchObject({ status: 'failed', session_id: 'k@t3', error: 'Task was cancelled because the server is shutting down' });
+      expect(end).toMatchObject({
+        status: 'failed',
+        session_id: 'k@t3',
+        error: 'Task was cancelled because the server is shutting down',
+      });
     }
     await expect(RawClient.connect(server.url)).rejects.toThrow();
   });

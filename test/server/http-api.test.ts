@@ -33,7 +33,9 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     for (const path of ['/api/clients', '/api/health', '/api/task_result/x']) {
       const missing = await api(path, { key: null });
       expect(missing.status).toBe(422);
-      expect(missing.body.detail).toEqual([{ type: 'missing', loc: ['header', 'X-API-Key'], msg: 'Field required', input: null }]);
+      expect(missing.body.detail).toEqual([
+        { type: 'missing', loc: ['header', 'X-API-Key'], msg: 'Field required', input: null },
+      ]);
       expect(await api(path, { key: 'wrong' })).toEqual({ status: 401, body: { detail: 'Invalid API key' } });
     }
     expect((await api('/api/dispatch', { method: 'POST', key: 'wrong', body: '{}' })).status).toBe(401);
@@ -46,19 +48,37 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     const k = await RawClient.connect(server.url);
     clients.push(k);
     await k.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
-    expect(await api('/api/clients')).toEqual({ status: 200, body: { online_clients: ['dev-1', 'k@dev-1'] } });
-    expect(await api('/api/health')).toEqual({ status: 200, body: { status: 'healthy', online_clients: ['dev-1', 'k@dev-1'] } });
+    expect(await api('/api/clients')).toEqual({
+      status: 200,
+      body: { online_clients: ['dev-1', 'k@dev-1'] },
+    });
+    expect(await api('/api/health')).toEqual({
+      status: 200,
+      body: { status: 'healthy', online_clients: ['dev-1', 'k@dev-1'] },
+    });
   });
 
   it('validates /api/dispatch in UFO order', async () => {
-    expect(await dispatch({ client_id: 'dev-1', request: '' })).toEqual({ status: 400, body: { detail: 'Empty task content' } });
-    expect(await dispatch({ client_id: '', request: 'x' })).toEqual({ status: 400, body: { detail: 'Empty client ID' } });
+    expect(await dispatch({ client_id: 'dev-1', request: '' })).toEqual({
+      status: 400,
+      body: { detail: 'Empty task content' },
+    });
+    expect(await dispatch({ client_id: '', request: 'x' })).toEqual({
+      status: 400,
+      body: { detail: 'Empty client ID' },
+    });
     for (const bad of ['../escape', '/abs/escape', '.hidden', 'a/b', 'C:\\x', ''])
-      expect(await dispatch({ client_id: 'dev-1', request: 'x', task_name: bad })).toEqual({ status: 400, body: { detail: INVALID_TASK_NAME_TEXT } });
+      expect(await dispatch({ client_id: 'dev-1', request: 'x', task_name: bad })).toEqual({
+        status: 400,
+        body: { detail: INVALID_TASK_NAME_TEXT },
+      });
     expect((await dispatch({ client_id: 'dev-1', request: 'x', task_name: null })).status).toBe(422);
     expect((await dispatch([1, 2])).status).toBe(422);
     expect((await dispatch({ request: 'x' })).status).toBe(422);
-    expect(await dispatch({ client_id: 'ghost', request: 'x' })).toEqual({ status: 404, body: { detail: 'Client not online' } });
+    expect(await dispatch({ client_id: 'ghost', request: 'x' })).toEqual({
+      status: 404,
+      body: { detail: 'Client not online' },
+    });
   });
 
   it('dispatches a task frame to the device and reports its result by task_name or dispatch id', async () => {
@@ -70,13 +90,22 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ status: 'dispatched', task_name: 'notepad_task', client_id: 'dev-1' });
     const task = await d.next((m) => m.type === 'task', 5000, 0);
-    expect(task).toMatchObject({ status: 'continue', user_request: planRequest(2), task_name: 'notepad_task', session_id: r.body.session_id });
+    expect(task).toMatchObject({
+      status: 'continue',
+      user_request: planRequest(2),
+      task_name: 'notepad_task',
+      session_id: r.body.session_id,
+    });
     expect(await api('/api/task_result/notepad_task')).toEqual({ status: 200, body: { status: 'pending' } });
     // The device turns it into its own task, as UFO's client does (session_id null).
     d.send({ type: 'task', status: 'continue', request: task.user_request, task_name: task.task_name });
     await d.next((m) => m.type === 'task_end');
     const done = await api('/api/task_result/notepad_task');
-    expect(done.body).toMatchObject({ status: 'done', task_status: 'completed', result: { steps_completed: 2 } });
+    expect(done.body).toMatchObject({
+      status: 'done',
+      task_status: 'completed',
+      result: { steps_completed: 2 },
+    });
     const byId = await api(`/api/task_result/${String(r.body.session_id)}`);
     expect(byId.body).toMatchObject({ status: 'done', result: { steps_completed: 2 } });
   });
@@ -88,7 +117,11 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     const r = await dispatch({ client_id: 'mp-dev', request: 'Open the camera', task_name: 'camera' });
     expect(r.status).toBe(200);
     const task = await d.next((m) => m.type === 'task', 5000, 0);
-    expect(task).toMatchObject({ user_request: 'Open the camera', task_name: 'camera', session_id: r.body.session_id });
+    expect(task).toMatchObject({
+      user_request: 'Open the camera',
+      task_name: 'camera',
+      session_id: r.body.session_id,
+    });
     expect(d.frames.every((f) => f.isBinary)).toBe(true);
   });
 
@@ -99,27 +132,63 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     const k = await RawClient.connect(server.url);
     clients.push(k);
     await k.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(3), session_id: 'k@long', task_name: 'long' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(3),
+      session_id: 'k@long',
+      task_name: 'long',
+    });
     await d.next((m) => m.type === 'command', 5000, 0);
     const list = await api('/api/sessions');
     expect(list.status).toBe(200);
     expect(list.body.sessions).toEqual([
-      expect.objectContaining({ session_id: 'k@long', task_name: 'long', owner: 'k@dev-1', executor: 'dev-1', platform: 'linux', state: 'running' }),
+      expect.objectContaining({
+        session_id: 'k@long',
+        task_name: 'long',
+        owner: 'k@dev-1',
+        executor: 'dev-1',
+        platform: 'linux',
+        state: 'running',
+      }),
     ]);
     const one = await api('/api/sessions/k%40long');
     expect((one.body.history as { state: string }[]).map((h) => h.state)).toEqual(['created', 'running']);
-    expect(await api('/api/sessions/k%40long', { method: 'DELETE', key: 'wrong' })).toMatchObject({ status: 401 });
-    expect(await api('/api/sessions/k%40long', { method: 'DELETE' })).toEqual({ status: 200, body: { status: 'cancelled', session_id: 'k@long' } });
+    expect(await api('/api/sessions/k%40long', { method: 'DELETE', key: 'wrong' })).toMatchObject({
+      status: 401,
+    });
+    expect(await api('/api/sessions/k%40long', { method: 'DELETE' })).toEqual({
+      status: 200,
+      body: { status: 'cancelled', session_id: 'k@long' },
+    });
     const end = await k.next((m) => m.type === 'task_end', 5000, 0);
-    expect(end).toMatchObject({ status: 'failed', session_id: 'k@long', error: 'Task was cancelled by an API request' });
-    expect(await api('/api/sessions/k%40long')).toEqual({ status: 404, body: { detail: 'Session not found' } });
-    expect(await api('/api/sessions/nope', { method: 'DELETE' })).toEqual({ status: 404, body: { detail: 'Session not found' } });
-    expect((await api('/api/task_result/long')).body).toMatchObject({ status: 'done', task_status: 'failed' });
+    expect(end).toMatchObject({
+      status: 'failed',
+      session_id: 'k@long',
+      error: 'Task was cancelled by an API request',
+    });
+    expect(await api('/api/sessions/k%40long')).toEqual({
+      status: 404,
+      body: { detail: 'Session not found' },
+    });
+    expect(await api('/api/sessions/nope', { method: 'DELETE' })).toEqual({
+      status: 404,
+      body: { detail: 'Session not found' },
+    });
+    expect((await api('/api/task_result/long')).body).toMatchObject({
+      status: 'done',
+      task_status: 'failed',
+    });
   });
 
   it('answers unknown routes and methods with JSON errors', async () => {
     expect(await api('/nope')).toEqual({ status: 404, body: { detail: 'Not Found' } });
     expect(await api('/api/nope')).toEqual({ status: 404, body: { detail: 'Not Found' } });
-    expect(await api('/api/clients', { method: 'POST', body: '{}' })).toEqual({ status: 405, body: { detail: 'Method Not Allowed' } });
+    expect(await api('/api/clients', { method: 'POST', body: '{}' })).toEqual({
+      status: 405,
+      body: { detail: 'Method Not Allowed' },
+    });
   });
 });

@@ -22,19 +22,31 @@ describe('registration (ufo-aip.md §5)', () => {
   });
 
   it('refuses a wrong or missing token with HTTP 403 on the upgrade', async () => {
-    await expect(RawClient.connect(`ws://127.0.0.1:${server.port}/ws?token=wrong`)).rejects.toThrow('HTTP 403');
+    await expect(RawClient.connect(`ws://127.0.0.1:${server.port}/ws?token=wrong`)).rejects.toThrow(
+      'HTTP 403',
+    );
     await expect(RawClient.connect(`ws://127.0.0.1:${server.port}/ws`)).rejects.toThrow('HTTP 403');
-    await expect(RawClient.connect(`ws://127.0.0.1:${server.port}/ws?token=${TEST_KEY}x`)).rejects.toThrow('HTTP 403');
+    await expect(RawClient.connect(`ws://127.0.0.1:${server.port}/ws?token=${TEST_KEY}x`)).rejects.toThrow(
+      'HTTP 403',
+    );
   });
 
   it('confirms a device registration with heartbeat/ok in UFO form', async () => {
     const c = await connect();
-    const reply = await c.register('dev-1', { metadata: { platform: 'linux', system_info: { hostname: 'h' } } });
+    const reply = await c.register('dev-1', {
+      metadata: { platform: 'linux', system_info: { hostname: 'h' } },
+    });
     expect(reply).toMatchObject({ type: 'heartbeat', status: 'ok', session_id: null, error: null });
     expect(reply.response_id).toMatch(/^[0-9a-f-]{36}$/);
     const raw = c.frames[0]!.raw as string;
-    expect(raw.startsWith('{"type":"heartbeat","status":"ok","user_request":null,"agent_name":null,')).toBe(true);
-    expect(server.registry.get('dev-1')).toMatchObject({ clientType: 'device', platform: 'linux', systemInfo: { hostname: 'h' } });
+    expect(raw.startsWith('{"type":"heartbeat","status":"ok","user_request":null,"agent_name":null,')).toBe(
+      true,
+    );
+    expect(server.registry.get('dev-1')).toMatchObject({
+      clientType: 'device',
+      platform: 'linux',
+      systemInfo: { hostname: 'h' },
+    });
   });
 
   it.each([
@@ -58,7 +70,10 @@ describe('registration (ufo-aip.md §5)', () => {
     await a.register('dup');
     const b = await connect();
     const reply = await b.register('dup');
-    expect(reply).toMatchObject({ type: 'error', error: "client_id 'dup' is already registered; duplicate registrations are not allowed" });
+    expect(reply).toMatchObject({
+      type: 'error',
+      error: "client_id 'dup' is already registered; duplicate registrations are not allowed",
+    });
     expect(await b.waitClose()).toBe(CloseCode.DUPLICATE_CLIENT_ID);
     expect(server.registry.get('dup')?.conn.closed).toBe(false);
     a.send({ type: 'heartbeat', status: 'ok', client_id: 'dup' });
@@ -87,7 +102,9 @@ describe('registration (ufo-aip.md §5)', () => {
     const k1 = await connect();
     expect(await k1.register('k1', { client_type: 'constellation' })).toMatchObject({ status: 'ok' });
     const k2 = await connect();
-    expect(await k2.register('k2@dev-1', { client_type: 'constellation', target_id: 'dev-1' })).toMatchObject({ status: 'ok' });
+    expect(await k2.register('k2@dev-1', { client_type: 'constellation', target_id: 'dev-1' })).toMatchObject(
+      { status: 'ok' },
+    );
   });
 
   it('closes a connection that does not register within the registration timeout', async () => {

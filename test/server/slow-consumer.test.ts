@@ -15,7 +15,11 @@ describe('slow consumers', () => {
   let server: Server;
   const clients: RawClient[] = [];
   beforeEach(async () => {
-    server = await startTestServer({ outboundBudgetBytes: 256 * 1024, slowConsumerTimeoutMs: 1500, commandTimeoutMs: 60_000 });
+    server = await startTestServer({
+      outboundBudgetBytes: 256 * 1024,
+      slowConsumerTimeoutMs: 1500,
+      commandTimeoutMs: 60_000,
+    });
   });
   afterEach(async () => {
     for (const c of clients.splice(0)) c.ws.terminate();
@@ -30,7 +34,14 @@ describe('slow consumers', () => {
     await d.register('slow-dev', { metadata: { platform: 'linux' } });
     await k.register('k@slow-dev', { client_type: 'constellation', target_id: 'slow-dev' });
     await other.register('healthy');
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'slow-dev', request: planRequest(3), session_id: 'k@slow' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'slow-dev',
+      request: planRequest(3),
+      session_id: 'k@slow',
+    });
     await d.next((m) => m.type === 'command', 5000, 0);
 
     // The device stops reading from its socket but keeps sending: heartbeat replies pile up server-side,
@@ -56,7 +67,11 @@ describe('slow consumers', () => {
     expect(closedAfter).toBeLessThan(5000);
     expect(server.registry.get('slow-dev')).toBeUndefined();
     const end = await k.next((m) => m.type === 'task_end', 5000, 0);
-    expect(end).toMatchObject({ status: 'failed', session_id: 'k@slow', error: "Task was cancelled because client 'slow-dev' could not keep up (slow consumer)" });
+    expect(end).toMatchObject({
+      status: 'failed',
+      session_id: 'k@slow',
+      error: "Task was cancelled because client 'slow-dev' could not keep up (slow consumer)",
+    });
     (d.ws as unknown as { _socket: Socket })._socket.resume();
     expect(await d.waitClose(10_000)).toBe(CloseCode.SLOW_CONSUMER);
     expect(server.tasks.live.size).toBe(0);

@@ -24,6 +24,7 @@ describe('task_name sanitising (ufo-aip.md §9.3)', () => {
   });
   it('checks names on the HTTP path', () => {
     expect(isSafeTaskName('ok-name_1.2')).toBe(true);
-    for (const bad of ['../escape', '.hidden', '', null, 'a/b', 'C:\\x', 'x'.repeat(257)]) expect(isSafeTaskName(bad)).toBe(false);
+    for (const bad of ['../escape', '.hidden', '', null, 'a/b', 'C:\\x', 'x'.repeat(257)])
+      expect(isSafeTaskName(bad)).toBe(false);
   });
 });

@@ -33,21 +33,37 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
   it('runs a device task for itself: ACK, commands with fresh ids, matched results, task_end', async () => {
     const d = await device('dev-1');
     d.autoAnswer();
-    d.send({ type: 'task', status: 'continue', client_id: 'dev-1', request: planRequest(3), task_name: 'notepad/hello' });
+    d.send({
+      type: 'task',
+      status: 'continue',
+      client_id: 'dev-1',
+      request: planRequest(3),
+      task_name: 'notepad/hello',
+    });
     const ack = await d.next((m) => m.type === 'heartbeat' && m.session_id !== null);
     const end = await d.next((m) => m.type === 'task_end');
     const commands = d.ofType('command');
     expect(commands).toHaveLength(3);
     for (const c of commands) {
-      expect(c).toMatchObject({ status: 'continue', agent_name: 'LinuxAgent', session_id: ack.session_id, task_name: 'notepad_hello' });
+      expect(c).toMatchObject({
+        status: 'continue',
+        agent_name: 'LinuxAgent',
+        session_id: ack.session_id,
+        task_name: 'notepad_hello',
+      });
       expect(c.actions![0]!.call_id).toMatch(/^[0-9a-f-]{36}$/);
     }
     expect(new Set(commands.map((c) => c.response_id)).size).toBe(3);
     expect(new Set(commands.map((c) => c.actions![0]!.call_id)).size).toBe(3);
     expect(end).toMatchObject({ status: 'completed', session_id: ack.session_id, error: null });
-    const result = end.result as { steps_completed: number; steps: { step: number; results: { result: string; call_id: string }[] }[] };
+    const result = end.result as {
+      steps_completed: number;
+      steps: { step: number; results: { result: string; call_id: string }[] }[];
+    };
     expect(result.steps_completed).toBe(3);
-    expect(result.steps.map((s) => s.results[0]!.call_id)).toEqual(commands.map((c) => c.actions![0]!.call_id));
+    expect(result.steps.map((s) => s.results[0]!.call_id)).toEqual(
+      commands.map((c) => c.actions![0]!.call_id),
+    );
     expect(server.tasks.live.size).toBe(0);
   });
 
@@ -55,7 +71,16 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     const d = await device('dev-1', 'windows');
     const k = await constellation('k@dev-1', 'dev-1');
     d.autoAnswer();
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', client_id: 'k@dev-1', target_id: 'dev-1', request: planRequest(2), task_name: 'galaxy/k/t1', session_id: 'k@t1' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      client_id: 'k@dev-1',
+      target_id: 'dev-1',
+      request: planRequest(2),
+      task_name: 'galaxy/k/t1',
+      session_id: 'k@t1',
+    });
     const ack = await k.next((m) => m.type === 'heartbeat' && m.session_id !== null);
     expect(ack.session_id).toBe('k@t1');
     const endK = await k.next((m) => m.type === 'task_end');
@@ -75,15 +100,33 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     expect((await d.next((m) => m.type === 'error')).error).toBe('Task requests require a non-empty request');
     const k = await constellation('k', null);
     k.send({ type: 'task', status: 'continue', client_type: 'constellation', request: 'x' });
-    expect((await k.next((m) => m.type === 'error')).error).toBe('Constellation task requests require target_id');
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', request: 'x', target_id: 'nope' });
+    expect((await k.next((m) => m.type === 'error')).error).toBe(
+      'Constellation task requests require target_id',
+    );
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      request: 'x',
+      target_id: 'nope',
+    });
     expect((await k.next((m) => m.type === 'error')).error).toBe("Target device 'nope' is not connected");
     await constellation('k2', null);
     k.send({ type: 'task', status: 'continue', client_type: 'constellation', request: 'x', target_id: 'k2' });
-    expect((await k.next((m) => m.type === 'error')).error).toBe('Constellation tasks may only target device clients');
+    expect((await k.next((m) => m.type === 'error')).error).toBe(
+      'Constellation tasks may only target device clients',
+    );
     const scoped = await constellation('k@dev-1', 'dev-1');
-    scoped.send({ type: 'task', status: 'continue', client_type: 'constellation', request: 'x', target_id: 'dev-2' });
-    expect((await scoped.next((m) => m.type === 'error')).error).toBe('Not authorized to run tasks on this device');
+    scoped.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      request: 'x',
+      target_id: 'dev-2',
+    });
+    expect((await scoped.next((m) => m.type === 'error')).error).toBe(
+      'Not authorized to run tasks on this device',
+    );
     expect(server.tasks.live.size).toBe(0);
   });
 
@@ -91,11 +134,23 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     const d = await device('dev-1');
     await device('victim');
     d.send({ type: 'task', status: 'continue', request: 'x', target_id: 'victim' });
-    expect((await d.next((m) => m.type === 'error')).error).toBe('Device clients may not target other devices');
-    d.send({ type: 'task', status: 'continue', client_type: 'constellation', request: 'x', target_id: 'victim' });
-    expect((await d.next((m) => m.type === 'error')).error).toBe('client_type does not match the registered connection');
+    expect((await d.next((m) => m.type === 'error')).error).toBe(
+      'Device clients may not target other devices',
+    );
+    d.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      request: 'x',
+      target_id: 'victim',
+    });
+    expect((await d.next((m) => m.type === 'error')).error).toBe(
+      'client_type does not match the registered connection',
+    );
     d.send({ type: 'task', status: 'continue', client_id: 'victim', request: 'x' });
-    expect((await d.next((m) => m.type === 'error')).error).toBe('client_id does not match the registered connection');
+    expect((await d.next((m) => m.type === 'error')).error).toBe(
+      'client_id does not match the registered connection',
+    );
     expect(server.tasks.live.size).toBe(0);
     expect(d.ofType('heartbeat').filter((m) => m.session_id)).toHaveLength(0);
   });
@@ -104,21 +159,59 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     const d = await device('dev-1');
     const k = await constellation('k@dev-1', 'dev-1');
     const other = await constellation('other@dev-1', 'dev-1');
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(1), session_id: 'constellation-demo@task_001' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(1),
+      session_id: 'constellation-demo@task_001',
+    });
     await k.next((m) => m.type === 'heartbeat' && m.session_id !== null);
     await d.next((m) => m.type === 'command', 5000, 0);
-    other.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(1), session_id: 'constellation-demo@task_001' });
-    expect((await other.next((m) => m.type === 'error')).error).toBe("session_id 'constellation-demo@task_001' is owned by another client");
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(1), session_id: 'constellation-demo@task_001' });
-    expect((await k.next((m) => m.type === 'error')).error).toBe("session_id 'constellation-demo@task_001' is already running");
+    other.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(1),
+      session_id: 'constellation-demo@task_001',
+    });
+    expect((await other.next((m) => m.type === 'error')).error).toBe(
+      "session_id 'constellation-demo@task_001' is owned by another client",
+    );
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(1),
+      session_id: 'constellation-demo@task_001',
+    });
+    expect((await k.next((m) => m.type === 'error')).error).toBe(
+      "session_id 'constellation-demo@task_001' is already running",
+    );
     expect(other.ofType('heartbeat').filter((m) => m.session_id)).toHaveLength(0);
     expect(other.ofType('task_end')).toHaveLength(0);
     // Finish the task; the owner may then reuse its id, and nothing of the old run is replayed.
     d.autoAnswer();
     const cmd = d.ofType('command')[0]!;
-    d.send({ type: 'command_results', status: 'continue', session_id: cmd.session_id, prev_response_id: cmd.response_id, action_results: [{ status: 'success', result: 'first', call_id: cmd.actions![0]!.call_id }] });
+    d.send({
+      type: 'command_results',
+      status: 'continue',
+      session_id: cmd.session_id,
+      prev_response_id: cmd.response_id,
+      action_results: [{ status: 'success', result: 'first', call_id: cmd.actions![0]!.call_id }],
+    });
     await k.next((m) => m.type === 'task_end');
-    k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: 'dev-1', request: planRequest(1), session_id: 'constellation-demo@task_001' });
+    k.send({
+      type: 'task',
+      status: 'continue',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request: planRequest(1),
+      session_id: 'constellation-demo@task_001',
+    });
     const end2 = await k.next((m) => m.type === 'task_end');
     expect(end2.status).toBe('completed');
     expect(JSON.stringify(end2.result)).not.toContain('first');
@@ -129,13 +222,32 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     const intruder = await device('intruder');
     d.send({ type: 'task', status: 'continue', request: planRequest(1), session_id: 's-1' });
     const cmd = await d.next((m) => m.type === 'command');
-    intruder.send({ type: 'command_results', status: 'continue', session_id: 's-1', prev_response_id: cmd.response_id, action_results: [{ status: 'success', result: 'forged' }] });
-    for (let i = 0; i < 50; i++) intruder.send({ type: 'command_results', status: 'continue', session_id: `phantom-${i}`, prev_response_id: 'r', action_results: [] });
+    intruder.send({
+      type: 'command_results',
+      status: 'continue',
+      session_id: 's-1',
+      prev_response_id: cmd.response_id,
+      action_results: [{ status: 'success', result: 'forged' }],
+    });
+    for (let i = 0; i < 50; i++)
+      intruder.send({
+        type: 'command_results',
+        status: 'continue',
+        session_id: `phantom-${i}`,
+        prev_response_id: 'r',
+        action_results: [],
+      });
     intruder.send({ type: 'heartbeat', status: 'ok' });
     await intruder.next((m) => m.type === 'heartbeat');
     expect(server.tasks.live.size).toBe(1);
     expect(intruder.frames.map((f) => f.msg.type)).toEqual(['heartbeat', 'heartbeat']); // registration + heartbeat replies: nothing for results
-    d.send({ type: 'command_results', status: 'continue', session_id: 's-1', prev_response_id: cmd.response_id, action_results: [{ status: 'success', result: 'real', call_id: cmd.actions![0]!.call_id }] });
+    d.send({
+      type: 'command_results',
+      status: 'continue',
+      session_id: 's-1',
+      prev_response_id: cmd.response_id,
+      action_results: [{ status: 'success', result: 'real', call_id: cmd.actions![0]!.call_id }],
+    });
     const end = await d.next((m) => m.type === 'task_end');
     expect(JSON.stringify(end.result)).toContain('real');
     expect(JSON.stringify(end.result)).not.toContain('forged');
@@ -169,9 +281,15 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     d.send({ type: 'error', status: 'error' });
     expect(await d.next()).toMatchObject({ type: 'error', error: 'Unknown error' });
     d.send({ type: 'register', status: 'ok', client_id: 'dev-1' });
-    expect(await d.next()).toMatchObject({ type: 'error', error: 'Unknown message type: ClientMessageType.REGISTER' });
+    expect(await d.next()).toMatchObject({
+      type: 'error',
+      error: 'Unknown message type: ClientMessageType.REGISTER',
+    });
     d.send({ type: 'task_end', status: 'completed' });
-    expect(await d.next()).toMatchObject({ type: 'error', error: 'Unknown message type: ClientMessageType.TASK_END' });
+    expect(await d.next()).toMatchObject({
+      type: 'error',
+      error: 'Unknown message type: ClientMessageType.TASK_END',
+    });
   });
 
   it('answers a validation error with an error frame naming the field, and keeps the connection', async () => {
@@ -189,7 +307,13 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
   it('accepts a Galaxy heartbeat (client_type device) on a constellation connection (Q1)', async () => {
     await device('dev-1');
     const k = await constellation('k@dev-1', 'dev-1');
-    k.send({ type: 'heartbeat', status: 'ok', client_type: 'device', client_id: 'k@dev-1', metadata: { device_id: 'dev-1' } });
+    k.send({
+      type: 'heartbeat',
+      status: 'ok',
+      client_type: 'device',
+      client_id: 'k@dev-1',
+      metadata: { device_id: 'dev-1' },
+    });
     expect(await k.next()).toMatchObject({ type: 'heartbeat', status: 'ok' });
   });
 
@@ -197,18 +321,50 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     const d = await device('dev-1');
     await device('dev-2');
     const k = await constellation('k@dev-1', 'dev-1');
-    k.send({ type: 'device_info_request', status: 'ok', client_type: 'constellation', target_id: 'dev-1', request_id: 'device_info_dev-1_1.5' });
+    k.send({
+      type: 'device_info_request',
+      status: 'ok',
+      client_type: 'constellation',
+      target_id: 'dev-1',
+      request_id: 'device_info_dev-1_1.5',
+    });
     const info = await k.next();
-    expect(info).toMatchObject({ type: 'device_info_response', status: 'ok', response_id: 'device_info_dev-1_1.5', result: { device_id: 'dev-1', hostname: 'host-dev-1' } });
-    k.send({ type: 'device_info_request', status: 'ok', client_type: 'constellation', target_id: 'dev-2', request_id: 'r2' });
+    expect(info).toMatchObject({
+      type: 'device_info_response',
+      status: 'ok',
+      response_id: 'device_info_dev-1_1.5',
+      result: { device_id: 'dev-1', hostname: 'host-dev-1' },
+    });
+    k.send({
+      type: 'device_info_request',
+      status: 'ok',
+      client_type: 'constellation',
+      target_id: 'dev-2',
+      request_id: 'r2',
+    });
     const denied = await k.next();
-    expect(denied).toMatchObject({ type: 'error', error: 'Not authorized to request device info for this device' });
+    expect(denied).toMatchObject({
+      type: 'error',
+      error: 'Not authorized to request device info for this device',
+    });
     expect(JSON.stringify(k.frames.map((f) => f.msg))).not.toContain('host-dev-2');
     d.send({ type: 'device_info_request', status: 'ok', target_id: 'dev-2', request_id: 'r3' });
-    expect(await d.next()).toMatchObject({ type: 'error', error: 'DEVICE_INFO_REQUEST is permitted only for constellation clients' });
+    expect(await d.next()).toMatchObject({
+      type: 'error',
+      error: 'DEVICE_INFO_REQUEST is permitted only for constellation clients',
+    });
     const free = await constellation('free', null);
-    free.send({ type: 'device_info_request', status: 'ok', client_type: 'constellation', target_id: 'ghost', request_id: 'r4' });
-    expect(await free.next()).toMatchObject({ type: 'device_info_response', result: { error: 'Device ghost not found or no system info available' } });
+    free.send({
+      type: 'device_info_request',
+      status: 'ok',
+      client_type: 'constellation',
+      target_id: 'ghost',
+      request_id: 'r4',
+    });
+    expect(await free.next()).toMatchObject({
+      type: 'device_info_response',
+      result: { error: 'Device ghost not found or no system info available' },
+    });
   });
 });
 
@@ -217,14 +373,24 @@ describe('mixed fleets', () => {
     const server = await startTestServer();
     const all: RawClient[] = [];
     try {
-      for (const [kc, dc] of [['json', 'msgpack'], ['msgpack', 'json']] as const) {
+      for (const [kc, dc] of [
+        ['json', 'msgpack'],
+        ['msgpack', 'json'],
+      ] as const) {
         const d = await RawClient.connect(server.url, dc);
         const k = await RawClient.connect(server.url, kc);
         all.push(d, k);
         await d.register(`dev-${dc}`, { metadata: { platform: 'mobile' } });
         await k.register(`k-${kc}`, { client_type: 'constellation', target_id: `dev-${dc}` });
         d.autoAnswer();
-        k.send({ type: 'task', status: 'continue', client_type: 'constellation', target_id: `dev-${dc}`, request: planRequest(2), session_id: `mixed-${kc}` });
+        k.send({
+          type: 'task',
+          status: 'continue',
+          client_type: 'constellation',
+          target_id: `dev-${dc}`,
+          request: planRequest(2),
+          session_id: `mixed-${kc}`,
+        });
         const end = await k.next((m) => m.type === 'task_end');
         expect(end.status).toBe('completed');
         expect(k.frames.every((f) => f.isBinary === (kc === 'msgpack'))).toBe(true);

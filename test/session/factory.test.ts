@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { AipError, aipError } from '../../protocol/index.js';
 import { AgentRegistry } from '../../src/agents/registry.js';
 import { SUPPORTED_MODES, SessionFactory, isSupported } from '../../src/session/factory.js';
-import { LinuxServiceSession, MobileServiceSession, ServiceSession } from '../../src/session/service-sessions.js';
+import {
+  LinuxServiceSession,
+  MobileServiceSession,
+  ServiceSession,
+} from '../../src/session/service-sessions.js';
 import { SESSION_MODES } from '../../src/session/types.js';
 import type { Agent, AgentRun } from '../../src/session/types.js';
 
@@ -34,7 +38,9 @@ describe('SessionFactory matrix', () => {
           }
           expect(err).toBeInstanceOf(AipError);
           expect(err).toMatchObject({ kind: 'MODE_NOT_SUPPORTED', code: 3009 });
-          expect((err as AipError).message).toBe(aipError('MODE_NOT_SUPPORTED', { mode, platform, supported: COMMON }).message);
+          expect((err as AipError).message).toBe(
+            aipError('MODE_NOT_SUPPORTED', { mode, platform, supported: COMMON }).message,
+          );
           expect(isSupported(mode, platform)).toBe(false);
         }
       });
@@ -62,10 +68,15 @@ describe('SessionFactory matrix', () => {
         factory.create({ ...base, mode: 'service', platform });
         expect.unreachable();
       } catch (e) {
-        expect(e).toMatchObject({ kind: 'PLATFORM_NOT_SUPPORTED', message: `Service session not supported on ${platform}` });
+        expect(e).toMatchObject({
+          kind: 'PLATFORM_NOT_SUPPORTED',
+          message: `Service session not supported on ${platform}`,
+        });
       }
     }
-    expect(() => factory.create({ ...base, mode: 'nope', platform: 'bsd' })).toThrow('Service session not supported on bsd');
+    expect(() => factory.create({ ...base, mode: 'nope', platform: 'bsd' })).toThrow(
+      'Service session not supported on bsd',
+    );
   });
 
   it('picks the agent through the registry: plan for inline plans, default otherwise, explicit agent wins', () => {
@@ -78,7 +89,9 @@ describe('SessionFactory matrix', () => {
     };
     const f = new SessionFactory({ agents: new AgentRegistry({ agents: [nl], defaultAgent: 'nl' }) });
     expect(f.create({ ...base, mode: 'service', platform: 'linux' }).agent?.name).toBe('nl');
-    expect(f.create({ ...base, request: '{"steps": []}', mode: 'service', platform: 'linux' }).agent?.name).toBe('plan');
+    expect(
+      f.create({ ...base, request: '{"steps": []}', mode: 'service', platform: 'linux' }).agent?.name,
+    ).toBe('plan');
     const other: Agent = { ...nl, name: 'other' };
     expect(f.create({ ...base, mode: 'service', platform: 'linux', agent: other }).agent).toBe(other);
     expect(new SessionFactory().create({ ...base, mode: 'service', platform: 'linux' }).agent).toBeNull();
@@ -86,8 +99,13 @@ describe('SessionFactory matrix', () => {
 
   it('takes the target document from an inline plan, or from the option', () => {
     const f = new SessionFactory();
-    expect(f.create({ ...base, request: '{"object":"Q1.XLSX","steps":[]}', mode: 'service', platform: 'windows' }).target).toBe('q1.xlsx');
-    expect(f.create({ ...base, target: 'A.pptx', mode: 'service', platform: 'windows' }).target).toBe('a.pptx');
+    expect(
+      f.create({ ...base, request: '{"object":"Q1.XLSX","steps":[]}', mode: 'service', platform: 'windows' })
+        .target,
+    ).toBe('q1.xlsx');
+    expect(f.create({ ...base, target: 'A.pptx', mode: 'service', platform: 'windows' }).target).toBe(
+      'a.pptx',
+    );
     expect(f.create({ ...base, mode: 'service', platform: 'windows' }).target).toBeNull();
   });
 });

@@ -9,7 +9,8 @@ import { TaskStatusFile, defaultStatusPath } from '../../src/session/task-status
 import { FakeExecutor } from '../helpers/fake-executor.js';
 
 const act = (tool_name: string) => ({ tool_name, tool_type: 'action', parameters: {} });
-const plan = (...tools: string[]) => JSON.stringify({ task: 't', object: 'doc.docx', steps: tools.map((t) => ({ actions: [act(t)] })) });
+const plan = (...tools: string[]) =>
+  JSON.stringify({ task: 't', object: 'doc.docx', steps: tools.map((t) => ({ actions: [act(t)] })) });
 
 describe('SessionPool concurrency', () => {
   it('never runs more than `concurrency` sessions at once, and returns outcomes in input order', async () => {
@@ -27,7 +28,13 @@ describe('SessionPool concurrency', () => {
       }),
     });
     const sessions = Array.from({ length: 10 }, (_, i) =>
-      factory.create({ mode: 'service', platform: 'linux', sessionId: `s${i}`, taskName: `t${i}`, request: plan(`a${i}`, `b${i}`) }),
+      factory.create({
+        mode: 'service',
+        platform: 'linux',
+        sessionId: `s${i}`,
+        taskName: `t${i}`,
+        request: plan(`a${i}`, `b${i}`),
+      }),
     );
     const outcomes = await pool.run(sessions);
     expect(outcomes.map((o) => o.sessionId)).toEqual(sessions.map((s) => s.id));
@@ -42,7 +49,14 @@ describe('SessionPool concurrency', () => {
     const factory = new SessionFactory();
     const ex = new FakeExecutor({ delayMs: 5 });
     const pool = new SessionPool({ concurrency: 2, executorFor: () => ex, factory });
-    const mk = (i: number) => factory.create({ mode: 'service', platform: 'mobile', sessionId: `m${i}`, taskName: 'x', request: plan('a') });
+    const mk = (i: number) =>
+      factory.create({
+        mode: 'service',
+        platform: 'mobile',
+        sessionId: `m${i}`,
+        taskName: 'x',
+        request: plan('a'),
+      });
     await Promise.all([pool.run([mk(1), mk(2), mk(3)]), pool.run([mk(4), mk(5), mk(6)])]);
     expect(ex.batches).toHaveLength(6);
     expect(ex.maxInFlight).toBe(2);
@@ -60,7 +74,15 @@ describe('SessionPool concurrency', () => {
         return ex;
       },
     });
-    const sessions = ['p', 'q'].map((id) => factory.create({ mode: 'service', platform: 'linux', sessionId: id, taskName: id, request: plan('hang') }));
+    const sessions = ['p', 'q'].map((id) =>
+      factory.create({
+        mode: 'service',
+        platform: 'linux',
+        sessionId: id,
+        taskName: id,
+        request: plan('hang'),
+      }),
+    );
     const p = pool.run(sessions);
     await new Promise((r) => setTimeout(r, 10));
     expect(pool.active).toBe(1);
@@ -75,7 +97,9 @@ describe('SessionPool concurrency', () => {
   });
 
   it('rejects a concurrency below 1', () => {
-    expect(() => new SessionPool({ concurrency: 0, executorFor: () => new FakeExecutor() })).toThrow(RangeError);
+    expect(() => new SessionPool({ concurrency: 0, executorFor: () => new FakeExecutor() })).toThrow(
+      RangeError,
+    );
   });
 });
 
@@ -98,7 +122,12 @@ describe('SessionPool folder runs', () => {
   it('batch_normal: creates the status file, marks completed stems true, keeps failed ones false, then resumes', async () => {
     const ex = new FakeExecutor({ failOn: { bad: 'nope' } });
     const pool = new SessionPool({ concurrency: 2, executorFor: () => ex });
-    const first = await pool.runFolder({ folder, mode: 'batch_normal', platform: 'windows', sessionIdFor: (stem, i) => `${i}-${stem}` });
+    const first = await pool.runFolder({
+      folder,
+      mode: 'batch_normal',
+      platform: 'windows',
+      sessionIdFor: (stem, i) => `${i}-${stem}`,
+    });
     expect(first.statusFile).toBe(join(root, 'tasks_status.json'));
     expect(first.statusFile).toBe(defaultStatusPath(folder));
     expect(first.skipped).toEqual([]);
@@ -112,18 +141,30 @@ describe('SessionPool folder runs', () => {
     const status = JSON.parse(await readFile(first.statusFile!, 'utf8'));
     expect(status).toEqual({ four: false, one: true, three: true, two: false });
     // plan object picks the application for later batches
-    expect(ex.batches.find((b) => b.actions[0]!.tool_name === 'a2')).toMatchObject({ agent_name: 'AppAgent', process_name: 'WINWORD.EXE' });
+    expect(ex.batches.find((b) => b.actions[0]!.tool_name === 'a2')).toMatchObject({
+      agent_name: 'AppAgent',
+      process_name: 'WINWORD.EXE',
+    });
 
     // Resume: only the stems still false run again.
     const ex2 = new FakeExecutor();
-    const second = await new SessionPool({ concurrency: 2, executorFor: () => ex2 }).runFolder({ folder, mode: 'batch_normal', platform: 'windows' });
+    const second = await new SessionPool({ concurrency: 2, executorFor: () => ex2 }).runFolder({
+      folder,
+      mode: 'batch_normal',
+      platform: 'windows',
+    });
     expect(second.skipped).toEqual(['one', 'three']);
     expect(second.outcomes.map((o) => [o.stem, o.outcome.status])).toEqual([
       ['four', 'failed'],
       ['two', 'completed'],
     ]);
     expect(ex2.batches.map((b) => b.actions[0]!.tool_name)).toEqual(['bad']);
-    expect(JSON.parse(await readFile(first.statusFile!, 'utf8'))).toEqual({ four: false, one: true, three: true, two: true });
+    expect(JSON.parse(await readFile(first.statusFile!, 'utf8'))).toEqual({
+      four: false,
+      one: true,
+      three: true,
+      two: true,
+    });
     // no temporary files left behind
     expect((await readdir(root)).sort()).toEqual(['tasks', 'tasks_status.json']);
   });
@@ -132,16 +173,31 @@ describe('SessionPool folder runs', () => {
     const statusFile = join(root, 'custom-status.json');
     await writeFile(statusFile, JSON.stringify({ one: true, two: 'yes', gone: true }));
     const ex = new FakeExecutor();
-    const report = await new SessionPool({ concurrency: 4, executorFor: () => ex }).runFolder({ folder, mode: 'batch_normal', platform: 'linux', statusFile });
+    const report = await new SessionPool({ concurrency: 4, executorFor: () => ex }).runFolder({
+      folder,
+      mode: 'batch_normal',
+      platform: 'linux',
+      statusFile,
+    });
     expect(report.skipped).toEqual(['one']);
     expect(report.outcomes.map((o) => o.stem)).toEqual(['four', 'three', 'two']);
-    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({ one: true, two: true, gone: true, three: true, four: false });
+    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
+      one: true,
+      two: true,
+      gone: true,
+      three: true,
+      four: false,
+    });
   });
 
   it('follower runs every file on linux and mobile and writes no status file', async () => {
     for (const platform of ['linux', 'mobile'] as const) {
       const ex = new FakeExecutor();
-      const report = await new SessionPool({ concurrency: 2, executorFor: () => ex }).runFolder({ folder, mode: 'follower', platform });
+      const report = await new SessionPool({ concurrency: 2, executorFor: () => ex }).runFolder({
+        folder,
+        mode: 'follower',
+        platform,
+      });
       expect(report.statusFile).toBeNull();
       expect(report.outcomes.map((o) => [o.stem, o.outcome.status])).toEqual([
         ['four', 'failed'],
@@ -158,14 +214,22 @@ describe('SessionPool folder runs', () => {
 
   it('a plan file that is not valid JSON fails its task with INVALID_PLAN', async () => {
     await writeFile(join(folder, 'zz.json'), '{ nope');
-    const report = await new SessionPool({ concurrency: 1, executorFor: () => new FakeExecutor() }).runFolder({ folder, mode: 'follower', platform: 'windows' });
+    const report = await new SessionPool({ concurrency: 1, executorFor: () => new FakeExecutor() }).runFolder(
+      { folder, mode: 'follower', platform: 'windows' },
+    );
     expect(report.outcomes.at(-1)).toMatchObject({ stem: 'zz', outcome: { status: 'failed' } });
     expect(report.outcomes.at(-1)!.outcome.error).toMatch(/^Invalid plan: not valid JSON/);
   });
 
   it('throws the typed error for an unsupported platform before running anything', async () => {
     const ex = new FakeExecutor();
-    await expect(new SessionPool({ concurrency: 1, executorFor: () => ex }).runFolder({ folder, mode: 'follower', platform: 'macos' })).rejects.toMatchObject({
+    await expect(
+      new SessionPool({ concurrency: 1, executorFor: () => ex }).runFolder({
+        folder,
+        mode: 'follower',
+        platform: 'macos',
+      }),
+    ).rejects.toMatchObject({
       kind: 'PLATFORM_NOT_SUPPORTED',
     });
     expect(ex.batches).toHaveLength(0);

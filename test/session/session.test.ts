@@ -2,14 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { aipError } from '../../protocol/index.js';
 import type { Result } from '../../protocol/index.js';
 import { SessionFactory } from '../../src/session/factory.js';
-import { LinuxServiceSession, MobileServiceSession, ServiceSession, applicationFor } from '../../src/session/service-sessions.js';
+import {
+  LinuxServiceSession,
+  MobileServiceSession,
+  ServiceSession,
+  applicationFor,
+} from '../../src/session/service-sessions.js';
 import type { Agent, AgentContext, AgentRun, CommandBatch } from '../../src/session/types.js';
 import { FakeExecutor } from '../helpers/fake-executor.js';
 
 const cmd = (tool_name: string) => ({ tool_name, tool_type: 'action' as const, parameters: {} });
 
 /** An agent that yields the given batches in order and completes with the results it saw. */
-function scripted(batches: CommandBatch[], name = 'scripted'): Agent & { seen: Result[][]; ctx: AgentContext | null } {
+function scripted(
+  batches: CommandBatch[],
+  name = 'scripted',
+): Agent & { seen: Result[][]; ctx: AgentContext | null } {
   const agent = {
     name,
     seen: [] as Result[][],
@@ -23,7 +31,11 @@ function scripted(batches: CommandBatch[], name = 'scripted'): Agent & { seen: R
   return agent;
 }
 
-function make(cls: typeof ServiceSession | typeof LinuxServiceSession | typeof MobileServiceSession, agent: Agent | null, extra = {}) {
+function make(
+  cls: typeof ServiceSession | typeof LinuxServiceSession | typeof MobileServiceSession,
+  agent: Agent | null,
+  extra = {},
+) {
   return new cls({ sessionId: 's1', taskName: 't1', request: 'do it', mode: 'service', agent, ...extra });
 }
 
@@ -39,7 +51,13 @@ describe('Session run', () => {
     expect(s.state).toBe('completed');
     expect(s.history.map((h) => h.state)).toEqual(['created', 'running', 'completed']);
     for (const h of s.history) expect(new Date(h.at).toISOString()).toBe(h.at);
-    expect(agent.ctx).toMatchObject({ sessionId: 's1', taskName: 't1', request: 'do it', platform: 'linux', mode: 'service' });
+    expect(agent.ctx).toMatchObject({
+      sessionId: 's1',
+      taskName: 't1',
+      request: 'do it',
+      platform: 'linux',
+      mode: 'service',
+    });
     expect(agent.ctx?.signal).toBeInstanceOf(AbortSignal);
     expect(s.batchesSent).toBe(2);
   });
@@ -94,9 +112,19 @@ describe('Session run', () => {
   });
 
   it('ends failed with NOT_A_PLAN when no agent fits the request', async () => {
-    const s = new SessionFactory().create({ mode: 'service', platform: 'windows', sessionId: 's', taskName: 't', request: 'open notepad' });
+    const s = new SessionFactory().create({
+      mode: 'service',
+      platform: 'windows',
+      sessionId: 's',
+      taskName: 't',
+      request: 'open notepad',
+    });
     const ex = new FakeExecutor();
-    expect(await s.run(ex)).toEqual({ status: 'failed', result: null, error: aipError('NOT_A_PLAN').message });
+    expect(await s.run(ex)).toEqual({
+      status: 'failed',
+      result: null,
+      error: aipError('NOT_A_PLAN').message,
+    });
     expect(ex.batches).toHaveLength(0);
     expect(s.state).toBe('failed');
   });
@@ -106,7 +134,9 @@ describe('agent_name policy per session class', () => {
   const three = [{ actions: [cmd('a')] }, { actions: [cmd('b')] }, { actions: [cmd('c')] }];
 
   it('ServiceSession: HostAgent first, then AppAgent with the application of the plan object', async () => {
-    const s = make(ServiceSession, scripted(three), { request: JSON.stringify({ object: 'Report.DOCX', steps: [] }) });
+    const s = make(ServiceSession, scripted(three), {
+      request: JSON.stringify({ object: 'Report.DOCX', steps: [] }),
+    });
     const ex = new FakeExecutor();
     await s.run(ex);
     expect(ex.batches.map((b) => [b.agent_name, b.process_name, b.root_name])).toEqual([
@@ -146,7 +176,9 @@ describe('agent_name policy per session class', () => {
     ] as const) {
       const ex = new FakeExecutor();
       await make(cls, scripted(three), { target: 'a.docx' }).run(ex);
-      expect(ex.batches.map((b) => [b.agent_name, b.process_name, b.root_name])).toEqual(three.map(() => [name, null, null]));
+      expect(ex.batches.map((b) => [b.agent_name, b.process_name, b.root_name])).toEqual(
+        three.map(() => [name, null, null]),
+      );
     }
   });
 
@@ -162,7 +194,11 @@ describe('agent_name policy per session class', () => {
 
 describe('cancellation', () => {
   it('stops promptly while the executor hangs, aborts the signal, and reports failed with the reason', async () => {
-    const agent = scripted([{ actions: [cmd('fast')] }, { actions: [cmd('hang')] }, { actions: [cmd('never')] }]);
+    const agent = scripted([
+      { actions: [cmd('fast')] },
+      { actions: [cmd('hang')] },
+      { actions: [cmd('never')] },
+    ]);
     const s = make(LinuxServiceSession, agent);
     const ex = new FakeExecutor({ hangOn: ['hang'] });
     const p = s.run(ex);

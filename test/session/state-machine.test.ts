@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { IllegalTransitionError, StateMachine, TRANSITIONS, isTerminal } from '../../src/session/state-machine.js';
+import {
+  IllegalTransitionError,
+  StateMachine,
+  TRANSITIONS,
+  isTerminal,
+} from '../../src/session/state-machine.js';
 import { SessionState } from '../../src/session/types.js';
 
 const ALL = Object.values(SessionState);
@@ -49,7 +54,13 @@ describe('StateMachine', () => {
       }
     }
     expect(allowed.sort()).toEqual(
-      ['created->running', 'created->cancelled', 'running->completed', 'running->failed', 'running->cancelled'].sort(),
+      [
+        'created->running',
+        'created->cancelled',
+        'running->completed',
+        'running->failed',
+        'running->cancelled',
+      ].sort(),
     );
   });
 

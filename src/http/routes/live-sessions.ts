@@ -45,7 +45,10 @@ export function liveSessionRoutes(deps: ApiDeps): Route[] {
       method: 'GET',
       path: '/api/sessions',
       handle: async () => {
-        const page = await deps.sessions.list({ session_type: 'task', status: ['active', 'paused'] }, { limit: LIVE_LIST_LIMIT });
+        const page = await deps.sessions.list(
+          { session_type: 'task', status: ['active', 'paused'] },
+          { limit: LIVE_LIST_LIMIT },
+        );
         const views = page.items.map(sessionView).filter((v): v is SessionView => v !== null);
         return json(200, { sessions: views.reverse() });
       },
