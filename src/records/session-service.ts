@@ -234,7 +234,12 @@ export class SessionService {
     entry.current = next;
     entry.pending++;
     const status = changes.status ?? cur.status;
-    const event = this.event(id, m.type ?? 'session.updated', { agent_id: cur.agent_id, status, ...m.data });
+    const event = this.event(
+      id,
+      m.type ?? 'session.updated',
+      { agent_id: cur.agent_id, status, ...m.data },
+      updated_at,
+    );
     return this.store.update(id, cur.version, changes, event).then(
       (res) => {
         entry.pending--;
@@ -282,11 +287,12 @@ export class SessionService {
     });
   }
 
-  event(sessionId: string, type: string, data: JsonObject): NewEvent {
+  /** An event of `sessionId`, at `at` (now by default; a write passes its own `updated_at`, one clock read). */
+  event(sessionId: string, type: string, data: JsonObject, at: string = this.now()): NewEvent {
     return {
       session_id: sessionId,
       type,
-      at: this.now(),
+      at,
       data: KEPT_WHOLE.has(type) ? data : this.bounded(data),
     };
   }

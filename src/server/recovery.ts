@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServerMessageInput } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { SessionRecord } from '../state/session-model.js';
+import type { SessionEvent } from '../state/session-store.js';
 import type { EventBus } from '../state/events.js';
 import type { ClientDirectory } from '../state/client-directory.js';
 import { replayFrom, type TaskCheckpoint } from './checkpoint-executor.js';
@@ -161,8 +162,8 @@ export class TaskRecovery {
     }
   }
 
-  private async recordedEvents(id: string): Promise<Awaited<ReturnType<TaskRecords['sessions']['events']>>> {
-    const out = [];
+  private async recordedEvents(id: string): Promise<SessionEvent[]> {
+    const out: SessionEvent[] = [];
     let after = 0;
     for (;;) {
       const page = await this.records.sessions.events(id, after, EVENT_PAGE);

@@ -8,7 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { aipdProcess, collect, waitForLine, type Collected } from '../helpers/cli-process.js';
+import {
+  aipdProcess,
+  collect,
+  serveProcess,
+  waitForLine,
+  type ServedProcess,
+} from '../helpers/cli-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { freePort } from '../../src/transport/listen.js';
 
@@ -21,19 +27,8 @@ afterEach(async () => {
   for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
 });
 
-async function serve(
-  port: number,
-): Promise<{ proc: ChildProcessWithoutNullStreams; io: Collected; port: number }> {
-  const proc = aipdProcess(['serve', '--port', String(port), '--api-key', KEY, '--log-level', 'warn']);
-  procs.push(proc);
-  const io = collect(proc);
-  const m = await Promise.race([
-    waitForLine(io.out, /listening on ws:\/\/[^:]+:(\d+)\/ws/),
-    io.exit.then((code) => {
-      throw new Error(`aipd exited ${code} before listening: ${io.err()}`);
-    }),
-  ]);
-  return { proc, io, port: Number(m[1]) };
+function serve(port: number): Promise<ServedProcess> {
+  return serveProcess(port, KEY, { track: procs });
 }
 
 async function connectClients(port: number, n: number): Promise<void> {

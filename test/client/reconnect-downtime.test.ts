@@ -6,7 +6,7 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AipControllerClient, AipDeviceClient, RECONNECT_DEFAULTS } from '../../src/client/index.js';
-import { aipdProcess, collect, waitForLine } from '../helpers/cli-process.js';
+import { serveProcess, type ServedProcess } from '../helpers/cli-process.js';
 import { planRequest } from '../helpers/aip-server.js';
 
 const KEY = 'downtime-key';
@@ -17,14 +17,8 @@ afterEach(() => {
   for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
 });
 
-async function serve(
-  port: number,
-): Promise<{ proc: ChildProcessWithoutNullStreams; port: number; exit: Promise<number | null> }> {
-  const proc = aipdProcess(['serve', '--port', String(port), '--api-key', KEY, '--log-level', 'warn']);
-  procs.push(proc);
-  const io = collect(proc);
-  const m = await waitForLine(io.out, /listening on ws:\/\/[^:]+:(\d+)\/ws/);
-  return { proc, port: Number(m[1]), exit: io.exit };
+function serve(port: number): Promise<ServedProcess> {
+  return serveProcess(port, KEY, { track: procs });
 }
 
 describe('reconnect after long downtime', () => {

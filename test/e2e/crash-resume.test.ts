@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../protocol/index.js';
 import { AipControllerClient, AipDeviceClient } from '../../src/client/index.js';
 import { planRequest } from '../helpers/aip-server.js';
-import { aipdProcess, collect, waitForLine } from '../helpers/cli-process.js';
+import { serveProcess, type ServedProcess } from '../helpers/cli-process.js';
 
 const KEY = 'crash-resume-key';
 const STEPS = 20;
@@ -25,32 +25,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function serve(
-  port: number,
-  dataDir: string,
-): Promise<{ proc: ChildProcessWithoutNullStreams; port: number; exit: Promise<number | null> }> {
-  const proc = aipdProcess(
-    [
-      'serve',
-      '--port',
-      String(port),
-      '--api-key',
-      KEY,
-      '--log-level',
-      process.env.CRASH_LOG ?? 'warn',
-      '--resume-grace-ms',
-      '30000',
-    ],
-    {
-      AIPD_STORE: 'sqlite',
-      AIPD_DATA_DIR: dataDir,
-    },
-  );
-  procs.push(proc);
-  const io = collect(proc);
-  if (process.env.CRASH_LOG) proc.stderr.on('data', (d: Buffer) => process.stderr.write(d));
-  const m = await waitForLine(io.out, /listening on ws:\/\/[^:]+:(\d+)\/ws/);
-  return { proc, port: Number(m[1]), exit: io.exit };
+function serve(port: number, dataDir: string): Promise<ServedProcess> {
+  const env = { AIPD_STORE: 'sqlite', AIPD_DATA_DIR: dataDir };
+  return serveProcess(port, KEY, { extra: ['--resume-grace-ms', '30000'], env, track: procs });
 }
 
 async function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {

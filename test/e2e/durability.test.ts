@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { aipdProcess, collect, waitForLine } from '../helpers/cli-process.js';
+import { serveProcess, type ServedProcess } from '../helpers/cli-process.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 
 const KEY = 'durability-key';
@@ -22,18 +22,8 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-interface Served {
-  proc: ChildProcessWithoutNullStreams;
-  port: number;
-  exit: Promise<number | null>;
-}
-
-async function serve(port: number, env: Record<string, string>): Promise<Served> {
-  const proc = aipdProcess(['serve', '--port', String(port), '--api-key', KEY, '--log-level', 'warn'], env);
-  procs.push(proc);
-  const io = collect(proc);
-  const m = await waitForLine(io.out, /listening on ws:\/\/[^:]+:(\d+)\/ws/);
-  return { proc, port: Number(m[1]), exit: io.exit };
+function serve(port: number, env: Record<string, string>): Promise<ServedProcess> {
+  return serveProcess(port, KEY, { env, track: procs });
 }
 
 type Shape = { context: unknown; checkpoint: unknown; status: string; agent_id: string };

@@ -37,3 +37,35 @@ export async function waitForLine(get: () => string, re: RegExp, ms = 15_000): P
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+export interface ServedProcess {
+  readonly proc: ChildProcessWithoutNullStreams;
+  readonly io: Collected;
+  /** The port it printed in its listening line. */
+  readonly port: number;
+  readonly exit: Promise<number | null>;
+}
+
+/**
+ * `aipd serve --port PORT --api-key KEY ...extra` as a child process; resolves once it prints its listening line,
+ * rejects if it exits first. The caller kills it (push `proc` to its cleanup list via `track`).
+ */
+export async function serveProcess(
+  port: number,
+  key: string,
+  opts: { extra?: string[]; env?: Record<string, string>; track?: ChildProcessWithoutNullStreams[] } = {},
+): Promise<ServedProcess> {
+  const proc = aipdProcess(
+    ['serve', '--port', String(port), '--api-key', key, '--log-level', 'warn', ...(opts.extra ?? [])],
+    opts.env,
+  );
+  opts.track?.push(proc);
+  const io = collect(proc);
+  const m = await Promise.race([
+    waitForLine(io.out, /listening on ws:\/\/[^:]+:(\d+)\/ws/),
+    io.exit.then((code): never => {
+      throw new Error(`aipd exited ${code} before listening: ${io.err()}`);
+    }),
+  ]);
+  return { proc, io, port: Number(m[1]), exit: io.exit };
+}
