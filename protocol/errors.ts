@@ -183,6 +183,52 @@ export const Errors = {
     6017,
     (p) => `Session ID '${p.sid}' is held by another session that has not ended`,
   ),
+  // 6100–6199: remote execution sessions (typed sessions, execute, files, services, streams)
+  REMOTE_UNKNOWN_DEVICE: spec<Id>(6100, (p) => `Device '${p.id}' is not known (it has never registered)`),
+  REMOTE_DEVICE_OFFLINE: spec<Id>(6101, (p) => `Device '${p.id}' is not connected`),
+  REMOTE_NOT_A_DEVICE: spec<Id>(
+    6102,
+    (p) => `Client '${p.id}' is registered as a constellation, not a device`,
+  ),
+  REMOTE_BAD_PARAMETERS: spec<{ type: string; detail: string }>(
+    6103,
+    (p) => `Invalid parameters for session type '${p.type}': ${p.detail}`,
+  ),
+  REMOTE_NOT_LIVE: spec<{ sid: string; status: string }>(
+    6104,
+    (p) => `Session '${p.sid}' is ${p.status}, not active: it cannot run anything`,
+  ),
+  REMOTE_UNSUPPORTED: spec<{ sid: string; type: string; op: string }>(
+    6105,
+    (p) => `Session '${p.sid}' of type '${p.type}' does not support ${p.op}`,
+  ),
+  REMOTE_BUSY: spec<{ sid: string }>(
+    6106,
+    (p) => `Session '${p.sid}' is already running an execute call; interrupt it or wait`,
+  ),
+  REMOTE_DEVICE_CANNOT: spec<{ id: string; what: string }>(
+    6107,
+    (p) => `Device '${p.id}' does not offer ${p.what} (start aipd device with the matching flag)`,
+  ),
+  STREAM_TOKEN_INVALID: spec(
+    6110,
+    () => 'Stream token is invalid, expired, already used, or for another session',
+  ),
+  STREAM_TOKEN_MISSING: spec<{ ms: number }>(
+    6111,
+    (p) => `No stream token arrived within ${p.ms} ms: send {"token": "..."} as the first text frame`,
+  ),
+  STREAM_BAD_MESSAGE: spec<{ detail: string }>(6112, (p) => `Invalid stream message: ${p.detail}`),
+  STREAM_INPUT_OVER_BUDGET: spec<{ max: number }>(
+    6113,
+    (p) => `Stream input exceeded ${p.max} bytes waiting for the device; send less at a time`,
+  ),
+  SERVICE_NOT_FOUND: spec<{ port: number }>(6120, (p) => `No service listener on local port ${p.port}`),
+  SERVICE_TOO_MANY: spec<{ max: number }>(
+    6121,
+    (p) => `A session may have at most ${p.max} service listeners`,
+  ),
+  MULTIPART_INVALID: spec<{ detail: string }>(6130, (p) => `Invalid multipart/form-data body: ${p.detail}`),
 
   // 7000–7099: data channels (protocol/channel.ts) and AIP binary/file transfer (ufo-aip.md §10)
   CHANNEL_BAD_FRAME: spec<{ detail: string }>(7000, (p) => `Invalid channel frame: ${p.detail}`),
@@ -254,6 +300,12 @@ export const Errors = {
     7040,
     (p) => `Could not start '${p.command}': ${p.reason}`,
   ),
+  STREAM_EXEC_DISABLED: spec(
+    7041,
+    () => 'Running commands is disabled on this device (start it with --allow-exec)',
+  ),
+  STDIO_BAD_RECORD: spec<{ detail: string }>(7042, (p) => `Invalid stdio record: ${p.detail}`),
+  FILE_NOT_A_DIRECTORY: spec<{ path: string }>(7026, (p) => `'${p.path}' is not a directory`),
   TRANSFER_SIZE_MISMATCH: spec<{ expected: number; got: number }>(
     7050,
     (p) => `Size mismatch: expected ${p.expected} bytes, got ${p.got} bytes`,

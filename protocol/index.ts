@@ -2,6 +2,7 @@
 export * from './enums.js';
 export * from './messages.js';
 export * from './binary-transfer.js';
+export * from './stdio.js';
 export * from './errors.js';
 export * from './validate.js';
 export * from './validators.js';
