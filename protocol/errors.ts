@@ -27,6 +27,16 @@ export const CloseCode = {
   TOO_MANY_UNREGISTERED: 4004,
   /** The peer stayed over its outbound budget for longer than the slow-consumer timeout. */
   SLOW_CONSUMER: 4008,
+  /** A stream WebSocket's token was invalid, expired, used, or for another session. */
+  STREAM_TOKEN_INVALID: 4010,
+  /** A stream WebSocket sent no token in time. */
+  STREAM_TOKEN_TIMEOUT: 4011,
+  /** A stream WebSocket sent a message that is not part of the stream protocol. */
+  STREAM_BAD_MESSAGE: 4012,
+  /** A stream WebSocket sent more input than the device could take and the budget holds. */
+  STREAM_INPUT_OVER_BUDGET: 4013,
+  /** The session's device could not open the stream (offline, refused, or failed). */
+  STREAM_OPEN_FAILED: 4014,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

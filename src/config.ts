@@ -144,6 +144,38 @@ export const ServerConfig = z.object({
   groupCommitMs: z.number().int().min(0).max(1000).default(2),
   /** Time given to sockets to flush their last frames on shutdown. */
   shutdownGraceMs: positiveMs.default(2_000),
+  // Remote execution sessions (src/remote/).
+  /** A device-bound session with no activity for this long ends `cancelled` (reason idle timeout). */
+  remoteIdleTimeoutMs: positiveMs.default(30 * 60_000),
+  /** How long a stream token (`token_value`) may wait to be used. */
+  streamTokenTtlMs: positiveMs.default(60_000),
+  /** How long a new stream WebSocket has to send its token. */
+  streamTokenWaitMs: positiveMs.default(10_000),
+  /** Longest an `execute` may run (a request may ask for less with `timeout_ms`); then it ends `timeout`. */
+  executeTimeoutMs: positiveMs.default(10 * 60_000),
+  /** stdout and stderr bytes an `execute` answer keeps (each); past it the output is cut and marked truncated. */
+  executeOutputMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024),
+  /** stdin bytes a stream WebSocket may have waiting for the device's credit; more closes it (4013). */
+  streamInputMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
+  /** Address service listeners (`POST /sessions/{id}/services`) bind to. */
+  serviceBindHost: z.string().min(1).default('127.0.0.1'),
+  /** Service listeners one session may have open. */
+  maxServicesPerSession: z.number().int().positive().default(16),
+  /** Files one upload request may carry. */
+  uploadMaxFiles: z.number().int().positive().default(100),
+  /** Base of the `stream_url`s handed out (e.g. `wss://aipd.example.com`); by default the request's Host. */
+  publicUrl: z
+    .string()
+    .regex(/^(https?|wss?):\/\/[^/]+$/, { error: 'must be scheme://host[:port] with no path' })
+    .optional(),
 });
 export type ServerConfig = z.infer<typeof ServerConfig> & { apiKey: string };
 export type ServerConfigInput = z.input<typeof ServerConfig>;
@@ -193,6 +225,16 @@ const FLAGS = {
   'event-log-max': { key: 'eventLogMax', type: 'int' },
   'event-data-max-bytes': { key: 'eventDataMaxBytes', type: 'int' },
   'group-commit-ms': { key: 'groupCommitMs', type: 'int' },
+  'remote-idle-timeout-ms': { key: 'remoteIdleTimeoutMs', type: 'int' },
+  'stream-token-ttl-ms': { key: 'streamTokenTtlMs', type: 'int' },
+  'stream-token-wait-ms': { key: 'streamTokenWaitMs', type: 'int' },
+  'execute-timeout-ms': { key: 'executeTimeoutMs', type: 'int' },
+  'execute-output-max-bytes': { key: 'executeOutputMaxBytes', type: 'int' },
+  'stream-input-max-bytes': { key: 'streamInputMaxBytes', type: 'int' },
+  'service-bind-host': { key: 'serviceBindHost', type: 'string' },
+  'max-services-per-session': { key: 'maxServicesPerSession', type: 'int' },
+  'upload-max-files': { key: 'uploadMaxFiles', type: 'int' },
+  'public-url': { key: 'publicUrl', type: 'string' },
 } as const satisfies Record<string, { key: keyof ServerConfigInput; type: 'int' | 'string' | 'boolean' }>;
 
 type FlagName = keyof typeof FLAGS;

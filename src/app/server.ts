@@ -26,6 +26,7 @@ import { MemoryTransport } from '../transport/memory.js';
 import type { Transport, TransportOptions } from '../transport/transport.js';
 import { startUwsTransport } from '../transport/uws.js';
 import { upgradeGate } from './upgrade.js';
+import { RemoteExecution, streamSessionId, STREAM_SUBPROTOCOL } from '../remote/index.js';
 
 export interface StartOptions {
   logger?: Logger;
@@ -50,6 +51,8 @@ export interface RunningServer {
   readonly sessions: SessionService;
   readonly results: SessionTaskResults;
   readonly recovery: TaskRecovery;
+  /** Typed sessions on devices (execute, files, services, streams). */
+  readonly remote: RemoteExecution;
   readonly nodeId: string;
   /** The in-memory transport when started with `transport: 'memory'`, else null. */
   readonly memory: MemoryTransport | null;
@@ -108,10 +111,11 @@ export async function startServer(
     unlock();
     throw err;
   }
-  const channels = new ChannelRouter(
+  const channels: ChannelRouter = new ChannelRouter(
     {
       clientIdOf: (peer) => directory.clientOf(peer as ClientLink)?.clientId ?? null,
-      sessionParties: (sid) => tasks.parties(sid),
+      sessionParties: (sid): { requesterId: string; executorId: string } | null =>
+        tasks.parties(sid) ?? remote.sessions.parties(sid),
       connectionOf: (id) => directory.link(id) ?? null,
     },
     {
@@ -124,6 +128,15 @@ export async function startServer(
       ...opts.channels,
     },
   );
+  const remote: RemoteExecution = new RemoteExecution(
+    config,
+    sessions,
+    directory,
+    channels,
+    nodeId,
+    log.child({ component: 'remote' }),
+  );
+  events.on('client.gone', (e) => remote.exec.deviceGone(e.clientId));
   events.on('session.ended', (e) => channels.onSessionEnded(e.sessionId));
   // A channel's bytes go into its session's log (GET /sessions/{id}/metrics counts them).
   events.on('channel.closed', (e) => records.channelClosed(e.sessionId, e.kind, e.bytes));
@@ -134,6 +147,7 @@ export async function startServer(
     events,
     tasks,
     channels,
+    extraResults: remote.exec,
     counters: { unregistered: 0 },
   };
   const headLimits = {
@@ -146,8 +160,10 @@ export async function startServer(
     sessions,
     results,
     tasks,
+    remote,
     log: log.child({ component: 'http' }),
   });
+  const wsGate = upgradeGate(config.apiKey, (offer) => negotiateCodec(offer).subprotocol ?? null);
 
   const transportOptions: TransportOptions = {
     host: config.host,
@@ -163,8 +179,16 @@ export async function startServer(
       maxHttpBodyBytesInFlight: config.maxHttpBodyBytesInFlight,
     },
     log,
-    acceptUpgrade: upgradeGate(config.apiKey, (offer) => negotiateCodec(offer).subprotocol ?? null),
+    acceptUpgrade: (req) => {
+      if (req.path === '/ws') return wsGate(req);
+      // A stream socket authenticates with its single-use token in its first frame, not with the API key.
+      if (streamSessionId(req.path) === null) return { accept: false, status: 404, body: 'Not Found' };
+      const offer = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+      return { accept: true, protocol: offer.includes(STREAM_SUBPROTOCOL) ? STREAM_SUBPROTOCOL : null };
+    },
     onConnection: (conn) => {
+      const sid = conn.path === '/ws' ? null : streamSessionId(conn.path);
+      if (sid !== null) return remote.streamSocket(conn, sid);
       const handler = new ConnectionHandler(conn, ctx);
       handler.open();
       return handler;
@@ -203,11 +227,13 @@ export async function startServer(
     sessions,
     results,
     recovery,
+    remote,
     nodeId,
     memory,
     close: () =>
       (closing ??= (async () => {
         transport.stopListening();
+        await remote.sessions.shutdown();
         await tasks.shutdown();
         for (const conn of [...transport.connections()])
           conn.close(CloseCode.GOING_AWAY, 'server shutting down');

@@ -4,6 +4,9 @@ import { Router, type HeadLimits } from './router.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { healthRoutes } from './routes/health.js';
 import { liveSessionRoutes } from './routes/live-sessions.js';
+import { remoteRoutes } from './routes/remote.js';
+import { remoteFileRoutes } from './routes/remote-files.js';
+import { remoteServiceRoutes } from './routes/remote-services.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sessionEventRoutes } from './routes/sessions-events.js';
 import { sessionMetricsRoutes } from './routes/sessions-metrics.js';
@@ -21,6 +24,9 @@ export const ROUTE_MODULES = [
   sessionRoutes,
   sessionEventRoutes,
   sessionMetricsRoutes,
+  remoteRoutes,
+  remoteFileRoutes,
+  remoteServiceRoutes,
 ] as const;
 
 export function createApi(apiKey: string, limits: HeadLimits, deps: ApiDeps): Router {

@@ -1,5 +1,6 @@
 /** What the route modules need from the rest of the server: state behind its interfaces, and task control. */
 import type { Logger } from '../logger.js';
+import type { RemoteExecution } from '../remote/index.js';
 import type { ClientDirectory } from '../state/client-directory.js';
 import type { SessionService } from '../records/session-service.js';
 import type { TaskResultStore } from '../state/task-results.js';
@@ -17,5 +18,7 @@ export interface ApiDeps {
   readonly sessions: SessionService;
   readonly results: TaskResultStore;
   readonly tasks: TaskControl;
+  /** Typed sessions on devices: execute, files, services, streams. */
+  readonly remote: RemoteExecution;
   readonly log: Logger;
 }

@@ -8,6 +8,7 @@
  * the registration order. The API key comes as `X-API-Key` or as `Authorization: Bearer KEY`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { aipError } from '../../protocol/index.js';
 import type { HttpHandler, HttpRequest, HttpRequestHead, HttpResponse } from '../transport/http.js';
 import { detail, validationAt } from './responses.js';
@@ -17,6 +18,8 @@ export interface RouteContext {
   /** Path parameters, percent-decoded. */
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
+  /** The body as a stream, for a route declared `body: 'stream'` (`req.body` is then empty). */
+  readonly bodyStream: Readable | null;
 }
 
 export interface Route {
@@ -25,8 +28,11 @@ export interface Route {
   readonly path: string;
   /** Whether the API key is required. Default true. */
   readonly auth?: boolean;
-  /** `json`: a request body must be declared `application/json` (or `*+json`), else 415. */
-  readonly body?: 'json';
+  /**
+   * `json`: a request body must be declared `application/json` (or `*+json`), else 415. `stream`: the handler
+   * reads the body as a stream (`bodyStream`), of any size, at its own pace; it must check the content type.
+   */
+  readonly body?: 'json' | 'stream';
   handle(ctx: RouteContext): HttpResponse | Promise<HttpResponse>;
 }
 
@@ -105,11 +111,24 @@ export class Router implements HttpHandler {
     return null;
   }
 
-  handle(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
+  streamsBody(req: HttpRequestHead): boolean {
+    const m = this.match(req.method, req.path);
+    return m !== null && m !== 'method' && m.compiled.route.body === 'stream';
+  }
+
+  handle(req: HttpRequest, bodyStream?: Readable): HttpResponse | Promise<HttpResponse> {
     const early = this.head(req);
-    if (early) return early;
+    if (early) {
+      bodyStream?.destroy();
+      return early;
+    }
     const m = this.match(req.method, req.path) as { compiled: Compiled; params: Record<string, string> };
-    return m.compiled.route.handle({ req, params: m.params, query: new URLSearchParams(req.query) });
+    return m.compiled.route.handle({
+      req,
+      params: m.params,
+      query: new URLSearchParams(req.query),
+      bodyStream: bodyStream ?? null,
+    });
   }
 
   private match(

@@ -45,7 +45,7 @@ const TABLE: Partial<Record<MessageType, Entry>> = {
     requires: ['session_id', 'prev_response_id'],
     missing: 'drop',
     handle: ({ ctx, client, log }, msg) => {
-      if (!ctx.tasks.deliverResults(client, msg))
+      if (!ctx.tasks.deliverResults(client, msg) && !ctx.extraResults?.deliverResults(client, msg))
         log.debug({ session_id: msg.session_id }, 'command_results dropped');
     },
   },

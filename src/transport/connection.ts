@@ -7,6 +7,8 @@
 export interface Connection {
   /** Server-assigned connection id, for logs. */
   readonly id: string;
+  /** The path the WebSocket was opened on (`/ws`, `/sessions/{id}/stream`). */
+  readonly path: string;
   /** The negotiated subprotocol (`aip.msgpack.v1`), or null for none. */
   readonly protocol: string | null;
   readonly remoteAddress: string;
@@ -26,4 +28,6 @@ export interface Connection {
 export interface SocketHandler {
   message(data: ArrayBuffer | Uint8Array | string, isBinary: boolean): void;
   closed(code: number): void;
+  /** The connection's outbound buffer drained below the high-water mark (a writer that waited may go on). */
+  drained?(): void;
 }

@@ -1,8 +1,11 @@
 /**
  * Transport-neutral HTTP: a request head, then (unless the head is answered at once) the body, and a response.
  * Bodies are JSON unless the response says otherwise with a content-type and a string or byte body. A response
- * with a `stream` (server-sent events) sends its head, then whatever the stream writes, with backpressure.
+ * with a `stream` (server-sent events, file downloads) sends its head, then whatever the stream writes, with
+ * backpressure. A request whose route streams its body (uploads) gets it as a Readable that the transport fills
+ * at the pace the handler reads it, so an upload of any size holds at most a socket buffer in memory.
  */
+import type { Readable } from 'node:stream';
 
 export interface HttpRequestHead {
   readonly method: string;
@@ -32,9 +35,11 @@ export interface HttpStreamSink {
    * Sends a chunk. The transport takes it whatever the answer; `false` means the socket is backed up: write no more
    * until `HttpStream.drain` is called. After the stream ended or was aborted it does nothing and returns false.
    */
-  write(chunk: string): boolean;
+  write(chunk: string | Uint8Array): boolean;
   /** Ends the response (idempotent); `HttpStream.close` follows. */
   end(): void;
+  /** Breaks the response off (the socket is closed, so the client sees it incomplete); `HttpStream.close` follows. */
+  abort(): void;
 }
 
 /**
@@ -52,13 +57,16 @@ export interface HttpStream {
 export interface HttpHandler {
   /** Called with the head before any body byte is read; a response here ends the request unread. */
   head(req: HttpRequestHead): HttpResponse | null;
-  handle(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
+  /** True when this request's body goes to `handle` as a stream (`body` is then empty), with no size limit. */
+  streamsBody(req: HttpRequestHead): boolean;
+  handle(req: HttpRequest, bodyStream?: Readable): HttpResponse | Promise<HttpResponse>;
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   200: 'OK',
   201: 'Created',
   204: 'No Content',
+  206: 'Partial Content',
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -68,10 +76,13 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   413: 'Payload Too Large',
   414: 'URI Too Long',
   415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
   422: 'Unprocessable Entity',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 export function statusLine(status: number): string {

@@ -6,6 +6,7 @@
  * re-entrancy match a real socket; text frames reach the server as bytes, as uWS delivers them.
  */
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { CloseCode } from '../../protocol/index.js';
 import type { Connection, SocketHandler } from './connection.js';
 import { INTERNAL_ERROR, type HttpRequestHead, type HttpResponse, type HttpStream } from './http.js';
@@ -91,6 +92,7 @@ class MemoryConnection implements Connection {
   private readonly out: OutboundQueue;
 
   constructor(
+    readonly path: string,
     readonly protocol: string | null,
     private readonly opts: TransportOptions,
     private readonly onGone: (c: MemoryConnection) => void,
@@ -105,6 +107,8 @@ class MemoryConnection implements Connection {
             this.inFlight -= size;
             this.client?.deliver({ data: bytes, isBinary });
             this.out.flush(); // the in-memory "socket" drained: move frames queued over the high-water mark
+            if (this.handler?.drained && this.bufferedBytes() <= opts.limits.highWaterMarkBytes)
+              this.handler.drained();
           });
           return WriteResult.SENT;
         },
@@ -178,11 +182,11 @@ export interface InjectResponse extends HttpResponse {
  * (the server's writes then report backpressure, and what it writes is held as a socket would) and go away.
  */
 export class InjectedStream {
-  readonly chunks: string[] = [];
+  readonly chunks: (string | Uint8Array)[] = [];
   private open = true;
   private paused = false;
   /** Chunks written while paused: the "socket buffer", delivered on resume. */
-  private held: string[] = [];
+  private held: (string | Uint8Array)[] = [];
   private readonly waiters: (() => void)[] = [];
 
   constructor(
@@ -205,12 +209,24 @@ export class InjectedStream {
         return true;
       },
       end: () => this.finish(),
+      abort: () => {
+        this.aborted = true;
+        this.finish();
+      },
     });
   }
 
-  /** Everything received so far. */
+  /** True when the server broke the response off (`sink.abort()`). */
+  aborted = false;
+
+  /** Everything received so far, as text. */
   get text(): string {
-    return this.chunks.join('');
+    return this.chunks.map((c) => (typeof c === 'string' ? c : Buffer.from(c).toString())).join('');
+  }
+
+  /** Everything received so far, as bytes. */
+  get bytes(): Buffer {
+    return Buffer.concat(this.chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : Buffer.from(c))));
   }
 
   get ended(): boolean {
@@ -219,7 +235,7 @@ export class InjectedStream {
 
   /** Bytes the server wrote that this reader has not taken (while paused). */
   get heldBytes(): number {
-    return this.held.reduce((n, c) => n + Buffer.byteLength(c), 0);
+    return this.held.reduce((n, c) => n + (typeof c === 'string' ? Buffer.byteLength(c) : c.byteLength), 0);
   }
 
   /** Resolves with the text once `pred(text)` holds; rejects if the stream ends first or after `timeoutMs`. */
@@ -282,8 +298,8 @@ export class InjectedStream {
     this.wake();
   }
 
-  private deliver(chunk: string): void {
-    this.chunks.push(chunk);
+  private deliver(chunk: string | Uint8Array): void {
+    this.chunks.push(typeof chunk === 'string' ? chunk : chunk.slice());
     this.wake();
   }
 
@@ -300,13 +316,20 @@ export class MemoryTransport implements Transport {
 
   constructor(private readonly opts: TransportOptions) {}
 
-  /** Opens a connection as a client would: `query` carries the token, `protocol` the subprotocol offer. */
-  connect(query = '', protocol: string | null = null): MemoryClientSocket | { refused: HttpResponse } {
+  /**
+   * Opens a connection as a client would: `query` carries the token, `protocol` the subprotocol offer, `path` the
+   * WebSocket path (`/ws`, or a session's `/sessions/{id}/stream`).
+   */
+  connect(
+    query = '',
+    protocol: string | null = null,
+    path = '/ws',
+  ): MemoryClientSocket | { refused: HttpResponse } {
     if (!this.listening) return { refused: { status: 503, body: 'not listening' } };
     const headers: Record<string, string> = protocol ? { 'sec-websocket-protocol': protocol } : {};
-    const decision = this.opts.acceptUpgrade({ method: 'GET', path: '/ws', query, headers });
+    const decision = this.opts.acceptUpgrade({ method: 'GET', path, query, headers });
     if (!decision.accept) return { refused: { status: decision.status, body: decision.body } };
-    const conn = new MemoryConnection(decision.protocol, this.opts, (c) => this.live.delete(c));
+    const conn = new MemoryConnection(path, decision.protocol, this.opts, (c) => this.live.delete(c));
     const client = new MemoryClientSocket(conn);
     conn.client = client;
     this.live.add(conn);
@@ -356,6 +379,10 @@ export class MemoryTransport implements Transport {
     const early = this.opts.http.head(head);
     let res: HttpResponse;
     if (early) res = early;
+    else if (this.opts.http.streamsBody(head))
+      res = await Promise.resolve(
+        this.opts.http.handle({ ...head, body: new Uint8Array(0) }, Readable.from([Buffer.from(body)])),
+      ).catch(() => INTERNAL_ERROR);
     else if (body.byteLength > this.opts.limits.maxHttpBodyBytes)
       res = { status: 413, body: { detail: 'Request body too large' } };
     else res = await Promise.resolve(this.opts.http.handle({ ...head, body })).catch(() => INTERNAL_ERROR);

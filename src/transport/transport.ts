@@ -1,10 +1,13 @@
 /**
  * What a transport offers the server, whichever it is (uWS on a port, or the in-memory twin): WebSocket
- * connections on `/ws` and HTTP on everything else, with the same options and the same guarantees.
+ * connections on the paths in WS_PATHS and HTTP on everything else, with the same options and the same guarantees.
  */
 import type { Logger } from '../logger.js';
 import type { Connection, SocketHandler } from './connection.js';
 import type { HttpHandler, HttpRequestHead } from './http.js';
+
+/** The paths a WebSocket may be opened on (uWS patterns): AIP, and a remote session's stream. */
+export const WS_PATHS = ['/ws', '/sessions/:id/stream'] as const;
 
 /** The server's answer to a WebSocket upgrade request. */
 export type UpgradeDecision =
@@ -33,7 +36,7 @@ export interface TransportOptions {
   readonly port: number;
   readonly limits: TransportLimits;
   readonly log: Logger;
-  /** Decides a `/ws` upgrade from its head (`sec-websocket-protocol` is the offer). */
+  /** Decides an upgrade from its head (its path, and `sec-websocket-protocol` as the offer). */
   acceptUpgrade(req: HttpRequestHead): UpgradeDecision;
   onConnection(conn: Connection): SocketHandler;
   /** A connection's outbound buffer went over (true) or back under (false) its budget. */

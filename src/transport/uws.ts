@@ -9,6 +9,7 @@
  *   makes the stream wait for `onWritable`; an abort or the server closing ends the stream (`close`).
  */
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import uWS from 'uWebSockets.js';
 import { aipError, CloseCode } from '../../protocol/index.js';
 import type { Connection, SocketHandler } from './connection.js';
@@ -22,9 +23,10 @@ import {
 } from './http.js';
 import { OutboundQueue, type WriteResult } from './outbound.js';
 import { EPHEMERAL_PORT_ATTEMPTS, freePort, ListenError, whyNotListening } from './listen.js';
-import type { Transport, TransportOptions } from './transport.js';
+import { WS_PATHS, type Transport, type TransportOptions } from './transport.js';
 
 interface UserData {
+  path: string;
   protocol: string | null;
   remoteAddress: string;
   conn?: UwsConnection;
@@ -38,6 +40,7 @@ class UwsConnection implements Connection {
 
   constructor(
     private readonly ws: uWS.WebSocket<UserData>,
+    readonly path: string,
     readonly protocol: string | null,
     readonly remoteAddress: string,
     private readonly opts: TransportOptions,
@@ -106,7 +109,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
   let bodyBytesInFlight = 0;
   const { limits } = opts;
 
-  app.ws<UserData>('/ws', {
+  const behavior: uWS.WebSocketBehavior<UserData> = {
     compression: uWS.DISABLED,
     maxPayloadLength: limits.maxPayloadBytes,
     idleTimeout: limits.idleTimeoutSec,
@@ -129,7 +132,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       }
       const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
       res.upgrade<UserData>(
-        { protocol: decision.protocol, remoteAddress },
+        { path: head.path, protocol: decision.protocol, remoteAddress },
         key,
         decision.protocol ?? '',
         extensions,
@@ -138,7 +141,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
     },
     open: (ws) => {
       const ud = ws.getUserData();
-      const conn = new UwsConnection(ws, ud.protocol, ud.remoteAddress, opts);
+      const conn = new UwsConnection(ws, ud.path, ud.protocol, ud.remoteAddress, opts);
       ud.conn = conn;
       live.add(conn);
       conn.handler = opts.onConnection(conn);
@@ -147,7 +150,10 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       ws.getUserData().conn?.handler?.message(message, isBinary);
     },
     drain: (ws) => {
-      ws.getUserData().conn?.out.flush();
+      const conn = ws.getUserData().conn;
+      if (!conn) return;
+      conn.out.flush();
+      if (conn.handler?.drained && conn.bufferedBytes() <= limits.highWaterMarkBytes) conn.handler.drained();
     },
     close: (ws, code) => {
       const conn = ws.getUserData().conn;
@@ -156,7 +162,8 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       conn.markClosed();
       conn.handler?.closed(code);
     },
-  });
+  };
+  for (const path of WS_PATHS) app.ws<UserData>(path, behavior);
 
   app.any('/*', (res, req) => {
     let aborted = false;
@@ -193,6 +200,27 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
     };
     const early = safely(() => opts.http.head(head), opts);
     if (early) return write(early);
+    if (opts.http.streamsBody(head)) {
+      const body = streamBody(res, () => aborted);
+      res.onAborted(() => {
+        aborted = true;
+        body.destroy(new Error('request aborted by the client'));
+        streamGone?.();
+      });
+      void Promise.resolve()
+        .then(() => opts.http.handle({ ...head, body: new Uint8Array(0) }, body))
+        .catch((err: unknown) => {
+          opts.log.error({ err }, 'HTTP handler failed');
+          return INTERNAL_ERROR;
+        })
+        .then((out) => {
+          // What the handler did not read is read and dropped, never held.
+          if (!body.destroyed) body.destroy();
+          if (!aborted) res.resume();
+          write(out);
+        });
+      return;
+    }
     res.onData((chunk, isLast) => {
       if (aborted) return;
       if (size + chunk.byteLength > limits.maxHttpBodyBytes) {
@@ -242,6 +270,32 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       connections: () => live.values(),
     };
   });
+}
+
+/**
+ * A request body as a Readable: uWS's reads are pushed in, and while the consumer is behind (push() returned
+ * false) the request is paused, so the socket, not our memory, holds the rest.
+ */
+function streamBody(res: uWS.HttpResponse, gone: () => boolean): Readable {
+  let paused = false;
+  const body = new Readable({
+    highWaterMark: 256 * 1024,
+    read: () => {
+      if (paused && !gone()) {
+        paused = false;
+        res.resume();
+      }
+    },
+  });
+  res.onData((chunk, isLast) => {
+    if (body.destroyed) return;
+    if (!body.push(Buffer.from(chunk.slice(0))) && !isLast && !gone()) {
+      paused = true;
+      res.pause();
+    }
+    if (isLast) body.push(null);
+  });
+  return body;
 }
 
 /**
@@ -296,6 +350,10 @@ function startStream(
         return ok;
       },
       end: () => finish(true),
+      abort: () => {
+        backedUp = true; // closes the socket instead of ending the body cleanly
+        finish(true);
+      },
     });
   });
   return () => finish(false);

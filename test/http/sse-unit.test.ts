@@ -64,6 +64,9 @@ class FakeSink {
   end(): void {
     this.ended = true;
   }
+  abort(): void {
+    this.ended = true;
+  }
   ids(): number[] {
     return this.chunks.flatMap((c) => (c.startsWith('id: ') ? [Number(c.slice(4, c.indexOf('\n')))] : []));
   }

@@ -12,7 +12,10 @@ import { sessionErrorStatus, type PatchInput } from '../../records/session-servi
 import { RUNTIME_BACKENDS, SESSION_STATUSES, sessionJson } from '../../state/session-model.js';
 import type { HttpResponse } from '../../transport/http.js';
 import type { ApiDeps } from '../deps.js';
-import { detail, json, noContent } from '../responses.js';
+import { detail, json, noContent, validationAt } from '../responses.js';
+import { SESSION_TYPES, sessionType } from '../../remote/index.js';
+import { remoteError } from './remote-errors.js';
+import { startAnswer } from './remote.js';
 import type { Route } from '../router.js';
 import { jsonObject, parseBody, parseObjectBody } from '../validation.js';
 import { nextPageLink, readFilter, readListQuery } from './sessions-query.js';
@@ -42,6 +45,8 @@ const CreateBody = z.object({
   checkpoint: jsonObject.nullable().optional(),
   runtime_backend: z.enum(RUNTIME_BACKENDS).optional(),
   runtime_metadata: jsonObject.optional(),
+  /** A typed session's parameters (SSM's shape, see src/remote/session-types.ts); plain records take none. */
+  parameters: jsonObject.optional(),
 });
 
 /** PATCH: every field optional; `null` leaves a field as it is (pydantic's Optional), except `checkpoint`, which it clears. */
@@ -71,6 +76,8 @@ export function sessionError(err: unknown): HttpResponse {
  * DELETED_BY_API) and deleted once it has ended. False when there was no record.
  */
 export async function deleteSession(deps: ApiDeps, id: string): Promise<boolean> {
+  if (await deps.remote.sessions.end(id, 'cancelled', aipError('DELETED_BY_API').message))
+    deps.log.info({ session_id: id }, 'remote session closed: deleted over the REST API');
   if (deps.tasks.cancelById(id, aipError('DELETED_BY_API').message)) {
     deps.log.info({ session_id: id }, 'running session cancelled: deleted over the REST API');
     await deps.tasks.ended(id);
@@ -88,6 +95,26 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
         const parsed = parseBody(CreateBody, req.body);
         if (!parsed.ok) return parsed.res;
         const input = parsed.value;
+        // `task` records are kept as they always were (AIP creates running ones); the other types start here.
+        const typed = sessionType(input.session_type);
+        if (typed?.creatable) {
+          try {
+            const { record, live } = await deps.remote.sessions.create(input, typed);
+            return json(201, startAnswer(deps.remote, record, live, req.headers.host), {
+              location: sessionPath(record.id),
+            });
+          } catch (err) {
+            return remoteError(err);
+          }
+        }
+        if (input.parameters !== undefined)
+          return validationAt(
+            ['body', 'parameters'],
+            `parameters are only for the typed session types (${SESSION_TYPES.filter((t) => t.creatable)
+              .map((t) => t.name)
+              .join(', ')})`,
+            'extra_forbidden',
+          );
         const record = deps.sessions.recordFrom(input, input.id ?? randomUUID());
         try {
           await deps.sessions.create(record, {
