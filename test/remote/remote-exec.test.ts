@@ -1,0 +1,404 @@
+/**
+ * Remote execution end to end: a real aipd (uWS on port 0), a real `aipd device` child process with --root,
+ * --allow-exec and --allow-port, real HTTP and real WebSockets.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tar from 'tar-stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
+import { api, startDevice, StreamClient, until, type Api, type DeviceProc } from './helpers.js';
+
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let device: DeviceProc;
+let root: string;
+let base: string;
+let a: Api;
+let web: http.Server;
+let webPort: number;
+
+const DEV = 'remote-dev-1';
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'aipd-remote-'));
+  web = http.createServer((req, res) => res.end(`hello from the device's web server: ${req.url}`));
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  webPort = (web.address() as AddressInfo).port;
+  server = await startTestServer();
+  base = `http://127.0.0.1:${server.port}`;
+  a = api(base, TEST_KEY);
+  device = await startDevice(base, TEST_KEY, DEV, [
+    '--root',
+    root,
+    '--allow-exec',
+    '--allow-port',
+    String(webPort),
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  await device?.stop();
+  await server?.close();
+  await new Promise((r) => web?.close(r));
+  await rm(root, { recursive: true, force: true });
+});
+
+async function interactive(): Promise<string> {
+  const r = await a.call('POST', '/sessions', { agent_id: DEV, session_type: 'interactive' });
+  expect(r.status, r.text).toBe(201);
+  expect(r.json.status).toBe('active');
+  return r.json.id as string;
+}
+
+const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
+
+describe('typed sessions', () => {
+  it('refuses bad types, bad parameters, and unknown or offline devices with a message that names the problem', async () => {
+    const port = await a.call('POST', '/sessions', {
+      agent_id: DEV,
+      session_type: 'Port',
+      parameters: { portNumber: ['http'] },
+    });
+    expect(port.status).toBe(422);
+    expect(port.json.detail).toMatch(/parameters\.portNumber/);
+    const cmd = await a.call('POST', '/sessions', {
+      agent_id: DEV,
+      session_type: 'InteractiveCommands',
+      parameters: {},
+    });
+    expect(cmd.status).toBe(422);
+    expect(cmd.json.detail).toMatch(/command/);
+    const extra = await a.call('POST', '/sessions', {
+      agent_id: DEV,
+      session_type: 'interactive',
+      parameters: { shell: ['x'] },
+    });
+    expect(extra.status).toBe(422);
+    const plain = await a.call('POST', '/sessions', { agent_id: DEV, session_type: 'notes', parameters: {} });
+    expect(plain.status).toBe(422);
+    const unknown = await a.call('POST', '/sessions', {
+      agent_id: 'never-seen',
+      session_type: 'interactive',
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.detail).toContain("'never-seen' is not known");
+    // A device with a record but no connection is offline: 409.
+    await a.call('POST', '/sessions', { agent_id: 'gone-dev', session_type: 'notes' });
+    const offline = await a.call('POST', '/sessions', {
+      agent_id: 'gone-dev',
+      session_type: 'Standard_Stream',
+    });
+    expect(offline.status).toBe(409);
+    expect(offline.json.detail).toContain("'gone-dev' is not connected");
+  });
+});
+
+describe('execute', () => {
+  it('runs `echo hi` and returns its stdout and exit code', async () => {
+    const id = await interactive();
+    const r = await a.call('POST', `/sessions/${id}/execute`, {
+      mode: 'query',
+      code: 'echo hi; echo oops >&2; exit 0',
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json).toMatchObject({ status: 'finished', exit_code: 0, stdout: 'hi\n', stderr: 'oops\n' });
+    expect(typeof r.json.duration_ms).toBe('number');
+    const fail = await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'exit 7' });
+    expect(fail.json).toMatchObject({ status: 'finished', exit_code: 7 });
+  });
+
+  it('streams output as server-sent events', async () => {
+    const id = await interactive();
+    const r = await a.call(
+      'POST',
+      `/sessions/${id}/execute`,
+      { mode: 'query', code: 'echo one; echo two >&2' },
+      { accept: 'text/event-stream' },
+    );
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('text/event-stream');
+    expect(r.text).toContain('event: stdout\ndata: {"data":"one\\n"}');
+    expect(r.text).toContain('event: stderr\ndata: {"data":"two\\n"}');
+    expect(r.text).toMatch(/event: exit\ndata: \{"status":"finished","exit_code":0/);
+  });
+
+  it('runs AIP actions in batch mode', async () => {
+    const id = await interactive();
+    const r = await a.call('POST', `/sessions/${id}/execute`, {
+      mode: 'batch',
+      actions: [
+        { tool_name: 'echo', parameters: { x: 1 } },
+        { tool_name: 'execute_command', parameters: { command: 'echo batch' } },
+      ],
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.status).toBe('finished');
+    expect(r.json.results[0]).toMatchObject({ status: 'success', result: { x: 1 } });
+    expect(r.json.results[1].result).toMatchObject({ stdout: 'batch\n', exit_code: 0 });
+  });
+
+  it('interrupts a 30 s command: the call returns `interrupted` and the process is gone on the device', async () => {
+    const id = await interactive();
+    const pidFile = path.join(root, `sleep-${id}.pid`);
+    const running = a.call('POST', `/sessions/${id}/execute`, {
+      mode: 'query',
+      code: `sleep 30 & echo $! > '${pidFile}'; wait`,
+    });
+    await until(
+      async () => (await readFile(pidFile, 'utf8').catch(() => '')).trim().length > 0,
+      'the pid file',
+    );
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    expect(alive(pid)).toBe(true);
+    const busy = await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'true' });
+    expect(busy.status).toBe(409);
+    const int = await a.call('POST', `/sessions/${id}/interrupt`);
+    expect(int.json).toEqual({ interrupted: true });
+    const r = await running;
+    expect(r.json.status).toBe('interrupted');
+    await until(() => !alive(pid), `process ${pid} to be gone`);
+    const logs = await a.call('GET', `/sessions/${id}/logs`);
+    expect(logs.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(logs.text).toMatch(/remote\.interrupt/);
+    expect(logs.text).toMatch(/remote\.execute .*"status":"interrupted"/);
+  });
+
+  it('times out a command that outlives timeout_ms', async () => {
+    const id = await interactive();
+    const r = await a.call('POST', `/sessions/${id}/execute`, {
+      mode: 'query',
+      code: 'sleep 20',
+      timeout_ms: 300,
+    });
+    expect(r.json.status).toBe('timeout');
+  });
+});
+
+describe('files', () => {
+  it('uploads multipart files, lists them, downloads one with a Range, and refuses a path escape', async () => {
+    const id = await interactive();
+    const form = new FormData();
+    form.append('f1', new Blob(['alpha file\n']), 'alpha.txt');
+    form.append('f2', new Blob(['0123456789']), 'beta.bin');
+    const up = await fetch(`${base}/sessions/${id}/upload?path=up`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY },
+      body: form,
+    });
+    const upJson = (await up.json()) as { files: { path: string; size: number; sha256: string }[] };
+    expect(up.status, JSON.stringify(upJson)).toBe(200);
+    expect(upJson.files).toEqual([
+      { filename: 'alpha.txt', path: 'up/alpha.txt', size: 11, sha256: sha('alpha file\n') },
+      { filename: 'beta.bin', path: 'up/beta.bin', size: 10, sha256: sha('0123456789') },
+    ]);
+    expect(await readFile(path.join(root, 'up', 'beta.bin'), 'utf8')).toBe('0123456789');
+
+    const list = await a.call('GET', `/sessions/${id}/files?path=up`);
+    expect(list.status).toBe(200);
+    expect(
+      list.json.files.map((f: { filename: string; size: number; is_dir: boolean }) => [
+        f.filename,
+        f.size,
+        f.is_dir,
+      ]),
+    ).toEqual([
+      ['alpha.txt', 11, false],
+      ['beta.bin', 10, false],
+    ]);
+    const escape = await a.call('GET', `/sessions/${id}/files?path=../`);
+    expect(escape.status).toBe(403);
+    expect(escape.json.detail).toMatch(/escapes the file root/);
+    const escUp = new FormData();
+    escUp.append('f', new Blob(['x']), '../evil.txt');
+    const bad = await fetch(`${base}/sessions/${id}/upload`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY },
+      body: escUp,
+    });
+    expect(bad.status).toBe(403);
+    await expect(readFile(path.join(path.dirname(root), 'evil.txt'))).rejects.toThrow();
+
+    const whole = await a.call('GET', `/sessions/${id}/download_single?file=up/beta.bin`);
+    expect(whole.status).toBe(200);
+    expect(whole.text).toBe('0123456789');
+    const part = await a.call('GET', `/sessions/${id}/download_single?file=up/beta.bin`, undefined, {
+      range: 'bytes=2-5',
+    });
+    expect(part.status).toBe(206);
+    expect(part.text).toBe('2345');
+    expect(part.headers.get('content-range')).toBe('bytes 2-5/10');
+    const tail = await a.call('GET', `/sessions/${id}/download_single?file=up/beta.bin`, undefined, {
+      range: 'bytes=-3',
+    });
+    expect(tail.text).toBe('789');
+    const missing = await a.call('GET', `/sessions/${id}/download_single?file=nope.txt`);
+    expect(missing.status).toBe(404);
+  });
+
+  it('downloads two files as a tar stream', async () => {
+    const id = await interactive();
+    await writeFile(path.join(root, 'one.txt'), 'first file');
+    await writeFile(path.join(root, 'two.txt'), 'second file, longer');
+    const r = await fetch(`${base}/sessions/${id}/download?files=one.txt&files=two.txt`, {
+      headers: { 'x-api-key': TEST_KEY },
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/x-tar');
+    const entries = await untar(Buffer.from(await r.arrayBuffer()));
+    expect(entries).toEqual({ 'one.txt': 'first file', 'two.txt': 'second file, longer' });
+  });
+});
+
+describe('services', () => {
+  it('reaches an HTTP server on the device through a listener on the server', async () => {
+    const id = await interactive();
+    const open = await a.call('POST', `/sessions/${id}/services`, { port: webPort });
+    expect(open.status, open.text).toBe(201);
+    expect(open.json.local_host).toBe('127.0.0.1');
+    const res = await fetch(`http://127.0.0.1:${open.json.local_port}/through/the/tunnel`);
+    expect(await res.text()).toBe("hello from the device's web server: /through/the/tunnel");
+    const notAllowed = await a.call('POST', `/sessions/${id}/services`, { port: webPort === 1 ? 2 : 1 });
+    expect(notAllowed.status).toBe(403);
+    const list = await a.call('GET', `/sessions/${id}/services`);
+    expect(list.json.services).toHaveLength(1);
+    const del = await a.call('DELETE', `/sessions/${id}/services/${open.json.local_port}`);
+    expect(del.status).toBe(204);
+    expect(await refused(open.json.local_port as number)).toBe(true);
+  });
+});
+
+describe('Standard_Stream', () => {
+  it('runs `stty size` in a real PTY after a resize, and reports the exit code of `exit 3`', async () => {
+    const r = await a.call('POST', '/sessions', { agent_id: DEV, session_type: 'Standard_Stream' });
+    expect(r.status, r.text).toBe(201);
+    expect(r.json.stream_url).toBe(`ws://127.0.0.1:${server.port}/sessions/${r.json.id}/stream`);
+    expect(typeof r.json.token_value).toBe('string');
+    const s = new StreamClient(r.json.stream_url as string);
+    await s.start(r.json.token_value as string, { rows: 24, cols: 80 });
+    await s.until(() => s.text('ready') !== undefined, 'ready');
+    expect(s.text('ready')).toMatchObject({
+      session_id: r.json.id,
+      session_type: 'Standard_Stream',
+      pty: true,
+    });
+    s.control({ type: 'resize', rows: 30, cols: 100 });
+    s.input('stty size\n');
+    await s.until(() => /30 100/.test(s.stdout), '`stty size` to print 30 100');
+    s.input('exit 3\n');
+    await s.until(() => s.text('exit') !== undefined, 'the exit message');
+    expect(s.text('exit')).toMatchObject({ exit_code: 3 });
+    expect((await s.closed).code).toBe(1000);
+    await until(
+      async () => (await a.call('GET', `/sessions/${r.json.id}`)).json.status === 'completed',
+      'completed',
+    );
+  });
+
+  it('refuses a reused token and a token of another session', async () => {
+    const one = await a.call('POST', '/sessions', {
+      agent_id: DEV,
+      session_type: 'InteractiveCommands',
+      parameters: { command: ['cat'] },
+    });
+    const two = await a.call('POST', '/sessions', {
+      agent_id: DEV,
+      session_type: 'InteractiveCommands',
+      parameters: { command: ['cat'] },
+    });
+    const foreign = new StreamClient(two.json.stream_url as string);
+    await foreign.start(one.json.token_value as string);
+    expect((await foreign.closed).code).toBe(4010);
+    // The attempt used `one`'s token up: it cannot open `one` now either.
+    const reused = new StreamClient(one.json.stream_url as string);
+    await reused.start(one.json.token_value as string);
+    expect((await reused.closed).code).toBe(4010);
+    expect(reused.text('error')).toMatchObject({ code: 6110 });
+    // A fresh token works, once.
+    const fresh = await a.call('POST', `/sessions/${one.json.id}/token`);
+    const ok = new StreamClient(one.json.stream_url as string);
+    await ok.start(fresh.json.token_value as string);
+    await ok.until(() => ok.text('ready') !== undefined, 'ready');
+    ok.input('echo through cat\n');
+    await ok.until(() => ok.stdout.includes('echo through cat'), 'cat to echo');
+    ok.ws.close();
+    const again = new StreamClient(one.json.stream_url as string);
+    await again.start(fresh.json.token_value as string);
+    expect((await again.closed).code).toBe(4010);
+  });
+});
+
+describe('delete', () => {
+  it('closes every channel, stream, listener and execute call the session opened', async () => {
+    const r = await a.call('POST', '/sessions', { agent_id: DEV, session_type: 'Standard_Stream' });
+    const id = r.json.id as string;
+    const svc = await a.call('POST', `/sessions/${id}/services`, { port: webPort });
+    expect(svc.status).toBe(201);
+    const hold = net.connect(svc.json.local_port as number, '127.0.0.1');
+    await new Promise((res) => hold.once('connect', res));
+    const s = new StreamClient(r.json.stream_url as string);
+    await s.start(r.json.token_value as string);
+    await s.until(() => s.text('ready') !== undefined, 'ready');
+    const running = a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'sleep 30' });
+    await until(() => server.channels.stats().channels >= 3, 'stream, port and execute channels');
+    const before = server.channels.stats().channels;
+    const listeningBefore = server.remote.services.listening;
+
+    const del = await a.call('DELETE', `/sessions/${id}`);
+    expect(del.status).toBe(204);
+    expect((await running).json.status).toBe('interrupted');
+    expect((await s.closed).code).toBe(1000);
+    await until(() => server.channels.stats().channels <= before - 3, 'the session channels to close');
+    expect(server.remote.services.listening).toBe(listeningBefore - 1);
+    expect(await refused(svc.json.local_port as number)).toBe(true);
+    await new Promise((res) => (hold.destroyed ? res(null) : hold.once('close', res)));
+    expect((await a.call('GET', `/sessions/${id}`)).status).toBe(404);
+    expect((await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'true' })).status).toBe(
+      404,
+    );
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.once('error', () => resolve(true));
+  });
+}
+
+async function untar(buf: Buffer): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const ex = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('entry', (h, stream, next) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (c: unknown) => parts.push(c as Buffer));
+      stream.on('end', () => {
+        out[h.name] = Buffer.concat(parts).toString();
+        next();
+      });
+    });
+    ex.on('finish', () => resolve());
+    ex.on('error', reject);
+  });
+  ex.end(buf);
+  await done;
+  return out;
+}
