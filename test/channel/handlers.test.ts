@@ -121,6 +121,7 @@ describe('port channels', () => {
       openChannelStream(h.controller, 's1', 'port', { port: 80, host: '10.1.2.3' }),
     ).rejects.toMatchObject({ code: 7031 });
   });
+
   it('with a port list (--allow-port) only those loopback ports are reachable; an empty list refuses all', async () => {
     server = http.createServer((_req, res) => res.end('ok'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
