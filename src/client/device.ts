@@ -29,6 +29,11 @@ export interface DeviceClientOptions extends BaseClientOptions {
   onCommand?: CommandHandler;
   /** Server-pushed `task` (HTTP dispatch); default requests it as this device's own task, like UFO's client. */
   onTask?: TaskHandler;
+  /**
+   * More `register` metadata (e.g. `aipd_device`, what a device agent serves). Read at every registration; the
+   * standard keys (`system_info`, `registration_time`, `platform`) win over these.
+   */
+  metadata?: Record<string, unknown> | (() => Record<string, unknown>);
 }
 
 export const NO_HANDLER_ERROR = 'No command handler is configured on this device client';
@@ -40,6 +45,7 @@ export class AipDeviceClient extends AipClientBase {
   private readonly systemInfo: DeviceSystemInfo | Record<string, unknown>;
   private readonly onCommand: CommandHandler;
   private readonly onTask: TaskHandler | null;
+  private readonly extraMetadata: DeviceClientOptions['metadata'];
   /** Tail of each session's command chain. */
   private readonly chains = new Map<string, Promise<void>>();
   /** Session of a server-pushed task the default `onTask` is running ('' while its ACK is pending). */
@@ -51,6 +57,7 @@ export class AipDeviceClient extends AipClientBase {
     this.systemInfo = opts.systemInfo ?? collectSystemInfo(opts.clientId, this.platform);
     this.onCommand = opts.onCommand ?? noHandler;
     this.onTask = opts.onTask ?? null;
+    this.extraMetadata = opts.metadata;
     this.conn.on('disconnected', () => {
       this.pushedTask = null;
     });
@@ -83,7 +90,12 @@ export class AipDeviceClient extends AipClientBase {
       client_type: 'device',
       client_id: this.clientId,
       timestamp: now,
-      metadata: { system_info: this.systemInfo, registration_time: now, platform: this.platform },
+      metadata: {
+        ...(typeof this.extraMetadata === 'function' ? this.extraMetadata() : this.extraMetadata),
+        system_info: this.systemInfo,
+        registration_time: now,
+        platform: this.platform,
+      },
     };
   }
 

@@ -121,6 +121,33 @@ describe('port channels', () => {
       openChannelStream(h.controller, 's1', 'port', { port: 80, host: '10.1.2.3' }),
     ).rejects.toMatchObject({ code: 7031 });
   });
+
+  it('with a port list (--allow-port) only those loopback ports are reachable; an empty list refuses all', async () => {
+    server = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    for (const [ports, want] of [
+      [[port], null],
+      [[port + 1 > 65535 ? 1 : port + 1], 7031],
+      [[], 7031],
+    ] as const) {
+      h = harness({ onDeviceOpen: createDeviceChannelHandler({ port: { ports } }) });
+      const opened = openChannelStream(h.controller, 's1', 'port', { port });
+      if (want !== null) {
+        await expect(opened).rejects.toMatchObject({
+          code: want,
+          message: expect.stringContaining(String(port)),
+        });
+        continue;
+      }
+      const s = await opened;
+      s.end('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      expect(await collect(s)).toMatch(/ok$/);
+      await expect(
+        openChannelStream(h.controller, 's1', 'port', { port, host: '10.0.0.1' }),
+      ).rejects.toMatchObject({ code: 7031 });
+    }
+  });
 });
 
 describe('file channels', () => {

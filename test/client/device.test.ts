@@ -163,6 +163,19 @@ describe('AipDeviceClient commands', () => {
   });
 });
 
+describe('AipDeviceClient registration metadata', () => {
+  it('adds the `metadata` option to register, read again at each registration; standard keys win', async () => {
+    let n = 0;
+    const { srv } = await device({
+      platform: 'linux',
+      metadata: () => ({ aipd_device: { version: 1, n: ++n }, platform: 'ignored' }),
+    });
+    const reg = srv.registrations[0]!;
+    expect(reg.metadata).toMatchObject({ aipd_device: { version: 1, n: 1 }, platform: 'linux' });
+    expect(reg.metadata?.system_info).toBeDefined();
+  });
+});
+
 describe('AipDeviceClient tasks', () => {
   it('requestTask resolves on the ACK and waitTaskEnd on a task_end sent in the same burst', async () => {
     const { c, srv } = await device({ platform: 'windows' });

@@ -10,9 +10,9 @@ import { handlePortChannel, type PortPolicy } from './port.js';
 import { handleStreamChannel, type StreamPolicy } from './stream.js';
 
 export interface DeviceChannelOptions {
-  /** Root folder for `file` channels; files are off without it. */
+  /** Root folder for `file` channels, and the default root of `stream` channels' cwd; files are off without it. */
   readonly fileRoot?: string;
-  /** Enables `stream` channels (command stdio); off by default. */
+  /** Enables `stream` channels (command stdio); off by default, and then refused with STREAM_EXEC_DISABLED. */
   readonly stream?: StreamPolicy | false;
   /** Enables `port` channels; off by default. */
   readonly port?: PortPolicy | false;
@@ -33,8 +33,8 @@ export function createDeviceChannelHandler(opts: DeviceChannelOptions): (incomin
         });
         return;
       case 'stream':
-        if (!opts.stream) break;
-        return handleStreamChannel(incoming, opts.stream);
+        if (!opts.stream) return incoming.reject(aipError('STREAM_EXEC_DISABLED'));
+        return handleStreamChannel(incoming, { root: opts.fileRoot, logger: opts.logger, ...opts.stream });
       case 'port':
         if (!opts.port) break;
         return handlePortChannel(incoming, opts.port);

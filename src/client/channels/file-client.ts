@@ -1,14 +1,16 @@
 /**
  * Controller side of `file` channels: upload a local file to the device's file root, or download one, with a
  * SHA-256 check of the whole file. `resume: true` continues from what the other side already has (the device's
- * `.part` file for uploads, the local file's length for downloads), e.g. after a reconnect.
+ * `.part` file for uploads, the local file's length for downloads), e.g. after a reconnect. `uploadStream` sends
+ * bytes of unknown length with the size and hash in the FIN trailer; `listFiles` lists a folder.
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { aipError } from '../../../protocol/index.js';
 import { errorFromCode } from '../../channel/endpoint.js';
 import type { ChannelMux } from '../../channel/mux.js';
-import { hashRange } from './file.js';
+import { hashRange } from './file-io.js';
+import type { ListEntry } from './file-list.js';
 import { ChannelReader } from './records.js';
 
 export interface TransferResult {
@@ -92,4 +94,57 @@ export async function downloadFile(
   } finally {
     await fh.close();
   }
+}
+
+/** Lists a folder of the device's file root (`"."` is the root). */
+export async function listFiles(
+  mux: ChannelMux,
+  sessionId: string,
+  remotePath = '.',
+): Promise<{ files: ListEntry[]; truncated: boolean }> {
+  const ep = await mux.open({
+    session_id: sessionId,
+    kind: 'file',
+    params: { op: 'list', path: remotePath },
+  });
+  await ep.end();
+  const rec = await new ChannelReader(ep).readRecord();
+  return { files: rec.files as ListEntry[], truncated: rec.truncated === true };
+}
+
+/**
+ * Streams bytes of a size not known in advance to `remotePath`: the size and SHA-256 go in the FIN trailer and the
+ * device checks them before it renames the file into place.
+ */
+export async function uploadStream(
+  mux: ChannelMux,
+  sessionId: string,
+  source: AsyncIterable<Uint8Array>,
+  remotePath: string,
+): Promise<TransferResult> {
+  const ep = await mux.open({
+    session_id: sessionId,
+    kind: 'file',
+    params: { op: 'upload', path: remotePath },
+  });
+  const reader = new ChannelReader(ep);
+  const { offset } = await reader.readRecord();
+  if (offset !== 0) throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'bad upload offset' });
+  const h = createHash('sha256');
+  let size = 0;
+  try {
+    for await (const chunk of source) {
+      h.update(chunk);
+      size += chunk.byteLength;
+      await ep.write(chunk);
+    }
+  } catch (e) {
+    ep.reset();
+    throw e;
+  }
+  const sha256 = h.digest('hex');
+  await ep.end({ size, sha256 });
+  const result = await reader.readRecord();
+  if (result.ok !== true) throw errorFromCode(Number(result.code), String(result.message));
+  return { size, sha256, offset: 0 };
 }

@@ -5,7 +5,8 @@
 import { aipError } from '../../../protocol/index.js';
 import type { ChannelEndpoint } from '../../channel/endpoint.js';
 
-const MAX_RECORD = 64 * 1024;
+/** Largest record a reader accepts (a `list` answer of 10,000 entries fits). */
+export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
 
 export function encodeRecord(obj: Record<string, unknown>): Uint8Array {
   const json = Buffer.from(JSON.stringify(obj), 'utf8');
@@ -53,7 +54,7 @@ export class ChannelReader {
   /** One length-prefixed JSON object record. */
   async readRecord(): Promise<Record<string, unknown>> {
     const len = Buffer.from(await this.readExact(4)).readUInt32BE(0);
-    if (len > MAX_RECORD)
+    if (len > MAX_RECORD_BYTES)
       throw aipError('CHANNEL_PROTOCOL', { channel: this.ep.channel, detail: `record of ${len} bytes` });
     const text = Buffer.from(await this.readExact(len)).toString('utf8');
     const v = JSON.parse(text) as unknown;
