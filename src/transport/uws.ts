@@ -213,10 +213,14 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
           opts.log.error({ err }, 'HTTP handler failed');
           return INTERNAL_ERROR;
         })
-        .then((out) => {
-          // What the handler did not read is read and dropped, never held.
+        .then(async (out) => {
+          // What the handler did not read is read and dropped, never held; the answer goes out once the request is
+          // whole, or uWS would close the connection under a client that reuses it.
           if (!body.destroyed) body.destroy();
-          if (!aborted) res.resume();
+          if (!aborted && !body.complete) {
+            res.resume();
+            await Promise.race([body.completed, new Promise((r) => setTimeout(r, DISCARD_WAIT_MS))]);
+          }
           write(out);
         });
       return;
@@ -276,18 +280,34 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
  * A request body as a Readable: uWS's reads are pushed in, and while the consumer is behind (push() returned
  * false) the request is paused, so the socket, not our memory, holds the rest.
  */
-function streamBody(res: uWS.HttpResponse, gone: () => boolean): Readable {
+/** How long an answered request's unread body may take to arrive (and be dropped) before the answer goes anyway. */
+const DISCARD_WAIT_MS = 10_000;
+
+type StreamedBody = Readable & { complete: boolean; completed: Promise<void> };
+
+function streamBody(res: uWS.HttpResponse, gone: () => boolean): StreamedBody {
   let paused = false;
-  const body = new Readable({
-    highWaterMark: 256 * 1024,
-    read: () => {
-      if (paused && !gone()) {
-        paused = false;
-        res.resume();
-      }
+  let markComplete: () => void = () => undefined;
+  const body = Object.assign(
+    new Readable({
+      highWaterMark: 256 * 1024,
+      read: () => {
+        if (paused && !gone()) {
+          paused = false;
+          res.resume();
+        }
+      },
+    }),
+    {
+      complete: false,
+      completed: new Promise<void>((r) => (markComplete = r)),
     },
-  });
+  );
   res.onData((chunk, isLast) => {
+    if (isLast) {
+      body.complete = true;
+      markComplete();
+    }
     if (body.destroyed) return;
     if (!body.push(Buffer.from(chunk.slice(0))) && !isLast && !gone()) {
       paused = true;

@@ -334,6 +334,7 @@ describe('Standard_Stream', () => {
 
 describe('delete', () => {
   it('closes every channel, stream, listener and execute call the session opened', async () => {
+    const start = server.channels.stats().channels;
     const r = await a.call('POST', '/sessions', { agent_id: DEV, session_type: 'Standard_Stream' });
     const id = r.json.id as string;
     const svc = await a.call('POST', `/sessions/${id}/services`, { port: webPort });
@@ -344,15 +345,14 @@ describe('delete', () => {
     await s.start(r.json.token_value as string);
     await s.until(() => s.text('ready') !== undefined, 'ready');
     const running = a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'sleep 30' });
-    await until(() => server.channels.stats().channels >= 3, 'stream, port and execute channels');
-    const before = server.channels.stats().channels;
+    await until(() => server.channels.stats().channels === start + 3, 'stream, port and execute channels');
     const listeningBefore = server.remote.services.listening;
 
     const del = await a.call('DELETE', `/sessions/${id}`);
     expect(del.status).toBe(204);
     expect((await running).json.status).toBe('interrupted');
     expect((await s.closed).code).toBe(1000);
-    await until(() => server.channels.stats().channels <= before - 3, 'the session channels to close');
+    await until(() => server.channels.stats().channels === start, 'the session channels to close');
     expect(server.remote.services.listening).toBe(listeningBefore - 1);
     expect(await refused(svc.json.local_port as number)).toBe(true);
     await new Promise((res) => (hold.destroyed ? res(null) : hold.once('close', res)));
