@@ -217,9 +217,10 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
           // What the handler did not read is read and dropped, never held; the answer goes out once the request is
           // whole, or uWS would close the connection under a client that reuses it.
           if (!body.destroyed) body.destroy();
-          if (!aborted && !body.complete) {
-            res.resume();
-            await Promise.race([body.completed, new Promise((r) => setTimeout(r, DISCARD_WAIT_MS))]);
+          if (!aborted) {
+            body.unpause(); // a socket left paused would be closed by uWS once answered
+            if (!body.complete)
+              await Promise.race([body.completed, new Promise((r) => setTimeout(r, DISCARD_WAIT_MS))]);
           }
           write(out);
         });
@@ -283,7 +284,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
 /** How long an answered request's unread body may take to arrive (and be dropped) before the answer goes anyway. */
 const DISCARD_WAIT_MS = 10_000;
 
-type StreamedBody = Readable & { complete: boolean; completed: Promise<void> };
+type StreamedBody = Readable & { complete: boolean; completed: Promise<void>; unpause(): void };
 
 function streamBody(res: uWS.HttpResponse, gone: () => boolean): StreamedBody {
   let paused = false;
@@ -301,6 +302,11 @@ function streamBody(res: uWS.HttpResponse, gone: () => boolean): StreamedBody {
     {
       complete: false,
       completed: new Promise<void>((r) => (markComplete = r)),
+      unpause: () => {
+        if (!paused) return;
+        paused = false;
+        res.resume();
+      },
     },
   );
   res.onData((chunk, isLast) => {
