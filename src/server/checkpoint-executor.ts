@@ -6,13 +6,18 @@
  * recorded: at most the batch in flight at the crash runs twice (at-least-once for that step).
  */
 import type { Result } from '../../protocol/index.js';
-import type { CommandBatch, CommandExecutor } from '../session/types.js';
+import type { AgentCheckpoint, CommandBatch, CommandExecutor } from '../session/types.js';
 import type { SessionEvent } from '../state/session-store.js';
 
 /** The checkpoint aipd writes for a task it runs. */
 export interface TaskCheckpoint {
   /** Batches whose results are recorded. */
   readonly aip_steps: number;
+  /**
+   * An agent's own state (the `llm` agent's conversation), saved by the agent. A resumed agent goes on from it,
+   * and its next batch is batch `agent.batches`: replay starts there, not at 0.
+   */
+  readonly agent?: AgentCheckpoint;
 }
 
 /** Each recorded batch's results, by batch index, from a task's `task.results` events (the last one of a step wins). */
@@ -37,13 +42,16 @@ export class CheckpointExecutor implements CommandExecutor {
     private readonly inner: CommandExecutor,
     recorded: readonly Result[][],
     private readonly onStep: (index: number, results: Result[]) => void,
+    /** Index of the first batch the agent yields: 0, or where a resumed agent's own checkpoint goes on. */
+    private readonly first = 0,
   ) {
     this.done = [...recorded];
+    this.index = first;
   }
 
   /** Batches answered from the checkpoint rather than sent. */
   get replayed(): number {
-    return Math.min(this.index, this.done.length);
+    return Math.max(0, Math.min(this.index, this.done.length) - this.first);
   }
 
   async execute(batch: CommandBatch, signal: AbortSignal): Promise<Result[]> {

@@ -122,10 +122,8 @@ export class TaskRecovery {
     try {
       const rec = await sessions.get(id);
       if (!rec?.task || rec.status !== 'crashed') return;
-      const replay = replayFrom(
-        await this.recordedEvents(id),
-        (rec.checkpoint as Partial<TaskCheckpoint> | null)?.aip_steps ?? 0,
-      );
+      const checkpoint = rec.checkpoint as Partial<TaskCheckpoint> | null;
+      const replay = replayFrom(await this.recordedEvents(id), checkpoint?.aip_steps ?? 0);
       const device = this.directory.get(rec.task.executor);
       if (!device) {
         this.waiting.set(id, rec.task.executor);
@@ -154,6 +152,7 @@ export class TaskRecovery {
         request: t.request,
         replay,
         priorHistory: t.state_history,
+        agentCheckpoint: checkpoint?.agent ?? null,
       });
       if (!ok) await this.fail(active, 'the task could not be resumed');
       else this.log.info({ session_id: id, replayed_steps: replay.length }, 'crashed task resumed');
