@@ -92,7 +92,11 @@ export async function startServer(
   const results = new SessionTaskResults(sessions, config.dispatchAliasCacheSize);
   const factory =
     opts.sessionFactory ??
-    new SessionFactory({ cancelGraceMs: config.cancelGraceMs, agents: agentRegistryFor(config) });
+    new SessionFactory({
+      cancelGraceMs: config.cancelGraceMs,
+      agents: agentRegistryFor(config),
+      logger: log.child({ component: 'agents' }),
+    });
   const records = new TaskRecords(sessions, nodeId, log.child({ component: 'tasks' }));
   const tasks = new TaskService(config, directory, records, events, factory, log);
   const recovery = new TaskRecovery(

@@ -257,6 +257,8 @@ export class TaskService {
       if (err instanceof AipError) return err;
       throw err;
     }
+    // An agent checkpoint is only the agent's own: another agent starts afresh, at batch 0.
+    const agentCheckpoint = spec.agentCheckpoint?.agent === session.agent?.name ? spec.agentCheckpoint : null;
     const log = this.log.child({ session_id: sessionId, task_name: taskName });
     const dispatcher = new CommandDispatcher({
       sessionId,
@@ -280,7 +282,7 @@ export class TaskService {
       cancelReason: null,
       notifyRequester: true,
       replay: spec.replay ?? [],
-      firstBatch: spec.agentCheckpoint?.batches ?? 0,
+      firstBatch: agentCheckpoint?.batches ?? 0,
       priorHistory: spec.priorHistory ?? [],
       done: Promise.resolve(),
     };

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { aipError, type ServerMessage } from '../../protocol/index.js';
 import { AipControllerClient } from '../../src/client/index.js';
 import type { ServerConfigInput } from '../../src/config.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { planRequest, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import {
   answerReply,
@@ -52,17 +53,21 @@ async function rig(
     platform?: 'linux' | 'windows';
     tools?: Record<string, DeviceTool[]>;
     config?: ServerConfigInput;
+    logger?: Logger;
   } = {},
 ): Promise<Rig> {
   const double = await OpenAiDouble.start(script);
   cleanups.push(() => double.close());
-  const server = await startTestServer({
-    llmBaseUrl: double.baseUrl,
-    llmModel: 'test-model',
-    llmApiKey: 'sk-test',
-    llmRetryBaseMs: 10,
-    ...opts.config,
-  });
+  const server = await startTestServer(
+    {
+      llmBaseUrl: double.baseUrl,
+      llmModel: 'test-model',
+      llmApiKey: 'sk-test',
+      llmRetryBaseMs: 10,
+      ...opts.config,
+    },
+    opts.logger ? { logger: opts.logger } : {},
+  );
   cleanups.push(() => server.close());
   const url = `ws://127.0.0.1:${server.port}/ws`;
   const device = toolDevice({
@@ -349,5 +354,40 @@ describe('natural-language tasks (llm agent)', () => {
     expect(end.error).toBe(
       aipError('LLM_UNREACHABLE', { url: `${url}/chat/completions`, reason: 'ECONNREFUSED' }).message,
     );
+  });
+
+  it('logs each call (model, latency, tokens, finish reason) at info, the prompt only at debug, never the key', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger('debug', {
+      write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>),
+    });
+    const r = await rig(
+      [toolCallsReply([['execute_command', { command: 'ls' }]], 0), answerReply('the files')],
+      {
+        logger,
+      },
+    );
+    await r.run('list the secret files');
+    const calls = lines.filter((l) => l.msg === 'llm call');
+    expect(calls).toHaveLength(2);
+    for (const c of calls) {
+      expect(c).toMatchObject({
+        level: 30,
+        session_id: 'nl-task',
+        model: 'test-model',
+        attempts: 1,
+        ...USAGE,
+      });
+      expect(typeof c.latency_ms).toBe('number');
+      expect(JSON.stringify(c)).not.toContain('secret files');
+    }
+    expect(calls.map((c) => c.finish_reason)).toEqual(['tool_calls', 'stop']);
+    const prompts = lines.filter((l) => l.msg === 'llm prompt');
+    expect(prompts.map((p) => p.level)).toEqual([20, 20]);
+    expect(JSON.stringify(prompts[0])).toContain('list the secret files');
+    // The prompt text appears only in debug lines; the key in none.
+    const infoUp = lines.filter((l) => (l.level as number) >= 30);
+    expect(JSON.stringify(infoUp)).not.toContain('list the secret files');
+    expect(JSON.stringify(lines)).not.toContain('sk-test');
   });
 });

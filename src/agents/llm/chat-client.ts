@@ -103,11 +103,15 @@ export class ChatClient {
     return { error, retryInMs: asked ?? this.backoff(n - 1) };
   }
 
-  /** Full backoff for the next attempt: base·2^n capped at retryMaxMs, then "equal jitter" (half fixed, half random). */
   private backoff(n: number): number {
-    const cap = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** n);
-    return Math.round(cap / 2 + (this.random() * cap) / 2);
+    return backoffMs(n, this.opts.retryBaseMs, this.opts.retryMaxMs, this.random());
   }
+}
+
+/** The wait before retry `n` (0-based): base·2^n capped at `maxMs`, with "equal jitter" (half fixed, half random). */
+export function backoffMs(n: number, baseMs: number, maxMs: number, random: number): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** n);
+  return Math.round(cap / 2 + (random * cap) / 2);
 }
 
 /** `{baseUrl}/chat/completions`, keeping the base URL's query. Throws for a URL that does not parse. */
