@@ -4,6 +4,11 @@
  * same commit), and a resumed task replays the recorded results of the batches it had finished instead of sending
  * them again. A deterministic agent (the plan agent) then goes on at the first batch whose results were not
  * recorded: at most the batch in flight at the crash runs twice (at-least-once for that step).
+ *
+ * An agent that is not deterministic (the `llm` agent: a model decides each batch) keeps its own state in the
+ * checkpoint too (`agent`, saved before each batch is sent and after its results are in). Resumed, it goes on from
+ * that state rather than from the start, so its next batch is batch `agent.batches`, and replay starts there: the
+ * batch it had in flight is replayed if its results were recorded, and sent again otherwise.
  */
 import type { Result } from '../../protocol/index.js';
 import type { AgentCheckpoint, CommandBatch, CommandExecutor } from '../session/types.js';

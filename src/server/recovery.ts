@@ -6,7 +6,8 @@
  *   (A clean shutdown ends its tasks first, so it leaves none.)
  * - With `--resume auto`, a crashed AIP task resumes when its executing device registers again: `crashed` →
  *   `active`, its recorded batches are replayed, and it goes on at the first batch with no recorded results
- *   (at-least-once for the batch in flight at the crash). Its requester gets `task_end` when it ends, or when it
+ *   (at-least-once for the batch in flight at the crash). An agent that saved its own state in the checkpoint
+ *   (`checkpoint.agent`: the `llm` agent's conversation) is handed it back and goes on from there. Its requester gets `task_end` when it ends, or when it
  *   registers again if it was away then.
  * - A crashed task whose device has not come back within `--resume-grace-ms` of the restart ends `failed`, saying
  *   so: it never resumes days later by surprise.
