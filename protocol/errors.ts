@@ -118,7 +118,7 @@ export const Errors = {
   NOT_A_PLAN: spec(
     3019,
     () =>
-      'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests',
+      'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests (start aipd with --llm-base-url and --llm-model)',
   ),
   PLAN_STEP_NOT_EXECUTABLE: spec<{ step: number }>(
     3020,
