@@ -44,7 +44,7 @@ interface Rig {
   controller: AipControllerClient;
   server: Awaited<ReturnType<typeof startTestServer>>;
   run: (request: string, sessionId?: string) => Promise<ServerMessage>;
-  http: (method: string, path: string) => Promise<unknown>;
+  http: (method: string, path: string, body?: unknown) => Promise<unknown>;
 }
 
 async function rig(
@@ -99,8 +99,14 @@ async function rig(
     controller,
     server,
     run: (request, sessionId = 'nl-task') => controller.runTask({ request, sessionId, timeoutMs: 30_000 }),
-    http: async (method, path) => {
-      const res = await fetch(`${base}${path}`, { method, headers: { 'x-api-key': TEST_KEY } });
+    http: async (method, path, body) => {
+      const headers: Record<string, string> = { 'x-api-key': TEST_KEY };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
       return res.json();
     },
   };
@@ -172,6 +178,34 @@ describe('natural-language tasks (llm agent)', () => {
       completion_tokens: 3 * USAGE.completion_tokens,
       total_tokens: 3 * USAGE.total_tokens,
     });
+  });
+
+  it('runs a task dispatched over HTTP as a new user would (POST /api/dispatch, then /api/task_result)', async () => {
+    const r = await rig([
+      toolCallsReply([['execute_command', { command: 'ls /tmp' }]], 0),
+      answerReply('a b'),
+    ]);
+    const dispatched = await r.http('POST', '/api/dispatch', {
+      client_id: 'nl-dev',
+      request: 'list the files in /tmp',
+      task_name: 'ls_tmp',
+    });
+    expect(dispatched).toMatchObject({ status: 'dispatched', task_name: 'ls_tmp' });
+    let result: Record<string, unknown> = {};
+    await r.double.until(() => r.double.requests.length === 2, 'both model calls');
+    for (let i = 0; i < 200 && result.status !== 'done'; i++) {
+      result = (await r.http('GET', '/api/task_result/ls_tmp')) as Record<string, unknown>;
+      if (result.status !== 'done') await new Promise((res) => setTimeout(res, 25));
+    }
+    expect(result).toMatchObject({
+      status: 'done',
+      task_status: 'completed',
+      result: [{ request: 'list the files in /tmp', result: 'a b' }],
+    });
+    expect(r.device.received.map((c) => c.tools)).toEqual([
+      ['list_tools', 'list_tools'],
+      ['execute_command'],
+    ]);
   });
 
   it('sends a UFO-shaped Windows device HostAgent first, then AppAgent, each with its own tools', async () => {
