@@ -17,7 +17,7 @@ import type { Result } from '../../../protocol/index.js';
 import { aipError, AipError } from '../../../protocol/index.js';
 import type { Agent, AgentContext, AgentOutcome, AgentRouting, AgentRun, CommandBatch } from '../contract.js';
 import { ChatClient, type ChatClientOptions } from './chat-client.js';
-import type { ChatMessage, ChatReply } from './chat-types.js';
+import type { ChatMessage, ChatReply, ChatToolCall } from './chat-types.js';
 import {
   contextKey,
   newState,
@@ -116,35 +116,14 @@ export class LlmAgent implements Agent {
         return this.completed(ctx, state, answer);
       }
 
-      const byName = new Map(tools.map((t) => [t.name, t]));
-      const batch = routed(route, { actions: [] });
-      const slots: { id: string; text: string | null }[] = [];
-      let invalid: { tool: string; detail: string } | null = null;
-      for (const c of calls) {
-        const tool = byName.get(c.function.name);
-        if (!tool) {
-          slots.push({ id: c.id, text: aipError('LLM_TOOL_NOT_LISTED', { tool: c.function.name }).message });
-          continue;
-        }
-        const args = checkArguments(c.function.arguments, tool.parameters);
-        if (typeof args === 'string') {
-          invalid ??= { tool: tool.tool_name, detail: args };
-          slots.push({
-            id: c.id,
-            text: aipError('LLM_TOOL_ARGS_REJECTED', { tool: tool.tool_name, detail: args }).message,
-          });
-          continue;
-        }
-        batch.actions.push({ tool_name: tool.tool_name, tool_type: tool.tool_type, parameters: args });
-        slots.push({ id: c.id, text: null });
-      }
+      const { pending, invalid } = decide(calls, tools, route, key);
       if (invalid) {
         if (state.invalidTurns >= 1) return failed(aipError('LLM_INVALID_TOOL_ARGS', invalid).message);
         state.invalidTurns++;
       } else {
         state.invalidTurns = 0;
       }
-      await this.save(ctx, state, { kind: 'calls', key, batch, slots });
+      await this.save(ctx, state, pending);
     }
   }
 
@@ -226,6 +205,39 @@ export class LlmAgent implements Agent {
     if (!ctx.checkpoint) return;
     await ctx.checkpoint({ agent: this.name, batches: state.batches, state: structuredClone(state) });
   }
+}
+
+/**
+ * The batch for a turn's tool calls: the listed tools with valid arguments go to the device; a tool that was not
+ * listed, or invalid arguments, get their tool message at once and send nothing. `invalid` is the first bad call.
+ */
+function decide(
+  calls: readonly ChatToolCall[],
+  tools: readonly ToolSpec[],
+  route: AgentRouting | null,
+  key: string,
+): { pending: PendingBatch; invalid: { tool: string; detail: string } | null } {
+  const byName = new Map(tools.map((t) => [t.name, t]));
+  const batch = routed(route, { actions: [] });
+  const slots: { id: string; text: string | null }[] = [];
+  let invalid: { tool: string; detail: string } | null = null;
+  for (const c of calls) {
+    const tool = byName.get(c.function.name);
+    if (!tool) {
+      slots.push({ id: c.id, text: aipError('LLM_TOOL_NOT_LISTED', { tool: c.function.name }).message });
+      continue;
+    }
+    const args = checkArguments(c.function.arguments, tool.parameters);
+    if (typeof args === 'string') {
+      invalid ??= { tool: tool.tool_name, detail: args };
+      const text = aipError('LLM_TOOL_ARGS_REJECTED', { tool: tool.tool_name, detail: args }).message;
+      slots.push({ id: c.id, text });
+      continue;
+    }
+    batch.actions.push({ tool_name: tool.tool_name, tool_type: tool.tool_type, parameters: args });
+    slots.push({ id: c.id, text: null });
+  }
+  return { pending: { kind: 'calls', key, batch, slots }, invalid };
 }
 
 /** `batch` with the routing context set explicitly (so the session keeps it), when there is one. */
