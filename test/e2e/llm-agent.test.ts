@@ -148,7 +148,7 @@ describe('natural-language tasks (llm agent)', () => {
     for (const q of reqs) {
       expect(q.path).toBe('/v1/chat/completions');
       expect(q.headers.authorization).toBe('Bearer sk-test');
-      expect(q.body.model).toBe('test-model');
+      expect(q.body).toMatchObject({ model: 'test-model', tool_choice: 'auto', temperature: 0 });
     }
     const tools = reqs[0]!.body.tools!.map((t) => t.function);
     expect(tools.map((t) => t.name)).toEqual(['execute_command', 'take_screenshot', 'finish']);

@@ -19,6 +19,7 @@ export interface ChatBody {
     type: string;
     function: { name: string; description?: string; parameters: Record<string, unknown> };
   }[];
+  tool_choice?: string;
   temperature?: number;
 }
 

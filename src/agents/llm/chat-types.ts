@@ -30,6 +30,7 @@ export interface ChatRequest {
   readonly model: string;
   readonly messages: readonly ChatMessage[];
   readonly tools?: readonly ChatTool[];
+  readonly tool_choice?: 'auto' | 'none' | 'required';
   readonly temperature?: number;
   readonly max_tokens?: number;
 }

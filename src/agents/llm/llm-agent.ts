@@ -172,6 +172,7 @@ export class LlmAgent implements Agent {
         model: this.opts.model,
         messages,
         tools: chatTools(tools),
+        tool_choice: 'auto',
         temperature: this.opts.temperature,
       },
       ctx.signal,
