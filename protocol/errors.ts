@@ -128,7 +128,7 @@ export const Errors = {
   NOT_A_PLAN: spec(
     3019,
     () =>
-      'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests',
+      'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests (start aipd with --llm-base-url and --llm-model)',
   ),
   PLAN_STEP_NOT_EXECUTABLE: spec<{ step: number }>(
     3020,
@@ -142,6 +142,50 @@ export const Errors = {
   INVALID_PLAN: spec<{ detail: string }>(3022, (p) => `Invalid plan: ${p.detail}`),
   CANCELLED_BY_API: spec(3023, () => 'Task was cancelled by an API request'),
   DELETED_BY_API: spec(3024, () => 'Session deleted over the REST API'),
+  // 3060–3079: the LLM agent (src/agents/llm)
+  LLM_UNREACHABLE: spec<{ url: string; reason: string }>(
+    3060,
+    (p) => `The LLM endpoint ${p.url} is unreachable: ${p.reason}`,
+  ),
+  LLM_HTTP_ERROR: spec<{ status: number; detail: string }>(
+    3061,
+    (p) => `The LLM endpoint answered HTTP ${p.status}: ${p.detail}`,
+  ),
+  LLM_TIMEOUT: spec<{ ms: number }>(3062, (p) => `The LLM call timed out after ${p.ms} ms`),
+  LLM_BAD_RESPONSE: spec<{ detail: string }>(
+    3063,
+    (p) => `The LLM endpoint's answer is not a chat completion: ${p.detail}`,
+  ),
+  LLM_STEP_BUDGET: spec<{ max: number }>(
+    3064,
+    (p) => `Step budget exceeded: the model took ${p.max} steps without finishing (--llm-max-steps)`,
+  ),
+  LLM_TOKEN_BUDGET: spec<{ used: number; max: number }>(
+    3065,
+    (p) => `Token budget exceeded: ${p.used} tokens used of ${p.max} (--llm-token-budget)`,
+  ),
+  LLM_INVALID_TOOL_ARGS: spec<{ tool: string; detail: string }>(
+    3066,
+    (p) => `The model returned invalid arguments again after being told: tool '${p.tool}': ${p.detail}`,
+  ),
+  LLM_LIST_TOOLS_FAILED: spec<{ agent: string; detail: string }>(
+    3067,
+    (p) => `The device did not list its tools for ${p.agent}: ${p.detail}`,
+  ),
+  LLM_RETRY_AFTER_TOO_LONG: spec<{ ms: number; max: number }>(
+    3068,
+    (p) => `The LLM endpoint asked to retry after ${p.ms} ms, longer than --llm-retry-max-ms (${p.max} ms)`,
+  ),
+  LLM_TOOL_NOT_LISTED: spec<{ tool: string }>(
+    3069,
+    (p) =>
+      `Tool '${p.tool}' is not available: the device did not list it. Nothing was run; call one of the tools offered.`,
+  ),
+  LLM_TOOL_ARGS_REJECTED: spec<{ tool: string; detail: string }>(
+    3070,
+    (p) =>
+      `Invalid arguments for tool '${p.tool}': ${p.detail}. Nothing was run; call it again with arguments that match its schema.`,
+  ),
 
   // 4000–4099: device info (UFO texts)
   DEVICE_INFO_ROLE: spec(4000, () => 'DEVICE_INFO_REQUEST is permitted only for constellation clients'),

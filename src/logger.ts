@@ -7,7 +7,19 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   const opts: pino.LoggerOptions = {
     level,
     base: { name: 'aipd' },
-    redact: { paths: ['token', 'apiKey', 'headers["x-api-key"]'], censor: '[redacted]' },
+    redact: {
+      paths: [
+        'token',
+        'apiKey',
+        'llmApiKey',
+        '*.apiKey',
+        '*.llmApiKey',
+        'headers["x-api-key"]',
+        'headers.authorization',
+        'headers["api-key"]',
+      ],
+      censor: '[redacted]',
+    },
   };
   return destination ? pino(opts, destination) : pino(opts, pino.destination({ dest: 2, sync: false }));
 }

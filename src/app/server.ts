@@ -12,6 +12,7 @@ import { ConnectionHandler } from '../server/connection-handler.js';
 import type { ServerContext } from '../server/context.js';
 import { TaskService } from '../server/tasks.js';
 import { SessionFactory } from '../session/factory.js';
+import { agentRegistryFor } from './agents.js';
 import type { ClientLink } from '../state/client-directory.js';
 import { EventBus } from '../state/events.js';
 import { MemoryClientDirectory } from '../state/memory-client-directory.js';
@@ -92,7 +93,13 @@ export async function startServer(
       )
     : null;
   const results = new SessionTaskResults(sessions, config.dispatchAliasCacheSize);
-  const factory = opts.sessionFactory ?? new SessionFactory({ cancelGraceMs: config.cancelGraceMs });
+  const factory =
+    opts.sessionFactory ??
+    new SessionFactory({
+      cancelGraceMs: config.cancelGraceMs,
+      agents: agentRegistryFor(config),
+      logger: log.child({ component: 'agents' }),
+    });
   const records = new TaskRecords(sessions, nodeId, log.child({ component: 'tasks' }));
   const tasks = new TaskService(config, directory, records, events, factory, log);
   const recovery = new TaskRecovery(

@@ -14,7 +14,9 @@ commands:
              --log-level info --config FILE --local --registration-timeout-ms --command-timeout-ms
              --max-unregistered --max-sessions-per-device --max-payload-bytes --outbound-budget-bytes
              --slow-consumer-timeout-ms --idle-timeout-sec --channel-open-timeout-ms, and the limits in the README
-             (--max-depth --max-url-bytes --max-header-count --max-http-body-bytes ...); each also as env AIPD_<FLAG>)
+             (--max-depth --max-url-bytes --max-header-count --max-http-body-bytes ...); natural-language tasks:
+             --llm-base-url URL --llm-model NAME (key in env AIPD_LLM_API_KEY) --llm-max-steps --llm-timeout-ms
+             --llm-temperature --llm-token-budget ...; each also as env AIPD_<FLAG>)
   device     run a sample device (--url --token --client-id --platform --plan FILE --allow-exec)
   batch      run a plan file or a folder of plans as tasks on a device (--target DEVICE --mode follower|batch_normal
              --plan FILE_OR_FOLDER --concurrency 1 --status-file F --url --token --client-id)

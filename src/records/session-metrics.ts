@@ -26,8 +26,17 @@ export interface SessionMetrics {
   readonly errors: number;
   /** Bytes moved over the session's data channels: `data.bytes` of its `channel.closed` events (0 if none logged). */
   readonly channel_bytes: number;
+  /** Model calls of the session's agent and their tokens, summed from its `llm.call` events (all zero without). */
+  readonly llm: LlmUsage;
   /** Events in the log these counts were taken from (the log keeps at most --event-log-max per session). */
   readonly events: number;
+}
+
+export interface LlmUsage {
+  calls: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
 }
 
 /** When the record reached its terminal status, or null. */
@@ -66,6 +75,7 @@ export class EventCounts {
   errors = 0;
   channel_bytes = 0;
   events = 0;
+  llm: LlmUsage = { calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
 
   add(e: SessionEvent): void {
     if (e.type === 'session.created') {
@@ -76,6 +86,7 @@ export class EventCounts {
         this.channel_bytes =
         this.events =
           0;
+      this.llm = { calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     }
     this.events++;
     const d = e.data;
@@ -92,6 +103,13 @@ export class EventCounts {
         break;
       case 'channel.closed':
         if (typeof d.bytes === 'number' && Number.isFinite(d.bytes)) this.channel_bytes += d.bytes;
+        break;
+      case 'llm.call':
+        this.llm.calls++;
+        for (const k of ['prompt_tokens', 'completion_tokens', 'total_tokens'] as const) {
+          const n = d[k];
+          if (typeof n === 'number' && Number.isFinite(n)) this.llm[k] += n;
+        }
         break;
     }
   }
@@ -110,6 +128,7 @@ export function sessionMetrics(r: SessionRecord, counts: EventCounts, nowMs: num
     results: counts.results,
     errors: counts.errors,
     channel_bytes: counts.channel_bytes,
+    llm: { ...counts.llm },
     events: counts.events,
   };
 }

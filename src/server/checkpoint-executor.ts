@@ -4,15 +4,25 @@
  * same commit), and a resumed task replays the recorded results of the batches it had finished instead of sending
  * them again. A deterministic agent (the plan agent) then goes on at the first batch whose results were not
  * recorded: at most the batch in flight at the crash runs twice (at-least-once for that step).
+ *
+ * An agent that is not deterministic (the `llm` agent: a model decides each batch) keeps its own state in the
+ * checkpoint too (`agent`, saved before each batch is sent and after its results are in). Resumed, it goes on from
+ * that state rather than from the start, so its next batch is batch `agent.batches`, and replay starts there: the
+ * batch it had in flight is replayed if its results were recorded, and sent again otherwise.
  */
 import type { Result } from '../../protocol/index.js';
-import type { CommandBatch, CommandExecutor } from '../session/types.js';
+import type { AgentCheckpoint, CommandBatch, CommandExecutor } from '../session/types.js';
 import type { SessionEvent } from '../state/session-store.js';
 
 /** The checkpoint aipd writes for a task it runs. */
 export interface TaskCheckpoint {
   /** Batches whose results are recorded. */
   readonly aip_steps: number;
+  /**
+   * An agent's own state (the `llm` agent's conversation), saved by the agent. A resumed agent goes on from it,
+   * and its next batch is batch `agent.batches`: replay starts there, not at 0.
+   */
+  readonly agent?: AgentCheckpoint;
 }
 
 /** Each recorded batch's results, by batch index, from a task's `task.results` events (the last one of a step wins). */
@@ -37,13 +47,16 @@ export class CheckpointExecutor implements CommandExecutor {
     private readonly inner: CommandExecutor,
     recorded: readonly Result[][],
     private readonly onStep: (index: number, results: Result[]) => void,
+    /** Index of the first batch the agent yields: 0, or where a resumed agent's own checkpoint goes on. */
+    private readonly first = 0,
   ) {
     this.done = [...recorded];
+    this.index = first;
   }
 
   /** Batches answered from the checkpoint rather than sent. */
   get replayed(): number {
-    return Math.min(this.index, this.done.length);
+    return Math.max(0, Math.min(this.index, this.done.length) - this.first);
   }
 
   async execute(batch: CommandBatch, signal: AbortSignal): Promise<Result[]> {

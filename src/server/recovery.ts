@@ -6,7 +6,8 @@
  *   (A clean shutdown ends its tasks first, so it leaves none.)
  * - With `--resume auto`, a crashed AIP task resumes when its executing device registers again: `crashed` →
  *   `active`, its recorded batches are replayed, and it goes on at the first batch with no recorded results
- *   (at-least-once for the batch in flight at the crash). Its requester gets `task_end` when it ends, or when it
+ *   (at-least-once for the batch in flight at the crash). An agent that saved its own state in the checkpoint
+ *   (`checkpoint.agent`: the `llm` agent's conversation) is handed it back and goes on from there. Its requester gets `task_end` when it ends, or when it
  *   registers again if it was away then.
  * - A crashed task whose device has not come back within `--resume-grace-ms` of the restart ends `failed`, saying
  *   so: it never resumes days later by surprise.
@@ -122,10 +123,8 @@ export class TaskRecovery {
     try {
       const rec = await sessions.get(id);
       if (!rec?.task || rec.status !== 'crashed') return;
-      const replay = replayFrom(
-        await this.recordedEvents(id),
-        (rec.checkpoint as Partial<TaskCheckpoint> | null)?.aip_steps ?? 0,
-      );
+      const checkpoint = rec.checkpoint as Partial<TaskCheckpoint> | null;
+      const replay = replayFrom(await this.recordedEvents(id), checkpoint?.aip_steps ?? 0);
       const device = this.directory.get(rec.task.executor);
       if (!device) {
         this.waiting.set(id, rec.task.executor);
@@ -154,6 +153,7 @@ export class TaskRecovery {
         request: t.request,
         replay,
         priorHistory: t.state_history,
+        agentCheckpoint: checkpoint?.agent ?? null,
       });
       if (!ok) await this.fail(active, 'the task could not be resumed');
       else this.log.info({ session_id: id, replayed_steps: replay.length }, 'crashed task resumed');

@@ -4,9 +4,16 @@
  * (a failed write is logged), and the end is awaited so `task_end` goes out only once the result is stored.
  */
 import type { Result } from '../../protocol/index.js';
+import type { AgentCheckpoint, ModelCall } from '../session/types.js';
 import type { Logger } from '../logger.js';
 import type { SessionService } from '../records/session-service.js';
-import type { SessionRecord, SessionStatus, TaskFields, TaskStateEntry } from '../state/session-model.js';
+import type {
+  JsonObject,
+  SessionRecord,
+  SessionStatus,
+  TaskFields,
+  TaskStateEntry,
+} from '../state/session-model.js';
 import type { TaskCheckpoint } from './checkpoint-executor.js';
 
 export interface NewTask {
@@ -116,16 +123,39 @@ export class TaskRecords {
 
   /** Batch `index`'s results arrived: the checkpoint moves on, and its event keeps the results (recovery data). */
   step(id: string, index: number, results: readonly Result[]): void {
-    const checkpoint: TaskCheckpoint = { aip_steps: index + 1 };
     const statuses = results.map((r) => r.status);
     this.background(
       id,
-      this.sessions.write(id, () => ({
-        changes: { checkpoint: { ...checkpoint } },
+      this.sessions.write(id, (cur) => ({
+        // The agent's own part of the checkpoint (agentCheckpoint) is kept.
+        changes: { checkpoint: { ...cur.checkpoint, aip_steps: index + 1 } satisfies TaskCheckpoint },
         type: 'task.results',
         data: { updates: ['checkpoint'], step: index, statuses, results },
       })),
     );
+  }
+
+  /**
+   * The agent saved its state (`checkpoint.agent`; the batch count in `aip_steps` is kept). Resolves once committed:
+   * the agent sends nothing its checkpoint does not know of.
+   */
+  async agentCheckpoint(id: string, c: AgentCheckpoint): Promise<void> {
+    await this.sessions.write(id, (cur) => ({
+      changes: {
+        checkpoint: {
+          aip_steps: 0,
+          ...cur.checkpoint,
+          agent: c as unknown as JsonObject,
+        } satisfies JsonObject,
+      },
+      type: 'task.checkpoint',
+      data: { updates: ['checkpoint'], agent: c.agent, batches: c.batches },
+    }));
+  }
+
+  /** A model call of the task's agent: event `llm.call` (GET /sessions/{id}/metrics sums its tokens). */
+  modelCall(id: string, call: ModelCall): void {
+    this.background(id, this.sessions.appendEvents([this.sessions.event(id, 'llm.call', { ...call })]));
   }
 
   /** The task ended: status, result and error, committed before the caller sends `task_end`. */

@@ -21,7 +21,7 @@ import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
 import type { Session } from '../session/session.js';
-import type { StatusChange, TaskOutcome } from '../session/types.js';
+import type { AgentCheckpoint, StatusChange, TaskOutcome } from '../session/types.js';
 import type { ClientDirectory, ClientInfo } from '../state/client-directory.js';
 import type { TaskStateEntry } from '../state/session-model.js';
 import type { EventSink } from '../state/events.js';
@@ -46,6 +46,8 @@ export interface LiveSession {
   notifyRequester: boolean;
   /** Results of batches done before a crash, replayed instead of sent. */
   readonly replay: readonly Result[][];
+  /** Index of the agent's first batch: 0, or where a resumed agent's checkpoint goes on (`batches`). */
+  readonly firstBatch: number;
   /** The task machine's history before a crash; the record's history is this plus the session's. */
   readonly priorHistory: readonly TaskStateEntry[];
   /** Settles when the task has ended and its `task_end` went out. */
@@ -66,6 +68,8 @@ export interface TaskSpec {
   readonly replay?: readonly Result[][];
   /** The task machine's history before the crash (a resume). */
   readonly priorHistory?: readonly TaskStateEntry[];
+  /** The agent's own checkpoint before the crash (a resume): it goes on from there. */
+  readonly agentCheckpoint?: AgentCheckpoint | null;
 }
 
 export class TaskService {
@@ -243,11 +247,18 @@ export class TaskService {
         taskName,
         request: spec.request,
         onStatus: (change) => this.statusChanged(sessionId, change),
+        hooks: {
+          resume: spec.agentCheckpoint ?? null,
+          checkpoint: (c) => this.records.agentCheckpoint(sessionId, c),
+          modelCall: (call) => this.records.modelCall(sessionId, call),
+        },
       });
     } catch (err) {
       if (err instanceof AipError) return err;
       throw err;
     }
+    // An agent checkpoint is only the agent's own: another agent starts afresh, at batch 0.
+    const agentCheckpoint = spec.agentCheckpoint?.agent === session.agent?.name ? spec.agentCheckpoint : null;
     const log = this.log.child({ session_id: sessionId, task_name: taskName });
     const dispatcher = new CommandDispatcher({
       sessionId,
@@ -271,6 +282,7 @@ export class TaskService {
       cancelReason: null,
       notifyRequester: true,
       replay: spec.replay ?? [],
+      firstBatch: agentCheckpoint?.batches ?? 0,
       priorHistory: spec.priorHistory ?? [],
       done: Promise.resolve(),
     };
@@ -337,8 +349,11 @@ export class TaskService {
       { owner: live.ownerId, executor: live.executorId, platform: live.session.platform },
       'task started',
     );
-    const executor = new CheckpointExecutor(live.dispatcher, live.replay, (i, results) =>
-      this.records.step(live.id, i, results),
+    const executor = new CheckpointExecutor(
+      live.dispatcher,
+      live.replay,
+      (i, results) => this.records.step(live.id, i, results),
+      live.firstBatch,
     );
     let outcome: TaskOutcome;
     try {

@@ -15,7 +15,7 @@ import { AgentRegistry } from '../agents/registry.js';
 import type { Session, SessionOptions } from './session.js';
 import { LinuxServiceSession, MobileServiceSession, ServiceSession } from './service-sessions.js';
 import { SESSION_MODES } from './types.js';
-import type { Agent, SessionMode, StatusChange } from './types.js';
+import type { Agent, AgentHooks, SessionMode, StatusChange } from './types.js';
 
 const COMMON_MODES = [
   'normal',
@@ -59,6 +59,8 @@ export interface CreateSessionOptions {
   logger?: Logger;
   /** Told of every status change of the session. */
   onStatus?: (change: StatusChange) => void;
+  /** Passed to the agent (see SessionOptions.hooks). */
+  hooks?: AgentHooks;
 }
 
 export function isSupported(mode: string, platform: string): boolean {
@@ -97,6 +99,7 @@ export class SessionFactory {
     if (logger) sessionOptions.logger = logger;
     if (options.target !== undefined) sessionOptions.target = options.target;
     if (options.onStatus) sessionOptions.onStatus = options.onStatus;
+    if (options.hooks) sessionOptions.hooks = options.hooks;
     if (this.cancelGraceMs !== undefined) sessionOptions.cancelGraceMs = this.cancelGraceMs;
     return new Cls(sessionOptions);
   }

@@ -19,6 +19,7 @@ import { StateMachine } from './state-machine.js';
 import { SessionState } from './types.js';
 import type {
   Agent,
+  AgentHooks,
   AgentOutcome,
   AgentRun,
   CommandBatch,
@@ -50,6 +51,8 @@ export interface SessionOptions {
   cancelGraceMs?: number;
   /** Told of every status change after it is made. */
   onStatus?: (change: StatusChange) => void;
+  /** Passed to the agent: its checkpoint to resume from, and where it saves checkpoints and model calls. */
+  hooks?: AgentHooks;
 }
 
 /** The reason given to the AbortSignal, and thrown into the agent's pending `yield`, on cancel. */
@@ -80,6 +83,7 @@ export abstract class Session {
   private readonly controller = new AbortController();
   private readonly logger: Logger | undefined;
   private readonly cancelGraceMs: number;
+  private readonly hooks: AgentHooks;
   private runPromise: Promise<TaskOutcome> | null = null;
   private cancelReason: string | null = null;
   private finalOutcome: TaskOutcome | null = null;
@@ -97,6 +101,7 @@ export abstract class Session {
     this.machine = new StateMachine(options.clock, options.onStatus);
     this.logger = options.logger?.child({ session_id: this.id, task_name: this.taskName });
     this.cancelGraceMs = options.cancelGraceMs ?? 1000;
+    this.hooks = options.hooks ?? {};
   }
 
   /** The routing for the `index`-th batch (0-based) this session sends: the session class's policy. */
@@ -177,6 +182,9 @@ export abstract class Session {
         platform: this.platform,
         mode: this.mode,
         signal,
+        ...this.hooks,
+        routing: (index) => this.routing(index),
+        ...(this.logger ? { logger: this.logger } : {}),
       });
     } catch (e) {
       return this.finish({ status: 'failed', result: null, error: errorText(e) });

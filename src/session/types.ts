@@ -5,7 +5,16 @@
 import type { Result } from '../../protocol/index.js';
 import type { CommandBatch } from '../agents/contract.js';
 
-export type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from '../agents/contract.js';
+export type {
+  Agent,
+  AgentCheckpoint,
+  AgentContext,
+  AgentHooks,
+  AgentOutcome,
+  AgentRun,
+  CommandBatch,
+  ModelCall,
+} from '../agents/contract.js';
 
 /**
  * Runs a batch on the session's executor and resolves with one Result per action, in order.

@@ -60,6 +60,8 @@ describe('aipd serve', () => {
       ['serve', '--config', '/nonexistent/aipd.json'],
       /^aipd: --config: cannot read '\/nonexistent\/aipd.json': ENOENT\n$/,
     ],
+    [['serve', '--llm-model', 'm'], /^aipd: --llm-model: needs --llm-base-url .*\n$/],
+    [['serve', '--llm-temperature', 'hot'], /^aipd: --llm-temperature: expected a number, got 'hot'\n$/],
     [['frobnicate'], /^aipd: unknown command 'frobnicate'/],
   ])('rejects %j with a one-line error and exit code 2', async (args, re) => {
     const io = collect(aipd(args));

@@ -236,7 +236,7 @@ describe.each<Codec>(['json', 'msgpack'])('tasks in-process over %s (ufo-aip.md 
     const end = await d.next((m) => m.type === 'task_end');
     expect(end.status).toBe('failed');
     expect(end.error).toBe(
-      'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests',
+      'The request is not a plan (a JSON object with a "steps" array) and no agent is configured for natural-language requests (start aipd with --llm-base-url and --llm-model)',
     );
   });
 });
