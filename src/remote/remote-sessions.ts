@@ -20,6 +20,9 @@ import { deviceCapabilities, type DeviceCapabilities } from './capabilities.js';
 import { idleTimeoutOf, sessionType, type SessionTypeSpec } from './session-types.js';
 import { StreamTokens } from './stream-tokens.js';
 
+/** The server's receive window on file channels (bulk downloads); the router caps it at its maxWindow. */
+export const FILE_RECEIVE_WINDOW = 1024 * 1024;
+
 export interface CreateRemoteInput {
   readonly id?: string;
   readonly agent_id: string;
@@ -159,7 +162,13 @@ export class RemoteSessions {
     const caps = this.capabilities(live);
     if (!caps.channels.includes(kind))
       throw aipError('REMOTE_DEVICE_CANNOT', { id: live.agentId, what: `${kind} channels` });
-    return this.channels.openLocal({ sessionId: live.id, party: 'executor', kind, params });
+    return this.channels.openLocal({
+      sessionId: live.id,
+      party: 'executor',
+      kind,
+      params,
+      ...(kind === 'file' ? { receiveWindow: FILE_RECEIVE_WINDOW } : {}),
+    });
   }
 
   /** Marks an operation under way until the returned function is called (the idle timer waits for it). */

@@ -21,6 +21,9 @@ import { AipDeviceClient } from '../device.js';
 import { ProcessGroups } from '../process-group.js';
 import { runTool } from './tools.js';
 
+/** The device's receive window on every channel (uploads to it are bulk writes); the server caps it at 1 MiB. */
+export const DEVICE_RECEIVE_WINDOW = 1024 * 1024;
+
 export interface DeviceAgentOptions {
   readonly url: string;
   readonly token: string;
@@ -100,6 +103,7 @@ export class DeviceAgent {
       },
     });
     this.mux = attachChannelMux(this.client, {
+      receiveWindow: DEVICE_RECEIVE_WINDOW,
       onOpen: createDeviceChannelHandler({
         fileRoot: opts.root,
         stream: opts.allowExec ? { groups: this.groups, root: opts.root } : false,
