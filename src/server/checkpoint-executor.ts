@@ -1,7 +1,7 @@
 /**
  * The executor a task session runs on, with checkpoints: every batch's results are recorded as they arrive (the
  * task's checkpoint counts the batches done; each batch's results are in its `task.results` event, written in the
- * same commit), and a resumed task replays the recorded results of the batches it had finished instead of sending
+ * same commit, before the agent is given them), and a resumed task replays the recorded results of the batches it had finished instead of sending
  * them again. A deterministic agent (the plan agent) then goes on at the first batch whose results were not
  * recorded: at most the batch in flight at the crash runs twice (at-least-once for that step).
  *
@@ -46,7 +46,8 @@ export class CheckpointExecutor implements CommandExecutor {
   constructor(
     private readonly inner: CommandExecutor,
     recorded: readonly Result[][],
-    private readonly onStep: (index: number, results: Result[]) => void,
+    /** Records a batch's results; resolves once they are committed. */
+    private readonly onStep: (index: number, results: Result[]) => Promise<void>,
     /** Index of the first batch the agent yields: 0, or where a resumed agent's own checkpoint goes on. */
     private readonly first = 0,
   ) {
@@ -65,7 +66,9 @@ export class CheckpointExecutor implements CommandExecutor {
     if (recorded && i < this.done.length) return recorded;
     const results = await this.inner.execute(batch, signal);
     this.done[i] = results;
-    this.onStep(i, results);
+    // The agent sees the results (and sends its next batch) only once they are committed: a crash can then cost
+    // at most the batch in flight, never one whose results were already answered.
+    await this.onStep(i, results);
     return results;
   }
 }

@@ -121,10 +121,13 @@ export class TaskRecords {
     );
   }
 
-  /** Batch `index`'s results arrived: the checkpoint moves on, and its event keeps the results (recovery data). */
-  step(id: string, index: number, results: readonly Result[]): void {
+  /**
+   * Batch `index`'s results arrived: the checkpoint moves on, and its event keeps the results (recovery data).
+   * Resolves once committed (a failed write is logged, not thrown: the task goes on without that checkpoint).
+   */
+  step(id: string, index: number, results: readonly Result[]): Promise<void> {
     const statuses = results.map((r) => r.status);
-    this.background(
+    return this.logged(
       id,
       this.sessions.write(id, (cur) => ({
         // The agent's own part of the checkpoint (agentCheckpoint) is kept.
@@ -201,6 +204,13 @@ export class TaskRecords {
   }
 
   private background(id: string, p: Promise<unknown>): void {
-    p.catch((err: unknown) => this.log.error({ err, session_id: id }, 'session write failed'));
+    void this.logged(id, p);
+  }
+
+  private logged(id: string, p: Promise<unknown>): Promise<void> {
+    return p.then(
+      () => undefined,
+      (err: unknown) => this.log.error({ err, session_id: id }, 'session write failed'),
+    );
   }
 }
