@@ -68,7 +68,7 @@ export function spawnPipes({ spec, cwd }: SpawnArgs): Promise<StdioProcess> {
     windowsHide: true,
   });
   return new Promise((resolve, reject) => {
-    child.once('error', (err) => {
+    child.on('error', (err) => {
       if (!child.pid) reject(spawnFailed(spec.display, err.message));
     });
     child.once('spawn', () => resolve(new PipeProcess(child)));
