@@ -255,6 +255,32 @@ describe('stdio stream channels: PTY', () => {
     await until(() => !alive(shPid!) && !alive(sleepPid!), 20_000);
   });
 
+  it.runIf(process.platform === 'linux')(
+    "delivers a PTY's output whole up to its exit, with a reader that keeps up and one that stalls",
+    async () => {
+      if (!(await ptyAvailable())) return;
+      const expected = Array.from({ length: 200_000 }, (_, i) => `${i + 1}\r\n`).join('');
+      for (const stall of [false, true]) {
+        deviceEps = [];
+        const ep = await h.controller.open({
+          session_id: 's1',
+          kind: 'stream',
+          params: { framing: 'stdio', command: 'seq 1 200000', shell: true, pty: { rows: 24, cols: 80 } },
+        });
+        if (stall) await until(() => deviceEps[0]?.stats().inFlight === 64 * 1024);
+        const dec = new StdioDecoder();
+        const parts: Buffer[] = [];
+        for (let c = await ep.read(); c !== null; c = await ep.read()) {
+          const recs = dec.push(c);
+          if (!Array.isArray(recs)) throw recs;
+          for (const r of recs) parts.push(Buffer.from(r.payload));
+        }
+        expect(Buffer.concat(parts).toString() === expected, `stall=${stall}`).toBe(true);
+        expect(ep.trailer).toEqual({ exit_code: 0, signal: null, pty: true });
+      }
+    },
+  );
+
   it('falls back to pipes, reporting pty:false, when node-pty cannot load', async () => {
     h = makeHarness({ stream: { groups, loadPty: () => Promise.resolve(null) } });
     const r = await openStdio(h, {

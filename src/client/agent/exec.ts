@@ -67,7 +67,7 @@ export function executeCommand(command: string, opts: ExecOptions = {}): Promise
   return new Promise((resolve, reject) => {
     let timedOut = false;
     let timer: NodeJS.Timeout | null = null;
-    child.once('error', (e) => {
+    child.on('error', (e) => {
       if (!child.pid) reject(e);
     });
     child.once('spawn', () => {

@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 /** The part of node-pty's IPty the device uses. */
 export interface PtyProcess {
   readonly pid: number;
+  /** The slave device (e.g. /dev/pts/3), on Unix. */
+  readonly ptsName?: string;
   onData(listener: (data: Buffer | string) => void): unknown;
   onExit(listener: (e: { exitCode: number; signal?: number }) => void): unknown;
   write(data: string | Buffer): void;

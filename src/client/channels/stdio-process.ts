@@ -8,7 +8,7 @@
  * its output was delivered.
  */
 import { spawn as spawnChild, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import path from 'node:path';
@@ -68,7 +68,7 @@ export function spawnPipes({ spec, cwd }: SpawnArgs): Promise<StdioProcess> {
     windowsHide: true,
   });
   return new Promise((resolve, reject) => {
-    child.once('error', (err) => {
+    child.on('error', (err) => {
       if (!child.pid) reject(spawnFailed(spec.display, err.message));
     });
     child.once('spawn', () => resolve(new PipeProcess(child)));
@@ -181,9 +181,24 @@ class PtyStdio implements StdioProcess {
   done = false;
   private listener: ((tag: OutputTag, bytes: Uint8Array) => void) | null = null;
   private early: Uint8Array[] = [];
+  private watch: NodeJS.Timeout | null = null;
+  private leaderGone = false;
+
+  /**
+   * Our own descriptor of the PTY's slave side. node-pty stops reading when the master reads EIO (all slave
+   * descriptors closed, i.e. the process exited) and drops what its socket had buffered; holding the slave open
+   * keeps the master readable until node-pty closes it, 200 ms after the exit, by which time the rest was read.
+   */
+  private slaveFd: number | null = null;
 
   constructor(private readonly p: PtyProcess) {
     this.pid = p.pid;
+    if (p.ptsName)
+      try {
+        this.slaveFd = openSync(p.ptsName, fsc.O_RDONLY | fsc.O_NOCTTY);
+      } catch {
+        // best effort
+      }
     p.onData((d) => {
       const b = typeof d === 'string' ? Buffer.from(d, 'utf8') : d;
       if (this.listener) this.listener(StdioTag.STDOUT, b);
@@ -193,6 +208,10 @@ class PtyStdio implements StdioProcess {
     this.exited = new Promise((resolve) =>
       p.onExit(({ exitCode, signal }) => {
         this.done = true;
+        if (this.slaveFd !== null) closeSync(this.slaveFd);
+        this.slaveFd = null;
+        if (this.watch) clearInterval(this.watch);
+        this.watch = null;
         resolve(
           signal
             ? { exit_code: null, signal: SIGNAL_NAMES.get(signal) ?? String(signal) }
@@ -206,10 +225,29 @@ class PtyStdio implements StdioProcess {
     this.listener = onOutput;
     for (const b of this.early.splice(0)) onOutput(StdioTag.STDOUT, b);
   }
+  /**
+   * node-pty destroys the PTY's socket 200 ms after the process exits, read or not, so output still in the kernel
+   * would be lost while paused. While paused, then, it checks every 50 ms that the process is still there, and
+   * once it is gone reads the rest (at most what the kernel's PTY buffer holds) and pauses no more.
+   */
   pause(): void {
+    if (this.leaderGone || this.watch) return;
     this.p.pause();
+    this.watch = setInterval(() => {
+      try {
+        process.kill(this.pid, 0);
+        return;
+      } catch {
+        // gone (node-pty reaps it): drain
+      }
+      this.leaderGone = true;
+      this.resume();
+    }, 50);
+    this.watch.unref();
   }
   resume(): void {
+    if (this.watch) clearInterval(this.watch);
+    this.watch = null;
     this.p.resume();
   }
   write(bytes: Uint8Array): Promise<void> {

@@ -11,7 +11,7 @@
  * - A RESET (the server interrupts, or the connection drops) SIGKILLs the whole process group.
  */
 import type { Logger } from 'pino';
-import { aipError, type AipError } from '../../../protocol/index.js';
+import { AipError, aipError } from '../../../protocol/index.js';
 import {
   STDIO_SIGNALS,
   StdioDecoder,
@@ -57,7 +57,11 @@ export async function handleStdioChannel(incoming: IncomingChannel, policy: Stdi
   try {
     proc = mod ? await spawnPty(mod, { spec, cwd: cwd.value }) : await spawnPipes({ spec, cwd: cwd.value });
   } catch (e) {
-    return incoming.reject(e as AipError);
+    return incoming.reject(
+      e instanceof AipError
+        ? e
+        : aipError('STREAM_SPAWN_FAILED', { command: spec.display, reason: (e as Error).message }),
+    );
   }
   policy.groups?.add(proc.pid);
   policy.logger?.info(

@@ -67,7 +67,7 @@ function spawnRaw(
     detached: true,
     windowsHide: true,
   });
-  child.once('error', (err) => {
+  child.on('error', (err) => {
     if (!child.pid) incoming.reject(aipError('STREAM_SPAWN_FAILED', { command, reason: err.message }));
   });
   child.once('spawn', () => {
