@@ -16,8 +16,11 @@ commands:
              --slow-consumer-timeout-ms --idle-timeout-sec --channel-open-timeout-ms, and the limits in the README
              (--max-depth --max-url-bytes --max-header-count --max-http-body-bytes ...); natural-language tasks:
              --llm-base-url URL --llm-model NAME (key in env AIPD_LLM_API_KEY) --llm-max-steps --llm-timeout-ms
-             --llm-temperature --llm-token-budget ...; each also as env AIPD_<FLAG>)
-  device     run a sample device (--url --token --client-id --platform --plan FILE --allow-exec)
+             --llm-temperature --llm-token-budget ...; remote execution: --remote-idle-timeout-ms
+             --stream-token-ttl-ms --execute-timeout-ms --service-bind-host --public-url ...; each also as env
+             AIPD_<FLAG>)
+  device     run the device agent (--url --token --client-id --platform --root DIR --allow-exec
+             --allow-port PORT[,PORT] --log-level; --plan FILE runs a plan as its own task)
   batch      run a plan file or a folder of plans as tasks on a device (--target DEVICE --mode follower|batch_normal
              --plan FILE_OR_FOLDER --concurrency 1 --status-file F --url --token --client-id)
   loadtest   load-test an aipd server (--url --token --devices --steps --duration --codec json|msgpack)
