@@ -4,7 +4,8 @@
  *   awaiting_token ──{"token"} ok──▶ opening ──channel open──▶ open ──exit / close──▶ closed
  *         └────────── bad token / timeout / device refused / close ───────────────────▶ closed
  *
- * Client → server: first a text frame {"token", "rows"?, "cols"?}; then binary frames are stdin (Port: the TCP
+ * Client → server: first a text frame {"token", "rows"?, "cols"?}; then (held in order until the stream is open,
+ * within the input budget) binary frames are stdin (Port: the TCP
  * bytes), and text frames are {"type":"resize","rows","cols"}, {"type":"eof"} or {"type":"signal","name"}.
  * Server → client: {"type":"ready",…}; binary frames [0x01]+stdout or [0x02]+stderr (Port: the TCP bytes as they
  * are); at the end {"type":"exit","exit_code","signal"} and close 1000. Errors: {"type":"error","code","message"}
@@ -68,6 +69,8 @@ export class StreamSocket implements SocketHandler {
   private stdio = true;
   private readonly decoder = new StdioDecoder();
   private pendingIn = 0;
+  private held: { bytes: Uint8Array; isBinary: boolean }[] = [];
+  private heldBytes = 0;
   private release: (() => void) | null = null;
   private readonly closer = (): void =>
     this.fail(aipError('CHANNEL_SESSION_ENDED', { sid: this.sessionId }), CloseCode.NORMAL);
@@ -91,7 +94,8 @@ export class StreamSocket implements SocketHandler {
     const bytes =
       typeof data === 'string' ? Buffer.from(data) : data instanceof Uint8Array ? data : new Uint8Array(data);
     if (this.fsm.state === 'awaiting_token') return void this.start(bytes, isBinary);
-    if (this.fsm.state !== 'open') return; // input before the channel is open is refused by the client's wait for "ready"
+    if (this.fsm.state === 'opening') return this.hold(bytes, isBinary);
+    if (this.fsm.state !== 'open') return;
     if (isBinary) return this.input(bytes.slice());
     const msg = parseJson(bytes);
     if (!msg)
@@ -100,6 +104,17 @@ export class StreamSocket implements SocketHandler {
         CloseCode.STREAM_BAD_MESSAGE,
       );
     this.control(msg);
+  }
+
+  /** Input sent before the device opened the stream waits (bounded by the input budget) and goes in order. */
+  private hold(bytes: Uint8Array, isBinary: boolean): void {
+    this.heldBytes += bytes.byteLength;
+    if (this.heldBytes > this.opts.inputMaxBytes)
+      return this.fail(
+        aipError('STREAM_INPUT_OVER_BUDGET', { max: this.opts.inputMaxBytes }),
+        CloseCode.STREAM_INPUT_OVER_BUDGET,
+      );
+    this.held.push({ bytes: bytes.slice(), isBinary });
   }
 
   closed(): void {
@@ -153,6 +168,10 @@ export class StreamSocket implements SocketHandler {
         session_type: live.type.name,
         pty: plan.pty && this.remote.capabilities(live).pty,
       });
+      const early = this.held;
+      this.held = [];
+      this.heldBytes = 0;
+      for (const f of early) if (this.fsm.state === 'open') this.message(f.bytes, f.isBinary);
       this.pump();
     } catch (err) {
       const e = err instanceof AipError ? err : aipError('CHANNEL_REJECTED', { reason: String(err) });

@@ -322,9 +322,12 @@ describe('Standard_Stream', () => {
     const fresh = await a.call('POST', `/sessions/${one.json.id}/token`);
     const ok = new StreamClient(one.json.stream_url as string);
     await ok.start(fresh.json.token_value as string);
+    ok.input('sent before ready\n'); // held until the device has opened the stream, not dropped
     await ok.until(() => ok.text('ready') !== undefined, 'ready');
     ok.input('echo through cat\n');
     await ok.until(() => ok.stdout.includes('echo through cat'), 'cat to echo');
+    expect(ok.stdout.indexOf('sent before ready')).toBeGreaterThanOrEqual(0);
+    expect(ok.stdout.indexOf('sent before ready')).toBeLessThan(ok.stdout.indexOf('echo through cat'));
     ok.ws.close();
     const again = new StreamClient(one.json.stream_url as string);
     await again.start(fresh.json.token_value as string);
