@@ -190,6 +190,8 @@ export async function startServer(
       if (req.path === '/ws') return wsGate(req);
       // A stream socket authenticates with its single-use token in its first frame, not with the API key.
       if (streamSessionId(req.path) === null) return { accept: false, status: 404, body: 'Not Found' };
+      if (!remote.acceptsStream())
+        return { accept: false, status: 503, body: 'Too many stream sockets waiting for their token' };
       const offer = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
       return { accept: true, protocol: offer.includes(STREAM_SUBPROTOCOL) ? STREAM_SUBPROTOCOL : null };
     },

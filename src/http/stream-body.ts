@@ -7,7 +7,15 @@
 import type { Logger } from '../logger.js';
 import type { HttpStream, HttpStreamSink } from '../transport/http.js';
 
-export function iterableStream(source: AsyncIterable<string | Uint8Array>, log: Logger): HttpStream {
+/**
+ * `onClose` runs exactly once when the response is over, however it ended (including a client that left before the
+ * stream started, when the source's own `finally` would never run): it must release what the source holds.
+ */
+export function iterableStream(
+  source: AsyncIterable<string | Uint8Array>,
+  log: Logger,
+  onClose?: () => void,
+): HttpStream {
   let sink: HttpStreamSink | null = null;
   let closed = false;
   let wake: (() => void) | null = null;
@@ -38,6 +46,11 @@ export function iterableStream(source: AsyncIterable<string | Uint8Array>, log: 
     close() {
       if (closed) return;
       closed = true;
+      try {
+        onClose?.();
+      } catch (err) {
+        log.warn({ err }, 'releasing a streamed response failed');
+      }
       const w = wake;
       wake = null;
       w?.();

@@ -166,21 +166,27 @@ export class RemoteExecutor implements ResultsSink {
       ...(req.env !== undefined ? { env: req.env } : {}),
     });
     let why: ExecStatus | null = null;
+    let halt: () => void = () => undefined;
+    /** Settles when the run is stopped (interrupt or timeout), so a wait on a slow reader ends too. */
+    const halted = new Promise<void>((r) => (halt = r));
     const timer = setTimeout(() => {
       why = 'timeout';
       ep.reset(aipError('CHANNEL_CANCELLED'));
+      halt();
     }, req.timeoutMs);
     const onStop = (): void => {
       why = 'interrupted';
       ep.reset(aipError('CHANNEL_CANCELLED'));
+      halt();
     };
     stop.addEventListener('abort', onStop, { once: true });
+    if (stop.aborted) onStop(); // interrupted while the channel was opening
     timer.unref();
     try {
       void ep.write(encodeStdio(StdioTag.EOF)).catch(() => undefined); // nothing comes on stdin
       const decoder = new StdioDecoder();
       for (;;) {
-        if (sink) await sink.ready();
+        if (sink) await Promise.race([sink.ready(), halted]);
         const chunk = await ep.read();
         if (chunk === null) break;
         const recs = decoder.push(chunk);

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import tar from 'tar-stream';
 import { aipError, AipError } from '../../protocol/index.js';
-import { errorFromCode, type ChannelEndpoint } from '../channel/endpoint.js';
+import { errorFromCode } from '../channel/endpoint.js';
 import { ChannelReader } from '../client/channels/records.js';
 import type { LiveRemote, RemoteSessions } from './remote-sessions.js';
 
@@ -39,6 +39,8 @@ export interface Download {
   readonly offset: number;
   readonly length: number;
   readonly bytes: AsyncGenerator<Uint8Array>;
+  /** Stops it (idempotent; also right when `bytes` was never read): the channel is reset and the hold released. */
+  cancel(): void;
 }
 
 export class RemoteFiles {
@@ -63,7 +65,12 @@ export class RemoteFiles {
       const len = all.byteLength >= 4 ? all.readUInt32BE(0) : -1;
       if (len !== all.byteLength - 4)
         throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'bad listing record' });
-      const v = JSON.parse(all.subarray(4).toString('utf8')) as { files?: unknown; truncated?: unknown };
+      let v: { files?: unknown; truncated?: unknown };
+      try {
+        v = JSON.parse(all.subarray(4).toString('utf8')) as typeof v;
+      } catch {
+        throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'listing is not JSON' });
+      }
       if (!Array.isArray(v.files))
         throw aipError('CHANNEL_PROTOCOL', { channel: ep.channel, detail: 'listing has no files' });
       return { files: v.files as FileEntry[], truncated: v.truncated === true };
@@ -115,7 +122,10 @@ export class RemoteFiles {
       bb.once('error', (e: unknown) =>
         reject(aipError('MULTIPART_INVALID', { detail: e instanceof Error ? e.message : String(e) })),
       );
-      body.once('error', reject);
+      body.once('error', (e: Error) => {
+        bb.destroy(e); // the part being read fails too, so its channel is reset and the chain ends
+        reject(e);
+      });
     });
     body.pipe(bb);
     try {
@@ -165,13 +175,18 @@ export class RemoteFiles {
     }
   }
 
-  /** Opens `file` for reading from `offset` (`length` bytes, or to the end). Throws FILE_* errors from the device. */
+  /**
+   * Opens `file` for reading from `offset` (`length` bytes, or to the end). Throws FILE_* errors from the device.
+   * A download from offset 0 to the end is checked against the whole file's SHA-256; any other against the SHA-256
+   * of the bytes sent (the device clamps `length` to the file).
+   */
   async download(live: LiveRemote, file: string, offset = 0, length?: number): Promise<Download> {
+    const ranged = offset > 0 || length !== undefined;
     const ep = await this.remote.openChannel(live, 'file', {
       op: 'download',
       path: file,
       offset,
-      ...(length !== undefined ? { length } : {}),
+      ...(ranged ? { length: length ?? Number.MAX_SAFE_INTEGER - offset } : {}),
     });
     void ep.end().catch(() => undefined);
     const reader = new ChannelReader(ep);
@@ -183,10 +198,23 @@ export class RemoteFiles {
       throw err;
     }
     const size = Number(head.size);
-    const count = length === undefined ? size - offset : Number(head.length);
+    const count = ranged ? Number(head.length) : size - offset;
     const release = this.remote.hold(live);
+    let done = false;
+    const finish = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      if (!ok) ep.reset(aipError('CHANNEL_CANCELLED'));
+      release();
+    };
     this.remote.record(live, 'remote.download', { path: file, offset, length: count });
-    return { size, offset, length: count, bytes: readBytes(ep, reader, count, release) };
+    return {
+      size,
+      offset,
+      length: count,
+      bytes: readBytes(reader, count, finish),
+      cancel: () => finish(false),
+    };
   }
 
   /** The size of `file` on the device (FILE_* errors when it cannot be read). */
@@ -209,24 +237,52 @@ export class RemoteFiles {
   tar(live: LiveRemote, files: readonly string[]): TarStream {
     // tar-stream 3 runs on streamx; its @types describe v2's Node streams, so only what both share is used.
     const pack = tar.pack() as unknown as PackLike;
+    let gone = false;
+    const wakers = new Set<() => void>();
+    const stop = (err?: Error): void => {
+      gone = true;
+      for (const w of wakers) w();
+      pack.destroy(err);
+    };
     const run = async (): Promise<void> => {
       for (const f of files) {
+        if (gone) return;
         const d = await this.download(live, f);
-        const entry = pack.entry({ name: f, size: d.length, mode: 0o644, mtime: new Date() });
-        const written = new Promise<void>((resolve, reject) => {
-          entry.once('finish', resolve);
-          entry.once('error', reject);
-        });
-        for await (const chunk of d.bytes) {
-          if (!entry.write(chunk)) await new Promise<void>((r) => entry.once('drain', () => r()));
+        try {
+          const entry = pack.entry({ name: f, size: d.length, mode: 0o644, mtime: new Date() });
+          const written = new Promise<void>((resolve, reject) => {
+            entry.once('finish', resolve);
+            entry.once('error', reject);
+          });
+          written.catch(() => undefined); // a destroyed pack fails the entry; `run` sees `gone` instead
+          for await (const chunk of d.bytes) {
+            if (gone) return;
+            if (entry.write(chunk)) continue;
+            // A destroyed pack never drains: wake on `stop` too.
+            await new Promise<void>((r) => {
+              const wake = (): void => {
+                wakers.delete(wake);
+                r();
+              };
+              wakers.add(wake);
+              entry.once('drain', wake);
+            });
+          }
+          entry.end();
+          await written;
+        } finally {
+          d.cancel(); // a no-op when the file was read whole
         }
-        entry.end();
-        await written;
       }
       pack.finalize();
     };
-    run().catch((err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))));
-    return pack;
+    run().catch((err: unknown) => {
+      if (!gone) stop(err instanceof Error ? err : new Error(String(err)));
+    });
+    return {
+      [Symbol.asyncIterator]: () => pack[Symbol.asyncIterator](),
+      destroy: (err?: Error) => stop(err),
+    };
   }
 }
 
@@ -247,10 +303,9 @@ interface PackLike extends TarStream {
 
 /** The bytes of a download, then its SHA-256 trailer checked; stopping early resets the channel. */
 async function* readBytes(
-  ep: ChannelEndpoint,
   reader: ChannelReader,
   count: number,
-  release: () => void,
+  finish: (ok: boolean) => void,
 ): AsyncGenerator<Uint8Array> {
   const h = createHash('sha256');
   let left = count;
@@ -268,8 +323,7 @@ async function* readBytes(
     if (sha256 !== got) throw aipError('FILE_CHECKSUM_MISMATCH', { expected: String(sha256), got });
     ok = true;
   } finally {
-    if (!ok) ep.reset(aipError('CHANNEL_CANCELLED'));
-    release();
+    finish(ok);
   }
 }
 

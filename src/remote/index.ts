@@ -38,8 +38,22 @@ export class RemoteExecution {
     this.services = new RemoteServices(this.sessions, config.serviceBindHost, config.maxServicesPerSession);
   }
 
+  /** Stream sockets that have not presented a token yet (unauthenticated; capped by --max-unregistered). */
+  private awaitingToken = 0;
+
+  /** Whether another unauthenticated stream socket may open. */
+  acceptsStream(): boolean {
+    return this.awaitingToken < this.config.maxUnregistered;
+  }
+
   /** The handler of a stream WebSocket opened on `/sessions/{sessionId}/stream`. */
   streamSocket(conn: Connection, sessionId: string): SocketHandler {
+    this.awaitingToken++;
+    let counted = true;
+    const tokenDecided = (): void => {
+      if (counted) this.awaitingToken--;
+      counted = false;
+    };
     return new StreamSocket(
       conn,
       sessionId,
@@ -48,6 +62,7 @@ export class RemoteExecution {
         tokenWaitMs: this.config.streamTokenWaitMs,
         inputMaxBytes: this.config.streamInputMaxBytes,
         highWaterMarkBytes: this.config.highWaterMarkBytes,
+        tokenDecided,
       },
       this.log,
     );

@@ -28,6 +28,8 @@ interface Listener {
 
 export class RemoteServices {
   private readonly bySession = new Map<string, Map<number, Listener>>();
+  /** Listeners being opened per session (counted against the limit before they listen). */
+  private readonly opening = new Map<string, number>();
 
   constructor(
     private readonly remote: RemoteSessions,
@@ -47,19 +49,32 @@ export class RemoteServices {
     if (caps.ports.length > 0 && !caps.ports.includes(remotePort))
       throw aipError('PORT_NOT_ALLOWED', { host: '127.0.0.1', port: remotePort });
     let mine = this.bySession.get(live.id);
-    if ((mine?.size ?? 0) >= this.maxPerSession)
+    const opening = this.opening.get(live.id) ?? 0;
+    if ((mine?.size ?? 0) + opening >= this.maxPerSession)
       throw aipError('SERVICE_TOO_MANY', { max: this.maxPerSession });
+    this.opening.set(live.id, opening + 1);
     const sockets = new Set<net.Socket>();
     const server = net.createServer({ allowHalfOpen: true }, (socket) =>
       this.forward(live, remotePort, socket, sockets),
     );
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.bindHost, port: localPort, exclusive: true }, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.bindHost, port: localPort, exclusive: true }, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      const n = (this.opening.get(live.id) ?? 1) - 1;
+      if (n > 0) this.opening.set(live.id, n);
+      else this.opening.delete(live.id);
+    }
+    if (this.remote.parties(live.id) === null) {
+      // The session ended while the listener was opening: it must not outlive it.
+      server.close();
+      throw aipError('REMOTE_NOT_LIVE', { sid: live.id, status: 'ended' });
+    }
     server.on('error', (err) => live.log.warn({ err }, 'service listener error'));
     const addr = server.address() as net.AddressInfo;
     const l: Listener = {

@@ -45,6 +45,8 @@ export interface StreamSocketOptions {
   readonly tokenWaitMs: number;
   readonly inputMaxBytes: number;
   readonly highWaterMarkBytes: number;
+  /** Told once, when the socket leaves `awaiting_token` (any way). */
+  readonly tokenDecided?: () => void;
 }
 
 /** `/sessions/{id}/stream` → the session id, or null. */
@@ -139,6 +141,7 @@ export class StreamSocket implements SocketHandler {
         CloseCode.STREAM_BAD_MESSAGE,
       );
     this.fsm.go('opening');
+    this.opts.tokenDecided?.();
     this.clearTimer();
     if (!this.remote.tokens.redeem(this.sessionId, msg.token))
       return this.fail(aipError('STREAM_TOKEN_INVALID'), CloseCode.STREAM_TOKEN_INVALID);
@@ -285,6 +288,7 @@ export class StreamSocket implements SocketHandler {
   }
 
   private finish(): void {
+    if (this.fsm.state === 'awaiting_token') this.opts.tokenDecided?.();
     if (this.fsm.state !== 'closed') this.fsm.go('closed');
     this.clearTimer();
     this.live?.closers.delete(this.closer);

@@ -183,7 +183,10 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
     });
     const head = readHead(req);
     const write = (out: HttpResponse): void => {
-      if (aborted) return;
+      if (aborted) {
+        out.stream?.close(); // the client left before the answer: the stream must still release what it holds
+        return;
+      }
       aborted = true;
       if (out.stream) {
         streamGone = startStream(res, out, out.stream, streams);

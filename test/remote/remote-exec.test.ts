@@ -405,3 +405,98 @@ async function untar(buf: Buffer): Promise<Record<string, string>> {
   await done;
   return out;
 }
+
+describe('clients and devices that leave mid-way', () => {
+  const busy = async (id: string): Promise<number> => (await server.remote.sessions.get(id)).busy;
+
+  it('answers open-ended and unsatisfiable ranges', async () => {
+    const id = await interactive();
+    await writeFile(path.join(root, 'ten.bin'), '0123456789');
+    const from2 = await a.call('GET', `/sessions/${id}/download_single?file=ten.bin`, undefined, {
+      range: 'bytes=2-',
+    });
+    expect(from2.status).toBe(206);
+    expect(from2.text).toBe('23456789');
+    expect(from2.headers.get('content-range')).toBe('bytes 2-9/10');
+    for (const range of ['bytes=-0', 'bytes=10-', 'bytes=99-']) {
+      const r = await a.call('GET', `/sessions/${id}/download_single?file=ten.bin`, undefined, { range });
+      expect(r.status, range).toBe(416);
+      expect(r.headers.get('content-range'), range).toBe('bytes */10');
+    }
+  });
+
+  it('releases the channel and the session when a download, a tar or an SSE reader goes away', async () => {
+    const id = await interactive();
+    await writeFile(path.join(root, 'big8.bin'), Buffer.alloc(8 * 1024 * 1024, 1));
+    const start = server.channels.stats().channels;
+    for (const url of [
+      `/sessions/${id}/download_single?file=big8.bin`,
+      `/sessions/${id}/download?files=big8.bin`,
+    ]) {
+      const ctl = new AbortController();
+      const r = await fetch(`${base}${url}`, { headers: { 'x-api-key': TEST_KEY }, signal: ctl.signal });
+      const reader = r.body!.getReader();
+      await reader.read();
+      ctl.abort();
+      await until(() => server.channels.stats().channels === start, `${url}: its channel to close`);
+      await until(async () => (await busy(id)) === 0, `${url}: the session to be idle`);
+    }
+    const ctl = new AbortController();
+    await fetch(`${base}/sessions/${id}/execute`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY, 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ mode: 'query', code: 'yes' }),
+      signal: ctl.signal,
+    });
+    ctl.abort();
+    await until(
+      async () => (await server.remote.sessions.get(id)).execution === null,
+      'the run to be interrupted',
+    );
+    const next = await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'echo free' });
+    expect(next.json).toMatchObject({ status: 'finished', stdout: 'free\n' });
+  });
+
+  it('releases an upload whose client aborts mid-body', async () => {
+    const id = await interactive();
+    const start = server.channels.stats().channels;
+    const req = http.request({
+      method: 'POST',
+      host: '127.0.0.1',
+      port: server.port,
+      path: `/sessions/${id}/upload`,
+      headers: { 'x-api-key': TEST_KEY, 'content-type': 'multipart/form-data; boundary=xx' },
+    });
+    req.on('error', () => undefined);
+    req.write('--xx\r\nContent-Disposition: form-data; name="f"; filename="half.bin"\r\n\r\n');
+    req.write(Buffer.alloc(512 * 1024, 2));
+    await until(() => server.channels.stats().channels === start + 1, 'the upload channel');
+    req.destroy();
+    await until(() => server.channels.stats().channels === start, 'the upload channel to close');
+    await until(async () => (await busy(id)) === 0, 'the session to be idle');
+  });
+
+  it('survives a device that dies during a tar download', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'aipd-remote-dying-'));
+    await writeFile(path.join(dir, 'big.bin'), Buffer.alloc(16 * 1024 * 1024, 3));
+    const dying = await startDevice(base, TEST_KEY, 'dying-dev', ['--root', dir]);
+    try {
+      const r0 = await a.call('POST', '/sessions', { agent_id: 'dying-dev', session_type: 'interactive' });
+      const r = await fetch(`${base}/sessions/${r0.json.id}/download?files=big.bin`, {
+        headers: { 'x-api-key': TEST_KEY },
+      });
+      const reader = r.body!.getReader();
+      await reader.read();
+      dying.proc.kill('SIGKILL');
+      await expect(
+        (async () => {
+          for (;;) if ((await reader.read()).done) return;
+        })(),
+      ).rejects.toThrow();
+      expect((await a.call('GET', '/healthz')).status).toBe(200);
+    } finally {
+      await dying.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -4,7 +4,7 @@
  * Paths are relative to the device's --root; the device refuses anything that leads out of it.
  */
 import path from 'node:path';
-import { aipError } from '../../../protocol/index.js';
+import { AipError, aipError } from '../../../protocol/index.js';
 import type { ApiDeps } from '../deps.js';
 import { json, validationAt } from '../responses.js';
 import type { Route } from '../router.js';
@@ -24,6 +24,15 @@ export function parseRange(
   if (!Number.isSafeInteger(start) || (end !== null && (!Number.isSafeInteger(end) || end < start)))
     return null;
   return { start, end };
+}
+
+/** 416, with the size when it is known. */
+function unsatisfiable(size: number): HttpResponse {
+  return {
+    status: 416,
+    body: { detail: 'Range Not Satisfiable' },
+    headers: Number.isFinite(size) ? { 'content-range': `bytes */${size}` } : {},
+  };
 }
 
 const missing = (name: string): HttpResponse => validationAt(['query', name], 'Field required', 'missing');
@@ -79,7 +88,12 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
             offset = range.start;
             length = range.end === null ? undefined : range.end - range.start + 1;
           }
+          if (length === 0) return unsatisfiable(await remote.files.size(live, file));
           const d = await remote.files.download(live, file, offset, length);
+          if (range && d.length === 0) {
+            d.cancel();
+            return unsatisfiable(d.size);
+          }
           const headers: Record<string, string> = {
             'content-type': 'application/octet-stream',
             'content-disposition': `attachment; filename="${path.posix.basename(file).replace(/["\\\r\n]/g, '_')}"`,
@@ -90,9 +104,11 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
             status: range ? 206 : 200,
             body: null,
             headers,
-            stream: iterableStream(d.bytes, deps.log),
+            stream: iterableStream(d.bytes, deps.log, () => d.cancel()),
           };
         } catch (err) {
+          if (err instanceof AipError && err.kind === 'FILE_BAD_OFFSET')
+            return unsatisfiable(Number(/the (\d+) bytes/.exec(err.message)?.[1] ?? NaN));
           return remoteError(err);
         }
       },
@@ -110,13 +126,12 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
           const release = remote.sessions.hold(live);
           const tar = remote.files.tar(live, files);
           async function* bytes(): AsyncGenerator<Uint8Array> {
-            try {
-              for await (const c of tar) yield c;
-            } finally {
-              tar.destroy();
-              release();
-            }
+            for await (const c of tar) yield c;
           }
+          const close = (): void => {
+            tar.destroy();
+            release();
+          };
           return {
             status: 200,
             body: null,
@@ -124,7 +139,7 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
               'content-type': 'application/x-tar',
               'content-disposition': 'attachment; filename="files.tar"',
             },
-            stream: iterableStream(bytes(), deps.log),
+            stream: iterableStream(bytes(), deps.log, close),
           };
         } catch (err) {
           return remoteError(err);

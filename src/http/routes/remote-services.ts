@@ -37,7 +37,12 @@ export function remoteServiceRoutes(deps: ApiDeps): Route[] {
           const live = await remote.sessions.get(params.id!);
           return json(201, await remote.services.open(live, parsed.value.port, parsed.value.local_port ?? 0));
         } catch (err) {
-          if (err instanceof Error && 'code' in err && err.code === 'EADDRINUSE')
+          const code = err instanceof Error && 'code' in err ? err.code : null;
+          if (code === 'EACCES')
+            return json(403, {
+              detail: `Local port ${parsed.value.local_port ?? 0} needs privileges aipd lacks`,
+            });
+          if (code === 'EADDRINUSE')
             return json(409, { detail: `Local port ${parsed.value.local_port ?? 0} is already in use` });
           return remoteError(err);
         }

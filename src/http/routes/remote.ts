@@ -173,10 +173,10 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
             status: 200,
             body: null,
             headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' },
-            stream: iterableStream(
-              out.events(() => live.execution?.interrupt()),
-              deps.log,
-            ),
+            // A client that leaves (even before the first event) interrupts the run.
+            stream: iterableStream(out.events(), deps.log, () => {
+              if (!out.finished) live.execution?.interrupt();
+            }),
           };
         });
       },
@@ -252,9 +252,13 @@ class SseOutput implements OutputSink {
     this.wake();
   }
 
-  /** The events; a reader that stops early calls `stop` (it interrupts the run). */
-  async *events(stop: () => void): AsyncGenerator<string> {
-    let finished = false;
+  /** True once the run's last event is queued. */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** The events, in order, until the last one. */
+  async *events(): AsyncGenerator<string> {
     try {
       for (;;) {
         const next = this.queue.shift();
@@ -267,9 +271,7 @@ class SseOutput implements OutputSink {
         if (this.done) break;
         await new Promise<void>((r) => (this.wakeReader = r));
       }
-      finished = true;
     } finally {
-      if (!finished && !this.done) stop();
       for (const w of this.wakeWriter.splice(0)) w();
     }
   }
