@@ -198,6 +198,16 @@ export const Errors = {
   INTERNAL: spec(5002, () => 'Internal server error'),
   SLOW_CONSUMER: spec<{ ms: number }>(5003, (p) => `Outbound buffer stayed over budget for ${p.ms} ms`),
 
+  // 5100–5199: cluster (several aipd nodes on one Redis; src/cluster, src/state/redis-client-directory.ts)
+  CLUSTER_NODE_FENCED: spec<{ node: string }>(
+    5100,
+    (p) => `Node ${p.node} lost its cluster lease and is rejoining; connect again`,
+  ),
+  CLUSTER_UNAVAILABLE: spec<{ reason: string }>(
+    5101,
+    (p) => `The cluster directory is unavailable (${p.reason}); retry`,
+  ),
+
   // 6000–6099: HTTP API (UFO `detail` strings)
   HTTP_INVALID_API_KEY: spec(6000, () => 'Invalid API key'),
   HTTP_EMPTY_REQUEST: spec(6001, () => 'Empty task content'),
