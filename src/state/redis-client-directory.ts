@@ -18,12 +18,13 @@
  * `reclaimLocal` registers the live local clients again after the rejoin.
  */
 import type { Redis } from 'ioredis';
-import { aipError, AipError, CloseCode, Errors } from '../../protocol/index.js';
+import { aipError, CloseCode, Errors } from '../../protocol/index.js';
 import type { ClusterKeys } from '../cluster/keys.js';
 import { LuaScript } from '../cluster/lua.js';
 import type { NodeLease } from '../cluster/node-lease.js';
 import type { Logger } from '../logger.js';
 import type { ClientDirectory, ClientInfo, ClientLink, DirectoryStats } from './client-directory.js';
+import type { LocalClientRecord } from './memory-client-directory.js';
 import { parseChange, parseEntry, type DirectoryEntry } from './redis/directory-entry.js';
 import { CLAIM_SCRIPT, EVICT_SCRIPT, RELEASE_SCRIPT } from './redis/directory-scripts.js';
 import { RemoteClientLink, unreachableSender, type RemoteSender } from './redis/remote-link.js';
@@ -56,6 +57,20 @@ interface LocalRecord extends ClientInfo {
 /** Another node's client, as this node sees it. */
 interface RemoteRecord extends DirectoryEntry {
   link: RemoteClientLink | null;
+  record: LocalClientRecord | null;
+}
+
+/** The ClientInfo fields of a record, and nothing else (what an entry stores). */
+function infoOnly(r: ClientInfo): ClientInfo {
+  return {
+    clientId: r.clientId,
+    clientType: r.clientType,
+    targetId: r.targetId,
+    platform: r.platform,
+    metadata: r.metadata,
+    systemInfo: r.systemInfo,
+    connectedAt: r.connectedAt,
+  };
 }
 
 export class RedisClientDirectory implements ClientDirectory {
@@ -119,9 +134,25 @@ export class RedisClientDirectory implements ClientDirectory {
   }
 
   async register(info: ClientInfo, link: ClientLink): Promise<boolean> {
-    const { lease, keys } = this.opts;
+    const { lease } = this.opts;
     if (lease.state !== 'live') throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
     if (this.local.has(info.clientId)) return false;
+    const claimed = await this.claim(info);
+    if (claimed === null) return false;
+    const rec: LocalRecord = { ...info, conn: link, ...claimed };
+    this.local.set(info.clientId, rec);
+    this.byLink.set(link, rec);
+    this.remote.delete(info.clientId);
+    return true;
+  }
+
+  /**
+   * Claims `info.clientId` for this node's current incarnation: its fence and incarnation, or null when a live
+   * entry holds the id. Throws CLUSTER_NODE_FENCED when this node's lease is gone, CLUSTER_UNAVAILABLE when Redis
+   * cannot be reached.
+   */
+  private async claim(info: ClientInfo): Promise<{ fence: number; incarnation: string } | null> {
+    const { lease, keys } = this.opts;
     const inc = lease.incarnation;
     const id = info.clientId;
     this.claiming.set(id, (this.claiming.get(id) ?? 0) + 1);
@@ -130,7 +161,7 @@ export class RedisClientDirectory implements ClientDirectory {
       res = (await CLAIM.run(
         this.opts.redis,
         [keys.dir, keys.fence, keys.node(lease.nodeId)],
-        [id, lease.nodeId, inc, JSON.stringify(info), keys.nodeKeyPrefix, keys.changes],
+        [id, lease.nodeId, inc, JSON.stringify(infoOnly(info)), keys.nodeKeyPrefix, keys.changes],
       )) as [number, string | null];
     } catch (err) {
       throw aipError('CLUSTER_UNAVAILABLE', { reason: (err as Error).message });
@@ -140,18 +171,14 @@ export class RedisClientDirectory implements ClientDirectory {
       else this.claiming.set(id, n);
     }
     if (res[0] === -1) throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
-    if (res[0] === 0) return false;
+    if (res[0] === 0) return null;
     const fence = Number(res[1]);
     if (lease.incarnation !== inc || lease.state !== 'live') {
       // Fenced (and maybe rejoined) while the claim was in flight: the entry is already dead; give it back.
       await this.release(id, fence, inc);
       throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
     }
-    const rec: LocalRecord = { ...info, conn: link, fence, incarnation: inc };
-    this.local.set(id, rec);
-    this.byLink.set(link, rec);
-    this.remote.delete(id);
-    return true;
+    return { fence, incarnation: inc };
   }
 
   async unregister(clientId: string, link: ClientLink): Promise<boolean> {
@@ -164,8 +191,14 @@ export class RedisClientDirectory implements ClientDirectory {
     return true;
   }
 
-  get(clientId: string): ClientInfo | undefined {
-    return this.local.get(clientId) ?? this.remote.get(clientId)?.info;
+  /** A client's info with its link as `conn` (for another node's client: the proxy link). */
+  get(clientId: string): LocalClientRecord | undefined {
+    const own = this.local.get(clientId);
+    if (own) return own;
+    const rec = this.remote.get(clientId);
+    if (!rec) return undefined;
+    rec.record ??= { ...rec.info, conn: this.link(clientId)! };
+    return rec.record;
   }
 
   link(clientId: string): ClientLink | undefined {
@@ -245,20 +278,24 @@ export class RedisClientDirectory implements ClientDirectory {
   async reclaimLocal(): Promise<number> {
     let kept = 0;
     for (const rec of [...this.local.values()]) {
-      if (this.local.get(rec.clientId) !== rec) continue;
-      this.local.delete(rec.clientId);
-      this.byLink.delete(rec.conn);
-      const info: ClientInfo = {
-        clientId: rec.clientId,
-        clientType: rec.clientType,
-        targetId: rec.targetId,
-        platform: rec.platform,
-        metadata: rec.metadata,
-        systemInfo: rec.systemInfo,
-        connectedAt: rec.connectedAt,
-      };
-      if (await this.register(info, rec.conn)) kept++;
-      else {
+      if (this.local.get(rec.clientId) !== rec) continue; // unregistered meanwhile
+      if (rec.incarnation === this.opts.lease.incarnation) {
+        kept++; // claimed already (a retry after a failure part way)
+        continue;
+      }
+      const claimed = await this.claim(rec);
+      if (this.local.get(rec.clientId) !== rec) {
+        if (claimed) await this.release(rec.clientId, claimed.fence, claimed.incarnation);
+        continue;
+      }
+      if (claimed) {
+        const next: LocalRecord = { ...rec, ...claimed };
+        this.local.set(rec.clientId, next);
+        this.byLink.set(rec.conn, next);
+        kept++;
+      } else {
+        this.local.delete(rec.clientId);
+        this.byLink.delete(rec.conn);
         const err = aipError('DUPLICATE_CLIENT_ID', { id: rec.clientId });
         rec.conn.close(CloseCode.DUPLICATE_CLIENT_ID, err.message);
       }
@@ -311,7 +348,7 @@ export class RedisClientDirectory implements ClientDirectory {
       }
       if (this.local.has(e.clientId)) continue;
       const old = this.remote.get(e.clientId);
-      next.set(e.clientId, old?.fence === e.fence ? old : { ...e, link: null });
+      next.set(e.clientId, old?.fence === e.fence ? old : { ...e, link: null, record: null });
     }
     this.remote = next;
     const replay = this.replay;
@@ -333,7 +370,7 @@ export class RedisClientDirectory implements ClientDirectory {
     if (e.nodeId === lease.nodeId || this.local.has(e.clientId)) return;
     const old = this.remote.get(e.clientId);
     if (old && old.fence >= e.fence) return;
-    this.remote.set(e.clientId, { ...e, link: null });
+    this.remote.set(e.clientId, { ...e, link: null, record: null });
   }
 
   private async release(clientId: string, fence: number, inc: string): Promise<void> {
@@ -360,11 +397,4 @@ export class RedisClientDirectory implements ClientDirectory {
     }, this.opts.resyncMs);
     this.timer.unref();
   }
-}
-
-/** True when `err` is the cluster's "retry" or "fenced" refusal rather than a bug. */
-export function isClusterRefusal(err: unknown): err is AipError {
-  return (
-    err instanceof AipError && (err.kind === 'CLUSTER_NODE_FENCED' || err.kind === 'CLUSTER_UNAVAILABLE')
-  );
 }

@@ -114,6 +114,7 @@ describe('RedisClientDirectory across nodes', () => {
     const proxy = b.dir.link('dev-a')!;
     expect(proxy).toBeInstanceOf(RemoteClientLink);
     expect(b.dir.link('dev-a')).toBe(proxy);
+    expect(b.dir.get('dev-a')).toEqual({ ...clientInfo('dev-a'), conn: proxy });
     expect(b.dir.clientOf(proxy)?.clientId).toBe('dev-a');
     expect(proxy.closed).toBe(false);
     expect(proxy.send({ type: 'heartbeat', status: 'ok' })).toBe(true);
@@ -245,9 +246,8 @@ describe('RedisClientDirectory across nodes', () => {
     expect(keep.closedWith).toBeNull();
     expect(lose.closedWith?.code).toBe(CloseCode.DUPLICATE_CLIENT_ID);
     expect(a.dir.nodeOf('dev-lose')).toBe('b');
-    expect(JSON.parse((await redis.hget(kit.keys.dir, 'dev-keep'))!)).toMatchObject({
-      n: 'a',
-      i: a.lease.incarnation,
-    });
+    const entry = JSON.parse((await redis.hget(kit.keys.dir, 'dev-keep'))!) as Record<string, string>;
+    expect(entry).toMatchObject({ n: 'a', i: a.lease.incarnation });
+    expect(JSON.parse(entry.c!)).toEqual(clientInfo('dev-keep'));
   });
 });
