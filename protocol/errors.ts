@@ -15,6 +15,8 @@ export const CloseCode = {
   /** A frame over --max-payload-bytes. */
   MESSAGE_TOO_BIG: 1009,
   INTERNAL: 1011,
+  /** The server cannot take the registration now (a cluster node whose Redis is down, or fenced): retry. */
+  TRY_AGAIN_LATER: 1013,
   /** The first frame was not a valid `register`. */
   REGISTRATION_FAILED: 4000,
   /** No `register` arrived within the registration timeout. */
