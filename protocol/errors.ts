@@ -15,8 +15,6 @@ export const CloseCode = {
   /** A frame over --max-payload-bytes. */
   MESSAGE_TOO_BIG: 1009,
   INTERNAL: 1011,
-  /** The server cannot take the registration now (a cluster node whose Redis is down, or fenced): retry. */
-  TRY_AGAIN_LATER: 1013,
   /** The first frame was not a valid `register`. */
   REGISTRATION_FAILED: 4000,
   /** No `register` arrived within the registration timeout. */
@@ -39,6 +37,8 @@ export const CloseCode = {
   STREAM_INPUT_OVER_BUDGET: 4013,
   /** The session's device could not open the stream (offline, refused, or failed). */
   STREAM_OPEN_FAILED: 4014,
+  /** A cluster node cannot take the registration now (its Redis is unreachable, or it was fenced): retry. */
+  CLUSTER_RETRY: 4020,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -215,7 +215,7 @@ export class ConnectionHandler implements SocketHandler {
       (ok) => this.registered(client, ok),
       (err: unknown) => {
         // A cluster node that cannot reach Redis, or was fenced, says so: the client may retry (here or elsewhere).
-        if (isClusterRefusal(err)) return this.fail(err, CloseCode.TRY_AGAIN_LATER);
+        if (isClusterRefusal(err)) return this.fail(err, CloseCode.CLUSTER_RETRY);
         this.log.error({ err }, 'directory refused to register');
         this.fail(aipError('INTERNAL'), CloseCode.REGISTRATION_FAILED);
       },

@@ -1,6 +1,6 @@
 /**
  * A cluster node whose Redis dies and comes back empty (a private redis-server, SIGKILLed and restarted): while
- * it is down a new registration gets CLUSTER_UNAVAILABLE and close 1013 (retry), and a client registered before
+ * it is down a new registration gets CLUSTER_UNAVAILABLE and close 4020 (retry), and a client registered before
  * stays connected; once it is back the node notices the lost epoch, joins again and registers its live client
  * again, and new registrations work.
  */
@@ -55,7 +55,7 @@ describe('aipd --cluster when Redis dies and restarts empty', () => {
       const reply = await refused.register('dev-new');
       expect(reply.type).toBe('error');
       expect(reply.error).toMatch(/^The cluster directory is unavailable \(.*\); retry$/);
-      expect(await refused.waitClose()).toBe(CloseCode.TRY_AGAIN_LATER);
+      expect(await refused.waitClose()).toBe(CloseCode.CLUSTER_RETRY);
       keep.send({ type: 'heartbeat', status: 'ok', client_id: 'dev-keep' });
       expect(await keep.next((m) => m.type === 'heartbeat')).toMatchObject({ status: 'ok' });
 
