@@ -37,6 +37,8 @@ export const CloseCode = {
   STREAM_INPUT_OVER_BUDGET: 4013,
   /** The session's device could not open the stream (offline, refused, or failed). */
   STREAM_OPEN_FAILED: 4014,
+  /** A cluster node cannot take the registration now (its Redis is unreachable, or it was fenced): retry. */
+  CLUSTER_RETRY: 4020,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -197,6 +199,16 @@ export const Errors = {
   CLIENT_ERROR_ECHO: spec<{ error: string | null }>(5001, (p) => p.error || 'Unknown error'),
   INTERNAL: spec(5002, () => 'Internal server error'),
   SLOW_CONSUMER: spec<{ ms: number }>(5003, (p) => `Outbound buffer stayed over budget for ${p.ms} ms`),
+
+  // 5100–5199: cluster (several aipd nodes on one Redis; src/cluster, src/state/redis-client-directory.ts)
+  CLUSTER_NODE_FENCED: spec<{ node: string }>(
+    5100,
+    (p) => `Node ${p.node} lost its cluster lease and is rejoining; connect again`,
+  ),
+  CLUSTER_UNAVAILABLE: spec<{ reason: string }>(
+    5101,
+    (p) => `The cluster directory is unavailable (${p.reason}); retry`,
+  ),
 
   // 6000–6099: HTTP API (UFO `detail` strings)
   HTTP_INVALID_API_KEY: spec(6000, () => 'Invalid API key'),

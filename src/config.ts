@@ -128,6 +128,25 @@ export const ServerConfig = z.object({
     .string()
     .regex(/^rediss?:\/\//, { error: 'must be a redis:// URL' })
     .optional(),
+  /**
+   * Redis URL of a cluster: this node joins it (node lease, cluster-wide client directory). Needs a shared store
+   * (`--store postgres://…`). Without it nothing changes and no Redis is needed.
+   */
+  cluster: z
+    .string()
+    .regex(/^rediss?:\/\//, { error: 'must be a redis:// URL' })
+    .optional(),
+  /** How long this node's cluster lease lasts without a renewal; a node silent for longer counts as dead. */
+  clusterLeaseMs: positiveMs.min(100).default(10_000),
+  /** Time between lease renewals; at most half of --cluster-lease-ms. */
+  clusterHeartbeatMs: positiveMs.default(2_500),
+  /** Time between full rebuilds of this node's view of other nodes' clients (which also sweeps dead nodes). */
+  clusterResyncMs: positiveMs.default(5_000),
+  /** Prefix of every Redis key and channel of the cluster (several clusters, or tests, can share one Redis). */
+  clusterPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9:._-]{1,64}$/, { error: 'must be 1–64 characters of [A-Za-z0-9:._-]' })
+    .default('aipd:'),
   /** Resume crashed AIP tasks when their device registers again (`auto`), or leave them crashed (`never`). */
   resume: z.enum(['auto', 'never']).default('auto'),
   /** How long after a restart a crashed task may wait for its device before it ends failed. */
@@ -251,6 +270,11 @@ const FLAGS = {
   'data-dir': { key: 'dataDir', type: 'string' },
   'node-id': { key: 'nodeId', type: 'string' },
   redis: { key: 'redis', type: 'string' },
+  cluster: { key: 'cluster', type: 'string' },
+  'cluster-lease-ms': { key: 'clusterLeaseMs', type: 'int' },
+  'cluster-heartbeat-ms': { key: 'clusterHeartbeatMs', type: 'int' },
+  'cluster-resync-ms': { key: 'clusterResyncMs', type: 'int' },
+  'cluster-prefix': { key: 'clusterPrefix', type: 'string' },
   resume: { key: 'resume', type: 'string' },
   'resume-grace-ms': { key: 'resumeGraceMs', type: 'int' },
   'event-log-max': { key: 'eventLogMax', type: 'int' },
@@ -345,6 +369,14 @@ export function finalizeConfig(input: ServerConfigInput | Record<string, unknown
       r.data.llmBaseUrl === undefined
         ? '--llm-model: needs --llm-base-url (the OpenAI-compatible endpoint)'
         : '--llm-base-url: needs --llm-model (the model to ask)',
+    );
+  if (r.data.cluster !== undefined && !/^postgres(ql)?:\/\//.test(r.data.store))
+    throw new ConfigError(
+      `--cluster: needs a shared session store (--store postgres://…); '${r.data.store}' is this node's alone`,
+    );
+  if (r.data.clusterHeartbeatMs * 2 > r.data.clusterLeaseMs)
+    throw new ConfigError(
+      `--cluster-heartbeat-ms: must be at most half of --cluster-lease-ms (${r.data.clusterLeaseMs})`,
     );
   return { ...r.data, apiKey: r.data.apiKey ?? generateApiKey() };
 }

@@ -13,9 +13,10 @@ import type { ServerContext } from '../server/context.js';
 import { TaskService } from '../server/tasks.js';
 import { SessionFactory } from '../session/factory.js';
 import { agentRegistryFor } from './agents.js';
-import type { ClientLink } from '../state/client-directory.js';
+import type { ClusterNode } from './cluster-node.js';
+import type { ClientDirectory, ClientLink } from '../state/client-directory.js';
 import { EventBus } from '../state/events.js';
-import { MemoryClientDirectory } from '../state/memory-client-directory.js';
+import { MemoryClientDirectory, type LocalClientRecord } from '../state/memory-client-directory.js';
 import type { SessionStore } from '../state/session-store.js';
 import { SessionService } from '../records/session-service.js';
 import { SessionTaskResults } from '../records/task-results.js';
@@ -40,11 +41,21 @@ export interface StartOptions {
   sessions?: SessionStore;
 }
 
+/** A client directory whose records carry their link as `conn` (both implementations do). */
+export interface ServerDirectory extends ClientDirectory {
+  get(clientId: string): LocalClientRecord | undefined;
+}
+
 export interface RunningServer {
   readonly port: number;
   readonly config: ServerConfig;
-  /** The client directory (this node's clients, each with its link). */
-  readonly registry: MemoryClientDirectory;
+  /**
+   * The client directory: this node's clients, each with its link as `conn`; in a cluster also every other
+   * node's clients, each with a proxy link.
+   */
+  readonly registry: ServerDirectory;
+  /** This node's cluster membership (`--cluster`), or null. */
+  readonly cluster: ClusterNode | null;
   readonly tasks: TaskService;
   readonly channels: ChannelRouter;
   readonly events: EventBus;
@@ -68,7 +79,6 @@ export async function startServer(
   const config = finalizeConfig(input);
   const log = opts.logger ?? createLogger(config.logLevel);
   const events = new EventBus((err, type) => log.error({ err, event: type }, 'event listener failed'));
-  const directory = new MemoryClientDirectory();
   // Refuse a busy port before touching the store: a second server must not mark the first one's sessions crashed.
   if (opts.transport !== 'memory' && config.port !== 0) await assertPortFree(config.host, config.port);
   const unlock = lockDataDir(config);
@@ -81,6 +91,28 @@ export async function startServer(
     unlock();
     throw err;
   }
+  // --cluster: a node lease and the cluster-wide client directory on Redis. Without it, no Redis is needed.
+  let cluster: ClusterNode | null = null;
+  if (config.cluster) {
+    try {
+      cluster = await (
+        await import('./cluster-node.js')
+      ).ClusterNode.start({
+        url: config.cluster,
+        prefix: config.clusterPrefix,
+        nodeId,
+        leaseMs: config.clusterLeaseMs,
+        heartbeatMs: config.clusterHeartbeatMs,
+        resyncMs: config.clusterResyncMs,
+        log,
+      });
+    } catch (err) {
+      await store.close();
+      unlock();
+      throw err;
+    }
+  }
+  const directory: ServerDirectory = cluster?.directory ?? new MemoryClientDirectory();
   const sessions = new SessionService(store, log.child({ component: 'sessions' }), {
     maxEventDataBytes: config.eventDataMaxBytes,
   });
@@ -114,6 +146,7 @@ export async function startServer(
     await recovery.markCrashed();
   } catch (err) {
     await redis?.close();
+    await cluster?.close();
     await store.close();
     unlock();
     throw err;
@@ -212,6 +245,7 @@ export async function startServer(
     transport = memory ?? (await startUwsTransport(transportOptions));
   } catch (err) {
     await redis?.close();
+    await cluster?.close();
     await store.close();
     unlock();
     throw err;
@@ -221,6 +255,7 @@ export async function startServer(
     {
       node: nodeId,
       store: config.store === 'memory' || config.store === 'sqlite' ? config.store : 'postgres',
+      cluster: cluster ? { prefix: config.clusterPrefix, incarnation: cluster.lease.incarnation } : null,
     },
     'session store open',
   );
@@ -230,6 +265,7 @@ export async function startServer(
     port: transport.port,
     config,
     registry: directory,
+    cluster,
     tasks,
     channels,
     events,
@@ -249,6 +285,7 @@ export async function startServer(
         await waitUntil(() => [...transport.connections()].length === 0, config.shutdownGraceMs);
         transport.closeAll();
         recovery.stop();
+        await cluster?.close();
         await redis?.close();
         await store.close();
         unlock();

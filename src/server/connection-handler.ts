@@ -21,7 +21,7 @@ import { isChannelFrame } from '../../protocol/channel.js';
 import { isTransferFrame } from '../channel/aip-transfer.js';
 import { Fsm, type TransitionTable } from '../lib/fsm.js';
 import type { Logger } from '../logger.js';
-import { isDevice, type ClientInfo } from '../state/client-directory.js';
+import { isClusterRefusal, isDevice, type ClientInfo } from '../state/client-directory.js';
 import type { Connection, SocketHandler } from '../transport/connection.js';
 import type { ServerContext } from './context.js';
 import { dispatchMessage, now, sendError, type DispatchScope } from './dispatch.js';
@@ -214,6 +214,8 @@ export class ConnectionHandler implements SocketHandler {
     this.ctx.directory.register(client, this.peer).then(
       (ok) => this.registered(client, ok),
       (err: unknown) => {
+        // A cluster node that cannot reach Redis, or was fenced, says so: the client may retry (here or elsewhere).
+        if (isClusterRefusal(err)) return this.fail(err, CloseCode.CLUSTER_RETRY);
         this.log.error({ err }, 'directory refused to register');
         this.fail(aipError('INTERNAL'), CloseCode.REGISTRATION_FAILED);
       },

@@ -9,7 +9,7 @@
  * `register` and `unregister` are asynchronous so that a shared implementation (Redis) can claim an id
  * atomically; lookups are synchronous, served from the node's own view, because they sit on the hot path.
  */
-import type { ClientType, ServerMessageInput } from '../../protocol/index.js';
+import { AipError, type ClientType, type ServerMessageInput } from '../../protocol/index.js';
 
 export interface ClientInfo {
   readonly clientId: string;
@@ -46,7 +46,10 @@ export interface DirectoryStats {
 }
 
 export interface ClientDirectory {
-  /** Adds a client; resolves false (and changes nothing) if the id is registered anywhere. */
+  /**
+   * Adds a client; resolves false (and changes nothing) if the id is registered anywhere. A cluster directory
+   * may reject with CLUSTER_UNAVAILABLE or CLUSTER_NODE_FENCED (see `isClusterRefusal`): the client may retry.
+   */
   register(info: ClientInfo, link: ClientLink): Promise<boolean>;
   /** Removes the client only if `link` is still the one registered under its id. */
   unregister(clientId: string, link: ClientLink): Promise<boolean>;
@@ -70,4 +73,11 @@ export function isDevice(dir: ClientDirectory, clientId: string): boolean {
 export function deviceSystemInfo(dir: ClientDirectory, clientId: string): Record<string, unknown> | null {
   const rec = dir.get(clientId);
   return rec?.clientType === 'device' ? rec.systemInfo : null;
+}
+
+/** True when a `register` was refused by the cluster (Redis unreachable, or this node fenced), not by a bug. */
+export function isClusterRefusal(err: unknown): err is AipError {
+  return (
+    err instanceof AipError && (err.kind === 'CLUSTER_NODE_FENCED' || err.kind === 'CLUSTER_UNAVAILABLE')
+  );
 }

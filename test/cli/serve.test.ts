@@ -62,6 +62,24 @@ describe('aipd serve', () => {
     ],
     [['serve', '--llm-model', 'm'], /^aipd: --llm-model: needs --llm-base-url .*\n$/],
     [['serve', '--llm-temperature', 'hot'], /^aipd: --llm-temperature: expected a number, got 'hot'\n$/],
+    [
+      ['serve', '--cluster', 'redis://127.0.0.1:6379'],
+      /^aipd: --cluster: needs a shared session store \(--store postgres:\/\/…\); 'memory' is this node's alone\n$/,
+    ],
+    [['serve', '--cluster', 'http://127.0.0.1:6379'], /^aipd: --cluster: must be a redis:\/\/ URL\n$/],
+    [
+      [
+        'serve',
+        '--store',
+        'postgres://127.0.0.1/x',
+        '--cluster',
+        'redis://h',
+        '--cluster-heartbeat-ms',
+        '6000',
+      ],
+      /^aipd: --cluster-heartbeat-ms: must be at most half of --cluster-lease-ms \(10000\)\n$/,
+    ],
+    [['serve', '--cluster-prefix', 'a b'], /^aipd: --cluster-prefix: must be 1–64 characters .*\n$/],
     [['frobnicate'], /^aipd: unknown command 'frobnicate'/],
   ])('rejects %j with a one-line error and exit code 2', async (args, re) => {
     const io = collect(aipd(args));

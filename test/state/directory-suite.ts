@@ -1,4 +1,4 @@
-/** The shared conformance suite of the ClientDirectory interface (memory today; Redis as it lands). */
+/** The shared conformance suite of the ClientDirectory interface: memory.test.ts and redis-directory.test.ts. */
 import { describe, expect, it } from 'vitest';
 import type { ServerMessageInput } from '../../protocol/index.js';
 import type { ClientDirectory, ClientInfo, ClientLink } from '../../src/state/client-directory.js';
@@ -77,6 +77,29 @@ export function clientDirectorySuite(name: string, fixture: Fixture<ClientDirect
       expect(dir().list()).toEqual(['dev-1', 'k@dev-1', 'dev-2']);
       expect(dir().stats()).toEqual({ total: 3, device_clients: 2, constellation_clients: 1 });
       expect([...dir().all()].map((c) => c.clientId)).toEqual(['dev-1', 'k@dev-1', 'dev-2']);
+    });
+
+    it('refuses an id once whatever the role, and forgets a client fully on unregister', async () => {
+      const a = new RecordingLink('conn-a');
+      await dir().register(clientInfo('x'), a);
+      expect(
+        await dir().register(clientInfo('x', { clientType: 'constellation' }), new RecordingLink('b')),
+      ).toBe(false);
+      expect(await dir().unregister('nobody', a)).toBe(false);
+      expect(await dir().unregister('x', a)).toBe(true);
+      expect(await dir().unregister('x', a)).toBe(false);
+      expect(dir().clientOf(a)).toBeUndefined();
+      expect(dir().list()).toEqual([]);
+      expect(dir().stats()).toEqual({ total: 0, device_clients: 0, constellation_clients: 0 });
+    });
+
+    it('lets exactly one of 100 concurrent registrations of one id win, and keeps the winner', async () => {
+      const links = Array.from({ length: 100 }, (_, i) => new RecordingLink(`c${i}`));
+      const results = await Promise.all(links.map((l) => dir().register(clientInfo('same'), l)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = links[results.indexOf(true)]!;
+      expect(dir().link('same')).toBe(winner);
+      expect(dir().list()).toEqual(['same']);
     });
   });
 }

@@ -1,0 +1,400 @@
+/**
+ * The cluster-wide client directory on Redis: a `client_id` is registered on exactly one node of the cluster.
+ *
+ * Writes go to Redis through Lua scripts (src/state/redis/directory-scripts.ts): `register` claims the id
+ * atomically, so a duplicate on any node is refused exactly as on one node (false; the caller sends UFO's error
+ * and leaves the original connection untouched), and a fenced node's claims are refused. `unregister` removes
+ * the entry only while it is still this registration's.
+ *
+ * Lookups stay synchronous, from this node's view: its own clients with their real links, plus a view of every
+ * other node's live entries. The view follows the `{p}dir:changes` channel and is rebuilt from the `{p}dir` hash
+ * every `resyncMs` (and whenever the subscriber connection comes back), because pub/sub may drop messages. Each
+ * resync is also the janitor: entries whose node has lost its lease are evicted (any node may do it), and
+ * entries of this node's incarnation that no local client holds (an unregister that could not reach Redis) are
+ * released. A remote client's `link` is a proxy to a `RemoteSender`; its `closed` is true once its entry is gone.
+ *
+ * When the node's lease is fenced, every local client's socket is closed (1001) and forgotten; the node joins
+ * again with a new incarnation (`NodeLease.join`) and its clients reconnect. When Redis lost its data (`reset`),
+ * `reclaimLocal` registers the live local clients again after the rejoin.
+ */
+import type { Redis } from 'ioredis';
+import { aipError, CloseCode, Errors } from '../../protocol/index.js';
+import type { ClusterKeys } from '../cluster/keys.js';
+import { LuaScript } from '../cluster/lua.js';
+import type { NodeLease } from '../cluster/node-lease.js';
+import type { Logger } from '../logger.js';
+import type { ClientDirectory, ClientInfo, ClientLink, DirectoryStats } from './client-directory.js';
+import type { LocalClientRecord } from './memory-client-directory.js';
+import { parseChange, parseEntry, type DirectoryEntry } from './redis/directory-entry.js';
+import { CLAIM_SCRIPT, EVICT_SCRIPT, RELEASE_SCRIPT } from './redis/directory-scripts.js';
+import { RemoteClientLink, unreachableSender, type RemoteSender } from './redis/remote-link.js';
+
+const CLAIM = new LuaScript('claim', CLAIM_SCRIPT);
+const RELEASE = new LuaScript('release', RELEASE_SCRIPT);
+const EVICT = new LuaScript('evict', EVICT_SCRIPT);
+
+export interface RedisDirectoryOptions {
+  /** Commands (may be shared with the node's lease). */
+  readonly redis: Redis;
+  /** A connection of its own for `{p}dir:changes` (a subscribed connection cannot run commands). */
+  readonly subscriber: Redis;
+  readonly keys: ClusterKeys;
+  readonly lease: NodeLease;
+  /** `clusterResyncMs`: time between full rebuilds of the view of other nodes' clients (and janitor sweeps). */
+  readonly resyncMs: number;
+  /** How frames reach clients on other nodes; by default nothing does (sends return false). */
+  readonly remoteSender?: RemoteSender;
+  readonly log: Logger;
+}
+
+/** One of this node's clients. */
+interface LocalRecord extends ClientInfo {
+  readonly conn: ClientLink;
+  readonly fence: number;
+  readonly incarnation: string;
+}
+
+/** Another node's client, as this node sees it. */
+interface RemoteRecord extends DirectoryEntry {
+  link: RemoteClientLink | null;
+  record: LocalClientRecord | null;
+}
+
+/** The ClientInfo fields of a record, and nothing else (what an entry stores). */
+function infoOnly(r: ClientInfo): ClientInfo {
+  return {
+    clientId: r.clientId,
+    clientType: r.clientType,
+    targetId: r.targetId,
+    platform: r.platform,
+    metadata: r.metadata,
+    systemInfo: r.systemInfo,
+    connectedAt: r.connectedAt,
+  };
+}
+
+export class RedisClientDirectory implements ClientDirectory {
+  private readonly local = new Map<string, LocalRecord>();
+  private readonly byLink = new Map<ClientLink, LocalRecord>();
+  private remote = new Map<string, RemoteRecord>();
+  /** Claims in flight per id: a resync must not release an entry whose claim has not come back yet. */
+  private readonly claiming = new Map<string, number>();
+  private sender: RemoteSender;
+  private timer: NodeJS.Timeout | null = null;
+  private resyncing: Promise<void> | null = null;
+  /** Changes that arrive while a resync reads Redis: applied again on top of its snapshot. */
+  private replay: string[] | null = null;
+  private started = false;
+  private readonly log: Logger;
+  private readonly offFenced: () => void;
+  private readonly onMessage = (channel: string, message: string): void => {
+    if (channel === this.opts.keys.changes) this.applyChange(message);
+  };
+  private readonly onSubscriberReady = (): void => {
+    if (this.started) void this.resync();
+  };
+
+  constructor(private readonly opts: RedisDirectoryOptions) {
+    this.sender = opts.remoteSender ?? unreachableSender;
+    this.log = opts.log.child({ component: 'directory', node: opts.lease.nodeId });
+    this.offFenced = opts.lease.onFenced(() => this.dropLocal());
+  }
+
+  get nodeId(): string {
+    return this.opts.lease.nodeId;
+  }
+
+  /** Plugs in the cross-node bus. */
+  setRemoteSender(sender: RemoteSender): void {
+    this.sender = sender;
+  }
+
+  /** Subscribes to directory changes, builds the view once, and starts the periodic resync. */
+  async start(): Promise<void> {
+    const sub = this.opts.subscriber;
+    sub.on('message', this.onMessage);
+    sub.on('ready', this.onSubscriberReady);
+    await sub.subscribe(this.opts.keys.changes);
+    this.started = true;
+    await this.resync();
+    this.schedule();
+  }
+
+  /** Stops following changes. Local clients stay registered (the caller closes their sockets). */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.offFenced();
+    const sub = this.opts.subscriber;
+    sub.off('message', this.onMessage);
+    sub.off('ready', this.onSubscriberReady);
+    await this.resyncing?.catch(() => undefined);
+    if (sub.status === 'ready') await sub.unsubscribe(this.opts.keys.changes).catch(() => undefined);
+  }
+
+  async register(info: ClientInfo, link: ClientLink): Promise<boolean> {
+    const { lease } = this.opts;
+    if (lease.state !== 'live') throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
+    if (this.local.has(info.clientId)) return false;
+    const claimed = await this.claim(info);
+    if (claimed === null) return false;
+    const rec: LocalRecord = { ...info, conn: link, ...claimed };
+    this.local.set(info.clientId, rec);
+    this.byLink.set(link, rec);
+    this.remote.delete(info.clientId);
+    return true;
+  }
+
+  /**
+   * Claims `info.clientId` for this node's current incarnation: its fence and incarnation, or null when a live
+   * entry holds the id. Throws CLUSTER_NODE_FENCED when this node's lease is gone, CLUSTER_UNAVAILABLE when Redis
+   * cannot be reached.
+   */
+  private async claim(info: ClientInfo): Promise<{ fence: number; incarnation: string } | null> {
+    const { lease, keys } = this.opts;
+    const inc = lease.incarnation;
+    const id = info.clientId;
+    this.claiming.set(id, (this.claiming.get(id) ?? 0) + 1);
+    let res: [number, string | null];
+    try {
+      res = (await CLAIM.run(
+        this.opts.redis,
+        [keys.dir, keys.fence, keys.node(lease.nodeId)],
+        [id, lease.nodeId, inc, JSON.stringify(infoOnly(info)), keys.nodeKeyPrefix, keys.changes],
+      )) as [number, string | null];
+    } catch (err) {
+      throw aipError('CLUSTER_UNAVAILABLE', { reason: (err as Error).message });
+    } finally {
+      const n = this.claiming.get(id)! - 1;
+      if (n === 0) this.claiming.delete(id);
+      else this.claiming.set(id, n);
+    }
+    if (res[0] === -1) throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
+    if (res[0] === 0) return null;
+    const fence = Number(res[1]);
+    if (lease.incarnation !== inc || lease.state !== 'live') {
+      // Fenced (and maybe rejoined) while the claim was in flight: the entry is already dead; give it back.
+      await this.release(id, fence, inc);
+      throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
+    }
+    return { fence, incarnation: inc };
+  }
+
+  async unregister(clientId: string, link: ClientLink): Promise<boolean> {
+    const rec = this.local.get(clientId);
+    if (!rec || rec.conn !== link) return false;
+    this.local.delete(clientId);
+    this.byLink.delete(link);
+    // If Redis cannot be reached now, the next resync releases the orphaned entry.
+    await this.release(clientId, rec.fence, rec.incarnation);
+    return true;
+  }
+
+  /** A client's info with its link as `conn` (for another node's client: the proxy link). */
+  get(clientId: string): LocalClientRecord | undefined {
+    const own = this.local.get(clientId);
+    if (own) return own;
+    const rec = this.remote.get(clientId);
+    if (!rec) return undefined;
+    rec.record ??= { ...rec.info, conn: this.link(clientId)! };
+    return rec.record;
+  }
+
+  link(clientId: string): ClientLink | undefined {
+    const own = this.local.get(clientId);
+    if (own) return own.conn;
+    const rec = this.remote.get(clientId);
+    if (!rec) return undefined;
+    rec.link ??= new RemoteClientLink(
+      rec.nodeId,
+      clientId,
+      rec.fence,
+      () => this.remote.get(clientId)?.fence === rec.fence,
+      () => this.sender,
+    );
+    return rec.link;
+  }
+
+  clientOf(link: ClientLink): ClientInfo | undefined {
+    const own = this.byLink.get(link);
+    if (own) return own;
+    if (!(link instanceof RemoteClientLink) || link.closed) return undefined;
+    return this.remote.get(link.clientId)?.info;
+  }
+
+  /** Every id in the cluster, in registration order (the fence only grows). */
+  list(): string[] {
+    return this.ordered().map((r) => r.clientId);
+  }
+
+  stats(): DirectoryStats {
+    let total = 0;
+    let devices = 0;
+    for (const rec of this.local.values()) {
+      total++;
+      if (rec.clientType === 'device') devices++;
+    }
+    for (const rec of this.remote.values()) {
+      total++;
+      if (rec.info.clientType === 'device') devices++;
+    }
+    return { total, device_clients: devices, constellation_clients: total - devices };
+  }
+
+  all(): Iterable<ClientInfo> {
+    return this.ordered().map((r) => r.info);
+  }
+
+  /** The node holding `clientId`, or undefined. */
+  nodeOf(clientId: string): string | undefined {
+    if (this.local.has(clientId)) return this.nodeId;
+    return this.remote.get(clientId)?.nodeId;
+  }
+
+  /** This node's own clients. */
+  localCount(): number {
+    return this.local.size;
+  }
+
+  /**
+   * Closes every local client's socket (1001) and forgets them: what a fenced node does, since other nodes may
+   * already hold its clients. Returns how many were dropped.
+   */
+  dropLocal(): number {
+    const recs = [...this.local.values()];
+    this.local.clear();
+    this.byLink.clear();
+    const reason = Errors.CLUSTER_NODE_FENCED.text({ node: this.nodeId });
+    for (const rec of recs) rec.conn.close(CloseCode.GOING_AWAY, reason);
+    if (recs.length > 0) this.log.warn({ clients: recs.length }, 'fenced: dropped local clients');
+    return recs.length;
+  }
+
+  /**
+   * After Redis lost its data and the lease joined again: claims every local client again under the new
+   * incarnation. A client whose id another node took meanwhile is closed as a duplicate. Returns how many kept.
+   */
+  async reclaimLocal(): Promise<number> {
+    let kept = 0;
+    for (const rec of [...this.local.values()]) {
+      if (this.local.get(rec.clientId) !== rec) continue; // unregistered meanwhile
+      if (rec.incarnation === this.opts.lease.incarnation) {
+        kept++; // claimed already (a retry after a failure part way)
+        continue;
+      }
+      const claimed = await this.claim(rec);
+      if (this.local.get(rec.clientId) !== rec) {
+        if (claimed) await this.release(rec.clientId, claimed.fence, claimed.incarnation);
+        continue;
+      }
+      if (claimed) {
+        const next: LocalRecord = { ...rec, ...claimed };
+        this.local.set(rec.clientId, next);
+        this.byLink.set(rec.conn, next);
+        kept++;
+      } else {
+        this.local.delete(rec.clientId);
+        this.byLink.delete(rec.conn);
+        const err = aipError('DUPLICATE_CLIENT_ID', { id: rec.clientId });
+        rec.conn.close(CloseCode.DUPLICATE_CLIENT_ID, err.message);
+      }
+    }
+    await this.resync();
+    return kept;
+  }
+
+  /** Rebuilds the view of other nodes' clients from Redis, evicting dead nodes' entries. Never throws. */
+  resync(): Promise<void> {
+    this.resyncing ??= this.resyncOnce()
+      .catch((err: unknown) => this.log.warn({ err }, 'directory resync failed; will retry'))
+      .finally(() => (this.resyncing = null));
+    return this.resyncing;
+  }
+
+  private async resyncOnce(): Promise<void> {
+    const { redis, keys, lease } = this.opts;
+    this.replay = [];
+    let raw: Record<string, string>;
+    let holders: (string | null)[];
+    let nodes: string[];
+    const entries: DirectoryEntry[] = [];
+    try {
+      raw = await redis.hgetall(keys.dir);
+      for (const [id, value] of Object.entries(raw)) {
+        const e = parseEntry(id, value);
+        if (e) entries.push(e);
+        else this.log.warn({ client_id: id }, 'unreadable directory entry skipped');
+      }
+      nodes = [...new Set(entries.map((e) => e.nodeId))];
+      holders = nodes.length > 0 ? await redis.mget(nodes.map((n) => keys.node(n))) : [];
+    } catch (err) {
+      this.replay = null;
+      throw err;
+    }
+    const holderOf = new Map(nodes.map((n, i) => [n, holders[i] ?? null]));
+    const next = new Map<string, RemoteRecord>();
+    const sweeps: Promise<unknown>[] = [];
+    for (const e of entries) {
+      if (holderOf.get(e.nodeId) !== e.incarnation) {
+        sweeps.push(EVICT.run(redis, [keys.dir], [e.clientId, e.raw, keys.nodeKeyPrefix, keys.changes]));
+        continue;
+      }
+      if (e.nodeId === lease.nodeId && e.incarnation === lease.incarnation) {
+        const own = this.local.get(e.clientId);
+        if (own?.fence !== e.fence && !this.claiming.has(e.clientId))
+          sweeps.push(this.release(e.clientId, e.fence, e.incarnation));
+        continue;
+      }
+      if (this.local.has(e.clientId)) continue;
+      const old = this.remote.get(e.clientId);
+      next.set(e.clientId, old?.fence === e.fence ? old : { ...e, link: null, record: null });
+    }
+    this.remote = next;
+    const replay = this.replay;
+    this.replay = null;
+    for (const message of replay) this.applyChange(message);
+    await Promise.all(sweeps);
+  }
+
+  private applyChange(message: string): void {
+    this.replay?.push(message);
+    const change = parseChange(message);
+    if (!change) return void this.log.warn('unreadable directory change skipped');
+    if (change.op === 'del') {
+      if (this.remote.get(change.clientId)?.fence === change.fence) this.remote.delete(change.clientId);
+      return;
+    }
+    const e = change.entry;
+    const { lease } = this.opts;
+    if (e.nodeId === lease.nodeId || this.local.has(e.clientId)) return;
+    const old = this.remote.get(e.clientId);
+    if (old && old.fence >= e.fence) return;
+    this.remote.set(e.clientId, { ...e, link: null, record: null });
+  }
+
+  private async release(clientId: string, fence: number, inc: string): Promise<void> {
+    const { redis, keys, lease } = this.opts;
+    try {
+      await RELEASE.run(redis, [keys.dir], [clientId, String(fence), lease.nodeId, inc, keys.changes]);
+    } catch (err) {
+      this.log.warn({ err, client_id: clientId }, 'could not release a directory entry; the resync will');
+    }
+  }
+
+  private ordered(): { clientId: string; fence: number; info: ClientInfo }[] {
+    const out: { clientId: string; fence: number; info: ClientInfo }[] = [];
+    for (const rec of this.local.values()) out.push({ clientId: rec.clientId, fence: rec.fence, info: rec });
+    for (const rec of this.remote.values()) out.push(rec);
+    return out.sort((a, b) => a.fence - b.fence);
+  }
+
+  private schedule(): void {
+    if (!this.started) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.resync().then(() => this.schedule());
+    }, this.opts.resyncMs);
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * How a node reaches a client whose socket is on another node: a `ClientLink` proxy that hands each frame to a
+ * `RemoteSender`. The cross-node bus (one Redis Stream inbox per node incarnation) implements `RemoteSender`;
+ * until it is wired, `unreachableSender` refuses every frame, so cross-node sends fail visibly (false) instead
+ * of vanishing.
+ */
+import type { ServerMessageInput } from '../../../protocol/index.js';
+import type { ClientLink } from '../client-directory.js';
+
+/** One frame for a client on another node. */
+export type RemoteFrame =
+  | { readonly kind: 'message'; readonly msg: ServerMessageInput }
+  | { readonly kind: 'raw'; readonly data: string | Uint8Array; readonly isBinary: boolean }
+  | { readonly kind: 'close'; readonly code: number; readonly reason: string };
+
+/** Hands `frame` to node `nodeId` for its client `clientId`. False when it cannot be accepted. */
+export type RemoteSender = (nodeId: string, clientId: string, frame: RemoteFrame) => boolean;
+
+/** The sender used while no bus is wired: nothing crosses nodes. */
+export const unreachableSender: RemoteSender = () => false;
+
+export class RemoteClientLink implements ClientLink {
+  /** `<node>/<client_id>#<fence>`: which registration this proxy reaches, for logs. */
+  readonly id: string;
+
+  constructor(
+    readonly nodeId: string,
+    readonly clientId: string,
+    readonly fence: number,
+    private readonly present: () => boolean,
+    private readonly sender: () => RemoteSender,
+  ) {
+    this.id = `${nodeId}/${clientId}#${fence}`;
+  }
+
+  /** True once the registration this proxy was made for is no longer in the directory. */
+  get closed(): boolean {
+    return !this.present();
+  }
+
+  send(msg: ServerMessageInput): boolean {
+    return !this.closed && this.sender()(this.nodeId, this.clientId, { kind: 'message', msg });
+  }
+
+  sendRaw(data: string | Uint8Array, isBinary: boolean): boolean {
+    return !this.closed && this.sender()(this.nodeId, this.clientId, { kind: 'raw', data, isBinary });
+  }
+
+  /** Bytes wait on the client's own node (and in the bus), not here. */
+  bufferedBytes(): number {
+    return 0;
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.closed) this.sender()(this.nodeId, this.clientId, { kind: 'close', code, reason });
+  }
+}
