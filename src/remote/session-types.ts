@@ -33,6 +33,8 @@ export interface SessionTypeSpec {
   readonly parameters: z.ZodType<Record<string, unknown>>;
   /** False for `task`: created by AIP, not by POST /sessions. */
   readonly creatable: boolean;
+  /** Whether it has a stream (`stream_url`, tokens); `stream()` then gives the plan. */
+  readonly hasStream: boolean;
   /** How its stream WebSocket reaches the device, or null when it has none. */
   stream(params: Record<string, unknown>, size: { rows: number; cols: number }): StreamPlan | null;
   /** Whether the stream ending ends the session (a shell, one command) or not (a port: more connections may come). */
@@ -68,6 +70,7 @@ export const SESSION_TYPES: readonly SessionTypeSpec[] = [
     summary: 'an AIP task (started by a `task` frame or POST /api/dispatch)',
     parameters: z.object({}).strict(),
     creatable: false,
+    hasStream: false,
     stream: () => null,
     endsWithStream: false,
   },
@@ -76,6 +79,7 @@ export const SESSION_TYPES: readonly SessionTypeSpec[] = [
     summary: 'a long-lived session on one connected device: execute, files, services',
     parameters: z.object({ idleTimeoutMs: msString.optional() }).strict(),
     creatable: true,
+    hasStream: false,
     stream: () => null,
     endsWithStream: false,
   },
@@ -84,6 +88,7 @@ export const SESSION_TYPES: readonly SessionTypeSpec[] = [
     summary: "a shell on the device, in a PTY, over the session's stream_url",
     parameters: z.object({ ...ptySize, idleTimeoutMs: msString.optional() }).strict(),
     creatable: true,
+    hasStream: true,
     stream: (p, size) => ({
       kind: 'stream',
       params: { framing: 'stdio', mode: 'shell', pty: sized(p, size) },
@@ -102,6 +107,7 @@ export const SESSION_TYPES: readonly SessionTypeSpec[] = [
       })
       .strict(),
     creatable: true,
+    hasStream: true,
     stream: (p, size) => ({
       kind: 'stream',
       params: {
@@ -126,6 +132,7 @@ export const SESSION_TYPES: readonly SessionTypeSpec[] = [
       })
       .strict(),
     creatable: true,
+    hasStream: true,
     stream: (p) => ({
       kind: 'port',
       params: { port: Number((p.portNumber as string[])[0]), host: '127.0.0.1' },

@@ -10,6 +10,7 @@ import { createDeviceChannelHandler, type DeviceChannelOptions } from '../../src
 import { ptyAvailable } from '../../src/client/channels/pty.js';
 import { ProcessGroups } from '../../src/client/process-group.js';
 import { harness, until, type Harness } from './helpers.js';
+import { alive } from '../helpers/process.js';
 
 interface Run {
   readonly ep: ChannelEndpoint;
@@ -43,16 +44,6 @@ async function openStdio(h: Harness, params: Record<string, unknown>): Promise<R
   done.catch(() => undefined);
   return { ep, out, done, send: (tag, payload) => ep.write(encodeStdio(tag, payload)) };
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    expect((e as NodeJS.ErrnoException).code).toBe('ESRCH');
-    return false;
-  }
-};
 
 let tmp: string;
 let root: string;

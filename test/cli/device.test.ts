@@ -18,6 +18,7 @@ import { ptyAvailable } from '../../src/client/channels/pty.js';
 import { AipControllerClient } from '../../src/client/index.js';
 import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { aipdProcess, collect, waitForLine, type Collected } from '../helpers/cli-process.js';
+import { alive, until } from '../helpers/process.js';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
@@ -49,24 +50,6 @@ async function server(port = 0): Promise<Server> {
   const s = await startTestServer({ port });
   closers.push(() => s.close());
   return s;
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    expect((e as NodeJS.ErrnoException).code).toBe('ESRCH');
-    return false;
-  }
-};
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** A controller with a live task session on `deviceId` (the device runs `wait` 60 s, so the session stays up). */

@@ -4,6 +4,7 @@ import type { Command } from '../../protocol/index.js';
 import { executeCommand } from '../../src/client/agent/exec.js';
 import { runTool } from '../../src/client/agent/tools.js';
 import { ProcessGroups } from '../../src/client/process-group.js';
+import { alive, until } from '../helpers/process.js';
 
 const action = (tool_name: string, parameters: Record<string, unknown> = {}): Command => ({
   tool_name,
@@ -11,23 +12,6 @@ const action = (tool_name: string, parameters: Record<string, unknown> = {}): Co
   tool_type: 'action',
   call_id: 'c1',
 });
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('execute_command', () => {
   it('returns stdout, stderr and the exit code', async () => {

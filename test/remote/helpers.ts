@@ -129,15 +129,4 @@ export class StreamClient {
   }
 }
 
-/** Polls `pred` until it holds. */
-export async function until(
-  pred: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 15_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { until } from '../helpers/process.js';

@@ -12,6 +12,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
+import { alive } from '../helpers/process.js';
 import { api, startDevice, StreamClient, until, type Api, type DeviceProc } from './helpers.js';
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
@@ -365,15 +366,6 @@ describe('delete', () => {
     );
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {

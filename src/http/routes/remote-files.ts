@@ -107,8 +107,14 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
             stream: iterableStream(d.bytes, deps.log, () => d.cancel()),
           };
         } catch (err) {
+          // An offset past the end: answer with the file's size (read again, as the error carries text only).
           if (err instanceof AipError && err.kind === 'FILE_BAD_OFFSET')
-            return unsatisfiable(Number(/the (\d+) bytes/.exec(err.message)?.[1] ?? NaN));
+            return unsatisfiable(
+              await remote.sessions
+                .get(params.id!)
+                .then((live) => remote.files.size(live, file))
+                .catch(() => NaN),
+            );
           return remoteError(err);
         }
       },

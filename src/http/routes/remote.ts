@@ -59,8 +59,7 @@ export function startAnswer(
   host: string | undefined,
 ): Record<string, unknown> {
   const body: Record<string, unknown> = sessionJson(record);
-  if (live.type.stream(live.params, { rows: 24, cols: 80 }))
-    Object.assign(body, streamCredentials(remote, live.id, host));
+  if (live.type.hasStream) Object.assign(body, streamCredentials(remote, live.id, host));
   return body;
 }
 
@@ -95,7 +94,7 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
       path: '/sessions/:id/token',
       handle: ({ params, req }) =>
         withLive(params.id!, (live) => {
-          if (!live.type.stream(live.params, { rows: 24, cols: 80 }))
+          if (!live.type.hasStream)
             return Promise.reject(
               aipError('REMOTE_UNSUPPORTED', { sid: live.id, type: live.type.name, op: 'streams' }),
             );
