@@ -209,6 +209,29 @@ export const Errors = {
     5101,
     (p) => `The cluster directory is unavailable (${p.reason}); retry`,
   ),
+  CLUSTER_BUS_UNAVAILABLE: spec<{ node: string }>(
+    5102,
+    (p) =>
+      `Cannot reach node ${p.node} of the cluster now (Redis is unavailable or the node is behind); retry`,
+  ),
+  CLUSTER_DRAINING: spec<{ node: string }>(
+    5103,
+    (p) => `Node ${p.node} is draining for a restart and takes no new registrations; connect to another node`,
+  ),
+  CLUSTER_SESSION_MOVED: spec<{ id: string; node: string }>(
+    5104,
+    (p) => `Session ${p.id} is no longer run by node ${p.node}: the cluster gave it to another node`,
+  ),
+  CLUSTER_NODE_DIED: spec<{ node: string; device: string; seconds: number }>(
+    5105,
+    (p) =>
+      `The task was not resumed: node ${p.node} died while running it, and its device ${p.device} did not reconnect within ${p.seconds} s`,
+  ),
+  CLUSTER_MESSAGES_LOST: spec<{ node: string; missing: number }>(
+    5106,
+    (p) =>
+      `Cancelled: ${p.missing} cluster message(s) from node ${p.node} were trimmed before they were read (that node's inbox overflowed)`,
+  ),
 
   // 6000–6099: HTTP API (UFO `detail` strings)
   HTTP_INVALID_API_KEY: spec(6000, () => 'Invalid API key'),

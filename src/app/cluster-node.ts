@@ -1,7 +1,7 @@
 /**
- * `--cluster redis://…`: this node's membership of a cluster — two Redis connections (commands, and the
- * directory's pub/sub), the node lease and the cluster-wide client directory — and what the node does when the
- * lease says so:
+ * `--cluster redis://…`: this node's membership of a cluster — three Redis connections (commands, the
+ * directory's pub/sub, the bus inbox's blocking reads), the node lease, the cluster-wide client directory, the
+ * cross-node bus and the reaper of dead nodes — and what the node does when the lease says so:
  *
  * - fenced (paused past its lease): the directory has closed every local socket (1001); the node joins again
  *   with a new incarnation, retrying every heartbeat while Redis cannot be reached. Devices reconnect.
@@ -14,8 +14,10 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { RedisClientDirectory } from '../state/redis-client-directory.js';
+import { ClusterBus } from '../cluster/bus.js';
 import { clusterKeys } from '../cluster/keys.js';
 import { NodeLease } from '../cluster/node-lease.js';
+import { NodeReaper } from '../cluster/reaper.js';
 
 export interface ClusterNodeOptions {
   readonly url: string;
@@ -24,6 +26,9 @@ export interface ClusterNodeOptions {
   readonly leaseMs: number;
   readonly heartbeatMs: number;
   readonly resyncMs: number;
+  readonly inboxMaxLen: number;
+  readonly busQueueBytes: number;
+  readonly busBlockMs: number;
   readonly log: Logger;
 }
 
@@ -35,8 +40,13 @@ export class ClusterNode {
   private constructor(
     readonly lease: NodeLease,
     readonly directory: RedisClientDirectory,
+    /** The cross-node bus (started by the server once it can handle what arrives). */
+    readonly bus: ClusterBus,
+    /** Finds dead nodes (started by the server with what to do about one). */
+    readonly reaper: NodeReaper,
     private readonly commands: Redis,
     private readonly subscriber: Redis,
+    private readonly reader: Redis,
     private readonly opts: ClusterNodeOptions,
     private readonly log: Logger,
   ) {
@@ -67,8 +77,9 @@ export class ClusterNode {
     };
     const commands = connect('commands', false);
     const subscriber = connect('directory', true);
+    const reader = connect('inbox', true);
     try {
-      await Promise.all([commands.connect(), subscriber.connect()]);
+      await Promise.all([commands.connect(), subscriber.connect(), reader.connect()]);
       const keys = clusterKeys(opts.prefix);
       const lease = new NodeLease({
         redis: commands,
@@ -88,10 +99,29 @@ export class ClusterNode {
         log,
       });
       await directory.start();
-      return new ClusterNode(lease, directory, commands, subscriber, opts, log);
+      const bus = new ClusterBus({
+        redis: commands,
+        reader,
+        keys,
+        lease,
+        maxLen: opts.inboxMaxLen,
+        maxQueuedBytes: opts.busQueueBytes,
+        blockMs: opts.busBlockMs,
+        log,
+      });
+      const reaper = new NodeReaper({
+        redis: commands,
+        keys,
+        lease,
+        intervalMs: opts.heartbeatMs,
+        claimMs: 10 * opts.leaseMs,
+        log,
+      });
+      return new ClusterNode(lease, directory, bus, reaper, commands, subscriber, reader, opts, log);
     } catch (err) {
       commands.disconnect();
       subscriber.disconnect();
+      reader.disconnect();
       throw err;
     }
   }
@@ -105,9 +135,12 @@ export class ClusterNode {
     this.closed = true;
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     await this.rejoining?.catch(() => undefined);
+    await this.reaper.stop();
+    await this.bus.stop();
     await this.directory.stop();
     await this.lease.leave().catch((err: unknown) => this.log.warn({ err }, 'could not give the lease up'));
     await Promise.all([this.commands, this.subscriber].map((r) => r.quit().catch(() => r.disconnect())));
+    this.reader.disconnect();
   }
 
   private rejoin(reclaim: boolean): void {

@@ -14,6 +14,7 @@ import { TaskService } from '../server/tasks.js';
 import { SessionFactory } from '../session/factory.js';
 import { agentRegistryFor } from './agents.js';
 import type { ClusterNode } from './cluster-node.js';
+import { wireCluster } from './cluster-wiring.js';
 import type { ClientDirectory, ClientLink } from '../state/client-directory.js';
 import { EventBus } from '../state/events.js';
 import { MemoryClientDirectory, type LocalClientRecord } from '../state/memory-client-directory.js';
@@ -104,6 +105,9 @@ export async function startServer(
         leaseMs: config.clusterLeaseMs,
         heartbeatMs: config.clusterHeartbeatMs,
         resyncMs: config.clusterResyncMs,
+        inboxMaxLen: config.clusterInboxMaxLen,
+        busQueueBytes: config.clusterBusQueueBytes,
+        busBlockMs: config.clusterBusBlockMs,
         log,
       });
     } catch (err) {
@@ -139,7 +143,11 @@ export async function startServer(
     records,
     directory,
     events,
-    { resume: config.resume, resumeGraceMs: config.resumeGraceMs },
+    {
+      resume: config.resume,
+      resumeGraceMs: config.resumeGraceMs,
+      ...(cluster ? { clusterSweepMs: config.clusterSweepMs } : {}),
+    },
     log.child({ component: 'recovery' }),
   );
   try {
@@ -177,6 +185,7 @@ export async function startServer(
     log.child({ component: 'remote' }),
   );
   events.on('client.gone', (e) => remote.exec.deviceGone(e.clientId));
+  const wiring = cluster ? wireCluster(cluster, { config, tasks, channels, events, log }) : null;
   events.on('session.ended', (e) => channels.onSessionEnded(e.sessionId));
   // A channel's bytes go into its session's log (GET /sessions/{id}/metrics counts them).
   events.on('channel.closed', (e) => records.channelClosed(e.sessionId, e.kind, e.bytes));
@@ -186,7 +195,7 @@ export async function startServer(
     directory,
     events,
     tasks,
-    channels,
+    channels: wiring?.channelSink ?? channels,
     extraResults: remote.exec,
     counters: { unregistered: 0 },
   };
@@ -242,6 +251,7 @@ export async function startServer(
   const memory = opts.transport === 'memory' ? new MemoryTransport(transportOptions) : null;
   let transport: Transport;
   try {
+    await wiring?.start(recovery);
     transport = memory ?? (await startUwsTransport(transportOptions));
   } catch (err) {
     await redis?.close();
@@ -277,6 +287,8 @@ export async function startServer(
     memory,
     close: () =>
       (closing ??= (async () => {
+        // In a cluster: no new registrations, running tasks may finish (devices then reconnect elsewhere).
+        await wiring?.drain();
         transport.stopListening();
         await remote.sessions.shutdown();
         await tasks.shutdown();

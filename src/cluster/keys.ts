@@ -9,6 +9,8 @@
  * - `{p}fence`          integer: INCR'd by every successful directory claim, so it only grows.
  * - `{p}dir`            HASH: client_id → entry JSON `{"f":fence,"n":node,"i":incarnation,"c":client info JSON}`.
  * - `{p}dir:changes`    pub/sub channel: `{"op":"add","id":…,"e":entry}` and `{"op":"del","id":…,"f":fence}`.
+ * - `{p}inbox:<id>`     STREAM: the node's bus inbox (bus.ts), capped with `MAXLEN ~`, trimmed as it is read.
+ * - `{p}reap:<id>:<inc>` string (SET NX, with a TTL): which node reaps a dead incarnation (reaper.ts).
  *
  * An entry is live while its node's lease key holds the entry's incarnation. Scripts read lease keys they derive
  * from an entry (`{p}node:` + node): fine on one Redis server, not on Redis Cluster (all keys would need one
@@ -24,6 +26,8 @@ export interface ClusterKeys {
   /** The prefix of lease keys; a node's lease is `nodeKeyPrefix + nodeId`. */
   readonly nodeKeyPrefix: string;
   node(nodeId: string): string;
+  inbox(nodeId: string): string;
+  reap(nodeId: string, incarnation: string): string;
 }
 
 export const DEFAULT_CLUSTER_PREFIX = 'aipd:';
@@ -39,5 +43,7 @@ export function clusterKeys(prefix: string = DEFAULT_CLUSTER_PREFIX): ClusterKey
     changes: `${prefix}dir:changes`,
     nodeKeyPrefix,
     node: (nodeId) => nodeKeyPrefix + nodeId,
+    inbox: (nodeId) => `${prefix}inbox:${nodeId}`,
+    reap: (nodeId, incarnation) => `${prefix}reap:${nodeId}:${incarnation}`,
   };
 }

@@ -13,7 +13,7 @@
  *   so: it never resumes days later by surprise.
  */
 import { randomUUID } from 'node:crypto';
-import type { ServerMessageInput } from '../../protocol/index.js';
+import { AipError, aipError, type ServerMessageInput } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { SessionRecord } from '../state/session-model.js';
 import type { SessionEvent } from '../state/session-store.js';
@@ -26,6 +26,12 @@ import type { LiveSession, TaskService } from './tasks.js';
 export interface RecoveryOptions {
   readonly resume: 'auto' | 'never';
   readonly resumeGraceMs: number;
+  /**
+   * In a cluster (`clusterSweepMs`): crashed tasks are shared by every node. A device that registers here resumes
+   * its crashed tasks whichever node ran them, and every this often each node fails the crashed tasks whose grace
+   * is over. The store's versioned writes make sure one node wins each (one resume, or one `task_end` failed).
+   */
+  readonly clusterSweepMs?: number;
 }
 
 /** Records read per page while scanning. */
@@ -42,6 +48,8 @@ export class TaskRecovery {
   private readonly undelivered = new Map<string, ServerMessageInput[]>();
   private readonly resumed = new Set<string>();
   private graceTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping = false;
   private unsubscribe: (() => void) | null = null;
 
   constructor(
@@ -53,26 +61,31 @@ export class TaskRecovery {
     private readonly log: Logger,
   ) {}
 
-  /** Marks this node's unfinished sessions crashed; returns how many. Call before serving. */
-  async markCrashed(): Promise<number> {
+  /**
+   * Marks the unfinished sessions of `nodeId` (this node by default: call before serving) crashed; returns how
+   * many. In a cluster the reaper calls it for a node whose lease expired.
+   */
+  async markCrashed(nodeId: string = this.records.nodeId, reason: string = CRASH_REASON): Promise<number> {
     const sessions = this.records.sessions;
     let n = 0;
     for (;;) {
-      const page = await sessions.list(
-        { managed_by: this.records.nodeId, status: ['active', 'paused'] },
-        { limit: PAGE },
-      );
+      const page = await sessions.list({ managed_by: nodeId, status: ['active', 'paused'] }, { limit: PAGE });
       if (page.items.length === 0) break;
       for (const rec of page.items) {
-        await sessions.write(rec.id, (cur) => ({
-          changes: sessions.statusChange(cur, 'crashed', CRASH_REASON),
-          data: { updates: ['status'] },
-        }));
-        n++;
+        try {
+          await sessions.write(rec.id, (cur) => {
+            if (cur.managed_by !== nodeId || (cur.status !== 'active' && cur.status !== 'paused'))
+              throw aipError('CLUSTER_SESSION_MOVED', { id: cur.id, node: nodeId });
+            return { changes: sessions.statusChange(cur, 'crashed', reason), data: { updates: ['status'] } };
+          });
+          n++;
+        } catch (err) {
+          // Ended or moved meanwhile; anything else is retried by the next page (it is still listed).
+          if (!(err instanceof AipError)) throw err;
+        }
       }
     }
-    if (n > 0)
-      this.log.warn({ sessions: n }, 'marked sessions crashed: the previous run stopped unexpectedly');
+    if (n > 0) this.log.warn({ sessions: n, node: nodeId, reason }, 'marked sessions crashed');
     return n;
   }
 
@@ -97,17 +110,22 @@ export class TaskRecovery {
         this.graceTimer.unref();
       }
     }
+    const shared = this.opts.clusterSweepMs !== undefined && this.opts.resume === 'auto';
     this.unsubscribe = this.bus.on('client.registered', (e) => {
       this.deliver(e.clientId);
-      if (e.clientType === 'device')
-        for (const [id, executor] of this.waiting) if (executor === e.clientId) void this.resume(id);
+      if (e.clientType !== 'device') return;
+      if (shared) return void this.resumeCrashedOf(e.clientId);
+      for (const [id, executor] of this.waiting) if (executor === e.clientId) void this.resume(id);
     });
+    if (shared) this.scheduleSweep(this.opts.clusterSweepMs);
     this.tasks.onEnded = (live, frame, delivered) => this.ended(live, frame, delivered);
   }
 
   stop(): void {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = null;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
     this.unsubscribe?.();
     this.unsubscribe = null;
   }
@@ -130,15 +148,29 @@ export class TaskRecovery {
         this.waiting.set(id, rec.task.executor);
         return;
       }
-      const active = await sessions.write(id, (cur) => ({
-        changes: sessions.statusChange(
-          cur,
-          'active',
-          `resumed: device '${rec.task!.executor}' registered again`,
-        ),
-        type: 'task.resumed',
-        data: { updates: ['status'], replayed_steps: replay.length },
-      }));
+      const nodeId = this.records.nodeId;
+      let active: SessionRecord;
+      try {
+        active = await sessions.write(id, (cur) => {
+          // One node resumes it: whoever finds it still crashed.
+          if (cur.status !== 'crashed') throw aipError('CLUSTER_SESSION_MOVED', { id, node: nodeId });
+          return {
+            changes: {
+              ...sessions.statusChange(
+                cur,
+                'active',
+                `resumed: device '${rec.task!.executor}' registered again`,
+              ),
+              managed_by: nodeId,
+            },
+            type: 'task.resumed',
+            data: { updates: ['status', 'managed_by'], replayed_steps: replay.length, node: nodeId },
+          };
+        });
+      } catch (err) {
+        if (err instanceof AipError && err.kind === 'CLUSTER_SESSION_MOVED') return;
+        throw err;
+      }
       sessions.pin(active);
       this.resumed.add(id);
       const t = rec.task;
@@ -187,20 +219,96 @@ export class TaskRecovery {
     }
   }
 
-  private async fail(rec: SessionRecord, reason: string): Promise<void> {
+  private async fail(rec: SessionRecord, reason: string, onlyIfCrashed = false): Promise<void> {
     const sessions = this.records.sessions;
     const result = { failure: reason };
-    await sessions.write(rec.id, (cur) => ({
-      changes: {
-        ...sessions.statusChange(cur, 'failed', reason),
-        task: { ...cur.task!, result, error: reason },
-      },
-      type: 'task.ended',
-      data: { updates: ['status', 'task'], task_status: 'failed', error: reason },
-    }));
+    try {
+      await sessions.write(rec.id, (cur) => {
+        // In a cluster several nodes sweep: the one that finds it still crashed ends it and tells the requester.
+        if (onlyIfCrashed && cur.status !== 'crashed')
+          throw aipError('CLUSTER_SESSION_MOVED', { id: rec.id, node: this.records.nodeId });
+        return {
+          changes: {
+            ...sessions.statusChange(cur, 'failed', reason),
+            task: { ...cur.task!, result, error: reason },
+          },
+          type: 'task.ended',
+          data: { updates: ['status', 'task'], task_status: 'failed', error: reason },
+        };
+      });
+    } catch (err) {
+      if (onlyIfCrashed && err instanceof AipError) return;
+      throw err;
+    }
     const frame = endFrame(rec.id, rec.task!.task_name, 'failed', result, reason);
     this.queue(rec.task!.requester, frame);
     this.deliver(rec.task!.requester);
+  }
+
+  /** Cluster: a device registered here; its crashed tasks (run by any node) resume here. */
+  private async resumeCrashedOf(deviceId: string): Promise<void> {
+    try {
+      const page = await this.records.sessions.list(
+        { executor: deviceId, status: ['crashed'], session_type: 'task' },
+        { limit: PAGE },
+      );
+      for (const rec of page.items) {
+        this.waiting.set(rec.id, deviceId);
+        await this.resume(rec.id);
+      }
+    } catch (err) {
+      this.log.error({ err, device: deviceId }, 'could not look up crashed tasks of a device');
+    }
+  }
+
+  private scheduleSweep(ms: number): void {
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = null;
+      void this.sweep().finally(() => {
+        if (this.unsubscribe) this.scheduleSweep(ms);
+      });
+    }, ms);
+    this.sweepTimer.unref();
+  }
+
+  /** Cluster: fails every crashed task whose grace is over (whichever node crashed), once, cluster-wide. */
+  async sweep(): Promise<number> {
+    if (this.sweeping) return 0;
+    this.sweeping = true;
+    let n = 0;
+    try {
+      const deadline = Date.now() - this.opts.resumeGraceMs;
+      let cursor: string | null = null;
+      do {
+        const page = await this.records.sessions.list(
+          { status: ['crashed'], session_type: 'task' },
+          { limit: PAGE, cursor },
+        );
+        for (const rec of page.items) {
+          const crashedAt = Date.parse(
+            rec.status_history[rec.status_history.length - 1]?.at ?? rec.updated_at,
+          );
+          if (!rec.task || crashedAt > deadline) continue;
+          const node = rec.managed_by ?? 'unknown';
+          const reason =
+            node === this.records.nodeId
+              ? `the task was not resumed: its device '${rec.task.executor}' did not reconnect within ${Math.round(this.opts.resumeGraceMs / 1000)} s of the server's restart`
+              : aipError('CLUSTER_NODE_DIED', {
+                  node,
+                  device: rec.task.executor,
+                  seconds: Math.round(this.opts.resumeGraceMs / 1000),
+                }).message;
+          await this.fail(rec, reason, true);
+          n++;
+        }
+        cursor = page.next;
+      } while (cursor);
+    } catch (err) {
+      this.log.warn({ err }, 'crashed-task sweep failed; will retry');
+    } finally {
+      this.sweeping = false;
+    }
+    return n;
   }
 
   private ended(live: LiveSession, frame: ServerMessageInput, delivered: boolean): void {

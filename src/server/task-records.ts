@@ -3,7 +3,7 @@
  * its checkpoints, and ends it. Every write goes through the SessionService; the hot-path ones are not awaited
  * (a failed write is logged), and the end is awaited so `task_end` goes out only once the result is stored.
  */
-import type { Result } from '../../protocol/index.js';
+import { AipError, aipError, type Result } from '../../protocol/index.js';
 import type { AgentCheckpoint, ModelCall } from '../session/types.js';
 import type { Logger } from '../logger.js';
 import type { SessionService } from '../records/session-service.js';
@@ -104,7 +104,7 @@ export class TaskRecords {
     this.background(
       id,
       this.sessions.write(id, (cur) => ({
-        changes: { task: { ...cur.task!, state, state_history: history } },
+        changes: { ...this.owned(cur), task: { ...cur.task!, state, state_history: history } },
         type: state === 'running' ? 'task.started' : 'task.state',
         data: { state },
       })),
@@ -131,7 +131,10 @@ export class TaskRecords {
       id,
       this.sessions.write(id, (cur) => ({
         // The agent's own part of the checkpoint (agentCheckpoint) is kept.
-        changes: { checkpoint: { ...cur.checkpoint, aip_steps: index + 1 } satisfies TaskCheckpoint },
+        changes: {
+          ...this.owned(cur),
+          checkpoint: { ...cur.checkpoint, aip_steps: index + 1 } satisfies TaskCheckpoint,
+        },
         type: 'task.results',
         data: { updates: ['checkpoint'], step: index, statuses, results },
       })),
@@ -145,6 +148,7 @@ export class TaskRecords {
   async agentCheckpoint(id: string, c: AgentCheckpoint): Promise<void> {
     await this.sessions.write(id, (cur) => ({
       changes: {
+        ...this.owned(cur),
         checkpoint: {
           aip_steps: 0,
           ...cur.checkpoint,
@@ -161,12 +165,16 @@ export class TaskRecords {
     this.background(id, this.sessions.appendEvents([this.sessions.event(id, 'llm.call', { ...call })]));
   }
 
-  /** The task ended: status, result and error, committed before the caller sends `task_end`. */
-  async end(id: string, e: TaskEnd): Promise<void> {
+  /**
+   * The task ended: status, result and error, committed before the caller sends `task_end`. Resolves false only
+   * when the record is no longer this node's (see `owned`): then nobody must be told from here.
+   */
+  async end(id: string, e: TaskEnd): Promise<boolean> {
     const status: SessionStatus = e.status;
     try {
       await this.sessions.write(id, (cur) => ({
         changes: {
+          ...this.owned(cur),
           ...(cur.status === status ? {} : this.sessions.statusChange(cur, status, e.error ?? undefined)),
           task: {
             ...cur.task!,
@@ -181,10 +189,25 @@ export class TaskRecords {
         data: { updates: ['status', 'task'], task_status: e.status, error: e.error },
       }));
     } catch (err) {
+      if (err instanceof AipError && err.kind === 'CLUSTER_SESSION_MOVED') {
+        this.log.warn({ session_id: id, reason: err.message }, 'end of a task not recorded: not ours');
+        return false;
+      }
       this.log.error({ err, session_id: id }, 'could not record the end of a task');
     } finally {
       this.sessions.unpin(id);
     }
+    return true;
+  }
+
+  /**
+   * The fence on a live task's writes: in a cluster another node may have marked it crashed (this node's lease
+   * expired) or resumed it. Throws CLUSTER_SESSION_MOVED then; returns no changes otherwise (spread into a write).
+   */
+  private owned(cur: SessionRecord): Record<string, never> {
+    if (cur.managed_by !== this.nodeId || cur.status === 'crashed')
+      throw aipError('CLUSTER_SESSION_MOVED', { id: cur.id, node: this.nodeId });
+    return {};
   }
 
   /** A data channel of the session closed, having carried `bytes` of payload. */

@@ -44,6 +44,8 @@ export interface LiveSession {
   cancelReason: string | null;
   /** False when nobody should be told (the requester is gone and UFO sends nothing). */
   notifyRequester: boolean;
+  /** True once this node gave the session up (fenced): it ends without a write or a `task_end`. */
+  abandoned: boolean;
   /** Results of batches done before a crash, replayed instead of sent. */
   readonly replay: readonly Result[][];
   /** Index of the agent's first batch: 0, or where a resumed agent's checkpoint goes on (`batches`). */
@@ -80,6 +82,14 @@ export class TaskService {
   private readonly running = new Set<Promise<void>>();
   /** Told after a task ended and its `task_end` went out (recovery delivers missed ones). */
   onEnded: ((live: LiveSession, frame: ServerMessageInput, delivered: boolean) => void) | null = null;
+  /**
+   * In a cluster: hands a task whose device is on another node to that node (the session runs where its device
+   * is). Returns null when the device is here, the error when it cannot be handed over, or true once it was.
+   */
+  route: ((requester: ClientInfo, msg: ClientMessage, executorId: string) => AipError | true | null) | null =
+    null;
+  /** In a cluster: the parties of a session this node's client requested that runs on another node. */
+  remoteParties: ((sessionId: string) => { requesterId: string; executorId: string } | null) | null = null;
 
   constructor(
     private readonly config: ServerConfig,
@@ -99,6 +109,8 @@ export class TaskService {
     const sessionId = msg.session_id ?? randomUUID();
     if (sessionId.length > MAX_ID_LENGTH || sessionId.length === 0)
       return aipError('VALIDATION', { detail: `session_id must be 1–${MAX_ID_LENGTH} characters` });
+    const routed = this.route?.(requester, { ...msg, session_id: sessionId }, executorId) ?? null;
+    if (routed !== null) return routed === true ? sessionId : routed;
     const existing = this.live.get(sessionId);
     if (existing) {
       return existing.ownerId === requester.clientId
@@ -223,10 +235,28 @@ export class TaskService {
     return this.live.get(sessionId)?.done ?? Promise.resolve();
   }
 
-  /** The requester and executor of a live session, or null. */
+  /** The requester and executor of a live session (here, or requested from here in a cluster), or null. */
   parties(sessionId: string): { requesterId: string; executorId: string } | null {
     const live = this.live.get(sessionId);
-    return live ? { requesterId: live.ownerId, executorId: live.executorId } : null;
+    if (live) return { requesterId: live.ownerId, executorId: live.executorId };
+    return this.remoteParties?.(sessionId) ?? null;
+  }
+
+  /**
+   * This node was fenced (paused past its cluster lease): other nodes may have taken its sessions over. Every live
+   * session stops without telling anyone and without writing (its record refuses this node's writes anyway).
+   */
+  abandonAll(): number {
+    const all = [...this.live.values()];
+    for (const live of all) {
+      live.abandoned = true;
+      live.notifyRequester = false;
+      this.cancel(
+        live,
+        aipError('CLUSTER_SESSION_MOVED', { id: live.id, node: this.records.nodeId }).message,
+      );
+    }
+    return all.length;
   }
 
   countExecuting(clientId: string): number {
@@ -281,6 +311,7 @@ export class TaskService {
       startedAt: now(),
       cancelReason: null,
       notifyRequester: true,
+      abandoned: false,
       replay: spec.replay ?? [],
       firstBatch: agentCheckpoint?.batches ?? 0,
       priorHistory: spec.priorHistory ?? [],
@@ -382,14 +413,20 @@ export class TaskService {
     };
     const error = frame.error ?? null;
     const requester = live.notifyRequester ? this.directory.link(live.ownerId) : undefined;
-    // The result is stored before task_end goes out: whoever is told can read it.
-    await this.records.end(live.id, {
+    // The result is stored before task_end goes out: whoever is told can read it. A session this node no longer
+    // owns (fenced, taken over) ends here without a word: its new owner tells the requester.
+    const owned = await this.records.end(live.id, {
       status: live.session.state === 'cancelled' ? 'cancelled' : outcome.status,
       result,
       error,
       history: [...live.priorHistory, ...live.session.history],
       requesterNotified: requester !== undefined,
     });
+    if (!owned || live.abandoned) {
+      this.forget(live);
+      log.warn({ status: outcome.status }, "task given up: its session is no longer this node's");
+      return;
+    }
     const delivered = requester?.send(frame) ?? false;
     if (live.forConstellation || !live.notifyRequester) {
       if (live.executorId !== live.ownerId) this.directory.link(live.executorId)?.send(frame);

@@ -75,9 +75,12 @@ export function deviceSystemInfo(dir: ClientDirectory, clientId: string): Record
   return rec?.clientType === 'device' ? rec.systemInfo : null;
 }
 
-/** True when a `register` was refused by the cluster (Redis unreachable, or this node fenced), not by a bug. */
+/** True when a `register` was refused by the cluster (Redis unreachable, this node fenced or draining), not by a bug. */
 export function isClusterRefusal(err: unknown): err is AipError {
   return (
-    err instanceof AipError && (err.kind === 'CLUSTER_NODE_FENCED' || err.kind === 'CLUSTER_UNAVAILABLE')
+    err instanceof AipError &&
+    (err.kind === 'CLUSTER_NODE_FENCED' ||
+      err.kind === 'CLUSTER_UNAVAILABLE' ||
+      err.kind === 'CLUSTER_DRAINING')
   );
 }

@@ -85,6 +85,7 @@ export class RedisClientDirectory implements ClientDirectory {
   /** Changes that arrive while a resync reads Redis: applied again on top of its snapshot. */
   private replay: string[] | null = null;
   private started = false;
+  private draining = false;
   private readonly log: Logger;
   private readonly offFenced: () => void;
   private readonly onMessage = (channel: string, message: string): void => {
@@ -133,8 +134,17 @@ export class RedisClientDirectory implements ClientDirectory {
     if (sub.status === 'ready') await sub.unsubscribe(this.opts.keys.changes).catch(() => undefined);
   }
 
+  /**
+   * Graceful drain (SIGTERM): from now on registrations are refused with CLUSTER_DRAINING (close 4020, so the
+   * client connects to another node); clients already here stay.
+   */
+  drain(): void {
+    this.draining = true;
+  }
+
   async register(info: ClientInfo, link: ClientLink): Promise<boolean> {
     const { lease } = this.opts;
+    if (this.draining) throw aipError('CLUSTER_DRAINING', { node: lease.nodeId });
     if (lease.state !== 'live') throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
     if (this.local.has(info.clientId)) return false;
     const claimed = await this.claim(info);
@@ -250,6 +260,39 @@ export class RedisClientDirectory implements ClientDirectory {
   nodeOf(clientId: string): string | undefined {
     if (this.local.has(clientId)) return this.nodeId;
     return this.remote.get(clientId)?.nodeId;
+  }
+
+  /** This node's own client `clientId`, if it is still the registration `fence` (what a bus frame names). */
+  localLink(clientId: string, fence: number): ClientLink | undefined {
+    const rec = this.local.get(clientId);
+    return rec?.fence === fence ? rec.conn : undefined;
+  }
+
+  /** The registration of this node's client `clientId` (fence and incarnation), for messages naming it. */
+  localEntry(clientId: string): { fence: number; incarnation: string } | undefined {
+    const rec = this.local.get(clientId);
+    return rec ? { fence: rec.fence, incarnation: rec.incarnation } : undefined;
+  }
+
+  /**
+   * Another node's client, as a bus message from that node names it: added to the view if the view has not
+   * caught up with the directory yet (pub/sub and the stream travel on different connections). A later resync
+   * drops it if Redis does not hold it.
+   */
+  learn(nodeId: string, incarnation: string, fence: number, info: ClientInfo): void {
+    if (nodeId === this.nodeId || this.local.has(info.clientId)) return;
+    const old = this.remote.get(info.clientId);
+    if (old && old.fence >= fence) return;
+    this.remote.set(info.clientId, {
+      clientId: info.clientId,
+      nodeId,
+      incarnation,
+      fence,
+      info: infoOnly(info),
+      raw: '',
+      link: null,
+      record: null,
+    });
   }
 
   /** This node's own clients. */

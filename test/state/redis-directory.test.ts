@@ -103,7 +103,7 @@ describe('RedisClientDirectory across nodes', () => {
     const frames: [string, string, RemoteFrame][] = [];
     const a = await kit.node('a');
     const b = await kit.node('b', {
-      remoteSender: (node, client, frame) => {
+      remoteSender: (node, client, _fence, frame) => {
         frames.push([node, client, frame]);
         return true;
       },

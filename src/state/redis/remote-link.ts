@@ -13,8 +13,8 @@ export type RemoteFrame =
   | { readonly kind: 'raw'; readonly data: string | Uint8Array; readonly isBinary: boolean }
   | { readonly kind: 'close'; readonly code: number; readonly reason: string };
 
-/** Hands `frame` to node `nodeId` for its client `clientId`. False when it cannot be accepted. */
-export type RemoteSender = (nodeId: string, clientId: string, frame: RemoteFrame) => boolean;
+/** Hands `frame` to node `nodeId` for its client `clientId` (registration `fence`). False when it cannot be accepted. */
+export type RemoteSender = (nodeId: string, clientId: string, fence: number, frame: RemoteFrame) => boolean;
 
 /** The sender used while no bus is wired: nothing crosses nodes. */
 export const unreachableSender: RemoteSender = () => false;
@@ -39,11 +39,13 @@ export class RemoteClientLink implements ClientLink {
   }
 
   send(msg: ServerMessageInput): boolean {
-    return !this.closed && this.sender()(this.nodeId, this.clientId, { kind: 'message', msg });
+    return !this.closed && this.sender()(this.nodeId, this.clientId, this.fence, { kind: 'message', msg });
   }
 
   sendRaw(data: string | Uint8Array, isBinary: boolean): boolean {
-    return !this.closed && this.sender()(this.nodeId, this.clientId, { kind: 'raw', data, isBinary });
+    return (
+      !this.closed && this.sender()(this.nodeId, this.clientId, this.fence, { kind: 'raw', data, isBinary })
+    );
   }
 
   /** Bytes wait on the client's own node (and in the bus), not here. */
@@ -52,6 +54,6 @@ export class RemoteClientLink implements ClientLink {
   }
 
   close(code: number, reason: string): void {
-    if (!this.closed) this.sender()(this.nodeId, this.clientId, { kind: 'close', code, reason });
+    if (!this.closed) this.sender()(this.nodeId, this.clientId, this.fence, { kind: 'close', code, reason });
   }
 }
