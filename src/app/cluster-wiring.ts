@@ -73,6 +73,11 @@ export function wireCluster(
       cluster.reaper.start(async (nodeId) => {
         const n = await recovery.markCrashed(nodeId, deadNodeReason(nodeId));
         log.warn({ dead: nodeId, sessions: n }, 'dead node reaped');
+        if (n === 0) return;
+        // Devices already back here resume now; the rest fail when their grace is over (not a sweep later).
+        void recovery.sweep();
+        const t = setTimeout(() => void recovery.sweep(), config.resumeGraceMs + 50);
+        t.unref();
       });
     },
     async drain() {

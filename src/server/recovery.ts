@@ -271,7 +271,10 @@ export class TaskRecovery {
     this.sweepTimer.unref();
   }
 
-  /** Cluster: fails every crashed task whose grace is over (whichever node crashed), once, cluster-wide. */
+  /**
+   * Cluster: resumes every crashed task whose device is registered here, and fails every one whose grace is over
+   * (whichever node crashed), once, cluster-wide.
+   */
   async sweep(): Promise<number> {
     if (this.sweeping) return 0;
     this.sweeping = true;
@@ -285,10 +288,17 @@ export class TaskRecovery {
           { limit: PAGE, cursor },
         );
         for (const rec of page.items) {
+          if (!rec.task) continue;
+          // Its device registered here before the reaper marked the task crashed: resume it now.
+          if (this.directory.isLocal(rec.task.executor)) {
+            this.waiting.set(rec.id, rec.task.executor);
+            await this.resume(rec.id);
+            continue;
+          }
           const crashedAt = Date.parse(
             rec.status_history[rec.status_history.length - 1]?.at ?? rec.updated_at,
           );
-          if (!rec.task || crashedAt > deadline) continue;
+          if (crashedAt > deadline) continue;
           const node = rec.managed_by ?? 'unknown';
           const reason =
             node === this.records.nodeId

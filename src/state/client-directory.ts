@@ -56,6 +56,8 @@ export interface ClientDirectory {
   get(clientId: string): ClientInfo | undefined;
   /** How to reach a registered client, or undefined when it is not registered. */
   link(clientId: string): ClientLink | undefined;
+  /** True when the client's socket is on this node (always, for a directory of one node). */
+  isLocal(clientId: string): boolean;
   /** The client registered on `link`, if any. */
   clientOf(link: ClientLink): ClientInfo | undefined;
   /** Every registered id, of either role, in registration order. */

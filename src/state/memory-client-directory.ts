@@ -42,6 +42,10 @@ export class MemoryClientDirectory implements ClientDirectory {
     return this.clients.get(clientId);
   }
 
+  isLocal(clientId: string): boolean {
+    return this.get(clientId) !== undefined;
+  }
+
   link(clientId: string): ClientLink | undefined {
     return this.clients.get(clientId)?.conn;
   }

@@ -211,6 +211,10 @@ export class RedisClientDirectory implements ClientDirectory {
     return rec.record;
   }
 
+  isLocal(clientId: string): boolean {
+    return this.local.has(clientId);
+  }
+
   link(clientId: string): ClientLink | undefined {
     const own = this.local.get(clientId);
     if (own) return own.conn;

@@ -1,0 +1,220 @@
+/**
+ * Node failure with real node processes (default lease and heartbeat), one Redis (a fresh prefix) and a throwaway
+ * PostgreSQL database.
+ *
+ * - kill -9 of the node holding two devices mid-task: the node is reaped and its sessions are marked `crashed`;
+ *   the device that reconnects (to a surviving node) resumes its task there and its requester, on a third node,
+ *   gets exactly one `task_end` completed; the other device's requester gets `task_end` failed naming the dead
+ *   node, once the grace is over.
+ * - kill -9 of the requester's node: the task completes on the device's node, and its result is readable from any
+ *   node.
+ *
+ * The times (kill → crashed → requester told → device back) are printed for the closing note; the bounds checked
+ * are the issue's (10 s plus the grace) with slack for a loaded machine.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ServerMessage } from '../../protocol/index.js';
+import { AipControllerClient, AipDeviceClient } from '../../src/client/index.js';
+import { ClusterNodes, getJson, type ClusterNodeProc } from '../helpers/cluster-nodes.js';
+import { planRequest } from '../helpers/aip-server.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
+import { until } from '../helpers/process.js';
+import { connectRedis, deletePrefix, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
+
+const KEY = 'node-failure-key';
+const GRACE_MS = 6_000;
+const STEP_MS = 150;
+
+describe('cluster node failure (real processes)', () => {
+  let db: TestDatabase;
+  let nodes: ClusterNodes;
+  const prefix = testPrefix();
+  const closers: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterEach(async () => {
+    await Promise.all(closers.splice(0).map((c) => c().catch(() => undefined)));
+    await nodes.stopAll();
+    const redis = await connectRedis();
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  const start = async (...ids: string[]): Promise<ClusterNodeProc[]> => {
+    nodes = new ClusterNodes({
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      storeUrl: db.url,
+      apiKey: KEY,
+      extra: ['--resume-grace-ms', String(GRACE_MS)],
+    });
+    return Promise.all(ids.map((id) => nodes.start(id)));
+  };
+
+  /** A device that runs each action in STEP_MS and records the step numbers it ran. */
+  const device = (url: string, clientId: string, ran: number[]): AipDeviceClient => {
+    const d = new AipDeviceClient({
+      url,
+      token: KEY,
+      clientId,
+      platform: 'linux',
+      reconnect: false,
+      onCommand: async (cmd) => {
+        const out = [];
+        for (const a of cmd.actions ?? []) {
+          const i = (a.parameters as { i: number }).i;
+          ran.push(i);
+          await new Promise((r) => setTimeout(r, STEP_MS));
+          out.push({ status: 'success' as const, result: `step ${i}`, call_id: a.call_id });
+        }
+        return out;
+      },
+    });
+    d.on('error', () => undefined);
+    closers.push(() => d.close());
+    return d;
+  };
+  const controller = async (url: string, clientId: string, targetId: string) => {
+    const c = new AipControllerClient({ url, token: KEY, clientId, targetId, reconnect: false });
+    c.on('error', () => undefined);
+    closers.push(() => c.close());
+    await c.connect();
+    const ends: ServerMessage[] = [];
+    c.on('frame', (m) => {
+      if (m.type === 'task_end') ends.push(m);
+    });
+    return { c, ends };
+  };
+  const seenBy = (n: ClusterNodeProc, id: string): Promise<void> =>
+    until(
+      async () =>
+        (
+          await getJson<{ online_clients: string[] }>(n.http, '/api/clients', KEY)
+        ).body.online_clients.includes(id),
+      `${n.nodeId} to list ${id}`,
+    );
+  const statusOf = async (n: ClusterNodeProc, sid: string): Promise<string> =>
+    (await getJson<{ status: string }>(n.http, `/sessions/${sid}`, KEY)).body.status;
+
+  it('kill -9 of the devices’ node: one device comes back elsewhere and its task resumes there; the other task fails naming the node', async () => {
+    const [a, b, c] = await start('nf-a', 'nf-b', 'nf-c');
+    const ran1: number[] = [];
+    const ran2: number[] = [];
+    await device(b!.ws, 'nf-dev1', ran1).connect();
+    await device(b!.ws, 'nf-dev2', ran2).connect();
+    await seenBy(a!, 'nf-dev1');
+    await seenBy(a!, 'nf-dev2');
+    const r1 = await controller(a!.ws, 'nf-ctl1', 'nf-dev1');
+    const r2 = await controller(a!.ws, 'nf-ctl2', 'nf-dev2');
+    const STEPS = 30;
+    await r1.c.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'nf-s1', taskName: 'nf_s1' });
+    await r2.c.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'nf-s2', taskName: 'nf_s2' });
+    await until(() => ran1.length >= 5 && ran2.length >= 5, 'both tasks to run on node b');
+
+    const killedAt = Date.now();
+    b!.proc.kill('SIGKILL');
+    await b!.exit;
+
+    // The device that comes back: to node c, as a load balancer would send it, retrying until b's ids expire.
+    let backAt = 0;
+    const back = (async () => {
+      for (;;) {
+        const d = device(c!.ws, 'nf-dev1', ran1);
+        try {
+          await d.connect();
+          backAt = Date.now();
+          return;
+        } catch {
+          await d.close();
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    })();
+    let crashedAt = 0;
+    await until(
+      async () => (await statusOf(c!, 'nf-s2')) !== 'active',
+      'node b’s sessions to be marked crashed',
+      30_000,
+    );
+    crashedAt = Date.now();
+    expect(await statusOf(a!, 'nf-s2')).toBe('crashed');
+    await back;
+
+    // The requester of the device that never returns: one task_end failed, naming the dead node.
+    await until(() => r2.ends.length > 0, 'task_end for the lost device', 10_000 + GRACE_MS + 15_000);
+    const toldAt = Date.now();
+    expect(r2.ends[0]).toMatchObject({ type: 'task_end', status: 'failed', session_id: 'nf-s2' });
+    expect(String(r2.ends[0]!.error)).toContain('node nf-b died');
+    expect(String(r2.ends[0]!.error)).toContain('nf-dev2');
+
+    // The task of the device that came back resumes on node c and completes; its requester hears once.
+    await until(() => r1.ends.length > 0, 'task_end for the resumed task', 60_000);
+    expect(r1.ends[0], String(r1.ends[0]!.error)).toMatchObject({
+      type: 'task_end',
+      status: 'completed',
+      session_id: 'nf-s1',
+    });
+    expect((r1.ends[0]!.result as { steps_completed: number }).steps_completed).toBe(STEPS);
+    const counts = new Map<number, number>();
+    for (const i of ran1) counts.set(i, (counts.get(i) ?? 0) + 1);
+    for (let i = 0; i < STEPS; i++) expect(counts.get(i), `step ${i}`).toBeGreaterThanOrEqual(1);
+    expect([...counts.values()].filter((n) => n > 1).length).toBeLessThanOrEqual(1);
+    const rec = await getJson<{ status: string; status_history: { status: string; reason?: string }[] }>(
+      a!.http,
+      '/sessions/nf-s1',
+      KEY,
+    );
+    expect(rec.body.status_history.map((h) => h.status)).toEqual([
+      'active',
+      'crashed',
+      'active',
+      'completed',
+    ]);
+    expect(rec.body.status_history[1]!.reason).toContain("'nf-b' died");
+    const { body: result } = await getJson(c!.http, '/api/task_result/nf_s2', KEY);
+    expect(result).toMatchObject({ status: 'done', task_status: 'failed' });
+
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(r1.ends).toHaveLength(1);
+    expect(r2.ends).toHaveLength(1);
+    console.log(
+      `[node-failure] kill→crashed ${crashedAt - killedAt} ms; kill→device back ${backAt - killedAt} ms; ` +
+        `kill→requester told (grace ${GRACE_MS} ms) ${toldAt - killedAt} ms`,
+    );
+    expect(crashedAt - killedAt).toBeLessThan(10_000 + 5_000);
+    expect(toldAt - killedAt).toBeLessThan(10_000 + GRACE_MS + 5_000);
+  }, 120_000);
+
+  it('kill -9 of the requester’s node: the task completes on the device’s node and its result is readable anywhere', async () => {
+    const [a, b, c] = await start('rq-a', 'rq-b', 'rq-c');
+    const ran: number[] = [];
+    await device(b!.ws, 'rq-dev', ran).connect();
+    await seenBy(a!, 'rq-dev');
+    const r = await controller(a!.ws, 'rq-ctl', 'rq-dev');
+    const STEPS = 20;
+    await r.c.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'rq-s', taskName: 'rq_s' });
+    await until(() => ran.length >= 3, 'the task to run');
+    a!.proc.kill('SIGKILL');
+    await a!.exit;
+    await until(
+      async () => (await statusOf(c!, 'rq-s')) === 'completed',
+      'the task to complete on node b',
+      60_000,
+    );
+    expect([...new Set(ran)]).toHaveLength(STEPS);
+    expect(ran).toHaveLength(STEPS);
+    for (const n of [b!, c!]) {
+      const { body } = await getJson(n.http, '/api/task_result/rq_s', KEY);
+      expect(body).toMatchObject({
+        status: 'done',
+        task_status: 'completed',
+        result: { steps_completed: STEPS },
+      });
+    }
+  }, 90_000);
+});
