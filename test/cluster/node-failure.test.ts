@@ -135,13 +135,12 @@ describe('cluster node failure (real processes)', () => {
         }
       }
     })();
-    let crashedAt = 0;
     await until(
       async () => (await statusOf(c!, 'nf-s2')) !== 'active',
       'node b’s sessions to be marked crashed',
       30_000,
     );
-    crashedAt = Date.now();
+    const crashedAt = Date.now();
     expect(await statusOf(a!, 'nf-s2')).toBe('crashed');
     await back;
 
