@@ -70,6 +70,7 @@ export function wireCluster(
     channelSink,
     async start(recovery) {
       await cluster.bus.start(crossNode);
+      directory.onRemoteSeen((id) => recovery.deliver(id));
       cluster.reaper.start(async (nodeId) => {
         const n = await recovery.markCrashed(nodeId, deadNodeReason(nodeId));
         log.warn({ dead: nodeId, sessions: n }, 'dead node reaped');

@@ -117,9 +117,8 @@ export class ClusterBus {
     let q = this.targets.get(node);
     if (!q) this.targets.set(node, (q = { node, seq: 0, incarnation: '', items: [], flushing: false }));
     if (q.incarnation !== lease.incarnation) {
-      // A new incarnation counts from 1 again; what the old one queued is for clients it dropped.
-      for (const b of q.items) this.queuedBytes -= b.length;
-      q.items = [];
+      // A new incarnation counts from 1 again. What the old one queued still goes, in order, under its own
+      // (sender, incarnation) numbering: after Redis lost its data the clients it was for are still here.
       q.seq = 0;
       q.incarnation = lease.incarnation;
     }

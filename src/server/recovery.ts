@@ -13,6 +13,7 @@
  *   so: it never resumes days later by surprise.
  */
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { AipError, aipError, type ServerMessageInput } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { SessionRecord } from '../state/session-model.js';
@@ -34,6 +35,10 @@ export interface RecoveryOptions {
   readonly clusterSweepMs?: number;
 }
 
+/** Requesters whose missed `task_end`s are kept (the least recently used go first), and frames kept for each. */
+const MAX_UNDELIVERED_REQUESTERS = 10_000;
+const MAX_UNDELIVERED_PER_REQUESTER = 256;
+
 /** Records read per page while scanning. */
 const PAGE = 500;
 /** Events read per page when collecting a task's recorded batches. */
@@ -45,7 +50,9 @@ export class TaskRecovery {
   /** Crashed task sessions that may still resume, by id → executor. */
   private readonly waiting = new Map<string, string>();
   /** Ended resumed tasks whose requester has not been told: requester → frames. */
-  private readonly undelivered = new Map<string, ServerMessageInput[]>();
+  private readonly undelivered = new LRUCache<string, ServerMessageInput[]>({
+    max: MAX_UNDELIVERED_REQUESTERS,
+  });
   private readonly resumed = new Set<string>();
   private graceTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -322,19 +329,25 @@ export class TaskRecovery {
   }
 
   private ended(live: LiveSession, frame: ServerMessageInput, delivered: boolean): void {
-    if (!this.resumed.delete(live.id) || delivered) return;
+    const resumed = this.resumed.delete(live.id);
+    if (delivered) return;
+    // In a cluster a requester on another node can be out of this node's view for a moment (Redis restarted and
+    // the nodes are registering their clients again): its task_end waits here until it is seen again.
+    const shared = this.opts.clusterSweepMs !== undefined && live.notifyRequester;
+    if (!resumed && !shared) return;
     this.queue(live.ownerId, frame);
     this.deliver(live.ownerId);
   }
 
   private queue(requester: string, frame: ServerMessageInput): void {
     const list = this.undelivered.get(requester) ?? [];
+    if (list.length >= MAX_UNDELIVERED_PER_REQUESTER) list.shift(); // its result stays readable in the store
     list.push(frame);
     this.undelivered.set(requester, list);
   }
 
-  /** Sends a registered requester the `task_end`s it missed. */
-  private deliver(clientId: string): void {
+  /** Sends a registered requester the `task_end`s it missed (also when another node's client comes into view). */
+  deliver(clientId: string): void {
     const frames = this.undelivered.get(clientId);
     const link = this.directory.link(clientId);
     if (!frames || !link) return;

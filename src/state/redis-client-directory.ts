@@ -52,6 +52,8 @@ interface LocalRecord extends ClientInfo {
   readonly conn: ClientLink;
   readonly fence: number;
   readonly incarnation: string;
+  /** Fences this same connection held before (claims again after Redis lost its data): frames naming them arrive. */
+  readonly pastFences?: readonly number[];
 }
 
 /** Another node's client, as this node sees it. */
@@ -86,6 +88,7 @@ export class RedisClientDirectory implements ClientDirectory {
   private replay: string[] | null = null;
   private started = false;
   private draining = false;
+  private readonly seenListeners = new Set<(clientId: string) => void>();
   private readonly log: Logger;
   private readonly offFenced: () => void;
   private readonly onMessage = (channel: string, message: string): void => {
@@ -269,7 +272,8 @@ export class RedisClientDirectory implements ClientDirectory {
   /** This node's own client `clientId`, if it is still the registration `fence` (what a bus frame names). */
   localLink(clientId: string, fence: number): ClientLink | undefined {
     const rec = this.local.get(clientId);
-    return rec?.fence === fence ? rec.conn : undefined;
+    if (!rec) return undefined;
+    return rec.fence === fence || rec.pastFences?.includes(fence) ? rec.conn : undefined;
   }
 
   /** The registration of this node's client `clientId` (fence and incarnation), for messages naming it. */
@@ -297,6 +301,25 @@ export class RedisClientDirectory implements ClientDirectory {
       link: null,
       record: null,
     });
+  }
+
+  /**
+   * Tells `fn` when another node's client enters this node's view (a registration there, or an entry a resync
+   * found): what was kept for it here (a `task_end` it missed) can be sent now.
+   */
+  onRemoteSeen(fn: (clientId: string) => void): () => void {
+    this.seenListeners.add(fn);
+    return () => this.seenListeners.delete(fn);
+  }
+
+  private seen(clientId: string): void {
+    for (const fn of this.seenListeners) {
+      try {
+        fn(clientId);
+      } catch (err) {
+        this.log.error({ err, client_id: clientId }, 'directory listener failed');
+      }
+    }
   }
 
   /** This node's own clients. */
@@ -336,7 +359,7 @@ export class RedisClientDirectory implements ClientDirectory {
         continue;
       }
       if (claimed) {
-        const next: LocalRecord = { ...rec, ...claimed };
+        const next: LocalRecord = { ...rec, ...claimed, pastFences: [...(rec.pastFences ?? []), rec.fence] };
         this.local.set(rec.clientId, next);
         this.byLink.set(rec.conn, next);
         kept++;
@@ -397,7 +420,9 @@ export class RedisClientDirectory implements ClientDirectory {
       const old = this.remote.get(e.clientId);
       next.set(e.clientId, old?.fence === e.fence ? old : { ...e, link: null, record: null });
     }
+    const added = [...next.keys()].filter((id) => !this.remote.has(id));
     this.remote = next;
+    for (const id of added) this.seen(id);
     const replay = this.replay;
     this.replay = null;
     for (const message of replay) this.applyChange(message);
@@ -418,6 +443,7 @@ export class RedisClientDirectory implements ClientDirectory {
     const old = this.remote.get(e.clientId);
     if (old && old.fence >= e.fence) return;
     this.remote.set(e.clientId, { ...e, link: null, record: null });
+    this.seen(e.clientId);
   }
 
   private async release(clientId: string, fence: number, inc: string): Promise<void> {
