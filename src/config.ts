@@ -150,6 +150,11 @@ export const ServerConfig = z.object({
     .string()
     .regex(/^[A-Za-z0-9:._-]{1,64}$/, { error: 'must be 1–64 characters of [A-Za-z0-9:._-]' })
     .default('aipd:'),
+  /**
+   * PostgreSQL rolls back a transaction of this node left idle this long (a paused process must not hold row locks
+   * that other nodes need to mark its sessions crashed).
+   */
+  storeIdleInTransactionMs: positiveMs.default(5_000),
   /** Entries a node's bus inbox keeps at most (about) before the oldest are trimmed; sessions that lose one fail. */
   clusterInboxMaxLen: z.number().int().min(100).default(100_000),
   /** Bytes a node may hold for other nodes while Redis cannot take them; beyond, cross-node sends are refused. */
@@ -302,6 +307,7 @@ const FLAGS = {
   'cluster-bus-block-ms': { key: 'clusterBusBlockMs', type: 'int' },
   'cluster-forwarded-max': { key: 'clusterForwardedMax', type: 'int' },
   'cluster-sweep-ms': { key: 'clusterSweepMs', type: 'int' },
+  'store-idle-in-transaction-ms': { key: 'storeIdleInTransactionMs', type: 'int' },
   'drain-timeout-ms': { key: 'drainTimeoutMs', type: 'int' },
   resume: { key: 'resume', type: 'string' },
   'resume-grace-ms': { key: 'resumeGraceMs', type: 'int' },

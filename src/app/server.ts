@@ -119,6 +119,7 @@ export async function startServer(
   const directory: ServerDirectory = cluster?.directory ?? new MemoryClientDirectory();
   const sessions = new SessionService(store, log.child({ component: 'sessions' }), {
     maxEventDataBytes: config.eventDataMaxBytes,
+    serialWrites: cluster !== null,
   });
   // --redis: session lifecycle events also go to Redis `events:session` (bounded; Redis down never blocks us).
   const redis = config.redis
@@ -146,7 +147,12 @@ export async function startServer(
     {
       resume: config.resume,
       resumeGraceMs: config.resumeGraceMs,
-      ...(cluster ? { clusterSweepMs: config.clusterSweepMs } : {}),
+      ...(cluster
+        ? {
+            clusterSweepMs: config.clusterSweepMs,
+            stillLive: async () => (await cluster.lease.renew()) === 'live',
+          }
+        : {}),
     },
     log.child({ component: 'recovery' }),
   );

@@ -26,7 +26,12 @@ export async function openStore(config: ServerConfig): Promise<SessionStore> {
     store = new SqliteSessionStore({ path: join(resolve(config.dataDir), SQLITE_FILE), ...common });
   } else {
     const { PostgresSessionStore } = await import('../state/postgres-session-store.js');
-    store = new PostgresSessionStore({ connectionString: config.store, poolSize: 10, ...common });
+    store = new PostgresSessionStore({
+      connectionString: config.store,
+      poolSize: 10,
+      idleInTransactionMs: config.storeIdleInTransactionMs,
+      ...common,
+    });
   }
   await store.open();
   return store;

@@ -72,6 +72,12 @@ export interface SessionServiceOptions {
   /** Event payloads larger than this (as JSON) are replaced by a note of their size; a task's results are kept. */
   readonly maxEventDataBytes: number;
   readonly clock?: () => Date;
+  /**
+   * Writes of one record wait for the one before it to commit instead of being pipelined on a predicted version.
+   * In a cluster another node may write a record this node has pinned (marking it crashed when this node's lease
+   * expired): a pipelined write predicted on a version the other write also made would then apply on top of it.
+   */
+  readonly serialWrites?: boolean;
 }
 
 /** Event types whose payload is recovery data, never truncated. */
@@ -83,6 +89,8 @@ const MAX_RETRIES = 5;
 export class SessionService {
   readonly feed: EventFeed;
   private readonly cache = new Map<string, CacheEntry>();
+  /** serialWrites: the last write queued per record. */
+  private readonly tails = new Map<string, Promise<unknown>>();
 
   private readonly clock: () => Date;
 
@@ -194,6 +202,27 @@ export class SessionService {
    * store does not read back): the cache's own object, not a copy, so callers must not change it.
    */
   write(id: string, mutate: (cur: SessionRecord) => Mutation, attempt = 0): Promise<SessionRecord> {
+    if (!this.opts.serialWrites || attempt > 0) return this.writeNow(id, mutate, attempt);
+    const prev = this.tails.get(id);
+    const p = prev
+      ? prev.then(
+          () => this.writeNow(id, mutate, 0),
+          () => this.writeNow(id, mutate, 0),
+        )
+      : this.writeNow(id, mutate, 0);
+    this.tails.set(id, p);
+    const clear = (): void => {
+      if (this.tails.get(id) === p) this.tails.delete(id);
+    };
+    p.then(clear, clear);
+    return p;
+  }
+
+  private writeNow(
+    id: string,
+    mutate: (cur: SessionRecord) => Mutation,
+    attempt: number,
+  ): Promise<SessionRecord> {
     const entry = this.entry(id);
     if (!entry.current || entry.loading) {
       const loaded = !entry.loading && entry.current === null && entry.loadedMissing;
@@ -214,7 +243,7 @@ export class SessionService {
           throw err;
         },
       );
-      return entry.loading.then(() => this.write(id, mutate, attempt));
+      return entry.loading.then(() => this.writeNow(id, mutate, attempt));
     }
     entry.loadedMissing = false;
     const cur = entry.current;
@@ -253,7 +282,7 @@ export class SessionService {
           this.release(id, entry);
           throw aipError('SESSION_CONFLICT', { id });
         }
-        return this.write(id, mutate, attempt + 1);
+        return this.writeNow(id, mutate, attempt + 1);
       },
       (err: unknown) => {
         entry.pending--;

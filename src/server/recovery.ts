@@ -33,6 +33,11 @@ export interface RecoveryOptions {
    * is over. The store's versioned writes make sure one node wins each (one resume, or one `task_end` failed).
    */
   readonly clusterSweepMs?: number;
+  /**
+   * In a cluster: checks with Redis, now, that this node still holds its lease. A node that was paused (SIGSTOP,
+   * a long GC) may run a timer before its heartbeat notices the fence; it must not resume or fail anything then.
+   */
+  readonly stillLive?: () => Promise<boolean>;
 }
 
 /** Requesters whose missed `task_end`s are kept (the least recently used go first), and frames kept for each. */
@@ -146,6 +151,7 @@ export class TaskRecovery {
     if (!this.waiting.delete(id)) return;
     const sessions = this.records.sessions;
     try {
+      if (this.opts.stillLive && !(await this.opts.stillLive())) return;
       const rec = await sessions.get(id);
       if (!rec?.task || rec.status !== 'crashed') return;
       const checkpoint = rec.checkpoint as Partial<TaskCheckpoint> | null;
@@ -287,6 +293,7 @@ export class TaskRecovery {
     this.sweeping = true;
     let n = 0;
     try {
+      if (this.opts.stillLive && !(await this.opts.stillLive())) return 0;
       const deadline = Date.now() - this.opts.resumeGraceMs;
       let cursor: string | null = null;
       do {

@@ -88,6 +88,8 @@ export interface PostgresSessionStoreOptions {
   readonly groupCommitMs?: number;
   /** Connections in the pool (one flush at a time uses one; reads use the rest). Default 10. */
   readonly poolSize?: number;
+  /** `storeIdleInTransactionMs`: PostgreSQL rolls back a transaction left idle this long. Default 5,000. */
+  readonly idleInTransactionMs?: number;
 }
 
 /** The schema, one list of statements per version (index 0 makes version 1). */
@@ -223,6 +225,9 @@ export class PostgresSessionStore implements SessionStore {
       connectionString: this.opts.connectionString,
       max: this.opts.poolSize ?? 10,
       types: TYPES,
+      // A process paused mid-transaction (SIGSTOP, a frozen VM) must not hold its row locks for ever: in a cluster
+      // the other nodes must be able to mark its sessions crashed. Its transaction is rolled back instead.
+      idle_in_transaction_session_timeout: this.opts.idleInTransactionMs ?? 5_000,
     });
     // An idle connection that breaks is dropped by the pool; the next query reports the problem.
     pool.on('error', () => {});
