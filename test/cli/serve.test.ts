@@ -77,7 +77,7 @@ describe('aipd serve', () => {
         '--cluster-heartbeat-ms',
         '6000',
       ],
-      /^aipd: --cluster-heartbeat-ms: must be at most half of --cluster-lease-ms \(10000\)\n$/,
+      /^aipd: --cluster-heartbeat-ms: must be at most half of --cluster-lease-ms \(7500\)\n$/,
     ],
     [['serve', '--cluster-prefix', 'a b'], /^aipd: --cluster-prefix: must be 1–64 characters .*\n$/],
     [['frobnicate'], /^aipd: unknown command 'frobnicate'/],
