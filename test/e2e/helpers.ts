@@ -33,6 +33,10 @@ export interface PairOptions {
   readonly deviceWindow?: number;
   readonly controllerWindow?: number;
   readonly controllerOnOpen?: (incoming: IncomingChannel) => void;
+  /** Where the controller connects, when not `url` (another node of a cluster). */
+  readonly controllerUrl?: string;
+  /** Runs once the device is registered, before the controller connects (e.g. wait for a cluster's view). */
+  readonly beforeController?: () => Promise<void>;
 }
 
 /** Registers a device and its controller, and starts a one-step plan task whose command the device holds. */
@@ -51,7 +55,7 @@ export async function livePair(o: PairOptions): Promise<LivePair> {
     onCommand,
   });
   const controller = new AipControllerClient({
-    url: o.url,
+    url: o.controllerUrl ?? o.url,
     token: o.token,
     clientId: `k@${o.deviceId}`,
     targetId: o.deviceId,
@@ -65,6 +69,7 @@ export async function livePair(o: PairOptions): Promise<LivePair> {
     onOpen: o.controllerOnOpen,
   });
   await device.connect();
+  await o.beforeController?.();
   await controller.connect();
   const { sessionId } = await controller.requestTask({
     request: planRequest(1, 'hold'),

@@ -7,7 +7,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { Errors } from '../../protocol/index.js';
 import {
   AipTransferReceiver,
@@ -17,60 +16,10 @@ import {
   type TransferEvent,
 } from '../../src/channel/aip-transfer.js';
 import { planRequest, startTestServer } from '../helpers/aip-server.js';
+import { asFrame, inSession, Peer } from '../helpers/ws-peer.js';
 import { waitFor } from './helpers.js';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
-type Frame = { text: Record<string, unknown> } | { binary: Buffer };
-
-class Peer {
-  readonly frames: Frame[] = [];
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer, isBinary) => {
-      this.frames.push(
-        isBinary
-          ? { binary: Buffer.from(data) }
-          : { text: JSON.parse(data.toString('utf8')) as Record<string, unknown> },
-      );
-    });
-  }
-  static async connect(url: string): Promise<Peer> {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    return new Peer(ws);
-  }
-  send(obj: Record<string, unknown>): void {
-    this.ws.send(JSON.stringify(obj));
-  }
-  sendFrame(f: OutFrame): void {
-    if ('text' in f) this.ws.send(f.text);
-    else this.ws.send(f.binary, { binary: true });
-  }
-  texts(type: string): Record<string, unknown>[] {
-    return this.frames.flatMap((f) => ('text' in f && f.text.type === type ? [f.text] : []));
-  }
-  async next(type: string, from: number): Promise<Record<string, unknown>> {
-    await waitFor(
-      () => this.frames.slice(from).some((f) => 'text' in f && f.text.type === type),
-      5000,
-      `a '${type}' frame`,
-    );
-    return this.frames.slice(from).flatMap((f) => ('text' in f && f.text.type === type ? [f.text] : []))[0]!;
-  }
-}
-
-/** Adds the session id to every control frame (the binary frames stay as they are). */
-function inSession(frames: Iterable<OutFrame>, sessionId: string): OutFrame[] {
-  return [...frames].map((f) =>
-    'text' in f ? { text: JSON.stringify({ ...(JSON.parse(f.text) as object), session_id: sessionId }) } : f,
-  );
-}
-
-const asFrame = (f: OutFrame): Frame =>
-  'text' in f ? { text: JSON.parse(f.text) as Record<string, unknown> } : { binary: Buffer.from(f.binary) };
-
 describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
   let server: Server;
   let device: Peer;
