@@ -12,7 +12,6 @@ import {
   AipTransferReceiver,
   binaryMessageFrames,
   fileTransferFrames,
-  type OutFrame,
   type TransferEvent,
 } from '../../src/channel/aip-transfer.js';
 import { planRequest, startTestServer } from '../helpers/aip-server.js';
