@@ -71,6 +71,8 @@ export class ClusterBus {
   private running = false;
   private loop: Promise<void> | null = null;
   private handler: BusHandler | null = null;
+  private paused = false;
+  private onParked: (() => void) | null = null;
   private readonly log: Logger;
 
   constructor(private readonly opts: ClusterBusOptions) {
@@ -106,6 +108,19 @@ export class ClusterBus {
     this.running = false;
     this.opts.reader.disconnect();
     await this.loop?.catch(() => undefined);
+  }
+
+  /**
+   * Stops reading the inbox, as a node that falls behind would, until `resumeReading`; resolves once the read in
+   * progress (at most `blockMs`) has returned. For tests of overflow.
+   */
+  suspendReading(): Promise<void> {
+    this.paused = true;
+    return new Promise((resolve) => (this.onParked = resolve));
+  }
+
+  resumeReading(): void {
+    this.paused = false;
   }
 
   /**
@@ -167,6 +182,12 @@ export class ClusterBus {
     const { reader, keys } = this.opts;
     const key = keys.inbox(this.nodeId);
     while (this.running) {
+      if (this.paused) {
+        this.onParked?.();
+        this.onParked = null;
+        await sleep(RETRY_MIN_MS);
+        continue;
+      }
       let res: [Buffer, [Buffer, Buffer[]][]][] | null;
       try {
         if (reader.status === 'wait' || reader.status === 'end') await reader.connect();

@@ -145,14 +145,15 @@ export class ConnectionHandler implements SocketHandler {
       );
     }
     const registered = this.fsm.state === ConnState.REGISTERED;
-    if (isBinary && typeof data !== 'string' && isChannelFrame(data)) {
-      if (!registered) return this.fail(aipError('NOT_REGISTERED'), CloseCode.REGISTRATION_FAILED);
-      this.ctx.channels.onFrame(this.peer, toBytes(data));
-      return;
-    }
+    // A UFO transfer in progress owns the next binary frame, whatever its first byte (its payload may start 0xC1).
     if (isBinary && this.transfer?.busy && typeof data !== 'string') {
       const err = this.transfer.binary(toBytes(data));
       if (err) sendError(this.peer, err.message);
+      return;
+    }
+    if (isBinary && typeof data !== 'string' && isChannelFrame(data)) {
+      if (!registered) return this.fail(aipError('NOT_REGISTERED'), CloseCode.REGISTRATION_FAILED);
+      this.ctx.channels.onFrame(this.peer, toBytes(data));
       return;
     }
     const raw = this.peer.codec.decode(data, isBinary, this.limits);

@@ -63,6 +63,7 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
 
   it('relays a binary_data pair and a chunked file transfer frame for frame, MD5 valid at the constellation', async () => {
     const blob = randomBytes(5000);
+    blob[0] = 0xc1; // a payload that starts like a channel frame is still the transfer's
     const file = randomBytes(300 * 1024 + 17);
     const sent = [
       ...inSession(binaryMessageFrames(blob, { description: 'screenshot' }), SID),
