@@ -67,6 +67,8 @@ export const ServerConfig = z.object({
     .default(64 * 1024 * 1024),
   /** Dispatch ids (from /api/dispatch) remembered as aliases of their task names. */
   dispatchAliasCacheSize: z.number().int().positive().default(10_000),
+  /** In a cluster: how long a dispatch id stays resolvable on every node (kept in Redis). */
+  dispatchAliasTtlMs: positiveMs.default(24 * 60 * 60 * 1000),
   /** How long a cancelled agent may take to report its partial result before the session ends anyway. */
   cancelGraceMs: positiveMs.default(1_000),
   /** Largest HTTP request body; more gets 413. */
@@ -283,6 +285,7 @@ const FLAGS = {
   'socket-payload-factor': { key: 'socketPayloadFactor', type: 'int' },
   'memory-store-ended-bytes': { key: 'memoryStoreEndedBytes', type: 'int' },
   'dispatch-alias-cache-size': { key: 'dispatchAliasCacheSize', type: 'int' },
+  'dispatch-alias-ttl-ms': { key: 'dispatchAliasTtlMs', type: 'int' },
   'cancel-grace-ms': { key: 'cancelGraceMs', type: 'int' },
   'max-http-body-bytes': { key: 'maxHttpBodyBytes', type: 'int' },
   'max-http-body-bytes-in-flight': { key: 'maxHttpBodyBytesInFlight', type: 'int' },

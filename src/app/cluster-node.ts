@@ -13,6 +13,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
+import type { SharedAliases } from '../records/task-results.js';
 import { RedisClientDirectory } from '../state/redis-client-directory.js';
 import { ClusterBus } from '../cluster/bus.js';
 import { clusterKeys } from '../cluster/keys.js';
@@ -128,6 +129,21 @@ export class ClusterNode {
 
   get nodeId(): string {
     return this.opts.nodeId;
+  }
+
+  /** Dispatch aliases in Redis, kept `ttlMs`: a dispatch id made on any node resolves on every node. */
+  aliases(ttlMs: number): SharedAliases {
+    const keys = clusterKeys(this.opts.prefix);
+    const redis = this.commands;
+    return {
+      set: async (alias, taskName) => {
+        // Redis away: this node still resolves it (its cache); other nodes answer `pending` until it is back.
+        await redis.set(keys.alias(alias), taskName, 'PX', ttlMs).catch((err: unknown) => {
+          this.log.warn({ err, alias }, 'could not share a dispatch id with the cluster');
+        });
+      },
+      get: async (alias) => (await redis.get(keys.alias(alias)).catch(() => null)) ?? undefined,
+    };
   }
 
   /** Stops the directory, gives the lease up (other nodes see this node gone at once) and disconnects. */

@@ -130,6 +130,7 @@ export async function startServer(
       )
     : null;
   const results = new SessionTaskResults(sessions, config.dispatchAliasCacheSize);
+  results.shared = cluster?.aliases(config.dispatchAliasTtlMs) ?? null;
   const factory =
     opts.sessionFactory ??
     new SessionFactory({

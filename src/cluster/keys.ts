@@ -10,6 +10,7 @@
  * - `{p}dir`            HASH: client_id → entry JSON `{"f":fence,"n":node,"i":incarnation,"c":client info JSON}`.
  * - `{p}dir:changes`    pub/sub channel: `{"op":"add","id":…,"e":entry}` and `{"op":"del","id":…,"f":fence}`.
  * - `{p}inbox:<id>`     STREAM: the node's bus inbox (bus.ts), capped with `MAXLEN ~`, trimmed as it is read.
+ * - `{p}alias:<id>`     string (with a TTL): the task name a dispatch id (`/api/dispatch`) stands for.
  * - `{p}reap:<id>:<inc>` string (SET NX, with a TTL): which node reaps a dead incarnation (reaper.ts).
  *
  * An entry is live while its node's lease key holds the entry's incarnation. Scripts read lease keys they derive
@@ -28,6 +29,7 @@ export interface ClusterKeys {
   node(nodeId: string): string;
   inbox(nodeId: string): string;
   reap(nodeId: string, incarnation: string): string;
+  alias(dispatchId: string): string;
 }
 
 export const DEFAULT_CLUSTER_PREFIX = 'aipd:';
@@ -45,5 +47,6 @@ export function clusterKeys(prefix: string = DEFAULT_CLUSTER_PREFIX): ClusterKey
     node: (nodeId) => nodeKeyPrefix + nodeId,
     inbox: (nodeId) => `${prefix}inbox:${nodeId}`,
     reap: (nodeId, incarnation) => `${prefix}reap:${nodeId}:${incarnation}`,
+    alias: (dispatchId) => `${prefix}alias:${dispatchId}`,
   };
 }

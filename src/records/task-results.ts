@@ -8,8 +8,16 @@ import type { SessionRecord } from '../state/session-model.js';
 import type { TaskResultEntry, TaskResultStore } from '../state/task-results.js';
 import type { SessionService } from './session-service.js';
 
+/** Dispatch aliases every node of a cluster can read (Redis), besides this node's own cache. */
+export interface SharedAliases {
+  set(alias: string, taskName: string): Promise<void>;
+  get(alias: string): Promise<string | undefined>;
+}
+
 export class SessionTaskResults implements TaskResultStore {
   private readonly aliases: LRUCache<string, string>;
+  /** In a cluster: a dispatch id made on one node resolves on every node. */
+  shared: SharedAliases | null = null;
 
   constructor(
     private readonly sessions: SessionService,
@@ -29,13 +37,13 @@ export class SessionTaskResults implements TaskResultStore {
     return rec ? resultOf(rec) : undefined;
   }
 
-  alias(alias: string, taskName: string): Promise<void> {
+  async alias(alias: string, taskName: string): Promise<void> {
     this.aliases.set(alias, taskName);
-    return Promise.resolve();
+    await this.shared?.set(alias, taskName);
   }
 
-  resolveAlias(alias: string): Promise<string | undefined> {
-    return Promise.resolve(this.aliases.get(alias));
+  async resolveAlias(alias: string): Promise<string | undefined> {
+    return this.aliases.get(alias) ?? (await this.shared?.get(alias));
   }
 }
 

@@ -203,5 +203,21 @@ describe('AIP across cluster nodes', () => {
       user_request: 'open notepad',
       session_id: body.session_id,
     });
+
+    // A device that runs what it is sent (UFO's client does): the dispatch id resolves on the other node too.
+    await device(b, 'dev-d2');
+    await seen(a, 'dev-d2');
+    const res2 = await fetch(`http://127.0.0.1:${a.port}/api/dispatch`, {
+      method: 'POST',
+      headers: { 'X-API-Key': TEST_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: 'dev-d2', request: planRequest(2, 'work'), task_name: 'd_2' }),
+    });
+    const { session_id: dispatchId } = (await res2.json()) as { session_id: string };
+    await waitFor('the dispatched task to finish, read by dispatch id on node b', async () => {
+      const r = await fetch(`http://127.0.0.1:${b.port}/api/task_result/${dispatchId}`, {
+        headers: { 'X-API-Key': TEST_KEY },
+      });
+      return ((await r.json()) as { status: string }).status === 'done';
+    });
   });
 });
