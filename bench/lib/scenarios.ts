@@ -200,6 +200,7 @@ export async function aipScenario(
     });
     return row(m, s.conns, payloadBytes(codec), {
       window: 1,
+      codec,
       steps_per_task: s.steps,
       tasks_completed: m.snap.tasks_completed,
       tasks_failed: m.snap.tasks_failed,
