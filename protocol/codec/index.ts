@@ -9,7 +9,7 @@ import { validateClientMessage, validateServerMessage } from '../validate.js';
 import { clientWire, serverWire } from '../wire.js';
 import { decodeJson, encodeJson, encodeServerJson } from './json.js';
 import { DEFAULT_LIMITS, type Decoded, type DecodeLimits } from './limits.js';
-import { decodeMsgpack, encodeMsgpack, encodeServerMsgpack } from './msgpack.js';
+import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
 
 export const SUBPROTOCOL_MSGPACK = 'aip.msgpack.v1';
 
@@ -78,8 +78,6 @@ export function decodeServerMessage(
 export function encodeServerMessage(codec: WireCodec, msg: ServerMessageInput): string | Uint8Array {
   // The same text as jsonCodec.encode(serverWire(msg)), without the intermediate object (see encodeServerJson).
   if (codec === jsonCodec) return encodeServerJson(msg);
-  // The same bytes as msgpackCodec.encode(serverWire(msg)), with one object built instead of two.
-  if (codec === msgpackCodec) return encodeServerMsgpack(msg);
   return codec.encode(serverWire(msg));
 }
 

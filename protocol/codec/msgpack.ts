@@ -7,8 +7,6 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { aipError, type AipError } from '../errors.js';
-import { SERVER_MESSAGE_KEYS, type ServerMessageInput } from '../messages.js';
-import { commandWire } from '../wire.js';
 import { checkTree, jsonTypeName } from './guards.js';
 import type { Decoded, DecodeLimits } from './limits.js';
 import { prescanMsgpack } from './prescan.js';
@@ -58,22 +56,6 @@ export function encodeMsgpack(wire: Record<string, unknown>): Uint8Array {
   const compact: Record<string, unknown> = {};
   for (const key in wire) {
     const v = wire[key];
-    if (v !== null && v !== undefined) compact[key] = v;
-  }
-  return packr.pack(compact) as Uint8Array;
-}
-
-/**
- * `encodeMsgpack(serverWire(msg))`, byte for byte, building one object instead of two: the compact map is filled
- * straight from the message in the wire's key order (SERVER_MESSAGE_KEYS, which wire.ts checks against
- * serverWire at load time), leaving out null and undefined members.
- */
-export function encodeServerMsgpack(msg: ServerMessageInput): Uint8Array {
-  const compact: Record<string, unknown> = {};
-  const src = msg as unknown as Record<string, unknown>;
-  for (let i = 0; i < SERVER_MESSAGE_KEYS.length; i++) {
-    const key = SERVER_MESSAGE_KEYS[i]!;
-    const v = key === 'actions' && Array.isArray(msg.actions) ? msg.actions.map(commandWire) : src[key];
     if (v !== null && v !== undefined) compact[key] = v;
   }
   return packr.pack(compact) as Uint8Array;
