@@ -14,7 +14,15 @@ import { BinaryEchoLoad, ChannelLoad } from './lib/channel-load.js';
 import { EchoLoad } from './lib/echo-load.js';
 
 export type LoadgenConfig =
-  | { mode: 'echo'; port: number; conns: number; window: number; payloadBytes: number; deadlineS: number }
+  | {
+      mode: 'echo';
+      port: number;
+      conns: number;
+      window: number;
+      payloadBytes: number;
+      deadlineS: number;
+      rate?: number;
+    }
   | { mode: 'channel'; port: number; token: string; streams: number; idPrefix: string; deadlineS: number }
   | { mode: 'echo-bin'; port: number; conns: number; deadlineS: number }
   | {
@@ -26,6 +34,7 @@ export type LoadgenConfig =
       codec: LoadCodec;
       idPrefix: string;
       deadlineS: number;
+      rate?: number;
     };
 
 export type ParentMsg =
@@ -68,6 +77,7 @@ async function main(): Promise<void> {
       conns: cfg.conns,
       window: cfg.window,
       payloadBytes: cfg.payloadBytes,
+      ...(cfg.rate ? { rate: cfg.rate } : {}),
     });
     load = e;
     start = () => e.start();
@@ -95,6 +105,7 @@ async function main(): Promise<void> {
       steps: cfg.steps,
       codec: cfg.codec,
       idPrefix: cfg.idPrefix,
+      ...(cfg.rate ? { rate: cfg.rate } : {}),
     });
     load = a;
     start = cfg.mode === 'aip' ? () => a.startTasks() : () => {};

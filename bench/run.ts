@@ -10,7 +10,16 @@ import { parseArgs } from 'node:util';
 import { channelRatios, channelScenarios } from './lib/channel.js';
 import { killAll } from './lib/proc.js';
 import { note } from './lib/progress.js';
-import { computeRatios, markdown, writeJson, type BenchReport } from './lib/report.js';
+import {
+  checkPair,
+  computeRatios,
+  markdown,
+  RATIO_PAIRS,
+  stats,
+  writeJson,
+  type BenchReport,
+  type Stats,
+} from './lib/report.js';
 import {
   aipdAvailable,
   aipScenario,
@@ -21,12 +30,16 @@ import {
   type ScenarioResult,
 } from './lib/scenarios.js';
 
+// Run in this order in every repetition: aip-json first, because the echoes are sized to its frames and the
+// latency scenarios run at half of its peak, both from the same repetition.
 export const SCENARIOS = [
+  'aip-json',
   'uws-echo',
   'ws-echo',
-  'aip-json',
-  'aip-json-memstore',
   'aip-msgpack',
+  'aip-json-memstore',
+  'aip-json-lat',
+  'uws-echo-lat',
   'idle-devices',
   'http',
   'channel',
@@ -46,6 +59,9 @@ const { values } = parseArgs({
     skip: { type: 'string' },
     out: { type: 'string' },
     reps: { type: 'string' },
+    repeat: { type: 'string' },
+    'lat-rate': { type: 'string' },
+    'lat-fraction': { type: 'string' },
     'aipd-arg': { type: 'string', multiple: true },
     'channel-streams': { type: 'string' },
     help: { type: 'boolean' },
@@ -82,7 +98,8 @@ function list(flag: string | undefined, env: string): Scenario[] | null {
 
 if (values.help) {
   console.log(`usage: npm run bench -- [--duration S] [--warmup S] [--conns N] [--steps N] [--idle N] [--idle-hold S]
-       [--http-duration S] [--channel-streams N] [--reps N] [--only a,b] [--skip a,b] [--out file] [--aipd-arg X ...]
+       [--http-duration S] [--channel-streams N] [--repeat N] [--lat-fraction F] [--lat-rate N]
+       [--only a,b] [--skip a,b] [--out file] [--aipd-arg X ...]
 scenarios: ${SCENARIOS.join(', ')}`);
   process.exit(0);
 }
@@ -98,7 +115,10 @@ const settings: BenchSettings & { channelStreams: number } = {
   channelStreams: num(values['channel-streams'], 'BENCH_CHANNEL_STREAMS', 4, 1, 64),
   aipdArgs: values['aipd-arg'] ?? (process.env.BENCH_AIPD_ARGS ?? '').split(' ').filter(Boolean),
 };
-const reps = num(values.reps, 'BENCH_REPS', 1, 1, 20);
+const reps = num(values.repeat ?? values.reps, 'BENCH_REPEAT', 3, 1, 20);
+/** The latency scenarios run at this fraction of the same repetition's aip-json peak, or at a fixed rate. */
+const latFraction = num(values['lat-fraction'], 'BENCH_LAT_FRACTION', 0.5, 0.01, 1);
+const latRate = num(values['lat-rate'], 'BENCH_LAT_RATE', 0, 0, 1_000_000);
 const only = list(values.only, 'BENCH_ONLY');
 const skip = new Set(list(values.skip, 'BENCH_SKIP') ?? []);
 const selected = SCENARIOS.filter((s) => (only ? only.includes(s) : true) && !skip.has(s));
@@ -128,12 +148,84 @@ function medianRow(rows: ScenarioResult[]): ScenarioResult {
   return {
     ...mid,
     reps: rows.length,
+    p99_ms_reps: rows.map((r) => r.p99_ms),
+    per_server_cpu_s_reps: rows.map((r) => r.per_server_cpu_s ?? null),
+    ...(typeof mid.rss_per_conn_bytes === 'number'
+      ? { rss_per_conn_bytes_reps: rows.map((r) => r.rss_per_conn_bytes ?? null) }
+      : {}),
     throughput_min: sorted[0]!.throughput_per_s,
     throughput_max: sorted[sorted.length - 1]!.throughput_per_s,
     ...(perCpu.length
       ? { per_server_cpu_s_min: Math.min(...perCpu), per_server_cpu_s_max: Math.max(...perCpu) }
       : {}),
   };
+}
+
+/** Runs one scenario of repetition `rep`; `done` holds this repetition's rows so far (aip-json sizes the echoes). */
+async function runOne(
+  name: Scenario,
+  done: Record<string, ScenarioResult>,
+): Promise<Record<string, ScenarioResult>> {
+  const aip = done['aip-json'];
+  // The echoes carry frames of the same mean size as aip-json's round trip (request and reply): payload = the mean
+  // wire size less the header of a masked (8 B) and an unmasked (4 B) frame of 126..65535 bytes.
+  const echoPayload = typeof aip?.frame_bytes === 'number' ? aip.frame_bytes - 6 : undefined;
+  const echo = echoPayload === undefined ? {} : { payloadBytes: echoPayload };
+  const rate = latRate > 0 ? latRate : aip ? Math.round(aip.throughput_per_s * latFraction) : 0;
+  switch (name) {
+    case 'uws-echo':
+    case 'ws-echo':
+      return { [name]: await echoScenario(name, settings, echo) };
+    case 'aip-json':
+      return { [name]: await aipScenario('json', settings) };
+    case 'aip-json-memstore':
+      return { [name]: await aipScenario('json', settings, 'memory') };
+    case 'aip-msgpack':
+      return { [name]: await aipScenario('msgpack', settings) };
+    case 'aip-json-lat':
+    case 'uws-echo-lat':
+      if (rate <= 0) throw new Error('no rate: run aip-json in the same repetition, or give --lat-rate');
+      return name === 'aip-json-lat'
+        ? { [name]: await aipScenario('json', settings, 'default', rate) }
+        : { [name]: await echoScenario('uws-echo', settings, { ...echo, rate }) };
+    case 'idle-devices':
+      return { [name]: await idleScenario(settings) };
+    case 'channel':
+      return channelScenarios(settings);
+    case 'http':
+      return httpScenarios(settings);
+  }
+}
+
+/** The issue-14 targets, from every repetition. */
+function targets(
+  ratioStats: Record<string, Stats>,
+  runs: Record<string, ScenarioResult[]>,
+): BenchReport['targets'] {
+  const out: BenchReport['targets'] = {};
+  const put = (key: string, target: string, values: number[], met: (m: number) => boolean): void => {
+    const st = stats(values);
+    out[key] = {
+      target,
+      median: st?.median ?? null,
+      min: st?.min ?? null,
+      max: st?.max ?? null,
+      met: st !== null && met(st.median),
+    };
+  };
+  const r = (k: string): number[] => ratioStats[k]?.values ?? [];
+  const field = (sc: string, f: string): number[] =>
+    (runs[sc] ?? []).map((x) => x[f]).filter((v): v is number => typeof v === 'number');
+  put('aip-json/uws-echo:cpu', '≥ 0.50', r('aip-json/uws-echo:cpu'), (m) => m >= 0.5);
+  put('aip-msgpack/aip-json:cpu', '≥ 1.25', r('aip-msgpack/aip-json:cpu'), (m) => m >= 1.25);
+  put(
+    'idle-devices rss_per_conn_bytes',
+    '≤ 4096',
+    field('idle-devices', 'rss_per_conn_bytes'),
+    (m) => m <= 4096,
+  );
+  put('aip-json-lat p99_ms (half peak)', '≤ 2', field('aip-json-lat', 'p99_ms'), (m) => m <= 2);
+  return out;
 }
 
 async function main(): Promise<number> {
@@ -145,7 +237,7 @@ async function main(): Promise<number> {
       kernel: os.release(),
       date: new Date().toISOString(),
       commit: gitCommit(),
-      settings,
+      settings: { ...settings, latFraction, latRate },
       reps,
       scenarios_run: selected,
       skipped: [],
@@ -153,12 +245,17 @@ async function main(): Promise<number> {
     },
     scenarios: {},
     ratios: {},
+    ratio_stats: {},
+    ratio_checks: {},
+    targets: {},
+    repetitions: [],
   };
   const failed = report.meta.failed as { scenario: string; error: string }[];
   const needsAipd = new Set<Scenario>([
     'aip-json',
     'aip-json-memstore',
     'aip-msgpack',
+    'aip-json-lat',
     'idle-devices',
     'http',
     'channel',
@@ -166,6 +263,7 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const runs: Record<string, ScenarioResult[]> = {};
   for (let rep = 1; rep <= reps; rep++) {
+    const repRows: Record<string, ScenarioResult> = {};
     for (const name of selected) {
       if (needsAipd.has(name) && !aipdAvailable()) {
         if (rep === 1)
@@ -176,15 +274,10 @@ async function main(): Promise<number> {
         continue;
       }
       try {
-        const rows: Record<string, ScenarioResult> = {};
-        if (name === 'uws-echo' || name === 'ws-echo') rows[name] = await echoScenario(name, settings);
-        else if (name === 'aip-json') rows[name] = await aipScenario('json', settings);
-        else if (name === 'aip-json-memstore') rows[name] = await aipScenario('json', settings, 'memory');
-        else if (name === 'aip-msgpack') rows[name] = await aipScenario('msgpack', settings);
-        else if (name === 'idle-devices') rows[name] = await idleScenario(settings);
-        else if (name === 'channel') Object.assign(rows, await channelScenarios(settings));
-        else Object.assign(rows, await httpScenarios(settings));
+        const rows = await runOne(name, repRows);
         for (const [k, r] of Object.entries(rows)) {
+          r.rep = rep;
+          repRows[k] = r;
           (runs[k] ??= []).push(r);
           const tag = reps > 1 ? ` (rep ${rep}/${reps})` : '';
           note(
@@ -197,11 +290,29 @@ async function main(): Promise<number> {
         note(`[${name}] FAILED: ${msg}`);
       }
     }
+    // channel/uws-echo compares with the echo of the same 64 KiB chunks (row uws-echo-64k), not the small-frame echo.
+    const ratios = { ...computeRatios(repRows), ...channelRatios(repRows) };
+    report.repetitions.push({ rep, scenarios: repRows, ratios });
+    for (const [a, b] of RATIO_PAIRS) {
+      const ra = repRows[a];
+      const rb = repRows[b];
+      if (!ra || !rb || a === 'channel') continue;
+      const problems = checkPair(ra, rb).map((p) => `rep ${rep}: ${p}`);
+      const c = (report.ratio_checks[`${a}/${b}`] ??= { ok: true, problems: [] });
+      c.problems.push(...problems);
+      c.ok = c.problems.length === 0;
+    }
   }
   for (const [k, rows] of Object.entries(runs)) report.scenarios[k] = medianRow(rows);
+  const keys = new Set(report.repetitions.flatMap((r) => Object.keys(r.ratios)));
+  for (const k of keys) {
+    const st = stats(report.repetitions.map((r) => r.ratios[k]).filter((v): v is number => v !== undefined));
+    if (!st) continue;
+    report.ratio_stats[k] = st;
+    report.ratios[k] = st.median;
+  }
+  report.targets = targets(report.ratio_stats, runs);
   report.meta.total_s = Math.round((Date.now() - t0) / 100) / 10;
-  // channel/uws-echo compares with the echo of the same 64 KiB chunks (row uws-echo-64k), not the small-frame echo.
-  report.ratios = { ...computeRatios(report.scenarios), ...channelRatios(report.scenarios) };
   writeJson(outPath, report);
   process.stdout.write(markdown(report));
   note(`results written to ${outPath}`);

@@ -5,7 +5,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { LatencyHistogram } from '../../src/cli/loadtest-hist.js';
-import { makeSnapshot, type AipSnapshot, type ProgressFn } from '../../src/cli/loadtest-core.js';
+import { makeSnapshot, wireBytes, type AipSnapshot, type ProgressFn } from '../../src/cli/loadtest-core.js';
+import { Pacer } from '../../src/cli/loadtest-pacer.js';
 import { buildFrame, RawWs } from '../../src/cli/loadtest-ws.js';
 
 export interface EchoLoadOptions {
@@ -14,6 +15,8 @@ export interface EchoLoadOptions {
   conns: number;
   window: number;
   payloadBytes: number;
+  /** Rate-limited mode (window 1): at most this many sends per second in total, FIFO over the connections. */
+  rate?: number;
 }
 
 /** The `command_results` frame a bench device sends (UUID-sized ids), used to size every scenario's payload. */
@@ -52,9 +55,14 @@ export class EchoLoad {
   private errors = 0;
   private firstError: string | null = null;
   private since = performance.now();
+  private readonly pacer: Pacer<Conn> | null;
+  private readonly payloadLen: number;
 
   constructor(private readonly opts: EchoLoadOptions) {
-    this.frame = buildFrame(echoPayload(opts.payloadBytes), false);
+    const text = echoPayload(opts.payloadBytes);
+    this.payloadLen = Buffer.byteLength(text);
+    this.frame = buildFrame(text, false);
+    this.pacer = opts.rate ? new Pacer<Conn>(opts.rate, (c) => this.sendOne(c)) : null;
   }
 
   async connectAll(onProgress?: ProgressFn): Promise<void> {
@@ -82,6 +90,11 @@ export class EchoLoad {
 
   start(): void {
     this.running = true;
+    if (this.pacer) {
+      this.pacer.start();
+      for (const c of this.conns) this.pacer.push(c);
+      return;
+    }
     for (const c of this.conns) {
       const now = performance.now();
       for (let i = 0; i < this.opts.window; i++) c.sent.push(now);
@@ -102,12 +115,15 @@ export class EchoLoad {
       errors: this.errors,
       first_error: this.firstError,
       devices_connected: this.conns.filter((c) => !c.ws.closed).length,
+      frame_out_bytes: wireBytes(this.payloadLen, true),
+      frame_in_bytes: wireBytes(this.payloadLen, false),
     });
   }
 
   stop(): void {
     this.running = false;
     this.stopping = true;
+    this.pacer?.stop();
     for (const c of this.conns) c.ws.close(1000);
   }
 
@@ -117,6 +133,12 @@ export class EchoLoad {
     if (t0 !== undefined) this.hist.record((now - t0) * 1000);
     this.rt++;
     if (!this.running) return;
+    if (this.pacer) this.pacer.push(c);
+    else this.sendOne(c, now);
+  }
+
+  private sendOne(c: Conn, now = performance.now()): void {
+    if (!this.running || c.ws.closed) return;
     c.sent.push(now);
     c.ws.sendFrames([this.frame]);
   }

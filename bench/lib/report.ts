@@ -7,19 +7,76 @@ import type { ScenarioResult } from './scenarios.js';
 
 export interface BenchReport {
   meta: Record<string, unknown> & { skipped: { scenario: string; reason: string }[] };
+  /** Per scenario: the repetition with the median throughput, with the min–max of the key figures. */
   scenarios: Record<string, ScenarioResult>;
+  /** Each ratio's median over the repetitions (each repetition's ratio uses the rows of that repetition). */
   ratios: Record<string, number>;
+  /** Each ratio's median, min, max and every repetition's value. */
+  ratio_stats: Record<string, Stats>;
+  /** Per ratio: whether both sides had the same connections, window, load generator and frame size (±10 %). */
+  ratio_checks: Record<string, { ok: boolean; problems: string[] }>;
+  /** The issue-14 targets, from the medians. */
+  targets: Record<
+    string,
+    { target: string; median: number | null; min: number | null; max: number | null; met: boolean }
+  >;
+  /** Every repetition, in order: its rows and its ratios. */
+  repetitions: { rep: number; scenarios: Record<string, ScenarioResult>; ratios: Record<string, number> }[];
+}
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+  values: number[];
+}
+
+/** Median (the mean of the middle two for an even count), min, max. */
+export function stats(values: readonly number[]): Stats | null {
+  if (values.length === 0) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median: round3(median), min: v[0]!, max: v[v.length - 1]!, n: v.length, values: [...values] };
+}
+
+/** How far two frame sizes may differ on the two sides of a ratio. */
+const FRAME_TOLERANCE = 0.1;
+
+/** Problems that make `a/b` an unfair comparison (empty: comparable). */
+export function checkPair(a: ScenarioResult, b: ScenarioResult): string[] {
+  const p: string[] = [];
+  if (a.connections !== b.connections) p.push(`connections ${a.connections} vs ${b.connections}`);
+  if (a.window !== b.window) p.push(`in-flight window ${fmt(a.window)} vs ${fmt(b.window)}`);
+  if (a.load_generator !== b.load_generator) p.push('different load generators');
+  // Two AIP runs of the same load that differ only by codec carry the same messages (msgpack leaves null members
+  // out, by the protocol): their frame sizes differ by what the codec is measured for, so they are not compared.
+  const codecPair =
+    typeof a.codec === 'string' &&
+    typeof b.codec === 'string' &&
+    a.codec !== b.codec &&
+    a.steps_per_task === b.steps_per_task;
+  const fa = a.frame_bytes;
+  const fb = b.frame_bytes;
+  if (typeof fa !== 'number' || typeof fb !== 'number') p.push('frame size not measured');
+  else if (!codecPair && Math.abs(fa - fb) > FRAME_TOLERANCE * Math.max(fa, fb))
+    p.push(`mean frame ${fa} B vs ${fb} B (more than ${FRAME_TOLERANCE * 100} % apart)`);
+  return p;
 }
 
 /** Numerator/denominator pairs; each yields `<a>/<b>:wall` and `<a>/<b>:cpu`. */
 export const RATIO_PAIRS: readonly [string, string][] = [
   ['aip-json', 'uws-echo'],
+  ['aip-msgpack', 'aip-json'],
   ['aip-msgpack', 'uws-echo'],
   ['aip-json', 'ws-echo'],
   ['aip-msgpack', 'ws-echo'],
   ['channel', 'uws-echo'],
   // The default session store (SQLite) against no disk at all: the cost of durability on the hot path.
   ['aip-json', 'aip-json-memstore'],
+  // Rate-limited (latency) mode, same rate on both sides: CPU per round trip at half of the aip-json peak.
+  ['aip-json-lat', 'uws-echo-lat'],
 ];
 
 /** Round trips (or requests) per second of server CPU, when the scenario measures one. */
@@ -57,7 +114,7 @@ export function markdown(rep: BenchReport): string {
     '',
   );
   lines.push(
-    '| scenario | conns | payload B | throughput/s | per server-CPU-s | p50 ms | p99 ms | server CPU s | server RSS MB | errors | notes |',
+    '| scenario | conns | frame B | throughput/s | per server-CPU-s | p50 ms | p99 ms | server CPU s | server RSS MB | errors | notes |',
   );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const [name, r] of Object.entries(rep.scenarios)) {
@@ -69,12 +126,23 @@ export function markdown(rep: BenchReport): string {
     if (typeof r.first_error === 'string') notes.push(`first error: ${r.first_error}`);
     const pc = perCpu(r);
     lines.push(
-      `| ${name} | ${fmt(r.connections)} | ${fmt(r.payload_bytes)} | ${fmt(r.throughput_per_s)} | ${fmt(pc === null ? null : Math.round(pc))} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${fmt(r.server_cpu_s)} | ${fmt(r.server_rss_mb)} | ${fmt(r.errors ?? 0)} | ${notes.join('; ')} |`,
+      `| ${name} | ${fmt(r.connections)} | ${fmt(r.frame_bytes ?? r.payload_bytes)} | ${fmt(r.throughput_per_s)} | ${fmt(pc === null ? null : Math.round(pc))} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${fmt(r.server_cpu_s)} | ${fmt(r.server_rss_mb)} | ${fmt(r.errors ?? 0)} | ${notes.join('; ')} |`,
     );
   }
-  if (Object.keys(rep.ratios).length) {
-    lines.push('', '| ratio | value |', '|---|---:|');
-    for (const [k, v] of Object.entries(rep.ratios)) lines.push(`| ${k} | ${v} |`);
+  if (Object.keys(rep.ratio_stats).length) {
+    lines.push('', '| ratio | median | min–max | reps | comparable |', '|---|---:|---:|---:|---|');
+    for (const [k, v] of Object.entries(rep.ratio_stats)) {
+      const c = rep.ratio_checks[k.replace(/:(cpu|wall)$/, '')];
+      const ok = c ? (c.ok ? 'yes' : `no: ${c.problems.join('; ')}`) : '–';
+      lines.push(`| ${k} | ${v.median} | ${v.min}–${v.max} | ${v.n} | ${ok} |`);
+    }
+  }
+  if (Object.keys(rep.targets).length) {
+    lines.push('', '| target | wanted | median | min–max | met |', '|---|---:|---:|---:|---|');
+    for (const [k, t] of Object.entries(rep.targets))
+      lines.push(
+        `| ${k} | ${t.target} | ${fmt(t.median)} | ${fmt(t.min)}–${fmt(t.max)} | ${t.met ? 'yes' : 'NO'} |`,
+      );
   }
   for (const s of rep.meta.skipped) lines.push('', `- ${s.scenario}: ${s.reason}`);
   return lines.join('\n') + '\n';

@@ -85,6 +85,9 @@ async function startAipd(s: BenchSettings, extra: readonly string[] = []): Promi
   return server;
 }
 
+/** The load generator every throughput and latency scenario uses (both sides of every ratio). */
+export const LOAD_GENERATOR = 'bench/loadgen.js (RawWs: net.Socket, TCP_NODELAY, zero mask key)';
+
 /** One result row from a measured run; `extra` adds scenario-specific fields. */
 export function row(
   m: Measured,
@@ -93,6 +96,8 @@ export function row(
   extra: Record<string, unknown>,
 ): ScenarioResult {
   const thr = m.snap.round_trips / m.snap.elapsed_s;
+  const fo = m.snap.frame_out_bytes ?? 0;
+  const fi = m.snap.frame_in_bytes ?? 0;
   return {
     throughput_per_s: Math.round(thr),
     p50_ms: m.hist.ms(0.5),
@@ -108,14 +113,39 @@ export function row(
     errors: m.snap.errors,
     ...(m.snap.first_error ? { first_error: m.snap.first_error } : {}),
     requested_connections: conns,
+    // What both sides of a ratio must match (bench/README.md "Keeping ratios honest"): the wire bytes of the
+    // request and reply frames of one round trip in the steady state, and their mean.
+    frame_out_bytes: fo,
+    frame_in_bytes: fi,
+    frame_bytes: fo && fi ? Math.round((fo + fi) / 2) : null,
+    // The same messages as JSON text: what a binary codec's smaller frames carry.
+    frame_json_bytes:
+      m.snap.frame_out_json_bytes && m.snap.frame_in_json_bytes
+        ? Math.round((m.snap.frame_out_json_bytes + m.snap.frame_in_json_bytes) / 2)
+        : fo && fi
+          ? Math.round((fo + fi) / 2)
+          : null,
+    load_generator: LOAD_GENERATOR,
     ...extra,
   };
 }
 
-export async function echoScenario(name: 'uws-echo' | 'ws-echo', s: BenchSettings): Promise<ScenarioResult> {
+/** Options of a reference echo run: payload size (to match an AIP run's frames) and the rate-limited mode. */
+export interface EchoOptions {
+  /** JSON text bytes of the echoed frame; default: the bench device's `command_results` frame. */
+  payloadBytes?: number;
+  /** Rate-limited mode: sends per second in total. */
+  rate?: number;
+}
+
+export async function echoScenario(
+  name: 'uws-echo' | 'ws-echo',
+  s: BenchSettings,
+  o: EchoOptions = {},
+): Promise<ScenarioResult> {
   const server = await startServer([here(`../servers/${name}.js`)], /^listening (\d+)$/);
   try {
-    const payload = payloadBytes('json');
+    const payload = Math.max(o.payloadBytes ?? 0, payloadBytes('json'));
     const cfg: LoadgenConfig = {
       mode: 'echo',
       port: server.port,
@@ -123,16 +153,17 @@ export async function echoScenario(name: 'uws-echo' | 'ws-echo', s: BenchSetting
       window: 1,
       payloadBytes: payload,
       deadlineS: deadline(s),
+      ...(o.rate ? { rate: o.rate } : {}),
     };
     const m = await drive({
-      scenario: name,
+      scenario: o.rate ? `${name}-lat` : name,
       server,
       configs: [cfg],
       kind: 'load',
       warmupS: s.warmupS,
       durationS: s.durationS,
     });
-    return row(m, s.conns, payload, { window: 1 });
+    return row(m, s.conns, payload, { window: 1, ...(o.rate ? { rate_per_s: o.rate } : {}) });
   } finally {
     await stopChild(server.child);
   }
@@ -143,8 +174,9 @@ export async function aipScenario(
   codec: LoadCodec,
   s: BenchSettings,
   store: 'default' | 'memory' = 'default',
+  rate?: number,
 ): Promise<ScenarioResult> {
-  const name = `aip-${codec}${store === 'memory' ? '-memstore' : ''}`;
+  const name = `aip-${codec}${store === 'memory' ? '-memstore' : ''}${rate ? '-lat' : ''}`;
   const server = await startAipd(s, store === 'memory' ? ['--store', 'memory'] : []);
   try {
     const cfg: LoadgenConfig = {
@@ -156,6 +188,7 @@ export async function aipScenario(
       codec,
       idPrefix: `bench-${codec}-`,
       deadlineS: deadline(s),
+      ...(rate ? { rate } : {}),
     };
     const m = await drive({
       scenario: name,
@@ -167,9 +200,11 @@ export async function aipScenario(
     });
     return row(m, s.conns, payloadBytes(codec), {
       window: 1,
+      codec,
       steps_per_task: s.steps,
       tasks_completed: m.snap.tasks_completed,
       tasks_failed: m.snap.tasks_failed,
+      ...(rate ? { rate_per_s: rate } : {}),
     });
   } finally {
     await stopChild(server.child);

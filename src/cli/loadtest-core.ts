@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { Packr, Unpackr } from 'msgpackr';
 import { LatencyHistogram, type HistogramJson } from './loadtest-hist.js';
+import { Pacer } from './loadtest-pacer.js';
 import { RawWs } from './loadtest-ws.js';
 import { SUBPROTOCOL_MSGPACK } from '../../protocol/index.js';
 
@@ -28,6 +29,11 @@ export interface AipLoadOptions {
   idPrefix: string;
   /** Handshakes + registrations in flight at once (default 200). */
   connectConcurrency?: number;
+  /**
+   * Rate-limited mode: `command_results` go out at this many per second in total (FIFO over the devices ready to
+   * answer) instead of at once. Latency is still measured from the actual send.
+   */
+  rate?: number;
 }
 
 export interface AipSnapshot {
@@ -42,12 +48,25 @@ export interface AipSnapshot {
   devices_connected: number;
   bytes_out: number;
   bytes_in: number;
+  /** Wire bytes (header included) of the last request frame sent in the steady state (AIP: `command_results`). */
+  frame_out_bytes?: number;
+  /** Wire bytes of the last reply frame received in the steady state (AIP: `command`). */
+  frame_in_bytes?: number;
+  /** The same two messages as JSON text (wire bytes): what a binary codec's frames carry, for comparisons. */
+  frame_out_json_bytes?: number;
+  frame_in_json_bytes?: number;
   hist: HistogramJson;
 }
 
 export type ProgressFn = (done: number, total: number) => void;
 
 type Counted = Omit<AipSnapshot, 'elapsed_s' | 'hist' | 'bytes_out' | 'bytes_in'>;
+
+/** Wire bytes of a client→server frame (masked: 4-byte key) and of a server→client frame (unmasked). */
+export function wireBytes(payload: number, masked: boolean): number {
+  const head = payload < 126 ? 2 : payload < 65536 ? 4 : 10;
+  return head + (masked ? 4 : 0) + payload;
+}
 
 /** A snapshot from counters (absent ones are 0), the socket byte counts and the latency histogram. */
 export function makeSnapshot(
@@ -107,9 +126,16 @@ export class AipLoad {
   private c = { rt: 0, started: 0, completed: 0, failed: 0, errors: 0, hb: 0 };
   private firstError: string | null = null;
   private waiters = new Map<Device, (err: string | null) => void>();
+  private readonly pacer: Pacer<() => void> | null;
+  private frameOut = 0;
+  private frameIn = 0;
+  /** JSON sizes of a `command_results` and a `command` (measured once, on the first command). */
+  private jsonOut = 0;
+  private jsonIn = 0;
 
   constructor(private readonly opts: AipLoadOptions) {
     this.plan = planRequest(opts.steps);
+    this.pacer = opts.rate ? new Pacer<() => void>(opts.rate, (go) => go()) : null;
   }
 
   get connected(): number {
@@ -139,6 +165,7 @@ export class AipLoad {
   /** Every registered device requests a task; each requests the next one when its task ends. */
   startTasks(): void {
     this.running = true;
+    this.pacer?.start();
     for (const d of this.devices) if (d.registered && !d.ws.closed) this.sendTask(d);
   }
 
@@ -176,6 +203,10 @@ export class AipLoad {
       first_error: this.firstError,
       heartbeats_answered: this.c.hb,
       devices_connected: this.connected,
+      frame_out_bytes: this.frameOut,
+      frame_in_bytes: this.frameIn,
+      frame_out_json_bytes: this.jsonOut,
+      frame_in_json_bytes: this.jsonIn,
     });
   }
 
@@ -183,6 +214,7 @@ export class AipLoad {
   stop(): void {
     this.running = false;
     this.stopping = true;
+    this.pacer?.stop();
     for (const d of this.devices) d.ws.close(1000);
   }
 
@@ -223,9 +255,16 @@ export class AipLoad {
     }
   }
 
-  private send(d: Device, msg: Msg): void {
-    if (this.opts.codec === 'msgpack') d.ws.send(this.packr.pack(msg), true);
-    else d.ws.send(JSON.stringify(msg), false);
+  /** Sends a message; returns its payload bytes. */
+  private send(d: Device, msg: Msg): number {
+    if (this.opts.codec === 'msgpack') {
+      const b = this.packr.pack(msg);
+      d.ws.send(b, true);
+      return b.length;
+    }
+    const text = JSON.stringify(msg);
+    d.ws.send(text, false);
+    return Buffer.byteLength(text);
   }
 
   private sendTask(d: Device): void {
@@ -254,7 +293,7 @@ export class AipLoad {
     if (!m) return this.error('undecodable frame from server');
     switch (m.type) {
       case 'command':
-        return this.onCommand(d, m);
+        return this.onCommand(d, m, typeof data === 'string' ? Buffer.byteLength(data) : data.length);
       case 'heartbeat':
         if (!d.registered) {
           d.registered = true;
@@ -287,22 +326,34 @@ export class AipLoad {
     }
   }
 
-  private onCommand(d: Device, m: Msg): void {
+  private onCommand(d: Device, m: Msg, bytes: number): void {
     const now = performance.now();
     if (d.lastSent > 0) this.hist.record((now - d.lastSent) * 1000);
     this.c.rt++;
+    this.frameIn = wireBytes(bytes, false);
     if (!this.running) return;
     const actions = Array.isArray(m.actions) ? (m.actions as Msg[]) : [];
     const results = actions.map((a) => ({ status: 'success', result: 'ok', call_id: a?.call_id ?? null }));
-    this.send(d, {
+    const msg = {
       type: 'command_results',
       status: 'continue',
       session_id: m.session_id,
       client_id: d.id,
       prev_response_id: m.response_id,
       action_results: results,
-    });
-    d.lastSent = performance.now();
+    };
+    if (this.jsonIn === 0) {
+      this.jsonIn = wireBytes(Buffer.byteLength(JSON.stringify(m)), false);
+      this.jsonOut = wireBytes(Buffer.byteLength(JSON.stringify(msg)), true);
+    }
+    const reply = (): void => {
+      if (!this.running || d.ws.closed) return;
+      this.frameOut = wireBytes(this.send(d, msg), true);
+      d.lastSent = performance.now();
+    };
+    d.lastSent = 0;
+    if (this.pacer) this.pacer.push(reply);
+    else reply();
   }
 
   private error(text: string): void {

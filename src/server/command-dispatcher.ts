@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { aipError, type Command, type Result } from '../../protocol/index.js';
+import { isoNow } from '../lib/iso-now.js';
 import type { Logger } from '../logger.js';
 import type { CommandBatch, CommandExecutor } from '../session/types.js';
 import type { ClientLink } from '../state/client-directory.js';
@@ -194,18 +195,6 @@ export class CommandDispatcher implements CommandExecutor {
       p.settle(synthetic(p.actions, aipError('COMMAND_TIMEOUT', { ms: this.opts.timeoutMs }).message));
     }
   }
-}
-
-/** `new Date().toISOString()`, formatted once per millisecond. */
-let isoMs = -1;
-let isoText = '';
-function isoNow(): string {
-  const ms = Date.now();
-  if (ms !== isoMs) {
-    isoMs = ms;
-    isoText = new Date(ms).toISOString();
-  }
-  return isoText;
 }
 
 /** One Result per action, in order: missing results (or `action_results: null`) become failures. */

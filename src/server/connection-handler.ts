@@ -45,11 +45,46 @@ export const CONN_TRANSITIONS: TransitionTable<ConnState> = {
 
 type Frame = { data: ArrayBuffer | Uint8Array | string; isBinary: boolean };
 
+/** One set of decode limits per server context, shared by its connections (not an object per connection). */
+const LIMITS = new WeakMap<ServerContext, DecodeLimits>();
+function limitsOf(ctx: ServerContext): DecodeLimits {
+  let l = LIMITS.get(ctx);
+  if (!l) {
+    l = {
+      maxFrameBytes: ctx.config.maxPayloadBytes,
+      maxDepth: ctx.config.maxDepth,
+      maxContainers: ctx.config.maxContainers,
+    };
+    LIMITS.set(ctx, l);
+  }
+  return l;
+}
+
+/**
+ * A registered connection's dispatch scope. Its pino child logger (connection and client ids) is made when
+ * something is logged, not held: an idle connection keeps no logger (issue 14, memory per idle device).
+ */
+class ConnScope implements DispatchScope {
+  constructor(
+    readonly ctx: ServerContext,
+    readonly client: ClientInfo,
+    readonly peer: WirePeer,
+    private readonly connId: string,
+  ) {}
+
+  get log(): Logger {
+    return this.ctx.log.child({
+      conn: this.connId,
+      client_id: this.client.clientId,
+      client_type: this.client.clientType,
+    });
+  }
+}
+
 export class ConnectionHandler implements SocketHandler {
   private readonly fsm = new Fsm(CONN_TRANSITIONS, ConnState.AWAITING_REGISTER, 'connection');
   readonly peer: WirePeer;
-  private scope: DispatchScope | null = null;
-  private log: Logger;
+  private scope: ConnScope | null = null;
   private registrationTimer: NodeJS.Timeout | null = null;
   private transfer: TransferRelay | null = null;
   private readonly limits: DecodeLimits;
@@ -62,12 +97,12 @@ export class ConnectionHandler implements SocketHandler {
     private readonly ctx: ServerContext,
   ) {
     this.peer = new WirePeer(socket);
-    this.log = ctx.log.child({ conn: socket.id });
-    this.limits = {
-      maxFrameBytes: ctx.config.maxPayloadBytes,
-      maxDepth: ctx.config.maxDepth,
-      maxContainers: ctx.config.maxContainers,
-    };
+    this.limits = limitsOf(ctx);
+  }
+
+  /** This connection's logger, made on use (see ConnScope). */
+  private get log(): Logger {
+    return this.scope?.log ?? this.ctx.log.child({ conn: this.socket.id });
   }
 
   get state(): ConnState {
@@ -132,7 +167,7 @@ export class ConnectionHandler implements SocketHandler {
       reason,
       code,
     });
-    this.log.info({ code }, 'client disconnected');
+    if (this.ctx.log.isLevelEnabled('info')) this.log.info({ code }, 'client disconnected');
   }
 
   private frame(data: ArrayBuffer | Uint8Array | string, isBinary: boolean): void {
@@ -176,7 +211,7 @@ export class ConnectionHandler implements SocketHandler {
       return this.closeWith(raw.error, CloseCode.INVALID_PAYLOAD);
     const decoded = raw.ok ? validateClientMessage(raw.value) : raw;
     if (!decoded.ok) {
-      this.log.debug({ code: decoded.error.code }, 'invalid frame');
+      if (this.ctx.log.isLevelEnabled('debug')) this.log.debug({ code: decoded.error.code }, 'invalid frame');
       return sendError(this.peer, decoded.error.message);
     }
     dispatchMessage(this.scope!, decoded.value);
@@ -236,8 +271,7 @@ export class ConnectionHandler implements SocketHandler {
       );
     this.fsm.go(ConnState.REGISTERED);
     this.clearRegistrationTimer(true);
-    this.log = this.log.child({ client_id: client.clientId, client_type: client.clientType });
-    this.scope = { ctx: this.ctx, client, peer: this.peer, log: this.log };
+    this.scope = new ConnScope(this.ctx, client, this.peer, this.socket.id);
     this.peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() });
     this.ctx.events.emit('client.registered', {
       clientId: client.clientId,
@@ -245,7 +279,8 @@ export class ConnectionHandler implements SocketHandler {
       platform: client.platform,
       connId: this.socket.id,
     });
-    this.log.info({ platform: client.platform }, 'client registered');
+    if (this.ctx.log.isLevelEnabled('info'))
+      this.log.info({ platform: client.platform }, 'client registered');
     const held = this.held;
     this.held = [];
     this.heldBytes = 0;

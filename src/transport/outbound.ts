@@ -15,6 +15,10 @@ export interface RawSocket {
   write(data: string | Uint8Array, isBinary: boolean): WriteResult;
   /** Bytes the socket layer holds. */
   buffered(): number;
+  /** Told when the consumer is slow, unless the queue was given its own `onSlow`. */
+  slow?(): void;
+  /** Told when the pending bytes go over (true) or back under (false) budget, unless given `onBackpressure`. */
+  backpressure?(over: boolean, bytes: number): void;
 }
 
 interface Item {
@@ -29,12 +33,26 @@ export class OutboundQueue {
   private over = false;
   private stopped = false;
 
+  /**
+   * `onSlow` / `onBackpressure` default to the socket's own `slow` / `backpressure` methods (a connection that is
+   * its own RawSocket then needs no closures: fewer objects per idle connection).
+   */
   constructor(
     private readonly socket: RawSocket,
     private readonly limits: TransportLimits,
-    private readonly onSlow: () => void,
-    private readonly onBackpressure: (over: boolean, bytes: number) => void = () => undefined,
+    private readonly onSlow: (() => void) | null = null,
+    private readonly onBackpressure: ((over: boolean, bytes: number) => void) | null = null,
   ) {}
+
+  private slow(): void {
+    if (this.onSlow) this.onSlow();
+    else this.socket.slow?.();
+  }
+
+  private notify(over: boolean, bytes: number): void {
+    if (this.onBackpressure) this.onBackpressure(over, bytes);
+    else this.socket.backpressure?.(over, bytes);
+  }
 
   send(data: string | Uint8Array, isBinary: boolean): void {
     if (this.stopped) return;
@@ -89,20 +107,20 @@ export class OutboundQueue {
   private checkBudget(): void {
     const budget = this.limits.outboundBudgetBytes;
     const pending = this.bufferedBytes();
-    if (pending > budget * this.limits.slowConsumerHardCap) return this.onSlow();
+    if (pending > budget * this.limits.slowConsumerHardCap) return this.slow();
     if (pending > budget) {
       if (!this.over) {
         this.over = true;
-        this.onBackpressure(true, pending);
+        this.notify(true, pending);
       }
       if (!this.overBudgetTimer) {
-        this.overBudgetTimer = setTimeout(() => this.onSlow(), this.limits.slowConsumerTimeoutMs);
+        this.overBudgetTimer = setTimeout(() => this.slow(), this.limits.slowConsumerTimeoutMs);
         this.overBudgetTimer.unref();
       }
     } else {
       if (this.over) {
         this.over = false;
-        this.onBackpressure(false, pending);
+        this.notify(false, pending);
       }
       if (this.overBudgetTimer) {
         clearTimeout(this.overBudgetTimer);

@@ -21,7 +21,7 @@ import {
   type HttpResponse,
   type HttpStream,
 } from './http.js';
-import { OutboundQueue, type WriteResult } from './outbound.js';
+import { OutboundQueue, type RawSocket, type WriteResult } from './outbound.js';
 import { EPHEMERAL_PORT_ATTEMPTS, freePort, ListenError, whyNotListening } from './listen.js';
 import { WS_PATHS, type Transport, type TransportOptions } from './transport.js';
 
@@ -32,11 +32,14 @@ interface UserData {
   conn?: UwsConnection;
 }
 
-class UwsConnection implements Connection {
-  readonly id = randomUUID();
+/** One WebSocket; it is also its outbound queue's RawSocket (no closures per connection). */
+class UwsConnection implements Connection, RawSocket {
+  readonly id = flatId();
   closed = false;
   handler: SocketHandler | null = null;
   readonly out: OutboundQueue;
+  /** The last send's result (set inside the cork callback). */
+  private result: WriteResult = 1;
 
   constructor(
     private readonly ws: uWS.WebSocket<UserData>,
@@ -45,21 +48,23 @@ class UwsConnection implements Connection {
     readonly remoteAddress: string,
     private readonly opts: TransportOptions,
   ) {
-    this.out = new OutboundQueue(
-      {
-        write: (data, isBinary) => {
-          let r = 1;
-          this.ws.cork(() => {
-            r = this.ws.send(data, isBinary);
-          });
-          return r as WriteResult;
-        },
-        buffered: () => this.ws.getBufferedAmount(),
-      },
-      opts.limits,
-      () => this.slowConsumer(),
-      (over, bytes) => opts.onBackpressure?.(this, over, bytes),
-    );
+    this.out = new OutboundQueue(this, opts.limits);
+  }
+
+  /** RawSocket: one corked send (a send outside a uWS callback is not corked by uWS itself). */
+  write(data: string | Uint8Array, isBinary: boolean): WriteResult {
+    this.ws.cork(() => {
+      this.result = this.ws.send(data, isBinary) as WriteResult;
+    });
+    return this.result;
+  }
+
+  buffered(): number {
+    return this.ws.getBufferedAmount();
+  }
+
+  backpressure(over: boolean, bytes: number): void {
+    this.opts.onBackpressure?.(this, over, bytes);
   }
 
   send(data: string | Uint8Array, isBinary: boolean): boolean {
@@ -90,7 +95,8 @@ class UwsConnection implements Connection {
     this.out.stop();
   }
 
-  private slowConsumer(): void {
+  /** RawSocket: the outbound queue found this consumer too slow. */
+  slow(): void {
     if (this.closed) return;
     this.opts.log.warn({ conn: this.id, queued: this.out.queuedFrameBytes }, 'closing slow consumer');
     const handler = this.handler;
@@ -98,6 +104,14 @@ class UwsConnection implements Connection {
     // uWS will also call `close`; the handler ignores the second notification.
     handler?.closed(CloseCode.SLOW_CONSUMER);
   }
+}
+
+/**
+ * A connection id: a random UUID as one flat string. `randomUUID()` returns a concatenation (a tree of V8 cons
+ * strings, about 400 B); held for the connection's life, the flat copy costs 56 B.
+ */
+function flatId(): string {
+  return Buffer.from(randomUUID(), 'latin1').toString('latin1');
 }
 
 export function startUwsTransport(opts: TransportOptions): Promise<Transport> {

@@ -93,6 +93,9 @@ describe('RawWs', () => {
   });
 });
 
+const memoryServer = (): Promise<RunningServer> =>
+  startServer({ port: 0, host: '127.0.0.1', apiKey: 'k', logLevel: 'silent', store: 'memory' });
+
 describe('AipLoad against aipd', () => {
   let server: RunningServer | null = null;
   afterEach(async () => {
@@ -103,13 +106,7 @@ describe('AipLoad against aipd', () => {
   it.each(['json', 'msgpack'] as const)(
     'runs inline-plan tasks over %s and counts round trips',
     async (codec) => {
-      server = await startServer({
-        port: 0,
-        host: '127.0.0.1',
-        apiKey: 'k',
-        logLevel: 'silent',
-        store: 'memory',
-      });
+      server = await memoryServer();
       const load = new AipLoad({
         host: '127.0.0.1',
         port: server.port,
@@ -150,14 +147,38 @@ describe('AipLoad against aipd', () => {
     },
   );
 
-  it('reports a refused token as a registration failure, not a hang', async () => {
-    server = await startServer({
-      port: 0,
+  it('rate-limited mode answers commands at the given rate in total and measures frame sizes', async () => {
+    server = await memoryServer();
+    const load = new AipLoad({
       host: '127.0.0.1',
-      apiKey: 'k',
-      logLevel: 'silent',
-      store: 'memory',
+      port: server.port,
+      path: '/ws',
+      token: 'k',
+      devices: 4,
+      steps: 1000,
+      codec: 'json',
+      idPrefix: 'rate-',
+      rate: 200,
     });
+    await load.connectAll();
+    load.startTasks();
+    await new Promise((r) => setTimeout(r, 300));
+    load.resetStats();
+    await new Promise((r) => setTimeout(r, 1000));
+    const s = load.snapshot();
+    load.stop();
+    expect(s.errors).toBe(0);
+    // 200/s for about a second; unpaced, 4 devices on loopback do thousands
+    expect(s.round_trips).toBeGreaterThan(120);
+    expect(s.round_trips).toBeLessThan(260);
+    // wire sizes: a masked command_results text frame out, an unmasked command in, and the same as JSON
+    expect(s.frame_out_bytes).toBeGreaterThan(150);
+    expect(s.frame_in_bytes).toBeGreaterThan(150);
+    expect(s.frame_out_json_bytes).toBe(s.frame_out_bytes);
+  });
+
+  it('reports a refused token as a registration failure, not a hang', async () => {
+    server = await memoryServer();
     const load = new AipLoad({
       host: '127.0.0.1',
       port: server.port,

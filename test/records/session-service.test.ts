@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { mergePatch } from '../../src/records/merge-patch.js';
-import { SessionService } from '../../src/records/session-service.js';
+import { applyChanges, SessionService } from '../../src/records/session-service.js';
 import { MemorySessionStore } from '../../src/state/memory-session-store.js';
 
 function service(): SessionService {
@@ -85,5 +85,22 @@ describe('SessionService', () => {
       truncated: true,
       bytes: JSON.stringify({ tools: ['t'.repeat(5000)] }).length,
     });
+  });
+});
+
+describe('applyChanges', () => {
+  it('gives the record with the changes, keeps keys given as undefined, sets nulls, and keeps id and created_at', () => {
+    const cur = {
+      ...service().recordFrom({ agent_id: 'a', session_type: 't', checkpoint: { n: 1 } }, 'id-1'),
+      version: 4,
+    };
+    const next = applyChanges(
+      cur,
+      { checkpoint: null, updated_at: 'later', status: undefined, context: { k: 1 } },
+      5,
+    );
+    expect(next).toEqual({ ...cur, checkpoint: null, updated_at: 'later', context: { k: 1 }, version: 5 });
+    expect(Object.keys(next)).toEqual(Object.keys(cur));
+    expect(cur.checkpoint).toEqual({ n: 1 });
   });
 });
