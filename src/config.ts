@@ -169,6 +169,8 @@ export const ServerConfig = z.object({
   clusterBusBlockMs: positiveMs.default(1_000),
   /** Sessions handed to other nodes that a node remembers (for transfers, channels and requester departures). */
   clusterForwardedMax: z.number().int().positive().default(100_000),
+  /** How long a REST cancel or delete of a session another node runs waits for it to end there. */
+  clusterCancelWaitMs: positiveMs.default(10_000),
   /** Time between each node's passes over crashed tasks whose resume grace is over (one node fails each). */
   clusterSweepMs: positiveMs.default(2_000),
   /**
@@ -310,6 +312,7 @@ const FLAGS = {
   'cluster-bus-block-ms': { key: 'clusterBusBlockMs', type: 'int' },
   'cluster-forwarded-max': { key: 'clusterForwardedMax', type: 'int' },
   'cluster-sweep-ms': { key: 'clusterSweepMs', type: 'int' },
+  'cluster-cancel-wait-ms': { key: 'clusterCancelWaitMs', type: 'int' },
   'store-idle-in-transaction-ms': { key: 'storeIdleInTransactionMs', type: 'int' },
   'drain-timeout-ms': { key: 'drainTimeoutMs', type: 'int' },
   resume: { key: 'resume', type: 'string' },

@@ -49,6 +49,7 @@ export function wireCluster(
     tasks,
     channelFrame: (peer, bytes) => channels.onFrame(peer, bytes),
     maxForwarded: config.clusterForwardedMax,
+    cancelWaitMs: config.clusterCancelWaitMs,
     log,
   });
   directory.setRemoteSender(crossNode.sender);

@@ -11,6 +11,8 @@ export interface TaskControl {
   cancelById(sessionId: string, reason?: string): boolean;
   /** Resolves once a live session has ended and its `task_end` went out (at once if it is not live here). */
   ended(sessionId: string): Promise<void>;
+  /** Cancels a running session here or on another node of a cluster; resolves once it ended. False if none runs it. */
+  cancelAnywhere(sessionId: string, reason: string): Promise<boolean>;
 }
 
 export interface ApiDeps {

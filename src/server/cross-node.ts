@@ -43,6 +43,8 @@ export interface CrossNodeOptions {
   readonly channelFrame: (peer: ChannelPeer, bytes: Uint8Array) => void;
   /** `clusterForwardedMax`: sessions handed to other nodes remembered at most. */
   readonly maxForwarded: number;
+  /** `clusterCancelWaitMs`: how long a cancel sent to another node waits for the session to end there. */
+  readonly cancelWaitMs: number;
   readonly log: Logger;
 }
 
@@ -57,6 +59,25 @@ export class CrossNode {
     this.log = opts.log.child({ component: 'cross-node' });
     opts.tasks.route = (requester, msg, executorId) => this.route(requester, msg, executorId);
     opts.tasks.remoteParties = (sid) => this.forwarded.get(sid) ?? null;
+    opts.tasks.cancelElsewhere = (sid, reason) => this.cancelElsewhere(sid, reason);
+  }
+
+  /** REST cancel or delete of a session another node runs: that node cancels it; resolves once it has ended. */
+  private async cancelElsewhere(sid: string, reason: string): Promise<boolean> {
+    const { tasks, directory, bus } = this.opts;
+    const sessions = tasks.records.sessions;
+    const rec = await sessions.get(sid);
+    const node = rec?.managed_by;
+    if (!rec?.task || !node || node === directory.nodeId) return false;
+    if (rec.status !== 'active' && rec.status !== 'paused') return false;
+    if (!bus.send(node, { t: 'cancel', sid, reason })) throw aipError('CLUSTER_BUS_UNAVAILABLE', { node });
+    const deadline = Date.now() + this.opts.cancelWaitMs;
+    for (;;) {
+      const cur = await sessions.get(sid);
+      if (!cur || (cur.status !== 'active' && cur.status !== 'paused')) return true;
+      if (Date.now() > deadline) return true; // asked; its node ends it (or the reaper, if it is gone)
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** The directory's way to reach a client on another node. */

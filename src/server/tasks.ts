@@ -88,6 +88,11 @@ export class TaskService {
    */
   route: ((requester: ClientInfo, msg: ClientMessage, executorId: string) => AipError | true | null) | null =
     null;
+  /**
+   * In a cluster: cancels a session another node runs (the store says which) and resolves once it has ended there;
+   * false when no node runs it.
+   */
+  cancelElsewhere: ((sessionId: string, reason: string) => Promise<boolean>) | null = null;
   /** In a cluster: the parties of a session this node's client requested that runs on another node. */
   remoteParties: ((sessionId: string) => { requesterId: string; executorId: string } | null) | null = null;
 
@@ -228,6 +233,18 @@ export class TaskService {
     if (!live) return false;
     this.cancel(live, reason);
     return true;
+  }
+
+  /**
+   * Cancels a running session wherever it runs (here, or on another node of a cluster) and resolves once it has
+   * ended. False when no node runs it.
+   */
+  async cancelAnywhere(sessionId: string, reason: string): Promise<boolean> {
+    if (this.cancelById(sessionId, reason)) {
+      await this.ended(sessionId);
+      return true;
+    }
+    return (await this.cancelElsewhere?.(sessionId, reason)) ?? false;
   }
 
   /** Resolves once the live session has ended (at once if it is not live). */

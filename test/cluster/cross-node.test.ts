@@ -175,6 +175,35 @@ describe('AIP across cluster nodes', () => {
     expect(String(end.error)).toMatch(/disconnect/i);
   });
 
+  it('cancels and deletes over REST on node A sessions that node B runs', async () => {
+    const a = await node('ka');
+    const b = await node('kb');
+    const ran: number[] = [];
+    await device(b, 'dev-k', ran, 100);
+    await seen(a, 'dev-k');
+    const ctl = await controller(a, 'ctl-k', 'dev-k');
+    const first = ctl.runTask({ request: planRequest(50, 'slow'), sessionId: 'k-1', taskName: 'k_1' });
+    await waitFor('k-1 to run on B', () => ran.length >= 2);
+    const del = await fetch(`http://127.0.0.1:${a.port}/api/sessions/k-1`, {
+      method: 'DELETE',
+      headers: { 'X-API-Key': TEST_KEY },
+    });
+    expect(del.status).toBe(200);
+    expect(await first).toMatchObject({ status: 'failed', error: 'Task was cancelled by an API request' });
+
+    const started = ran.length;
+    const second = ctl.runTask({ request: planRequest(50, 'slow'), sessionId: 'k-2', taskName: 'k_2' });
+    await waitFor('k-2 to run on B', () => ran.length >= started + 2);
+    const gone = await fetch(`http://127.0.0.1:${a.port}/sessions/k-2`, {
+      method: 'DELETE',
+      headers: { 'X-API-Key': TEST_KEY },
+    });
+    expect(gone.status).toBeLessThan(300);
+    expect(await second).toMatchObject({ status: 'failed', error: 'Session deleted over the REST API' });
+    expect(b.tasks.live.size).toBe(0);
+    expect(await b.sessions.get('k-2')).toBeNull();
+  });
+
   it('dispatches over HTTP on node A to a device on node B', async () => {
     const a = await node('da');
     const b = await node('db');

@@ -65,9 +65,9 @@ export function liveSessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'DELETE',
       path: '/api/sessions/:id',
-      handle: ({ params }) => {
+      handle: async ({ params }) => {
         const id = params.id!;
-        if (!deps.tasks.cancelById(id)) return notFound();
+        if (!(await deps.tasks.cancelAnywhere(id, aipError('CANCELLED_BY_API').message))) return notFound();
         deps.log.info({ session_id: id }, 'task cancelled over HTTP');
         return json(200, { status: 'cancelled', session_id: id });
       },

@@ -72,16 +72,14 @@ export function sessionError(err: unknown): HttpResponse {
 }
 
 /**
- * Deletes a session; one this node is running is cancelled first (its requester gets `task_end` failed with
+ * Deletes a session; a running one (here or on another node of a cluster) is cancelled first (its requester gets `task_end` failed with
  * DELETED_BY_API) and deleted once it has ended. False when there was no record.
  */
 export async function deleteSession(deps: ApiDeps, id: string): Promise<boolean> {
   if (await deps.remote.sessions.end(id, 'cancelled', aipError('DELETED_BY_API').message))
     deps.log.info({ session_id: id }, 'remote session closed: deleted over the REST API');
-  if (deps.tasks.cancelById(id, aipError('DELETED_BY_API').message)) {
+  if (await deps.tasks.cancelAnywhere(id, aipError('DELETED_BY_API').message))
     deps.log.info({ session_id: id }, 'running session cancelled: deleted over the REST API');
-    await deps.tasks.ended(id);
-  }
   return deps.sessions.delete(id);
 }
 
