@@ -21,6 +21,14 @@ export const ServerConfig = z.object({
   /** Default platform for sessions whose device did not say (UFO's --platform). */
   platform: z.enum(['windows', 'linux', 'mobile']).default('windows'),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** `json` (one pino JSON object a line, the default) or `pretty` (pino-pretty: colourised, for a terminal). */
+  logFormat: z.enum(['json', 'pretty']).default('json'),
+  /** `GET /metrics` (Prometheus): `on` (the default) or `off` (the route answers 404 and nothing is collected). */
+  metrics: z.enum(['on', 'off']).default('on'),
+  /** A token that reads /metrics (as `Authorization: Bearer TOKEN`) besides the API key, for a Prometheus server. */
+  metricsToken: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  /** How long /readyz waits for the store (and Redis) to answer before it reports them unreachable. */
+  readyTimeoutMs: positiveMs.default(2_000),
   /** Accepted for UFO CLI parity; it has no effect, as in UFO. */
   local: z.boolean().default(false),
   /** Time a new connection has to send `register`. */
@@ -241,6 +249,10 @@ const FLAGS = {
   'api-key': { key: 'apiKey', type: 'string' },
   platform: { key: 'platform', type: 'string' },
   'log-level': { key: 'logLevel', type: 'string' },
+  'log-format': { key: 'logFormat', type: 'string' },
+  metrics: { key: 'metrics', type: 'string' },
+  'metrics-token': { key: 'metricsToken', type: 'string' },
+  'ready-timeout-ms': { key: 'readyTimeoutMs', type: 'int' },
   local: { key: 'local', type: 'boolean' },
   'registration-timeout-ms': { key: 'registrationTimeoutMs', type: 'int' },
   'max-unregistered': { key: 'maxUnregistered', type: 'int' },

@@ -28,6 +28,13 @@ import { MemoryTransport } from '../transport/memory.js';
 import type { Transport, TransportOptions } from '../transport/transport.js';
 import { startUwsTransport } from '../transport/uws.js';
 import { upgradeGate } from './upgrade.js';
+import { ObservedHttp } from '../http/observer.js';
+import { Metrics } from '../ops/metrics.js';
+import { RedisProbe, withTimeout } from '../ops/redis-probe.js';
+import { TimedSessionStore } from '../ops/timed-store.js';
+
+/** How often a cluster node measures its Redis pub/sub lag (the `aipd_cluster_bus_lag_seconds` gauge). */
+const CLUSTER_PROBE_MS = 5_000;
 import { RemoteExecution, streamSessionId, STREAM_SUBPROTOCOL } from '../remote/index.js';
 
 export interface StartOptions {
@@ -77,7 +84,7 @@ export async function startServer(
   opts: StartOptions = {},
 ): Promise<RunningServer> {
   const config = finalizeConfig(input);
-  const log = opts.logger ?? createLogger(config.logLevel);
+  const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const events = new EventBus((err, type) => log.error({ err, event: type }, 'event listener failed'));
   // Refuse a busy port before touching the store: a second server must not mark the first one's sessions crashed.
   if (opts.transport !== 'memory' && config.port !== 0) await assertPortFree(config.host, config.port);
@@ -113,6 +120,20 @@ export async function startServer(
     }
   }
   const directory: ServerDirectory = cluster?.directory ?? new MemoryClientDirectory();
+  // Store writes announce their latency; the metrics (unless --metrics off) listen to the lifecycle events.
+  store = new TimedSessionStore(store, events);
+  const metrics =
+    config.metrics === 'on' ? new Metrics(events, { store, node: cluster ? nodeId : undefined }) : null;
+  const probe = config.cluster
+    ? new RedisProbe(
+        config.cluster,
+        config.clusterPrefix,
+        nodeId,
+        CLUSTER_PROBE_MS,
+        log.child({ component: 'ops' }),
+      )
+    : null;
+  if (probe) metrics?.setBusLag(() => probe.lag());
   const sessions = new SessionService(store, log.child({ component: 'sessions' }), {
     maxEventDataBytes: config.eventDataMaxBytes,
   });
@@ -145,6 +166,8 @@ export async function startServer(
   try {
     await recovery.markCrashed();
   } catch (err) {
+    metrics?.close();
+    await probe?.close();
     await redis?.close();
     await cluster?.close();
     await store.close();
@@ -195,14 +218,35 @@ export async function startServer(
     maxHeaderCount: config.maxHeaderCount,
     maxHeaderBytes: config.maxHeaderBytes,
   };
-  const http = createApi(config.apiKey, headLimits, {
+  const readyStore = store;
+  const router = createApi(config.apiKey, headLimits, {
     directory,
     sessions,
     results,
     tasks,
     remote,
     log: log.child({ component: 'http' }),
+    ops: {
+      apiKey: config.apiKey,
+      metrics,
+      metricsToken: config.metricsToken,
+      routes: () => router.list(),
+      ready: async () => {
+        const ms = config.readyTimeoutMs;
+        const [storeOk, redisOk] = await Promise.all([
+          withTimeout(
+            readyStore.get('readyz-probe').then(() => true),
+            ms,
+          ),
+          probe?.reachable(ms),
+        ]);
+        const checks: Record<string, boolean> = { store: storeOk };
+        if (redisOk !== undefined) checks.redis = redisOk;
+        return checks;
+      },
+    },
   });
+  const http = new ObservedHttp(router, events, log.child({ component: 'http' }));
   const wsGate = upgradeGate(config.apiKey, (offer) => negotiateCodec(offer).subprotocol ?? null);
 
   const transportOptions: TransportOptions = {
@@ -244,6 +288,8 @@ export async function startServer(
   try {
     transport = memory ?? (await startUwsTransport(transportOptions));
   } catch (err) {
+    metrics?.close();
+    await probe?.close();
     await redis?.close();
     await cluster?.close();
     await store.close();
@@ -285,6 +331,8 @@ export async function startServer(
         await waitUntil(() => [...transport.connections()].length === 0, config.shutdownGraceMs);
         transport.closeAll();
         recovery.stop();
+        metrics?.close();
+        await probe?.close();
         await cluster?.close();
         await redis?.close();
         await store.close();

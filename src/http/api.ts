@@ -4,6 +4,7 @@ import { Router, type HeadLimits } from './router.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { healthRoutes } from './routes/health.js';
 import { liveSessionRoutes } from './routes/live-sessions.js';
+import { opsRoutes } from './routes/ops.js';
 import { remoteRoutes } from './routes/remote.js';
 import { remoteFileRoutes } from './routes/remote-files.js';
 import { remoteServiceRoutes } from './routes/remote-services.js';
@@ -27,6 +28,7 @@ export const ROUTE_MODULES = [
   remoteRoutes,
   remoteFileRoutes,
   remoteServiceRoutes,
+  opsRoutes,
 ] as const;
 
 export function createApi(apiKey: string, limits: HeadLimits, deps: ApiDeps): Router {

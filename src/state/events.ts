@@ -14,7 +14,11 @@ export interface LifecycleEvents {
     clientType: 'device' | 'constellation';
     platform: string;
     connId: string;
+    /** The wire codec the connection negotiated (`aip-json`, `aip-msgpack`, …). */
+    codec: string;
   };
+  /** A registration refused: `reason` is the error catalogue code (DUPLICATE_CLIENT_ID, REGISTRATION_TIMEOUT, …). */
+  'client.refused': { reason: string };
   'client.gone': {
     clientId: string;
     clientType: 'device' | 'constellation';
@@ -48,6 +52,10 @@ export interface LifecycleEvents {
   'channel.closed': { sessionId: string; kind: string; bytes: number };
   'backpressure.on': { connId: string; bufferedBytes: number };
   'backpressure.off': { connId: string; bufferedBytes: number };
+  /** An HTTP answer went out: `route` is the matched pattern (`/sessions/:id`), or null when no route matched. */
+  'http.request': { method: string; route: string | null; status: number; ms: number };
+  /** A session store write completed (or failed): `op` is the store method. */
+  'store.write': { op: string; ms: number; ok: boolean };
 }
 
 export type LifecycleEventType = keyof LifecycleEvents;
