@@ -7,6 +7,7 @@ import { CloseCode, negotiateCodec } from '../../protocol/index.js';
 import { ChannelRouter, type ChannelRouterOptions } from '../channel/router.js';
 import { finalizeConfig, type ServerConfig, type ServerConfigInput } from '../config.js';
 import { createApi } from '../http/api.js';
+import type { Router } from '../http/router.js';
 import { createLogger, type Logger } from '../logger.js';
 import { ConnectionHandler } from '../server/connection-handler.js';
 import type { ServerContext } from '../server/context.js';
@@ -66,6 +67,8 @@ export interface RunningServer {
   readonly tasks: TaskService;
   readonly channels: ChannelRouter;
   readonly events: EventBus;
+  /** The HTTP routes (the OpenAPI document is generated from them). */
+  readonly http: Router;
   /** The durable session records. */
   readonly sessions: SessionService;
   readonly results: SessionTaskResults;
@@ -315,6 +318,7 @@ export async function startServer(
     tasks,
     channels,
     events,
+    http: router,
     sessions,
     results,
     recovery,

@@ -51,7 +51,7 @@ export function opsRoutes(deps: ApiDeps): Route[] {
   };
   const staticAnswer = (folder: StaticFolder, name: string): HttpResponse => {
     const f = folder.get(name);
-    return f ? text(200, f.body, f.contentType, 'public, max-age=3600') : detail(404, 'Not Found');
+    return f ? text(200, f.body, f.contentType, 'public, max-age=3600') : detail(404, 'No such file');
   };
   return [
     {
