@@ -231,6 +231,7 @@ export async function startServer(
     log: log.child({ component: 'http' }),
     ops: {
       apiKey: config.apiKey,
+      nodeId,
       metrics,
       metricsToken: config.metricsToken,
       routes: () => router.list(),

@@ -1,6 +1,7 @@
 /** UFO's HTTP API and aipd's own routes, as one router of route modules (ufo-aip.md §9.6). */
 import type { ApiDeps } from './deps.js';
 import { Router, type HeadLimits } from './router.js';
+import { clientRoutes } from './routes/clients.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { healthRoutes } from './routes/health.js';
 import { liveSessionRoutes } from './routes/live-sessions.js';
@@ -29,6 +30,7 @@ export const ROUTE_MODULES = [
   remoteFileRoutes,
   remoteServiceRoutes,
   opsRoutes,
+  clientRoutes,
 ] as const;
 
 export function createApi(apiKey: string, limits: HeadLimits, deps: ApiDeps): Router {

@@ -10,6 +10,8 @@ import type { Route } from './router.js';
 /** What the operations routes need (src/http/routes/ops.ts). */
 export interface OpsDeps {
   readonly apiKey: string;
+  /** This node's id (the `node` of its clients). */
+  readonly nodeId: string;
   /** Null with `--metrics off`. */
   readonly metrics: Metrics | null;
   readonly metricsToken?: string;

@@ -7,7 +7,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { planRequest, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { parseExposition as parse, sumOf, valueOf as value, type Exposition } from './prom-text.js';
+import {
+  parseExposition as parse,
+  sumOf,
+  valueOf as value,
+  type Exposition,
+} from '../../ui/src/prom-text.js';
 
 const TOKEN = 'metrics-token-0123456789';
 
