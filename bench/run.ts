@@ -26,6 +26,7 @@ export const SCENARIOS = [
   'ws-echo',
   'aip-json',
   'aip-json-memstore',
+  'aip-json-metrics-off',
   'aip-msgpack',
   'idle-devices',
   'http',
@@ -158,6 +159,7 @@ async function main(): Promise<number> {
   const needsAipd = new Set<Scenario>([
     'aip-json',
     'aip-json-memstore',
+    'aip-json-metrics-off',
     'aip-msgpack',
     'idle-devices',
     'http',
@@ -180,6 +182,8 @@ async function main(): Promise<number> {
         if (name === 'uws-echo' || name === 'ws-echo') rows[name] = await echoScenario(name, settings);
         else if (name === 'aip-json') rows[name] = await aipScenario('json', settings);
         else if (name === 'aip-json-memstore') rows[name] = await aipScenario('json', settings, 'memory');
+        else if (name === 'aip-json-metrics-off')
+          rows[name] = await aipScenario('json', settings, 'default', 'off');
         else if (name === 'aip-msgpack') rows[name] = await aipScenario('msgpack', settings);
         else if (name === 'idle-devices') rows[name] = await idleScenario(settings);
         else if (name === 'channel') Object.assign(rows, await channelScenarios(settings));

@@ -20,6 +20,8 @@ export const RATIO_PAIRS: readonly [string, string][] = [
   ['channel', 'uws-echo'],
   // The default session store (SQLite) against no disk at all: the cost of durability on the hot path.
   ['aip-json', 'aip-json-memstore'],
+  // Metrics on (the default) against --metrics off: what the lifecycle-event metrics cost (within 3%, issue 15).
+  ['aip-json', 'aip-json-metrics-off'],
 ];
 
 /** Round trips (or requests) per second of server CPU, when the scenario measures one. */

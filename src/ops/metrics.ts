@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventBus } from '../state/events.js';
+import { HotHistogram, type Observer } from './hot-histogram.js';
 import { SESSION_STATUSES, isTerminalStatus } from '../state/session-model.js';
 import type { SessionStore } from '../state/session-store.js';
 
@@ -105,12 +106,13 @@ export class Metrics {
       help: 'Command batches sent to devices',
       registers: r,
     });
-    const rtt = new Histogram({
-      name: 'aipd_command_rtt_seconds',
-      help: 'Command round trip: a batch sent to its device until its command_results arrived',
-      buckets: RTT_BUCKETS,
-      registers: r,
-    });
+    const rtt = new HotHistogram(
+      'aipd_command_rtt_seconds',
+      'Command round trip: a batch sent to its device until its command_results arrived',
+      RTT_BUCKETS,
+      null,
+      this.registry,
+    ).child();
     const queuedBytes: Gauge = new Gauge({
       name: 'aipd_outbound_queued_bytes',
       help: 'Bytes queued for connections that are over their high-water mark (backed up)',
@@ -154,13 +156,14 @@ export class Metrics {
       buckets: HTTP_BUCKETS,
       registers: r,
     });
-    const storeLatency = new Histogram({
-      name: 'aipd_store_write_duration_seconds',
-      help: 'Session store writes, by operation, call to commit (a group commit is shared by its writes)',
-      labelNames: ['op'] as const,
-      buckets: STORE_BUCKETS,
-      registers: r,
-    });
+    const storeLatency = new HotHistogram(
+      'aipd_store_write_duration_seconds',
+      'Session store writes, by operation, call to commit (a group commit is shared by its writes)',
+      STORE_BUCKETS,
+      'op',
+      this.registry,
+    );
+    const storeOps = new Map<string, Observer>();
     const storeErrors = new Counter({
       name: 'aipd_store_write_errors_total',
       help: 'Session store writes that failed, by operation',
@@ -250,7 +253,9 @@ export class Metrics {
         httpLatency.observe({ method: e.method, route }, e.ms / 1000);
       }),
       events.on('store.write', (e) => {
-        storeLatency.observe({ op: e.op }, e.ms / 1000);
+        let o = storeOps.get(e.op);
+        if (!o) storeOps.set(e.op, (o = storeLatency.child(e.op)));
+        o.observe(e.ms / 1000);
         if (!e.ok) storeErrors.inc({ op: e.op });
       }),
     );
