@@ -150,6 +150,8 @@ export const ServerConfig = z.object({
   clusterHeartbeatMs: positiveMs.default(2_500),
   /** Time between full rebuilds of this node's view of other nodes' clients (which also sweeps dead nodes). */
   clusterResyncMs: positiveMs.default(5_000),
+  /** Time between probes of the cluster Redis's pub/sub lag (`aipd_cluster_bus_lag_seconds`). */
+  clusterProbeMs: positiveMs.default(5_000),
   /** Prefix of every Redis key and channel of the cluster (several clusters, or tests, can share one Redis). */
   clusterPrefix: z
     .string()
@@ -287,6 +289,7 @@ const FLAGS = {
   'cluster-heartbeat-ms': { key: 'clusterHeartbeatMs', type: 'int' },
   'cluster-resync-ms': { key: 'clusterResyncMs', type: 'int' },
   'cluster-prefix': { key: 'clusterPrefix', type: 'string' },
+  'cluster-probe-ms': { key: 'clusterProbeMs', type: 'int' },
   resume: { key: 'resume', type: 'string' },
   'resume-grace-ms': { key: 'resumeGraceMs', type: 'int' },
   'event-log-max': { key: 'eventLogMax', type: 'int' },

@@ -34,8 +34,6 @@ import { Metrics } from '../ops/metrics.js';
 import { RedisProbe, withTimeout } from '../ops/redis-probe.js';
 import { TimedSessionStore } from '../ops/timed-store.js';
 
-/** How often a cluster node measures its Redis pub/sub lag (the `aipd_cluster_bus_lag_seconds` gauge). */
-const CLUSTER_PROBE_MS = 5_000;
 import { RemoteExecution, streamSessionId, STREAM_SUBPROTOCOL } from '../remote/index.js';
 
 export interface StartOptions {
@@ -132,7 +130,7 @@ export async function startServer(
         config.cluster,
         config.clusterPrefix,
         nodeId,
-        CLUSTER_PROBE_MS,
+        config.clusterProbeMs,
         log.child({ component: 'ops' }),
       )
     : null;
