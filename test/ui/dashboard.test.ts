@@ -192,6 +192,19 @@ describe('the dashboard at /ui', () => {
     await shot('overview');
   });
 
+  it('/docs shows every route in Swagger UI, with the key from this tab’s session storage', async () => {
+    const outside: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base)) outside.push(r.url());
+    });
+    await page.goto(`${base}/docs`);
+    const ops = page.locator('.opblock');
+    await expect.poll(() => ops.count(), { timeout: 15_000 }).toBe(server.http.list().length);
+    expect(await page.locator('[data-path="/sessions/{id}/execute"]').count()).toBeGreaterThan(0);
+    expect(outside).toEqual([]);
+    await shot('docs');
+  });
+
   it('serves the built assets from the package, nothing from elsewhere', async () => {
     const html = await (await fetch(`${base}/ui`)).text();
     const srcs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
