@@ -38,6 +38,7 @@ export const SCENARIOS = [
   'ws-echo',
   'aip-msgpack',
   'aip-json-memstore',
+  'aip-json-metrics-off',
   'aip-json-lat',
   'uws-echo-lat',
   'idle-devices',
@@ -180,6 +181,8 @@ async function runOne(
       return { [name]: await aipScenario('json', settings) };
     case 'aip-json-memstore':
       return { [name]: await aipScenario('json', settings, 'memory') };
+    case 'aip-json-metrics-off':
+      return { [name]: await aipScenario('json', settings, 'default', undefined, 'off') };
     case 'aip-msgpack':
       return { [name]: await aipScenario('msgpack', settings) };
     case 'aip-json-lat':
@@ -254,6 +257,7 @@ async function main(): Promise<number> {
   const needsAipd = new Set<Scenario>([
     'aip-json',
     'aip-json-memstore',
+    'aip-json-metrics-off',
     'aip-msgpack',
     'aip-json-lat',
     'idle-devices',

@@ -21,6 +21,14 @@ export const ServerConfig = z.object({
   /** Default platform for sessions whose device did not say (UFO's --platform). */
   platform: z.enum(['windows', 'linux', 'mobile']).default('windows'),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** `json` (one pino JSON object a line, the default) or `pretty` (pino-pretty: colourised, for a terminal). */
+  logFormat: z.enum(['json', 'pretty']).default('json'),
+  /** `GET /metrics` (Prometheus): `on` (the default) or `off` (the route answers 404 and nothing is collected). */
+  metrics: z.enum(['on', 'off']).default('on'),
+  /** A token that reads /metrics (as `Authorization: Bearer TOKEN`) besides the API key, for a Prometheus server. */
+  metricsToken: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  /** How long /readyz waits for the store (and Redis) to answer before it reports them unreachable. */
+  readyTimeoutMs: positiveMs.default(2_000),
   /** Accepted for UFO CLI parity; it has no effect, as in UFO. */
   local: z.boolean().default(false),
   /** Time a new connection has to send `register`. */
@@ -147,6 +155,8 @@ export const ServerConfig = z.object({
   clusterHeartbeatMs: positiveMs.default(2_000),
   /** Time between full rebuilds of this node's view of other nodes' clients (which also sweeps dead nodes). */
   clusterResyncMs: positiveMs.default(5_000),
+  /** Time between probes of the cluster Redis's pub/sub lag (`aipd_cluster_bus_lag_seconds`). */
+  clusterProbeMs: positiveMs.default(5_000),
   /** Prefix of every Redis key and channel of the cluster (several clusters, or tests, can share one Redis). */
   clusterPrefix: z
     .string()
@@ -272,6 +282,10 @@ const FLAGS = {
   'api-key': { key: 'apiKey', type: 'string' },
   platform: { key: 'platform', type: 'string' },
   'log-level': { key: 'logLevel', type: 'string' },
+  'log-format': { key: 'logFormat', type: 'string' },
+  metrics: { key: 'metrics', type: 'string' },
+  'metrics-token': { key: 'metricsToken', type: 'string' },
+  'ready-timeout-ms': { key: 'readyTimeoutMs', type: 'int' },
   local: { key: 'local', type: 'boolean' },
   'registration-timeout-ms': { key: 'registrationTimeoutMs', type: 'int' },
   'max-unregistered': { key: 'maxUnregistered', type: 'int' },
@@ -315,6 +329,7 @@ const FLAGS = {
   'cluster-cancel-wait-ms': { key: 'clusterCancelWaitMs', type: 'int' },
   'store-idle-in-transaction-ms': { key: 'storeIdleInTransactionMs', type: 'int' },
   'drain-timeout-ms': { key: 'drainTimeoutMs', type: 'int' },
+  'cluster-probe-ms': { key: 'clusterProbeMs', type: 'int' },
   resume: { key: 'resume', type: 'string' },
   'resume-grace-ms': { key: 'resumeGraceMs', type: 'int' },
   'event-log-max': { key: 'eventLogMax', type: 'int' },

@@ -77,6 +77,8 @@ export const RATIO_PAIRS: readonly [string, string][] = [
   ['aip-json', 'aip-json-memstore'],
   // Rate-limited (latency) mode, same rate on both sides: CPU per round trip at half of the aip-json peak.
   ['aip-json-lat', 'uws-echo-lat'],
+  // Metrics on (the default) against --metrics off: what the lifecycle-event metrics cost (within 3%, issue 15).
+  ['aip-json', 'aip-json-metrics-off'],
 ];
 
 /** Round trips (or requests) per second of server CPU, when the scenario measures one. */

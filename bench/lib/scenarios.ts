@@ -169,15 +169,22 @@ export async function echoScenario(
   }
 }
 
-/** `aip-json` / `aip-msgpack` on the default store; `store: 'memory'` gives `aip-json-memstore` (same load, no disk). */
+/**
+ * `aip-json` / `aip-msgpack` on the default store (metrics on, the default); `store: 'memory'` gives
+ * `aip-json-memstore` (same load, no disk), `metrics: 'off'` gives `aip-json-metrics-off` (same load, no /metrics).
+ */
 export async function aipScenario(
   codec: LoadCodec,
   s: BenchSettings,
   store: 'default' | 'memory' = 'default',
   rate?: number,
+  metrics: 'on' | 'off' = 'on',
 ): Promise<ScenarioResult> {
-  const name = `aip-${codec}${store === 'memory' ? '-memstore' : ''}${rate ? '-lat' : ''}`;
-  const server = await startAipd(s, store === 'memory' ? ['--store', 'memory'] : []);
+  const name = `aip-${codec}${store === 'memory' ? '-memstore' : ''}${metrics === 'off' ? '-metrics-off' : ''}${rate ? '-lat' : ''}`;
+  const server = await startAipd(s, [
+    ...(store === 'memory' ? ['--store', 'memory'] : []),
+    ...(metrics === 'off' ? ['--metrics', 'off'] : []),
+  ]);
   try {
     const cfg: LoadgenConfig = {
       mode: 'aip',

@@ -7,6 +7,7 @@ import { CloseCode, negotiateCodec } from '../../protocol/index.js';
 import { ChannelRouter, type ChannelRouterOptions } from '../channel/router.js';
 import { finalizeConfig, type ServerConfig, type ServerConfigInput } from '../config.js';
 import { createApi } from '../http/api.js';
+import type { Router } from '../http/router.js';
 import { createLogger, type Logger } from '../logger.js';
 import { ConnectionHandler } from '../server/connection-handler.js';
 import type { ServerContext } from '../server/context.js';
@@ -29,6 +30,11 @@ import { MemoryTransport } from '../transport/memory.js';
 import type { Transport, TransportOptions } from '../transport/transport.js';
 import { startUwsTransport } from '../transport/uws.js';
 import { upgradeGate } from './upgrade.js';
+import { ObservedHttp } from '../http/observer.js';
+import { Metrics } from '../ops/metrics.js';
+import { RedisProbe, withTimeout } from '../ops/redis-probe.js';
+import { TimedSessionStore } from '../ops/timed-store.js';
+
 import { RemoteExecution, streamSessionId, STREAM_SUBPROTOCOL } from '../remote/index.js';
 
 export interface StartOptions {
@@ -60,6 +66,8 @@ export interface RunningServer {
   readonly tasks: TaskService;
   readonly channels: ChannelRouter;
   readonly events: EventBus;
+  /** The HTTP routes (the OpenAPI document is generated from them). */
+  readonly http: Router;
   /** The durable session records. */
   readonly sessions: SessionService;
   readonly results: SessionTaskResults;
@@ -78,7 +86,7 @@ export async function startServer(
   opts: StartOptions = {},
 ): Promise<RunningServer> {
   const config = finalizeConfig(input);
-  const log = opts.logger ?? createLogger(config.logLevel);
+  const log = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const events = new EventBus((err, type) => log.error({ err, event: type }, 'event listener failed'));
   // Refuse a busy port before touching the store: a second server must not mark the first one's sessions crashed.
   if (opts.transport !== 'memory' && config.port !== 0) await assertPortFree(config.host, config.port);
@@ -117,6 +125,20 @@ export async function startServer(
     }
   }
   const directory: ServerDirectory = cluster?.directory ?? new MemoryClientDirectory();
+  // Store writes announce their latency; the metrics (unless --metrics off) listen to the lifecycle events.
+  store = new TimedSessionStore(store, events);
+  const metrics =
+    config.metrics === 'on' ? new Metrics(events, { store, node: cluster ? nodeId : undefined }) : null;
+  const probe = config.cluster
+    ? new RedisProbe(
+        config.cluster,
+        config.clusterPrefix,
+        nodeId,
+        config.clusterProbeMs,
+        log.child({ component: 'ops' }),
+      )
+    : null;
+  if (probe) metrics?.setBusLag(() => probe.lag());
   const sessions = new SessionService(store, log.child({ component: 'sessions' }), {
     maxEventDataBytes: config.eventDataMaxBytes,
     serialWrites: cluster !== null,
@@ -160,6 +182,8 @@ export async function startServer(
   try {
     await recovery.markCrashed();
   } catch (err) {
+    metrics?.close();
+    await probe?.close();
     await redis?.close();
     await cluster?.close();
     await store.close();
@@ -211,14 +235,36 @@ export async function startServer(
     maxHeaderCount: config.maxHeaderCount,
     maxHeaderBytes: config.maxHeaderBytes,
   };
-  const http = createApi(config.apiKey, headLimits, {
+  const readyStore = store;
+  const router = createApi(config.apiKey, headLimits, {
     directory,
     sessions,
     results,
     tasks,
     remote,
     log: log.child({ component: 'http' }),
+    ops: {
+      apiKey: config.apiKey,
+      nodeId,
+      metrics,
+      metricsToken: config.metricsToken,
+      routes: () => router.list(),
+      ready: async () => {
+        const ms = config.readyTimeoutMs;
+        const [storeOk, redisOk] = await Promise.all([
+          withTimeout(
+            readyStore.get('readyz-probe').then(() => true),
+            ms,
+          ),
+          probe?.reachable(ms),
+        ]);
+        const checks: Record<string, boolean> = { store: storeOk };
+        if (redisOk !== undefined) checks.redis = redisOk;
+        return checks;
+      },
+    },
   });
+  const http = new ObservedHttp(router, events, log.child({ component: 'http' }));
   const wsGate = upgradeGate(config.apiKey, (offer) => negotiateCodec(offer).subprotocol ?? null);
 
   const transportOptions: TransportOptions = {
@@ -261,6 +307,8 @@ export async function startServer(
     await wiring?.start(recovery);
     transport = memory ?? (await startUwsTransport(transportOptions));
   } catch (err) {
+    metrics?.close();
+    await probe?.close();
     await redis?.close();
     await cluster?.close();
     await store.close();
@@ -286,6 +334,7 @@ export async function startServer(
     tasks,
     channels,
     events,
+    http: router,
     sessions,
     results,
     recovery,
@@ -304,6 +353,8 @@ export async function startServer(
         await waitUntil(() => [...transport.connections()].length === 0, config.shutdownGraceMs);
         transport.closeAll();
         recovery.stop();
+        metrics?.close();
+        await probe?.close();
         await cluster?.close();
         await redis?.close();
         await store.close();

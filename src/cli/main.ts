@@ -17,7 +17,8 @@ commands:
              (--max-depth --max-url-bytes --max-header-count --max-http-body-bytes ...); natural-language tasks:
              --llm-base-url URL --llm-model NAME (key in env AIPD_LLM_API_KEY) --llm-max-steps --llm-timeout-ms
              --llm-temperature --llm-token-budget ...; remote execution: --remote-idle-timeout-ms
-             --stream-token-ttl-ms --execute-timeout-ms --service-bind-host --public-url ...; each also as env
+             --stream-token-ttl-ms --execute-timeout-ms --service-bind-host --public-url ...; operations:
+             --metrics on|off --metrics-token TOKEN --log-format json|pretty --ready-timeout-ms; each also as env
              AIPD_<FLAG>)
   device     run the device agent (--url --token --client-id --platform --root DIR --allow-exec
              --allow-port PORT[,PORT] --log-level; --plan FILE runs a plan as its own task)

@@ -1,9 +1,11 @@
 /** UFO's HTTP API and aipd's own routes, as one router of route modules (ufo-aip.md §9.6). */
 import type { ApiDeps } from './deps.js';
 import { Router, type HeadLimits } from './router.js';
+import { clientRoutes } from './routes/clients.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { healthRoutes } from './routes/health.js';
 import { liveSessionRoutes } from './routes/live-sessions.js';
+import { opsRoutes } from './routes/ops.js';
 import { remoteRoutes } from './routes/remote.js';
 import { remoteFileRoutes } from './routes/remote-files.js';
 import { remoteServiceRoutes } from './routes/remote-services.js';
@@ -27,6 +29,8 @@ export const ROUTE_MODULES = [
   remoteRoutes,
   remoteFileRoutes,
   remoteServiceRoutes,
+  opsRoutes,
+  clientRoutes,
 ] as const;
 
 export function createApi(apiKey: string, limits: HeadLimits, deps: ApiDeps): Router {

@@ -4,6 +4,22 @@ import type { RemoteExecution } from '../remote/index.js';
 import type { ClientDirectory } from '../state/client-directory.js';
 import type { SessionService } from '../records/session-service.js';
 import type { TaskResultStore } from '../state/task-results.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Route } from './router.js';
+
+/** What the operations routes need (src/http/routes/ops.ts). */
+export interface OpsDeps {
+  readonly apiKey: string;
+  /** This node's id (the `node` of its clients). */
+  readonly nodeId: string;
+  /** Null with `--metrics off`. */
+  readonly metrics: Metrics | null;
+  readonly metricsToken?: string;
+  /** Each dependency and whether it answered (`store`, and `redis` in a cluster). */
+  ready(): Promise<Record<string, boolean>>;
+  /** Every registered route (the OpenAPI document is generated from them). */
+  routes(): readonly Route[];
+}
 
 /** Control over the tasks this node runs. */
 export interface TaskControl {
@@ -23,4 +39,5 @@ export interface ApiDeps {
   /** Typed sessions on devices: execute, files, services, streams. */
   readonly remote: RemoteExecution;
   readonly log: Logger;
+  readonly ops: OpsDeps;
 }

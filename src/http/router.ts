@@ -9,6 +9,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import type { z } from 'zod';
 import { aipError } from '../../protocol/index.js';
 import type { HttpHandler, HttpRequest, HttpRequestHead, HttpResponse } from '../transport/http.js';
 import { detail, validationAt } from './responses.js';
@@ -22,6 +23,33 @@ export interface RouteContext {
   readonly bodyStream: Readable | null;
 }
 
+/** A response as the OpenAPI document describes it. */
+export interface ResponseDoc {
+  readonly description: string;
+  /** The JSON body's schema, when it has a fixed shape worth stating. */
+  readonly schema?: z.ZodType;
+  /** A body that is not JSON (`text/event-stream`, `application/octet-stream`, `text/html`, …). */
+  readonly contentType?: string;
+}
+
+/**
+ * What the OpenAPI document says of a route (src/http/openapi.ts). `body` and `query` are the zod schemas the
+ * route validates with, so the document and the validation have one source.
+ */
+export interface RouteDoc {
+  readonly summary: string;
+  readonly tag: string;
+  readonly description?: string;
+  /** The JSON request body's schema. */
+  readonly body?: z.ZodType;
+  /** A body that is not JSON, by media type (an upload's `multipart/form-data`). */
+  readonly bodyType?: string;
+  /** Query parameters, as an object schema (each key one parameter). */
+  readonly query?: z.ZodObject;
+  /** Answers by status; a 422 (validation) and the auth answers are added for every route that has them. */
+  readonly responses: Readonly<Record<number, ResponseDoc>>;
+}
+
 export interface Route {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** `/api/sessions/:id`: a `:name` segment matches one path segment. */
@@ -33,6 +61,8 @@ export interface Route {
    * reads the body as a stream (`bodyStream`), of any size, at its own pace; it must check the content type.
    */
   readonly body?: 'json' | 'stream';
+  /** The route in the OpenAPI document (every route has one; a test checks). */
+  readonly doc: RouteDoc;
   handle(ctx: RouteContext): HttpResponse | Promise<HttpResponse>;
 }
 
@@ -71,6 +101,17 @@ export class Router implements HttpHandler {
       this.routes.push({ route, segments: route.path.split('/') });
     }
     return this;
+  }
+
+  /** Every registered route, in registration order (the OpenAPI document and its coverage test read them). */
+  list(): readonly Route[] {
+    return this.routes.map((c) => c.route);
+  }
+
+  /** The pattern of the route that answers `method path` (`/sessions/:id`), or null (metrics label by it). */
+  routeOf(method: string, path: string): string | null {
+    const m = this.match(method, path);
+    return m === null || m === 'method' ? null : m.compiled.route.path;
   }
 
   head(req: HttpRequestHead): HttpResponse | null {

@@ -278,6 +278,7 @@ export class ConnectionHandler implements SocketHandler {
       clientType: client.clientType,
       platform: client.platform,
       connId: this.socket.id,
+      codec: this.peer.codec.name,
     });
     if (this.ctx.log.isLevelEnabled('info'))
       this.log.info({ platform: client.platform }, 'client registered');
@@ -302,6 +303,7 @@ export class ConnectionHandler implements SocketHandler {
   /** Registration failure: an error frame (harmless to UFO clients, Q10), then close. */
   private fail(err: AipError, code: number = CloseCode.REGISTRATION_FAILED): void {
     if (this.fsm.state === ConnState.CLOSED) return;
+    this.ctx.events.emit('client.refused', { reason: err.kind });
     this.log.info({ code: err.code, close: code, reason: err.message }, 'registration failed');
     this.closeWith(err, code);
   }

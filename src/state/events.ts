@@ -14,7 +14,11 @@ export interface LifecycleEvents {
     clientType: 'device' | 'constellation';
     platform: string;
     connId: string;
+    /** The wire codec the connection negotiated (`aip-json`, `aip-msgpack`, …). */
+    codec: string;
   };
+  /** A registration refused: `reason` is the error catalogue code (DUPLICATE_CLIENT_ID, REGISTRATION_TIMEOUT, …). */
+  'client.refused': { reason: string };
   'client.gone': {
     clientId: string;
     clientType: 'device' | 'constellation';
@@ -48,6 +52,10 @@ export interface LifecycleEvents {
   'channel.closed': { sessionId: string; kind: string; bytes: number };
   'backpressure.on': { connId: string; bufferedBytes: number };
   'backpressure.off': { connId: string; bufferedBytes: number };
+  /** An HTTP answer went out: `route` is the matched pattern (`/sessions/:id`), or null when no route matched. */
+  'http.request': { method: string; route: string | null; status: number; ms: number };
+  /** A session store write completed (or failed): `op` is the store method. */
+  'store.write': { op: string; ms: number; ok: boolean };
 }
 
 export type LifecycleEventType = keyof LifecycleEvents;
@@ -64,7 +72,7 @@ export interface EventSink {
 
 export class EventBus implements EventSink {
   private readonly listeners = new Map<LifecycleEventType, Listener<never>[]>();
-  private readonly any: ((event: LifecycleEvent) => void)[] = [];
+  private any: readonly ((event: LifecycleEvent) => void)[] = [];
 
   constructor(
     private readonly onListenerError: (err: unknown, type: LifecycleEventType) => void = () => undefined,
@@ -72,18 +80,17 @@ export class EventBus implements EventSink {
 
   /** Subscribes to one type; returns the unsubscribe function. */
   on<K extends LifecycleEventType>(type: K, listener: Listener<K>): () => void {
-    const list = this.listeners.get(type) ?? [];
-    list.push(listener);
-    this.listeners.set(type, list);
+    // Copy on write: `emit` walks the array it read, unchanged by (un)subscribes made while it runs.
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
     return () => this.remove(type, listener);
   }
 
   /** Subscribes to every type. */
   onAny(listener: (event: LifecycleEvent) => void): () => void {
-    this.any.push(listener);
+    this.any = [...this.any, listener];
     return () => {
       const i = this.any.indexOf(listener);
-      if (i >= 0) this.any.splice(i, 1);
+      if (i >= 0) this.any = [...this.any.slice(0, i), ...this.any.slice(i + 1)];
     };
   }
 
@@ -92,18 +99,24 @@ export class EventBus implements EventSink {
   }
 
   emit<K extends LifecycleEventType>(type: K, payload: LifecycleEvents[K]): void {
-    const list = this.listeners.get(type);
-    if (!list && this.any.length === 0) return;
+    const list = this.listeners.get(type) as Listener<K>[] | undefined;
+    const any = this.any;
+    if (!list && any.length === 0) return;
     const event = { type, ...payload } as { type: K } & LifecycleEvents[K];
-    if (list) for (const l of list.slice()) this.call(() => (l as Listener<K>)(event), type);
-    for (const l of this.any.slice()) this.call(() => l(event as LifecycleEvent), type);
-  }
-
-  private call(fn: () => void, type: LifecycleEventType): void {
-    try {
-      fn();
-    } catch (err) {
-      this.onListenerError(err, type);
+    if (list)
+      for (const l of list) {
+        try {
+          l(event);
+        } catch (err) {
+          this.onListenerError(err, type);
+        }
+      }
+    for (const l of any) {
+      try {
+        l(event as LifecycleEvent);
+      } catch (err) {
+        this.onListenerError(err, type);
+      }
     }
   }
 
@@ -111,7 +124,9 @@ export class EventBus implements EventSink {
     const list = this.listeners.get(type);
     if (!list) return;
     const i = list.indexOf(listener);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.listeners.delete(type);
+    if (i < 0) return;
+    const rest = [...list.slice(0, i), ...list.slice(i + 1)];
+    if (rest.length === 0) this.listeners.delete(type);
+    else this.listeners.set(type, rest);
   }
 }

@@ -60,6 +60,11 @@ export interface HttpHandler {
   /** True when this request's body goes to `handle` as a stream (`body` is then empty), with no size limit. */
   streamsBody(req: HttpRequestHead): boolean;
   handle(req: HttpRequest, bodyStream?: Readable): HttpResponse | Promise<HttpResponse>;
+  /**
+   * Optional: called with every answer the transport is about to send for `req` (the handler's own, and the
+   * transport's 413, 503 and 500), once; what it returns goes out (the place for a request id and access logging).
+   */
+  finish?(req: HttpRequestHead, res: HttpResponse): HttpResponse;
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {

@@ -386,7 +386,7 @@ export class MemoryTransport implements Transport {
     else if (body.byteLength > this.opts.limits.maxHttpBodyBytes)
       res = { status: 413, body: { detail: 'Request body too large' } };
     else res = await Promise.resolve(this.opts.http.handle({ ...head, body })).catch(() => INTERNAL_ERROR);
-    return res;
+    return this.opts.http.finish ? this.opts.http.finish(head, res) : res;
   }
 
   stopListening(): void {

@@ -196,7 +196,8 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       streamGone?.();
     });
     const head = readHead(req);
-    const write = (out: HttpResponse): void => {
+    const write = (answer: HttpResponse): void => {
+      const out = opts.http.finish ? opts.http.finish(head, answer) : answer;
       if (aborted) {
         out.stream?.close(); // the client left before the answer: the stream must still release what it holds
         return;

@@ -117,6 +117,22 @@ export class RawClient {
     });
   }
 
+  /** Answers one `command`: every action with `status` (result 'r'; a failure's error 'boom'). */
+  answer(cmd: ServerMessage, status: 'success' | 'failure'): void {
+    this.send({
+      type: 'command_results',
+      status: 'continue',
+      session_id: cmd.session_id,
+      prev_response_id: cmd.response_id,
+      action_results: (cmd.actions ?? []).map((a) => ({
+        status,
+        result: 'r',
+        call_id: a.call_id,
+        error: status === 'failure' ? 'boom' : undefined,
+      })),
+    });
+  }
+
   /** Answers every `command` with success results (tool name echoed) until `stop()` is called. */
   autoAnswer(result: (tool: string, m: ServerMessage) => unknown = (t) => `did ${t}`): () => void {
     const onMsg = (): void => {

@@ -9,6 +9,7 @@ const LIMITS = { maxUrlBytes: 8192, maxHeaderCount: 40, maxHeaderBytes: 16384 };
 const route = (method: Route['method'], path: string): Route => ({
   method,
   path,
+  doc: { summary: 'test route', tag: 'test', responses: {} },
   handle: ({ params }) => ({ status: 200, body: { route: `${method} ${path}`, params } }),
 });
 const req = (

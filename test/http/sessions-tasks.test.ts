@@ -47,18 +47,7 @@ describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
       session_id: sessionId,
     });
   const answer = (device: RawClient, cmd: ServerMessage, status: 'success' | 'failure') =>
-    device.send({
-      type: 'command_results',
-      status: 'continue',
-      session_id: cmd.session_id,
-      prev_response_id: cmd.response_id,
-      action_results: (cmd.actions ?? []).map((a) => ({
-        status,
-        result: 'r',
-        call_id: a.call_id,
-        error: status === 'failure' ? 'boom' : undefined,
-      })),
-    });
+    device.answer(cmd, status);
 
   it('a running task is an active `task` session of its device, then completed with its result, events and metrics', async () => {
     const { device, requester } = await setup();

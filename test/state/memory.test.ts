@@ -111,4 +111,22 @@ describe('EventBus', () => {
   it('wants nothing with no subscriber', () => {
     expect(new EventBus().wants('command.sent')).toBe(false);
   });
+
+  it('a subscriber added or removed during a delivery takes effect from the next event', () => {
+    const bus = new EventBus();
+    const seen: string[] = [];
+    let offB: () => void = () => undefined;
+    const ev = { clientId: 'c', clientType: 'device' as const, reason: 'disconnected' as const, code: 1000 };
+    bus.on('client.gone', () => {
+      seen.push('a');
+      offB();
+      bus.on('client.gone', () => seen.push('late'));
+    });
+    offB = bus.on('client.gone', () => seen.push('b'));
+    bus.emit('client.gone', ev);
+    expect(seen).toEqual(['a', 'b']);
+    seen.length = 0;
+    bus.emit('client.gone', ev);
+    expect(seen).toEqual(['a', 'late']);
+  });
 });

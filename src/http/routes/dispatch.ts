@@ -2,18 +2,40 @@
  * `POST /api/dispatch` (ufo-aip.md §9.6): sends a `task` frame to an online client, in UFO's validation order.
  * Q3 fixed: the dispatch id is recorded as an alias of the task name, so results can be found by either.
  */
+import { Detail, ok } from '../route-docs.js';
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { aipError } from '../../../protocol/index.js';
 import { isSafeTaskName } from '../../server/task-name.js';
 import type { ApiDeps } from '../deps.js';
 import { detail, json, parseJsonBody, validation } from '../responses.js';
 import type { Route } from '../router.js';
 
+/**
+ * The body, as the OpenAPI document states it. The handler checks it by hand, in UFO's order (one error at a
+ * time, `client_id` before `request`), which this schema describes but does not run.
+ */
+export const DispatchBody = z.object({
+  client_id: z.string().describe('an online client'),
+  request: z.string().describe('the user request (not blank)'),
+  task_name: z.string().optional().describe('safe file name; a UUID when absent'),
+});
+
 export function dispatchRoutes(deps: ApiDeps): Route[] {
   return [
     {
       method: 'POST',
       path: '/api/dispatch',
+      doc: {
+        summary: 'UFO: send a task to an online client',
+        tag: 'ufo',
+        body: DispatchBody,
+        responses: {
+          200: ok('Dispatched'),
+          400: ok('Empty request or client id, or a bad task name', Detail),
+          404: ok('The client is not online', Detail),
+        },
+      },
       body: 'json',
       handle: async ({ req }) => {
         const parsed = parseJsonBody(req.body);

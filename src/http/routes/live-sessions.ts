@@ -2,6 +2,7 @@
  * `/api/sessions`: the AIP task sessions running now, with their task state history (aipd's addition to UFO's API);
  * `DELETE` cancels one. They are read from the one session store; `/sessions` has the durable records of all.
  */
+import { notFoundDoc, ok } from '../route-docs.js';
 import { aipError } from '../../../protocol/index.js';
 import type { SessionRecord, TaskStateEntry } from '../../state/session-model.js';
 import type { ApiDeps } from '../deps.js';
@@ -44,6 +45,7 @@ export function liveSessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/api/sessions',
+      doc: { summary: 'Tasks running on this node', tag: 'ufo', responses: { 200: ok('The live sessions') } },
       handle: async () => {
         const page = await deps.sessions.list(
           { session_type: 'task', status: ['active', 'paused'] },
@@ -56,6 +58,11 @@ export function liveSessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/api/sessions/:id',
+      doc: {
+        summary: 'One task running on this node',
+        tag: 'ufo',
+        responses: { 200: ok('The live session'), 404: notFoundDoc },
+      },
       handle: async ({ params }) => {
         const rec = await deps.sessions.get(params.id!);
         const view = rec ? sessionView(rec) : null;
@@ -65,6 +72,11 @@ export function liveSessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'DELETE',
       path: '/api/sessions/:id',
+      doc: {
+        summary: 'Cancel a running task (on any node of a cluster)',
+        tag: 'ufo',
+        responses: { 200: ok('Cancelled'), 404: notFoundDoc },
+      },
       handle: async ({ params }) => {
         const id = params.id!;
         if (!(await deps.tasks.cancelAnywhere(id, aipError('CANCELLED_BY_API').message))) return notFound();

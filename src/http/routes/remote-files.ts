@@ -3,6 +3,8 @@
  * download_single (raw bytes, with Range), download (a tar of several files) and files (a folder listing).
  * Paths are relative to the device's --root; the device refuses anything that leads out of it.
  */
+import { Detail, notFoundDoc, ok } from '../route-docs.js';
+import { z } from 'zod';
 import path from 'node:path';
 import { AipError, aipError } from '../../../protocol/index.js';
 import type { ApiDeps } from '../deps.js';
@@ -43,6 +45,17 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/sessions/:id/upload',
+      doc: {
+        summary: 'Upload files into a folder of the device (multipart/form-data)',
+        tag: 'files',
+        bodyType: 'multipart/form-data',
+        query: z.object({ path: z.string().optional() }),
+        responses: {
+          200: ok('The files written'),
+          404: notFoundDoc,
+          415: ok('Not multipart/form-data', Detail),
+        },
+      },
       body: 'stream',
       handle: async ({ params, query, req, bodyStream }) => {
         const type = req.headers['content-type'] ?? '';
@@ -72,6 +85,17 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/:id/download_single',
+      doc: {
+        summary: 'Download one file (Range supported)',
+        tag: 'files',
+        query: z.object({ file: z.string() }),
+        responses: {
+          200: { description: 'The file', contentType: 'application/octet-stream' },
+          206: { description: 'Part of the file', contentType: 'application/octet-stream' },
+          404: notFoundDoc,
+          416: ok('Range not satisfiable', Detail),
+        },
+      },
       handle: async ({ params, query, req }) => {
         const file = query.get('file');
         if (!file) return missing('file');
@@ -122,6 +146,15 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/:id/download',
+      doc: {
+        summary: 'Download files and folders as one tar',
+        tag: 'files',
+        query: z.object({ files: z.array(z.string()).describe('repeatable') }),
+        responses: {
+          200: { description: 'A tar archive', contentType: 'application/x-tar' },
+          404: notFoundDoc,
+        },
+      },
       handle: async ({ params, query }) => {
         const files = query.getAll('files');
         if (files.length === 0) return missing('files');
@@ -155,6 +188,12 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/:id/files',
+      doc: {
+        summary: 'List a folder of the device',
+        tag: 'files',
+        query: z.object({ path: z.string().optional() }),
+        responses: { 200: ok('The entries'), 404: notFoundDoc },
+      },
       handle: async ({ params, query }) => {
         try {
           const live = await remote.sessions.get(params.id!);

@@ -2,6 +2,7 @@
  * Services of a remote session: `POST /sessions/{id}/services {"port": N}` opens a listener on the server
  * (loopback and an ephemeral port by default) forwarded to port N on the device; DELETE closes it.
  */
+import { Detail, noContentDoc, notFoundDoc, ok } from '../route-docs.js';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps.js';
 import { json, noContent } from '../responses.js';
@@ -18,6 +19,11 @@ export function remoteServiceRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/:id/services',
+      doc: {
+        summary: 'Open service listeners (port forwards)',
+        tag: 'remote',
+        responses: { 200: ok('The listeners'), 404: notFoundDoc },
+      },
       handle: async ({ params }) => {
         try {
           return json(200, { services: remote.services.list(await remote.sessions.get(params.id!)) });
@@ -29,6 +35,17 @@ export function remoteServiceRoutes(deps: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/sessions/:id/services',
+      doc: {
+        summary: 'Forward a local port to a port on the device',
+        tag: 'remote',
+        body: OpenBody,
+        responses: {
+          201: ok('The listener'),
+          403: ok('Port not allowed by the device', Detail),
+          404: notFoundDoc,
+          409: ok('Local port in use', Detail),
+        },
+      },
       body: 'json',
       handle: async ({ params, req }) => {
         const parsed = parseBody(OpenBody, req.body);
@@ -51,6 +68,11 @@ export function remoteServiceRoutes(deps: ApiDeps): Route[] {
     {
       method: 'DELETE',
       path: '/sessions/:id/services/:port',
+      doc: {
+        summary: 'Close a service listener',
+        tag: 'remote',
+        responses: { 204: noContentDoc, 404: notFoundDoc },
+      },
       handle: async ({ params }) => {
         const p = Number(params.port);
         if (!Number.isInteger(p) || p < 1 || p > 65535)

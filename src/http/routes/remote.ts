@@ -3,6 +3,7 @@
  * server-sent events), interrupt, a fresh stream token, and the session's log as text. Files are in
  * remote-files.ts, services in remote-services.ts; typed creation is in sessions.ts (POST /sessions).
  */
+import { conflict, notFoundDoc, ok } from '../route-docs.js';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { aipError } from '../../../protocol/index.js';
@@ -92,6 +93,11 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/sessions/:id/token',
+      doc: {
+        summary: 'A fresh single-use token for the session’s stream WebSocket',
+        tag: 'remote',
+        responses: { 200: ok('stream_url and token_value'), 404: notFoundDoc, 409: conflict },
+      },
       handle: ({ params, req }) =>
         withLive(params.id!, (live) => {
           if (!live.type.hasStream)
@@ -104,6 +110,17 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/sessions/:id/execute',
+      doc: {
+        summary:
+          'Run code or a batch of tool calls on the device (JSON, or SSE with Accept: text/event-stream)',
+        tag: 'remote',
+        body: ExecuteBody,
+        responses: {
+          200: { description: 'The result, or its progress as SSE', contentType: 'text/event-stream' },
+          404: notFoundDoc,
+          409: conflict,
+        },
+      },
       body: 'json',
       handle: async ({ params, req }) => {
         const parsed = parseBody(ExecuteBody, req.body);
@@ -183,6 +200,11 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/sessions/:id/interrupt',
+      doc: {
+        summary: 'Interrupt the running execute',
+        tag: 'remote',
+        responses: { 200: ok('Whether something was interrupted'), 404: notFoundDoc },
+      },
       handle: ({ params }) =>
         withLive(params.id!, (live) => {
           const running = live.execution;
@@ -194,6 +216,11 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/:id/logs',
+      doc: {
+        summary: 'The session’s output log',
+        tag: 'remote',
+        responses: { 200: { description: 'Plain text', contentType: 'text/plain' }, 404: notFoundDoc },
+      },
       handle: async ({ params }) => {
         const id = params.id!;
         if (!(await deps.sessions.get(id))) return remoteError(aipError('HTTP_SESSION_NOT_FOUND'));

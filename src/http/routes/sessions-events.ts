@@ -4,6 +4,7 @@
  * replays the log after `Last-Event-ID` (or `?after`; everything without either) and then streams live, with no
  * gap and no repeat (sessions-sse.ts).
  */
+import { eventsQuery, notFoundDoc } from '../route-docs.js';
 import { aipError } from '../../../protocol/index.js';
 import type { SessionEvent } from '../../state/session-store.js';
 import type { HttpRequestHead, HttpResponse } from '../../transport/http.js';
@@ -66,6 +67,14 @@ export function sessionEventRoutes(deps: ApiDeps, sse: SseOptions = sseSettings)
     {
       method: 'GET',
       path: '/sessions/events',
+      doc: {
+        summary: 'Every session’s events, as JSON pages or live over SSE (Accept: text/event-stream)',
+        tag: 'events',
+        query: eventsQuery(MAX_EVENTS_LIMIT),
+        responses: {
+          200: { description: 'A page of events, or an SSE stream', contentType: 'text/event-stream' },
+        },
+      },
       handle: async ({ req, query }) => {
         const errors = new QueryErrors();
         const after = resumePoint(req, query, errors);
@@ -86,6 +95,15 @@ export function sessionEventRoutes(deps: ApiDeps, sse: SseOptions = sseSettings)
     {
       method: 'GET',
       path: '/sessions/:id/events',
+      doc: {
+        summary: 'One session’s events, as JSON pages or live over SSE (Accept: text/event-stream)',
+        tag: 'events',
+        query: eventsQuery(MAX_EVENTS_LIMIT),
+        responses: {
+          200: { description: 'A page of events, or an SSE stream', contentType: 'text/event-stream' },
+          404: notFoundDoc,
+        },
+      },
       handle: async ({ req, query, params }) => {
         const id = params.id!;
         const errors = new QueryErrors();

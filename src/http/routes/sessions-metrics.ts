@@ -3,6 +3,7 @@
  * `GET /sessions/metrics` (the list's filters; counts by status and duration percentiles over the matching
  * sessions, scanning at most METRICS_SCAN_LIMIT of them, newest first, and saying `truncated` when it stopped).
  */
+import { FilterQuery, notFoundDoc, ok } from '../route-docs.js';
 import { aipError } from '../../../protocol/index.js';
 import { EventCounts, MetricsAggregate, sessionMetrics } from '../../records/session-metrics.js';
 import type { ApiDeps } from '../deps.js';
@@ -21,6 +22,12 @@ export function sessionMetricsRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/metrics',
+      doc: {
+        summary: 'Counts by status and duration percentiles over the filtered sessions',
+        tag: 'sessions',
+        query: FilterQuery,
+        responses: { 200: ok('The aggregate') },
+      },
       handle: async ({ query }) => {
         const errors = new QueryErrors();
         const { filter } = readFilter(query, errors);
@@ -45,6 +52,11 @@ export function sessionMetricsRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/:id/metrics',
+      doc: {
+        summary: 'One session’s durations and counts',
+        tag: 'sessions',
+        responses: { 200: ok('The metrics'), 404: notFoundDoc },
+      },
       handle: async ({ params }) => {
         const id = params.id!;
         const rec = await deps.sessions.get(id);

@@ -5,6 +5,7 @@
  * maps errors to HTTP (404, 409, 422) and shapes the answers. Events are in sessions-events.ts, metrics in
  * sessions-metrics.ts.
  */
+import { Detail, FilterQuery, conflict, noContentDoc, notFoundDoc, ok, pageQuery } from '../route-docs.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AipError, aipError } from '../../../protocol/index.js';
@@ -18,7 +19,7 @@ import { remoteError } from './remote-errors.js';
 import { startAnswer } from './remote.js';
 import type { Route } from '../router.js';
 import { jsonObject, parseBody, parseObjectBody } from '../validation.js';
-import { nextPageLink, readFilter, readListQuery } from './sessions-query.js';
+import { MAX_LIST_LIMIT, nextPageLink, readFilter, readListQuery } from './sessions-query.js';
 import { QueryErrors } from '../validation.js';
 
 /** Ids that name routes under /sessions (a session called so could not be read back with GET). */
@@ -88,6 +89,12 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'POST',
       path: '/sessions',
+      doc: {
+        summary: 'Create a session record, or start a typed session on a device',
+        tag: 'sessions',
+        body: CreateBody,
+        responses: { 201: ok('Created (Location names it)'), 409: conflict },
+      },
       body: 'json',
       handle: async ({ req }) => {
         const parsed = parseBody(CreateBody, req.body);
@@ -129,6 +136,12 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions',
+      doc: {
+        summary: 'List sessions, filtered, newest first, paged',
+        tag: 'sessions',
+        query: FilterQuery.extend(pageQuery(MAX_LIST_LIMIT).shape),
+        responses: { 200: ok('A page of sessions (Link: rel=next when there are more)') },
+      },
       handle: async ({ query }) => {
         const q = readListQuery(query);
         if (!q.ok) return q.res;
@@ -143,6 +156,12 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'DELETE',
       path: '/sessions',
+      doc: {
+        summary: 'Delete every session the filter matches (a filter is required)',
+        tag: 'sessions',
+        query: FilterQuery,
+        responses: { 200: ok('How many were deleted'), 400: ok('No filter given', Detail) },
+      },
       handle: async ({ query }) => {
         const errors = new QueryErrors();
         const { filter, any } = readFilter(query, errors);
@@ -164,6 +183,11 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/sessions/:id',
+      doc: {
+        summary: 'One session',
+        tag: 'sessions',
+        responses: { 200: ok('The session'), 404: notFoundDoc },
+      },
       handle: async ({ params }) => {
         const rec = await deps.sessions.get(params.id!);
         return rec ? json(200, sessionJson(rec)) : notFound();
@@ -172,6 +196,12 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'PATCH',
       path: '/sessions/:id',
+      doc: {
+        summary: 'Change status, merge context (JSON Merge Patch), set the checkpoint',
+        tag: 'sessions',
+        body: PatchBody,
+        responses: { 200: ok('The session after the change'), 404: notFoundDoc, 409: conflict },
+      },
       body: 'json',
       handle: async ({ req, params }) => {
         const parsed = parseBody(PatchBody, req.body);
@@ -197,6 +227,12 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'PUT',
       path: '/sessions/:id/context',
+      doc: {
+        summary: 'Replace the context',
+        tag: 'sessions',
+        bodyType: 'application/json',
+        responses: { 200: ok('The session after the change'), 404: notFoundDoc, 409: conflict },
+      },
       body: 'json',
       handle: async ({ req, params }) => {
         const parsed = parseObjectBody(req.body);
@@ -213,6 +249,11 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
     {
       method: 'DELETE',
       path: '/sessions/:id',
+      doc: {
+        summary: 'Delete a session (a running one is cancelled first)',
+        tag: 'sessions',
+        responses: { 204: noContentDoc, 404: notFoundDoc },
+      },
       handle: async ({ params }) => ((await deleteSession(deps, params.id!)) ? noContent() : notFound()),
     },
   ];

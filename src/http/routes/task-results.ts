@@ -1,4 +1,5 @@
 /** `GET /api/task_result/{name}`: by task name or dispatch id; never hangs (Q2), `pending` until done. */
+import { ok } from '../route-docs.js';
 import { aipError } from '../../../protocol/index.js';
 import { isSafeTaskName } from '../../server/task-name.js';
 import type { ApiDeps } from '../deps.js';
@@ -10,6 +11,11 @@ export function taskResultRoutes(deps: ApiDeps): Route[] {
     {
       method: 'GET',
       path: '/api/task_result/:name',
+      doc: {
+        summary: 'UFO: a task’s result by task name or dispatch id',
+        tag: 'ufo',
+        responses: { 200: ok('The result, or status pending') },
+      },
       handle: async ({ params }) => {
         const nameOrId = params.name!;
         const name = (await deps.results.resolveAlias(nameOrId)) ?? nameOrId;
