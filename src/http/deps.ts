@@ -28,7 +28,7 @@ export interface TaskControl {
   /** Resolves once a live session has ended and its `task_end` went out (at once if it is not live here). */
   ended(sessionId: string): Promise<void>;
   /** Cancels a running session here or on another node of a cluster; resolves once it ended. False if none runs it. */
-  cancelAnywhere(sessionId: string, reason: string): Promise<boolean>;
+  cancelAnywhere(sessionId: string, reason: string, wait: boolean): Promise<boolean>;
 }
 
 export interface ApiDeps {

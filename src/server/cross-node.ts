@@ -59,11 +59,11 @@ export class CrossNode {
     this.log = opts.log.child({ component: 'cross-node' });
     opts.tasks.route = (requester, msg, executorId) => this.route(requester, msg, executorId);
     opts.tasks.remoteParties = (sid) => this.forwarded.get(sid) ?? null;
-    opts.tasks.cancelElsewhere = (sid, reason) => this.cancelElsewhere(sid, reason);
+    opts.tasks.cancelElsewhere = (sid, reason, wait) => this.cancelElsewhere(sid, reason, wait);
   }
 
   /** REST cancel or delete of a session another node runs: that node cancels it; resolves once it has ended. */
-  private async cancelElsewhere(sid: string, reason: string): Promise<boolean> {
+  private async cancelElsewhere(sid: string, reason: string, wait: boolean): Promise<boolean> {
     const { tasks, directory, bus } = this.opts;
     const sessions = tasks.records.sessions;
     const rec = await sessions.get(sid);
@@ -71,6 +71,7 @@ export class CrossNode {
     if (!rec?.task || !node || node === directory.nodeId) return false;
     if (rec.status !== 'active' && rec.status !== 'paused') return false;
     if (!bus.send(node, { t: 'cancel', sid, reason })) throw aipError('CLUSTER_BUS_UNAVAILABLE', { node });
+    if (!wait) return true;
     const deadline = Date.now() + this.opts.cancelWaitMs;
     for (;;) {
       const cur = await sessions.get(sid);

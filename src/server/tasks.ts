@@ -89,10 +89,10 @@ export class TaskService {
   route: ((requester: ClientInfo, msg: ClientMessage, executorId: string) => AipError | true | null) | null =
     null;
   /**
-   * In a cluster: cancels a session another node runs (the store says which) and resolves once it has ended there;
-   * false when no node runs it.
+   * In a cluster: cancels a session another node runs (the store says which); with `wait`, resolves once it has
+   * ended there. False when no node runs it.
    */
-  cancelElsewhere: ((sessionId: string, reason: string) => Promise<boolean>) | null = null;
+  cancelElsewhere: ((sessionId: string, reason: string, wait: boolean) => Promise<boolean>) | null = null;
   /** In a cluster: the parties of a session this node's client requested that runs on another node. */
   remoteParties: ((sessionId: string) => { requesterId: string; executorId: string } | null) | null = null;
 
@@ -236,15 +236,15 @@ export class TaskService {
   }
 
   /**
-   * Cancels a running session wherever it runs (here, or on another node of a cluster) and resolves once it has
-   * ended. False when no node runs it.
+   * Cancels a running session wherever it runs (here, or on another node of a cluster); with `wait`, resolves once
+   * it has ended. False when no node runs it.
    */
-  async cancelAnywhere(sessionId: string, reason: string): Promise<boolean> {
+  async cancelAnywhere(sessionId: string, reason: string, wait: boolean): Promise<boolean> {
     if (this.cancelById(sessionId, reason)) {
-      await this.ended(sessionId);
+      if (wait) await this.ended(sessionId);
       return true;
     }
-    return (await this.cancelElsewhere?.(sessionId, reason)) ?? false;
+    return (await this.cancelElsewhere?.(sessionId, reason, wait)) ?? false;
   }
 
   /** Resolves once the live session has ended (at once if it is not live). */

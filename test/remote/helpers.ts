@@ -17,7 +17,11 @@ export async function startDevice(
   flags: string[],
 ): Promise<DeviceProc> {
   const wsUrl = `${base.replace(/^http/, 'ws')}/ws`;
-  const proc = aipdProcess(['device', '--url', wsUrl, '--token', key, '--client-id', clientId, ...flags]);
+  // A shell session runs $SHELL: /bin/sh, so no test waits on this machine's rc files (an interactive bash here
+  // reads a .bashrc that takes a minute).
+  const proc = aipdProcess(['device', '--url', wsUrl, '--token', key, '--client-id', clientId, ...flags], {
+    SHELL: '/bin/sh',
+  });
   const io = collect(proc);
   const deadline = Date.now() + 20_000;
   for (;;) {

@@ -79,7 +79,8 @@ export function liveSessionRoutes(deps: ApiDeps): Route[] {
       },
       handle: async ({ params }) => {
         const id = params.id!;
-        if (!(await deps.tasks.cancelAnywhere(id, aipError('CANCELLED_BY_API').message))) return notFound();
+        if (!(await deps.tasks.cancelAnywhere(id, aipError('CANCELLED_BY_API').message, false)))
+          return notFound();
         deps.log.info({ session_id: id }, 'task cancelled over HTTP');
         return json(200, { status: 'cancelled', session_id: id });
       },

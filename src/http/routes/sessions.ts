@@ -79,7 +79,7 @@ export function sessionError(err: unknown): HttpResponse {
 export async function deleteSession(deps: ApiDeps, id: string): Promise<boolean> {
   if (await deps.remote.sessions.end(id, 'cancelled', aipError('DELETED_BY_API').message))
     deps.log.info({ session_id: id }, 'remote session closed: deleted over the REST API');
-  if (await deps.tasks.cancelAnywhere(id, aipError('DELETED_BY_API').message))
+  if (await deps.tasks.cancelAnywhere(id, aipError('DELETED_BY_API').message, true))
     deps.log.info({ session_id: id }, 'running session cancelled: deleted over the REST API');
   return deps.sessions.delete(id);
 }
