@@ -1,5 +1,5 @@
 /**
- * Node failure with real node processes (default lease and heartbeat), one Redis (a fresh prefix) and a throwaway
+ * Node failure with real node processes (default lease and heartbeat), a private redis-server and a throwaway
  * PostgreSQL database.
  *
  * - kill -9 of the node holding two devices mid-task: the node is reaped and its sessions are marked `crashed`;
@@ -12,48 +12,30 @@
  * The times (kill → crashed → requester told → device back) are printed for the closing note; the bounds checked
  * are the issue's (10 s plus the grace) with slack for a loaded machine.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../protocol/index.js';
 import { AipControllerClient, AipDeviceClient } from '../../src/client/index.js';
-import { ClusterNodes, getJson, type ClusterNodeProc } from '../helpers/cluster-nodes.js';
 import { planRequest } from '../helpers/aip-server.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { until } from '../helpers/process.js';
-import { connectRedis, deletePrefix, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { NODE_KEY as KEY, NodeProcesses, type NodeProcess } from './node-processes.js';
 
-const KEY = 'node-failure-key';
 const GRACE_MS = 6_000;
 const STEP_MS = 150;
 
 describe('cluster node failure (real processes)', () => {
-  let db: TestDatabase;
-  let nodes: ClusterNodes;
-  const prefix = testPrefix();
+  let cluster: NodeProcesses | null = null;
   const closers: (() => Promise<void>)[] = [];
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
   afterEach(async () => {
     await Promise.all(closers.splice(0).map((c) => c().catch(() => undefined)));
-    await nodes.stopAll();
-    const redis = await connectRedis();
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-  });
-  afterAll(async () => {
-    await db.drop();
+    await cluster?.dispose();
+    cluster = null;
   });
 
-  const start = async (...ids: string[]): Promise<ClusterNodeProc[]> => {
-    nodes = new ClusterNodes({
-      redisUrl: TEST_REDIS_URL,
-      prefix,
-      storeUrl: db.url,
-      apiKey: KEY,
-      extra: ['--resume-grace-ms', String(GRACE_MS)],
-    });
-    return Promise.all(ids.map((id) => nodes.start(id)));
+  const start = async (...ids: string[]): Promise<NodeProcess[]> => {
+    cluster = await NodeProcesses.start();
+    const c = cluster;
+    return Promise.all(ids.map((id) => c.node(id, ['--resume-grace-ms', String(GRACE_MS)])));
   };
 
   /** A device that runs each action in STEP_MS and records the step numbers it ran. */
@@ -90,27 +72,27 @@ describe('cluster node failure (real processes)', () => {
     });
     return { c, ends };
   };
-  const seenBy = (n: ClusterNodeProc, id: string): Promise<void> =>
+  const seenBy = (n: NodeProcess, id: string): Promise<void> =>
     until(
       async () =>
-        (
-          await getJson<{ online_clients: string[] }>(n.http, '/api/clients', KEY)
-        ).body.online_clients.includes(id),
-      `${n.nodeId} to list ${id}`,
+        (await cluster!.get<{ online_clients: string[] }>(n, '/api/clients')).body.online_clients.includes(
+          id,
+        ),
+      `${n.id} to list ${id}`,
     );
-  const statusOf = async (n: ClusterNodeProc, sid: string): Promise<string> =>
-    (await getJson<{ status: string }>(n.http, `/sessions/${sid}`, KEY)).body.status;
+  const statusOf = async (n: NodeProcess, sid: string): Promise<string> =>
+    (await cluster!.get<{ status: string }>(n, `/sessions/${sid}`)).body.status;
 
   it('kill -9 of the devices’ node: one device comes back elsewhere and its task resumes there; the other task fails naming the node', async () => {
     const [a, b, c] = await start('nf-a', 'nf-b', 'nf-c');
     const ran1: number[] = [];
     const ran2: number[] = [];
-    await device(b!.ws, 'nf-dev1', ran1).connect();
-    await device(b!.ws, 'nf-dev2', ran2).connect();
+    await device(b!.wsUrl, 'nf-dev1', ran1).connect();
+    await device(b!.wsUrl, 'nf-dev2', ran2).connect();
     await seenBy(a!, 'nf-dev1');
     await seenBy(a!, 'nf-dev2');
-    const r1 = await controller(a!.ws, 'nf-ctl1', 'nf-dev1');
-    const r2 = await controller(a!.ws, 'nf-ctl2', 'nf-dev2');
+    const r1 = await controller(a!.wsUrl, 'nf-ctl1', 'nf-dev1');
+    const r2 = await controller(a!.wsUrl, 'nf-ctl2', 'nf-dev2');
     const STEPS = 30;
     await r1.c.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'nf-s1', taskName: 'nf_s1' });
     await r2.c.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'nf-s2', taskName: 'nf_s2' });
@@ -124,7 +106,7 @@ describe('cluster node failure (real processes)', () => {
     let backAt = 0;
     const back = (async () => {
       for (;;) {
-        const d = device(c!.ws, 'nf-dev1', ran1);
+        const d = device(c!.wsUrl, 'nf-dev1', ran1);
         try {
           await d.connect();
           backAt = Date.now();
@@ -163,10 +145,9 @@ describe('cluster node failure (real processes)', () => {
     for (const i of ran1) counts.set(i, (counts.get(i) ?? 0) + 1);
     for (let i = 0; i < STEPS; i++) expect(counts.get(i), `step ${i}`).toBeGreaterThanOrEqual(1);
     expect([...counts.values()].filter((n) => n > 1).length).toBeLessThanOrEqual(1);
-    const rec = await getJson<{ status: string; status_history: { status: string; reason?: string }[] }>(
-      a!.http,
+    const rec = await cluster!.get<{ status: string; status_history: { status: string; reason?: string }[] }>(
+      a!,
       '/sessions/nf-s1',
-      KEY,
     );
     expect(rec.body.status_history.map((h) => h.status)).toEqual([
       'active',
@@ -175,7 +156,7 @@ describe('cluster node failure (real processes)', () => {
       'completed',
     ]);
     expect(rec.body.status_history[1]!.reason).toContain("'nf-b' died");
-    const { body: result } = await getJson(c!.http, '/api/task_result/nf_s2', KEY);
+    const { body: result } = await cluster!.get(c!, '/api/task_result/nf_s2');
     expect(result).toMatchObject({ status: 'done', task_status: 'failed' });
 
     await new Promise((r) => setTimeout(r, 1_000));
@@ -192,9 +173,9 @@ describe('cluster node failure (real processes)', () => {
   it('kill -9 of the requester’s node: the task completes on the device’s node and its result is readable anywhere', async () => {
     const [a, b, c] = await start('rq-a', 'rq-b', 'rq-c');
     const ran: number[] = [];
-    await device(b!.ws, 'rq-dev', ran).connect();
+    await device(b!.wsUrl, 'rq-dev', ran).connect();
     await seenBy(a!, 'rq-dev');
-    const r = await controller(a!.ws, 'rq-ctl', 'rq-dev');
+    const r = await controller(a!.wsUrl, 'rq-ctl', 'rq-dev');
     const STEPS = 20;
     await r.c.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'rq-s', taskName: 'rq_s' });
     await until(() => ran.length >= 3, 'the task to run');
@@ -208,7 +189,7 @@ describe('cluster node failure (real processes)', () => {
     expect([...new Set(ran)]).toHaveLength(STEPS);
     expect(ran).toHaveLength(STEPS);
     for (const n of [b!, c!]) {
-      const { body } = await getJson(n.http, '/api/task_result/rq_s', KEY);
+      const { body } = await cluster!.get(n, '/api/task_result/rq_s');
       expect(body).toMatchObject({
         status: 'done',
         task_status: 'completed',

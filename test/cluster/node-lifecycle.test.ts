@@ -1,5 +1,5 @@
 /**
- * A cluster node's own lifecycle, with real node processes, one Redis (a fresh prefix) and a throwaway PostgreSQL
+ * A cluster node's own lifecycle, with real node processes, a private redis-server and a throwaway PostgreSQL
  * database:
  *
  * - SIGTERM (graceful drain): new registrations there are refused with CLUSTER_DRAINING and close 4020; the
@@ -9,41 +9,28 @@
  *   gives its session up without writing, closes its sockets with 1001 and joins again — and the device, back
  *   on it, resumes the task there; the requester gets exactly one `task_end`, completed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { CloseCode, type ServerMessage } from '../../protocol/index.js';
 import { AipControllerClient, AipDeviceClient } from '../../src/client/index.js';
 import { planRequest } from '../helpers/aip-server.js';
-import { ClusterNodes, getJson, type ClusterNodeProc } from '../helpers/cluster-nodes.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { until } from '../helpers/process.js';
+import { NODE_KEY as KEY, NodeProcesses, type NodeProcess } from './node-processes.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { connectRedis, deletePrefix, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
-
-const KEY = 'lifecycle-key';
 
 describe('cluster node lifecycle (real processes)', () => {
-  let db: TestDatabase;
-  let nodes: ClusterNodes;
-  const prefix = testPrefix();
+  let cluster: NodeProcesses | null = null;
   const closers: (() => Promise<void>)[] = [];
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
   afterEach(async () => {
     await Promise.all(closers.splice(0).map((c) => c().catch(() => undefined)));
-    await nodes.stopAll();
-    const redis = await connectRedis();
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-  });
-  afterAll(async () => {
-    await db.drop();
+    await cluster?.dispose();
+    cluster = null;
   });
 
-  const start = (ids: string[], extra: string[]): Promise<ClusterNodeProc[]> => {
-    nodes = new ClusterNodes({ redisUrl: TEST_REDIS_URL, prefix, storeUrl: db.url, apiKey: KEY, extra });
-    return Promise.all(ids.map((id) => nodes.start(id)));
+  const start = async (ids: string[], extra: string[]): Promise<NodeProcess[]> => {
+    cluster = await NodeProcesses.start();
+    const c = cluster;
+    return Promise.all(ids.map((id) => c.node(id, extra)));
   };
   const device = (url: string, clientId: string, ran: number[], reconnect: boolean) => {
     const closes: number[] = [];
@@ -79,24 +66,22 @@ describe('cluster node lifecycle (real processes)', () => {
     });
     return { c, ends };
   };
-  const listed = async (n: ClusterNodeProc, id: string): Promise<boolean> =>
-    (await getJson<{ online_clients: string[] }>(n.http, '/api/clients', KEY)).body.online_clients.includes(
-      id,
-    );
+  const listed = async (n: NodeProcess, id: string): Promise<boolean> =>
+    (await cluster!.get<{ online_clients: string[] }>(n, '/api/clients')).body.online_clients.includes(id);
 
   it('drains on SIGTERM: refuses new registrations (4020), lets the running task finish, then closes with 1001', async () => {
     const [a, b] = await start(['dr-a', 'dr-b'], []);
     const ran: number[] = [];
-    const dev = device(b!.ws, 'dr-dev', ran, false);
+    const dev = device(b!.wsUrl, 'dr-dev', ran, false);
     await dev.d.connect();
     await until(() => listed(a!, 'dr-dev'), 'a to list dr-dev');
-    const r = await controller(a!.ws, 'dr-ctl', 'dr-dev');
+    const r = await controller(a!.wsUrl, 'dr-ctl', 'dr-dev');
     await r.c.requestTask({ request: planRequest(25, 'w'), sessionId: 'dr-s', taskName: 'dr_s' });
     await until(() => ran.length >= 2, 'the task to run');
 
     b!.proc.kill('SIGTERM');
     await until(async () => {
-      const probe = await RawClient.connect(`${b!.ws}?token=${KEY}`).catch(() => null);
+      const probe = await RawClient.connect(`${b!.wsUrl}?token=${KEY}`).catch(() => null);
       if (!probe) return false;
       const reply = await probe.register('dr-late');
       const code = await probe.waitClose();
@@ -122,18 +107,17 @@ describe('cluster node lifecycle (real processes)', () => {
       ['--cluster-lease-ms', '2000', '--cluster-heartbeat-ms', '500', '--resume-grace-ms', '20000'],
     );
     const ran: number[] = [];
-    const dev = device(b!.ws, 'st-dev', ran, true);
+    const dev = device(b!.wsUrl, 'st-dev', ran, true);
     await dev.d.connect();
     await until(() => listed(a!, 'st-dev'), 'a to list st-dev');
-    const r = await controller(a!.ws, 'st-ctl', 'st-dev');
+    const r = await controller(a!.wsUrl, 'st-ctl', 'st-dev');
     const STEPS = 30;
     await r.c.requestTask({ request: planRequest(STEPS, 'w'), sessionId: 'st-s', taskName: 'st_s' });
     await until(() => ran.length >= 3, 'the task to run');
 
     b!.proc.kill('SIGSTOP');
     await until(
-      async () =>
-        (await getJson<{ status: string }>(a!.http, '/sessions/st-s', KEY)).body.status === 'crashed',
+      async () => (await cluster!.get<{ status: string }>(a!, '/sessions/st-s')).body.status === 'crashed',
       'node a to mark the stopped node’s task crashed',
       20_000,
     );
@@ -142,10 +126,9 @@ describe('cluster node lifecycle (real processes)', () => {
     await until(() => r.ends.length === 1, 'the task to end after the fence', 60_000);
     expect(r.ends[0], String(r.ends[0]!.error)).toMatchObject({ status: 'completed', session_id: 'st-s' });
     expect(dev.closes).toContain(CloseCode.GOING_AWAY);
-    const { body } = await getJson<{ status_history: { status: string }[]; managed_by?: string }>(
-      a!.http,
+    const { body } = await cluster!.get<{ status_history: { status: string }[]; managed_by?: string }>(
+      a!,
       '/sessions/st-s',
-      KEY,
     );
     expect(body.status_history.map((h) => h.status)).toEqual(['active', 'crashed', 'active', 'completed']);
     const counts = new Map<number, number>();

@@ -79,9 +79,9 @@ export class NodeProcesses {
   }
 
   /** GET `path` on a node with the API key; the parsed JSON body and the status. */
-  async get(node: NodeProcess, path: string): Promise<{ status: number; body: unknown }> {
+  async get<T = unknown>(node: NodeProcess, path: string): Promise<{ status: number; body: T }> {
     const res = await fetch(`${node.httpUrl}${path}`, { headers: { 'X-API-Key': NODE_KEY } });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as T };
   }
 
   async dispose(): Promise<void> {
