@@ -30,7 +30,7 @@ export async function channelScenarios(
   const deadlineS = Math.ceil(s.warmupS + s.durationS + 120);
   const out: Record<string, ScenarioResult> = {};
   const aipd = await startServer(
-    [AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs],
+    [...s.aipdNodeArgs, AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs],
     /listening on ws:\/\/.*:(\d+)\/ws/,
   );
   try {

@@ -26,6 +26,8 @@ export interface BenchSettings {
   idleHoldS: number;
   httpDurationS: number;
   aipdArgs: string[];
+  /** Node options for the aipd processes (`--profile DIR` → `--cpu-prof --cpu-prof-dir DIR`). */
+  aipdNodeArgs: string[];
 }
 
 export interface ScenarioResult {
@@ -66,6 +68,7 @@ async function startAipd(s: BenchSettings, extra: readonly string[] = []): Promi
   const dataDir = mkdtempSync(join(tmpdir(), 'aipd-bench-'));
   const server = await startServer(
     [
+      ...s.aipdNodeArgs,
       AIPD_MAIN,
       'serve',
       '--port',
