@@ -9,10 +9,11 @@
  * Envelopes are msgpack (frames may carry bytes: UFO binary transfers, channel frames).
  */
 import { Packr } from 'msgpackr';
+import type { ServerMessageInput } from '../../protocol/index.js';
 
 /** A frame for one of the receiving node's clients (`to`, registered under `fence`). */
 export type OutboundFrame =
-  | { readonly kind: 'message'; readonly msg: Record<string, unknown> }
+  | { readonly kind: 'message'; readonly msg: ServerMessageInput }
   | { readonly kind: 'raw'; readonly data: string | Uint8Array; readonly isBinary: boolean }
   | { readonly kind: 'close'; readonly code: number; readonly reason: string };
 
@@ -37,6 +38,8 @@ export type BusMessage =
   | { readonly t: 'cancel'; readonly sid: string; readonly reason: string }
   /** The session `sid` forwarded by the receiving node is not (or no longer) live on the sending node. */
   | { readonly t: 'forget'; readonly sid: string }
+  /** The crashed session `sid`, requested by a client of the receiving node, resumed on the sending node. */
+  | { readonly t: 'moved'; readonly sid: string }
   /** A channel frame a client of the sending node sent on a channel the receiving node routes. */
   | { readonly t: 'chan'; readonly from: string; readonly fence: number; readonly data: Uint8Array };
 

@@ -16,14 +16,13 @@
  *   is on that node, and tells local requesters of sessions there: loudly, never silently.
  */
 import { LRUCache } from 'lru-cache';
-import { AipError, aipError, type ClientMessage, type ServerMessageInput } from '../../protocol/index.js';
+import { AipError, aipError, type ClientMessage } from '../../protocol/index.js';
 import { ChannelOp } from '../../protocol/channel.js';
 import type { ClusterBus } from '../cluster/bus.js';
 import type { BusMessage, Envelope, OutboundFrame } from '../cluster/envelope.js';
 import type { Logger } from '../logger.js';
 import type { ClientInfo, ClientLink } from '../state/client-directory.js';
 import type { RedisClientDirectory } from '../state/redis-client-directory.js';
-import type { RemoteFrame } from '../state/redis/remote-link.js';
 import type { ChannelPeer } from '../channel/router.js';
 import { sendError } from './dispatch.js';
 import type { TaskService } from './tasks.js';
@@ -50,16 +49,40 @@ export interface CrossNodeOptions {
 
 export class CrossNode {
   private readonly forwarded: LRUCache<string, Forwarded>;
+  /** Requester id → the ids of its sessions in `forwarded` (kept in step by the cache's dispose). */
+  private readonly byRequester = new Map<string, Set<string>>();
   /** Local client id → its channel ids routed by another node → that node. */
   private readonly routedChannels = new Map<string, Map<number, string>>();
   private readonly log: Logger;
 
   constructor(private readonly opts: CrossNodeOptions) {
-    this.forwarded = new LRUCache({ max: opts.maxForwarded });
+    this.forwarded = new LRUCache<string, Forwarded>({
+      max: opts.maxForwarded,
+      dispose: (f, sid) => {
+        const ids = this.byRequester.get(f.requesterId);
+        if (ids?.delete(sid) && ids.size === 0) this.byRequester.delete(f.requesterId);
+      },
+    });
     this.log = opts.log.child({ component: 'cross-node' });
     opts.tasks.route = (requester, msg, executorId) => this.route(requester, msg, executorId);
     opts.tasks.remoteParties = (sid) => this.forwarded.get(sid) ?? null;
     opts.tasks.cancelElsewhere = (sid, reason, wait) => this.cancelElsewhere(sid, reason, wait);
+    opts.tasks.resumedHere = (sid, requesterId) => this.resumedHere(sid, requesterId);
+  }
+
+  /** Remembers a session handed to `node` (replacing what was known of it). */
+  private remember(sid: string, f: Forwarded): void {
+    this.forwarded.set(sid, f);
+    let ids = this.byRequester.get(f.requesterId);
+    if (!ids) this.byRequester.set(f.requesterId, (ids = new Set()));
+    ids.add(sid);
+  }
+
+  /** A crashed session resumed here: its requester's node (if another) sends what concerns it here from now on. */
+  private resumedHere(sid: string, requesterId: string): void {
+    const { directory, bus } = this.opts;
+    const node = directory.nodeOf(requesterId);
+    if (node !== undefined && node !== directory.nodeId) bus.send(node, { t: 'moved', sid });
   }
 
   /** REST cancel or delete of a session another node runs: that node cancels it; resolves once it has ended. */
@@ -82,8 +105,8 @@ export class CrossNode {
   }
 
   /** The directory's way to reach a client on another node. */
-  readonly sender = (node: string, clientId: string, fence: number, frame: RemoteFrame): boolean =>
-    this.opts.bus.send(node, { t: 'frame', to: clientId, fence, frame: frame as OutboundFrame });
+  readonly sender = (node: string, clientId: string, fence: number, frame: OutboundFrame): boolean =>
+    this.opts.bus.send(node, { t: 'frame', to: clientId, fence, frame });
 
   /** Sessions handed to other nodes and not known to be over. */
   get forwardedCount(): number {
@@ -107,7 +130,7 @@ export class CrossNode {
       msg: msg as unknown as Record<string, unknown>,
     });
     if (!sent) return aipError('CLUSTER_BUS_UNAVAILABLE', { node });
-    this.forwarded.set(sid, { requesterId: requester.clientId, executorId, node });
+    this.remember(sid, { requesterId: requester.clientId, executorId, node });
     return true;
   }
 
@@ -115,9 +138,9 @@ export class CrossNode {
   clientGone(clientId: string, reason: 'disconnected' | 'slow_consumer'): void {
     this.routedChannels.delete(clientId);
     const nodes = new Set<string>();
-    for (const [sid, f] of this.forwarded.entries()) {
-      if (f.requesterId !== clientId) continue;
-      nodes.add(f.node);
+    for (const sid of [...(this.byRequester.get(clientId) ?? [])]) {
+      const f = this.forwarded.get(sid);
+      if (f) nodes.add(f.node);
       this.forwarded.delete(sid);
     }
     for (const node of nodes) this.opts.bus.send(node, { t: 'gone', client: clientId, reason });
@@ -158,6 +181,17 @@ export class CrossNode {
       case 'forget':
         this.forwarded.delete(m.sid);
         return;
+      case 'moved': {
+        const f = this.forwarded.get(m.sid);
+        if (f && f.node !== env.s) {
+          this.log.info(
+            { session_id: m.sid, from: f.node, to: env.s },
+            'forwarded session resumed on another node',
+          );
+          this.remember(m.sid, { ...f, node: env.s });
+        }
+        return;
+      }
       case 'chan': {
         const link = this.opts.directory.link(m.from);
         if (link && !link.closed) this.opts.channelFrame(link, toBytes(m.data));
@@ -187,7 +221,7 @@ export class CrossNode {
     if (!link) return; // the registration it was meant for is gone
     switch (frame.kind) {
       case 'message': {
-        const msg = frame.msg as unknown as ServerMessageInput;
+        const msg = frame.msg;
         if (msg.type === 'task_end' && typeof msg.session_id === 'string')
           this.forwarded.delete(msg.session_id);
         link.send(msg);
@@ -231,7 +265,7 @@ function channelIdOf(bytes: Uint8Array): number {
   return ((bytes[2]! << 24) | (bytes[3]! << 16) | (bytes[4]! << 8) | bytes[5]!) >>> 0;
 }
 
+/** Bytes as decoded from an envelope (msgpackr gives a Buffer, itself a Uint8Array; anything else is copied). */
 function toBytes(data: Uint8Array): Uint8Array {
-  // msgpackr hands out Buffers that may share one pool: copy into a view of their own.
   return data instanceof Uint8Array ? data : new Uint8Array(data);
 }

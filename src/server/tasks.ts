@@ -95,6 +95,8 @@ export class TaskService {
   cancelElsewhere: ((sessionId: string, reason: string, wait: boolean) => Promise<boolean>) | null = null;
   /** In a cluster: the parties of a session this node's client requested that runs on another node. */
   remoteParties: ((sessionId: string) => { requesterId: string; executorId: string } | null) | null = null;
+  /** In a cluster: a crashed session resumed on this node (its requester's node learns where it runs now). */
+  resumedHere: ((sessionId: string, requesterId: string) => void) | null = null;
 
   constructor(
     private readonly config: ServerConfig,
@@ -178,6 +180,7 @@ export class TaskService {
     }
     // The requester is told at the end if it is connected then; recovery.ts delivers it later otherwise.
     live.done = this.track(this.run(live));
+    this.resumedHere?.(spec.sessionId, spec.requesterId);
     return true;
   }
 

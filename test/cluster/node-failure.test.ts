@@ -6,6 +6,8 @@
  *   the device that reconnects (to a surviving node) resumes its task there and its requester, on a third node,
  *   gets exactly one `task_end` completed; the other device's requester gets `task_end` failed naming the dead
  *   node, once the grace is over.
+ * - after such a resume, the requester leaving its node reaches the node the session runs on now, which cancels
+ *   it (UFO §8.4), as on one node.
  * - kill -9 of the requester's node: the task completes on the device's node, and its result is readable from any
  *   node.
  *
@@ -61,6 +63,19 @@ describe('cluster node failure (real processes)', () => {
     closers.push(() => d.close());
     return d;
   };
+  /** The device registers again at `url` (as a load balancer would send it), retrying until its old id expires. */
+  const comeBack = async (url: string, clientId: string, ran: number[]): Promise<void> => {
+    for (;;) {
+      const d = device(url, clientId, ran);
+      try {
+        await d.connect();
+        return;
+      } catch {
+        await d.close();
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  };
   const controller = async (url: string, clientId: string, targetId: string) => {
     const c = new AipControllerClient({ url, token: KEY, clientId, targetId, reconnect: false });
     c.on('error', () => undefined);
@@ -83,6 +98,21 @@ describe('cluster node failure (real processes)', () => {
   const statusOf = async (n: NodeProcess, sid: string): Promise<string> =>
     (await cluster!.get<{ status: string }>(n, `/sessions/${sid}`)).body.status;
 
+  /**
+   * Nodes `{p}-a`, `{p}-b`, `{p}-c`; device `{p}-dev` on b; its requester `{p}-ctl` on a; task `{p}-s` of `steps`
+   * steps, running (3 steps done).
+   */
+  const taskAcross = async (p: string, steps: number) => {
+    const [a, b, c] = (await start(`${p}-a`, `${p}-b`, `${p}-c`)) as [NodeProcess, NodeProcess, NodeProcess];
+    const ran: number[] = [];
+    await device(b.wsUrl, `${p}-dev`, ran).connect();
+    await seenBy(a, `${p}-dev`);
+    const r = await controller(a.wsUrl, `${p}-ctl`, `${p}-dev`);
+    await r.c.requestTask({ request: planRequest(steps, 'work'), sessionId: `${p}-s`, taskName: `${p}_s` });
+    await until(() => ran.length >= 3, 'the task to run on node b');
+    return { a, b, c, ran, r };
+  };
+
   it('kill -9 of the devices’ node: one device comes back elsewhere and its task resumes there; the other task fails naming the node', async () => {
     const [a, b, c] = await start('nf-a', 'nf-b', 'nf-c');
     const ran1: number[] = [];
@@ -104,19 +134,9 @@ describe('cluster node failure (real processes)', () => {
 
     // The device that comes back: to node c, as a load balancer would send it, retrying until b's ids expire.
     let backAt = 0;
-    const back = (async () => {
-      for (;;) {
-        const d = device(c!.wsUrl, 'nf-dev1', ran1);
-        try {
-          await d.connect();
-          backAt = Date.now();
-          return;
-        } catch {
-          await d.close();
-          await new Promise((r) => setTimeout(r, 250));
-        }
-      }
-    })();
+    const back = comeBack(c!.wsUrl, 'nf-dev1', ran1).then(() => {
+      backAt = Date.now();
+    });
     await until(
       async () => (await statusOf(c!, 'nf-s2')) !== 'active',
       'node b’s sessions to be marked crashed',
@@ -170,25 +190,52 @@ describe('cluster node failure (real processes)', () => {
     expect(toldAt - killedAt).toBeLessThan(10_000 + GRACE_MS + 5_000);
   }, 120_000);
 
-  it('kill -9 of the requester’s node: the task completes on the device’s node and its result is readable anywhere', async () => {
-    const [a, b, c] = await start('rq-a', 'rq-b', 'rq-c');
-    const ran: number[] = [];
-    await device(b!.wsUrl, 'rq-dev', ran).connect();
-    await seenBy(a!, 'rq-dev');
-    const r = await controller(a!.wsUrl, 'rq-ctl', 'rq-dev');
-    const STEPS = 20;
-    await r.c.requestTask({ request: planRequest(STEPS, 'work'), sessionId: 'rq-s', taskName: 'rq_s' });
-    await until(() => ran.length >= 3, 'the task to run');
-    a!.proc.kill('SIGKILL');
-    await a!.exit;
+  it('after a resume on another node, the requester’s departure reaches that node and cancels the task (UFO §8.4)', async () => {
+    const STEPS = 200;
+    const { a, b, c, ran, r } = await taskAcross('mv', STEPS);
+    b.proc.kill('SIGKILL');
+    await b.exit;
+    await comeBack(c.wsUrl, 'mv-dev', ran);
     await until(
-      async () => (await statusOf(c!, 'rq-s')) === 'completed',
+      async () => {
+        const { body } = await cluster!.get<{ status: string; status_history: unknown[] }>(
+          a,
+          '/sessions/mv-s',
+        );
+        return body.status === 'active' && body.status_history.length === 3;
+      },
+      'the task to resume on node c',
+      30_000,
+    );
+    const resumedAt = ran.length;
+    await until(() => ran.length >= resumedAt + 3, 'the resumed task to run on node c');
+
+    // The requester leaves node a: node a must tell node c (where the session runs now), not the dead node b.
+    await r.c.close();
+    await until(async () => (await statusOf(c, 'mv-s')) !== 'active', 'the task to end on node c', 15_000);
+    const rec = await cluster!.get<{ status: string; status_history: { status: string; reason?: string }[] }>(
+      c,
+      '/sessions/mv-s',
+    );
+    expect(rec.body.status).not.toBe('completed');
+    expect(rec.body.status_history.map((h) => h.status).slice(0, 3)).toEqual(['active', 'crashed', 'active']);
+    expect(rec.body.status_history.at(-1)!.reason).toContain('requesting client disconnected');
+    expect(ran.length).toBeLessThan(STEPS);
+  }, 90_000);
+
+  it('kill -9 of the requester’s node: the task completes on the device’s node and its result is readable anywhere', async () => {
+    const STEPS = 20;
+    const { a, b, c, ran } = await taskAcross('rq', STEPS);
+    a.proc.kill('SIGKILL');
+    await a.exit;
+    await until(
+      async () => (await statusOf(c, 'rq-s')) === 'completed',
       'the task to complete on node b',
       60_000,
     );
     expect([...new Set(ran)]).toHaveLength(STEPS);
     expect(ran).toHaveLength(STEPS);
-    for (const n of [b!, c!]) {
+    for (const n of [b, c]) {
       const { body } = await cluster!.get(n, '/api/task_result/rq_s');
       expect(body).toMatchObject({
         status: 'done',

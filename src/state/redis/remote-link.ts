@@ -5,13 +5,11 @@
  * of vanishing.
  */
 import type { ServerMessageInput } from '../../../protocol/index.js';
+import type { OutboundFrame } from '../../cluster/envelope.js';
 import type { ClientLink } from '../client-directory.js';
 
-/** One frame for a client on another node. */
-export type RemoteFrame =
-  | { readonly kind: 'message'; readonly msg: ServerMessageInput }
-  | { readonly kind: 'raw'; readonly data: string | Uint8Array; readonly isBinary: boolean }
-  | { readonly kind: 'close'; readonly code: number; readonly reason: string };
+/** One frame for a client on another node (what the bus carries in a `frame` message). */
+export type RemoteFrame = OutboundFrame;
 
 /** Hands `frame` to node `nodeId` for its client `clientId` (registration `fence`). False when it cannot be accepted. */
 export type RemoteSender = (nodeId: string, clientId: string, fence: number, frame: RemoteFrame) => boolean;
