@@ -28,7 +28,7 @@ import { AipControllerClient, AipDeviceClient } from '../src/client/index.js';
 import { killAll, sleep, startServer, stopChild, track, type StartedServer } from './lib/proc.js';
 
 const KEY = 'bench-cluster-key';
-const AIPD_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+import { aipdServeArgs } from './lib/scenarios.js';
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
 
 const { values } = parseArgs({
@@ -153,13 +153,7 @@ async function main(): Promise<void> {
       mkdirSync(dataDir);
       nodes.push(
         await startServer(
-          [
-            AIPD_MAIN,
-            'serve',
-            '--port',
-            '0',
-            '--api-key',
-            KEY,
+          aipdServeArgs(KEY, [
             '--log-level',
             'warn',
             '--store',
@@ -174,7 +168,7 @@ async function main(): Promise<void> {
             dataDir,
             '--drain-timeout-ms',
             '500',
-          ],
+          ]),
           /listening on ws:\/\/[^:]+:(\d+)\//,
           30_000,
         ),

@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killAll, rssBytes, sleep, startServer, stopChild, track } from './lib/proc.js';
-import { AIPD_MAIN, aipdAvailable } from './lib/scenarios.js';
+import { AIPD_MAIN, aipdAvailable, aipdServeArgs } from './lib/scenarios.js';
 
 const KEY = 'bench-key';
 const MiB = 1024 * 1024;
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     const sha = h.digest('hex');
 
     const server = await startServer(
-      [AIPD_MAIN, 'serve', '--port', '0', '--api-key', KEY, '--store', 'memory', '--log-level', 'warn'],
+      aipdServeArgs(KEY, ['--store', 'memory', '--log-level', 'warn']),
       /listening on ws:\/\/[^:]+:(\d+)\//,
     );
     const base = `http://127.0.0.1:${server.port}`;

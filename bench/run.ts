@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { channelRatios, channelScenarios } from './lib/channel.js';
 import { killAll } from './lib/proc.js';
 import { note } from './lib/progress.js';
+import { AIPD_V8_FLAGS } from '../src/cli/v8-flags.js';
 import {
   checkPair,
   computeRatios,
@@ -65,6 +66,7 @@ const { values } = parseArgs({
     'lat-fraction': { type: 'string' },
     'aipd-arg': { type: 'string', multiple: true },
     profile: { type: 'string' },
+    'aipd-node-arg': { type: 'string', multiple: true },
     'channel-streams': { type: 'string' },
     help: { type: 'boolean' },
   },
@@ -102,7 +104,7 @@ if (values.help) {
   console.log(`usage: npm run bench -- [--duration S] [--warmup S] [--conns N] [--steps N] [--idle N] [--idle-hold S]
        [--http-duration S] [--channel-streams N] [--repeat N] [--lat-fraction F] [--lat-rate N]
        [--only a,b] [--skip a,b] [--out file] [--aipd-arg X ...]
-       [--profile DIR]  (write a V8 CPU profile of every aipd process into DIR)
+       [--profile DIR]  (write a V8 CPU profile of every aipd process into DIR) [--aipd-node-arg X ...]
 scenarios: ${SCENARIOS.join(', ')}`);
   process.exit(0);
 }
@@ -117,7 +119,11 @@ const settings: BenchSettings & { channelStreams: number } = {
   httpDurationS: num(values['http-duration'], 'BENCH_HTTP_DURATION', 3, 1, 3600),
   channelStreams: num(values['channel-streams'], 'BENCH_CHANNEL_STREAMS', 4, 1, 64),
   aipdArgs: values['aipd-arg'] ?? (process.env.BENCH_AIPD_ARGS ?? '').split(' ').filter(Boolean),
-  aipdNodeArgs: values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [],
+  aipdNodeArgs: [
+    ...AIPD_V8_FLAGS,
+    ...(values['aipd-node-arg'] ?? []),
+    ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []),
+  ],
 };
 const reps = num(values.repeat ?? values.reps, 'BENCH_REPEAT', 3, 1, 20);
 /** The latency scenarios run at this fraction of the same repetition's aip-json peak, or at a fixed rate. */

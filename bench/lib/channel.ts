@@ -9,11 +9,10 @@ import type { LoadgenConfig } from '../loadgen.js';
 import { CHANNEL_CHUNK, CHANNEL_WINDOW, ECHO_WINDOW } from './channel-load.js';
 import { drive, type Measured } from './driver.js';
 import { startServer, stopChild } from './proc.js';
-import { row, type BenchSettings, type ScenarioResult } from './scenarios.js';
+import { aipdServeArgs, row, type BenchSettings, type ScenarioResult } from './scenarios.js';
 
 const MB = 1024 * 1024;
 const API_KEY = 'bench-key';
-const AIPD_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const UWS_ECHO = fileURLToPath(new URL('../servers/uws-echo.js', import.meta.url));
 const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
 
@@ -30,7 +29,7 @@ export async function channelScenarios(
   const deadlineS = Math.ceil(s.warmupS + s.durationS + 120);
   const out: Record<string, ScenarioResult> = {};
   const aipd = await startServer(
-    [...s.aipdNodeArgs, AIPD_MAIN, 'serve', '--port', '0', '--api-key', API_KEY, '--log-level', 'silent', ...s.aipdArgs],
+    aipdServeArgs(API_KEY, ['--log-level', 'silent', ...s.aipdArgs], s.aipdNodeArgs),
     /listening on ws:\/\/.*:(\d+)\/ws/,
   );
   try {

@@ -3,6 +3,7 @@
  * processes (or autocannon in the orchestrator for HTTP), and returns one or more result rows.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { AIPD_V8_FLAGS } from '../../src/cli/v8-flags.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +45,15 @@ export interface ScenarioResult {
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 export const AIPD_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** `node` arguments for `aipd serve --port 0 --api-key KEY …extra`, with aipd's own V8 flags (or `nodeArgs`). */
+export function aipdServeArgs(
+  key: string,
+  extra: readonly string[],
+  nodeArgs: readonly string[] = AIPD_V8_FLAGS,
+): string[] {
+  return [...nodeArgs, AIPD_MAIN, 'serve', '--port', '0', '--api-key', key, ...extra];
+}
 const API_KEY = 'bench-key';
 const MB = 1024 * 1024;
 const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
@@ -67,21 +77,11 @@ export function aipdAvailable(): boolean {
 async function startAipd(s: BenchSettings, extra: readonly string[] = []): Promise<StartedServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'aipd-bench-'));
   const server = await startServer(
-    [
-      ...s.aipdNodeArgs,
-      AIPD_MAIN,
-      'serve',
-      '--port',
-      '0',
-      '--api-key',
+    aipdServeArgs(
       API_KEY,
-      '--log-level',
-      'silent',
-      '--data-dir',
-      dataDir,
-      ...s.aipdArgs,
-      ...extra,
-    ],
+      ['--log-level', 'silent', '--data-dir', dataDir, ...s.aipdArgs, ...extra],
+      s.aipdNodeArgs,
+    ),
     /listening on ws:\/\/.*:(\d+)\/ws/,
   );
   server.child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));

@@ -199,10 +199,11 @@ export class Metrics {
 
     this.unsubscribe.push(
       events.on('client.registered', (e) => {
-        const labels = { role: e.clientType, codec: e.codec };
-        this.clients.set(e.clientId, { ...labels, connId: e.connId });
-        connections.inc(labels);
-        registrations.inc(labels);
+        // One literal of a fixed shape (a spread gave each entry a hidden class of its own).
+        const entry = { role: e.clientType, codec: e.codec, connId: e.connId };
+        this.clients.set(e.clientId, entry);
+        connections.inc({ role: entry.role, codec: entry.codec });
+        registrations.inc({ role: entry.role, codec: entry.codec });
       }),
       events.on('client.refused', (e) => refusals.inc({ reason: e.reason })),
       events.on('client.gone', (e) => {
