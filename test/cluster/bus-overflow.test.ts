@@ -5,59 +5,34 @@
  * why. Redis holds about the cap, not what was sent. Real servers on port 0, one Redis (fresh prefix), one
  * throwaway PostgreSQL database.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaryMessageFrames } from '../../src/channel/aip-transfer.js';
 import { clusterKeys } from '../../src/cluster/keys.js';
 import { waitFor as waitUntil } from '../e2e/helpers.js';
-import { planRequest, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
-import { connectRedis, deletePrefix, TEST_REDIS_URL, testPrefix, waitFor } from '../helpers/redis.js';
+import { planRequest, TEST_KEY } from '../helpers/aip-server.js';
+import { connectRedis, waitFor } from '../helpers/redis.js';
 import { inSession, Peer } from '../helpers/ws-peer.js';
-
-type Server = Awaited<ReturnType<typeof startTestServer>>;
+import { InProcessNodes } from './in-process-nodes.js';
 
 const MAX_LEN = 100;
 
 describe('a node whose bus inbox overflowed', () => {
-  let db: TestDatabase;
+  let nodes: InProcessNodes;
   let redis: Redis;
-  const prefix = testPrefix();
-  const dirs: string[] = [];
-  const servers: Server[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    nodes = await InProcessNodes.create();
     redis = await connectRedis();
   });
   afterAll(async () => {
-    for (const s of servers) await s.close();
-    await deletePrefix(redis, prefix);
+    await nodes.dispose();
     await redis.quit();
-    await db.drop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
   it('fails the sessions concerned loudly once it reads again, and Redis kept about the cap', async () => {
-    const node = async (nodeId: string): Promise<Server> => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'aipd-ovf-'));
-      dirs.push(dataDir);
-      const s = await startTestServer({
-        store: db.url,
-        dataDir,
-        nodeId,
-        cluster: TEST_REDIS_URL,
-        clusterPrefix: prefix,
-        clusterInboxMaxLen: MAX_LEN,
-        commandTimeoutMs: 60_000,
-        drainTimeoutMs: 100,
-      });
-      servers.push(s);
-      return s;
-    };
+    const node = (nodeId: string) =>
+      nodes.node(nodeId, { clusterInboxMaxLen: MAX_LEN, commandTimeoutMs: 60_000, drainTimeoutMs: 100 });
     const a = await node('ovf-a');
     const b = await node('ovf-b');
     const device = await Peer.connect(`ws://127.0.0.1:${b.port}/ws?token=${TEST_KEY}`);
@@ -98,7 +73,7 @@ describe('a node whose bus inbox overflowed', () => {
       for (let i = 0; i < SENT; i++)
         for (const f of inSession(binaryMessageFrames(new Uint8Array([i & 0xff]), { i }), SID))
           device.sendFrame(f);
-      const inbox = clusterKeys(prefix).inbox('ovf-a');
+      const inbox = clusterKeys(nodes.prefix).inbox('ovf-a');
       await waitFor('the frames to reach the inbox', async () => {
         const info = (await redis.xinfo('STREAM', inbox)) as unknown[];
         return Number(info[info.indexOf('entries-added') + 1]) >= 2 * SENT;

@@ -4,18 +4,13 @@
  * untouched; `/api/clients` and `/api/health` on either node list both nodes' clients; a node that stops gives
  * its ids back at once.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CloseCode } from '../../protocol/index.js';
 import { RedisClientDirectory } from '../../src/state/redis-client-directory.js';
-import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
+import { TEST_KEY } from '../helpers/aip-server.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { connectRedis, deletePrefix, TEST_REDIS_URL, testPrefix, waitFor } from '../helpers/redis.js';
-
-type Server = Awaited<ReturnType<typeof startTestServer>>;
+import { waitFor } from '../helpers/redis.js';
+import { InProcessNodes, type NodeServer as Server } from './in-process-nodes.js';
 
 async function clientsOf(server: Server, path: '/api/clients' | '/api/health'): Promise<string[]> {
   const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { headers: { 'X-API-Key': TEST_KEY } });
@@ -24,25 +19,10 @@ async function clientsOf(server: Server, path: '/api/clients' | '/api/health'): 
 }
 
 describe('aipd --cluster', () => {
-  let db: TestDatabase;
-  const prefix = testPrefix();
-  const dirs: string[] = [];
-  const servers: Server[] = [];
+  let nodes: InProcessNodes;
   const clients: RawClient[] = [];
 
-  const node = async (nodeId: string): Promise<Server> => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'aipd-cluster-'));
-    dirs.push(dataDir);
-    const s = await startTestServer({
-      store: db.url,
-      dataDir,
-      nodeId,
-      cluster: TEST_REDIS_URL,
-      clusterPrefix: prefix,
-    });
-    servers.push(s);
-    return s;
-  };
+  const node = (nodeId: string): Promise<Server> => nodes.node(nodeId);
   const connect = async (s: Server): Promise<RawClient> => {
     const c = await RawClient.connect(s.url);
     clients.push(c);
@@ -50,18 +30,14 @@ describe('aipd --cluster', () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    nodes = await InProcessNodes.create();
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
-    for (const s of servers.splice(0)) await s.close();
-    const redis = await connectRedis();
-    await deletePrefix(redis, prefix);
-    await redis.quit();
+    await nodes.reset();
   });
   afterAll(async () => {
-    await db.drop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await nodes.dispose();
   });
 
   it("refuses on node B an id registered on node A, with UFO's error, leaving A's connection untouched", async () => {

@@ -18,47 +18,27 @@ import { runCommand } from '../../src/client/channels/controller.js';
 import { createDeviceChannelHandler } from '../../src/client/channels/device.js';
 import { downloadFile, uploadFile } from '../../src/client/channels/file-client.js';
 import { livePair, waitFor as waitUntil } from '../e2e/helpers.js';
-import { planRequest, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
-import { connectRedis, deletePrefix, TEST_REDIS_URL, testPrefix, waitFor } from '../helpers/redis.js';
+import { planRequest, TEST_KEY } from '../helpers/aip-server.js';
+import { waitFor } from '../helpers/redis.js';
 import { asFrame, inSession, Peer } from '../helpers/ws-peer.js';
-
-type Server = Awaited<ReturnType<typeof startTestServer>>;
+import { InProcessNodes, type NodeServer as Server } from './in-process-nodes.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 describe('channels and UFO transfers across cluster nodes', () => {
-  let db: TestDatabase;
-  const prefix = testPrefix();
+  let nodes: InProcessNodes;
   const dirs: string[] = [];
   let a: Server;
   let b: Server;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const node = async (nodeId: string): Promise<Server> => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'aipd-xch-'));
-      dirs.push(dataDir);
-      return startTestServer({
-        store: db.url,
-        dataDir,
-        nodeId,
-        cluster: TEST_REDIS_URL,
-        clusterPrefix: prefix,
-        commandTimeoutMs: 60_000,
-        drainTimeoutMs: 100,
-      });
-    };
-    a = await node('ch-a');
-    b = await node('ch-b');
+    nodes = await InProcessNodes.create();
+    const config = { commandTimeoutMs: 60_000, drainTimeoutMs: 100 };
+    a = await nodes.node('ch-a', config);
+    b = await nodes.node('ch-b', config);
   });
   afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    const redis = await connectRedis();
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-    await db.drop();
+    await nodes.dispose();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 

@@ -5,39 +5,18 @@
  * disconnects from A cancels its task on B (UFO §8.4); a device that disconnects from B fails its requester's
  * task on A at once (Q4); `/api/dispatch` on A reaches a device on B; a refused task's error crosses back.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../protocol/index.js';
 import { AipControllerClient, AipDeviceClient } from '../../src/client/index.js';
-import { planRequest, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
-import { connectRedis, deletePrefix, TEST_REDIS_URL, testPrefix, waitFor } from '../helpers/redis.js';
-
-type Server = Awaited<ReturnType<typeof startTestServer>>;
+import { planRequest, TEST_KEY } from '../helpers/aip-server.js';
+import { waitFor } from '../helpers/redis.js';
+import { InProcessNodes, type NodeServer as Server } from './in-process-nodes.js';
 
 describe('AIP across cluster nodes', () => {
-  let db: TestDatabase;
-  const prefix = testPrefix();
-  const dirs: string[] = [];
-  const servers: Server[] = [];
+  let nodes: InProcessNodes;
   const clients: { close(): Promise<void> }[] = [];
 
-  const node = async (nodeId: string): Promise<Server> => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'aipd-xnode-'));
-    dirs.push(dataDir);
-    const s = await startTestServer({
-      store: db.url,
-      dataDir,
-      nodeId,
-      cluster: TEST_REDIS_URL,
-      clusterPrefix: prefix,
-      drainTimeoutMs: 100,
-    });
-    servers.push(s);
-    return s;
-  };
+  const node = (nodeId: string): Promise<Server> => nodes.node(nodeId, { drainTimeoutMs: 100 });
   const wsUrl = (s: Server): string => `ws://127.0.0.1:${s.port}/ws`;
   const device = async (
     s: Server,
@@ -80,18 +59,14 @@ describe('AIP across cluster nodes', () => {
     waitFor(`node ${s.cluster!.nodeId} to see ${id}`, () => s.registry.get(id) !== undefined);
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    nodes = await InProcessNodes.create();
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
-    for (const s of servers.splice(0)) await s.close();
-    const redis = await connectRedis();
-    await deletePrefix(redis, prefix);
-    await redis.quit();
+    await nodes.reset();
   });
   afterAll(async () => {
-    await db.drop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await nodes.dispose();
   });
 
   it('runs a plan from a constellation on node A on a device on node B: every command once, one task_end, results on both nodes', async () => {
