@@ -33,13 +33,13 @@ const DEV = 'ssm-plugin-dev';
 type PortMode = 'mux' | 'basic';
 
 /**
- * The one place that says how a Port session selects the plugin's forwarding mode (SSM-CONTRACT.md): the
- * server's handshake advertises an AgentVersion above 3.0.196.0 for smux multiplexing (the default) and one at
- * or below it for basic forwarding.
+ * The one place that says how a Port session selects the plugin's forwarding mode (SSM-CONTRACT.md): the plugin
+ * multiplexes with smux when the handshake's AgentVersion is above 3.0.196.0 (the server's default) and forwards
+ * one connection at a time at or below it; a session picks its AgentVersion with the parameter `ssmAgentVersion`.
  */
 function portParameters(mode: PortMode, port: number): Record<string, string[]> {
   const base = { portNumber: [String(port)], localPortNumber: ['0'] };
-  return mode === 'mux' ? base : { ...base, portForwarding: ['basic'] };
+  return mode === 'mux' ? base : { ...base, ssmAgentVersion: ['3.0.0.0'] };
 }
 
 /** A deterministic body of `n` bytes, so a page fetched through the plugin can be checked byte for byte. */
