@@ -64,6 +64,7 @@ export class PortBridge implements Bridge {
     if (flag !== PortFlag.DISCONNECT_TO_PORT || this.mode !== 'basic') return;
     const old = this.ep;
     this.ep = null;
+    this.deviceDone = false; // input now waits (unacked) for the next connection
     old?.reset(aipError('CHANNEL_CANCELLED'));
     this.start().then(
       () => this.pump(),
