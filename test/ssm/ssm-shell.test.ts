@@ -5,16 +5,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { api, startDevice, until as untilAsync, type Api, type DeviceProc } from '../remote/helpers.js';
-import { SsmTestClient, until } from './ssm-test-client.js';
+import WebSocket from 'ws';
+import { decodeFrame, encodeFrame, SsmTestClient, until } from './ssm-test-client.js';
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
 let device: DeviceProc;
 let a: Api;
 const DEV = 'ssm-shell-dev';
 const WINDOW = 32;
+const HANDSHAKE_MS = 1_500;
 
 beforeAll(async () => {
-  server = await startTestServer({ ssmOutgoingWindow: WINDOW, ssmResumeGraceMs: 10_000 });
+  server = await startTestServer({
+    ssmOutgoingWindow: WINDOW,
+    ssmResumeGraceMs: 10_000,
+    ssmHandshakeTimeoutMs: HANDSHAKE_MS,
+  });
   const base = `http://127.0.0.1:${server.port}`;
   a = api(base, TEST_KEY);
   device = await startDevice(base, TEST_KEY, DEV, ['--allow-exec']);
@@ -218,5 +224,55 @@ describe('shell over the SSM data channel', () => {
     await a.call('DELETE', `/sessions/${s.id}`);
     await until(() => c.closedOutput !== null, show(c));
     expect(c.closedOutput).toMatch(/ended/);
+  });
+});
+
+describe('hostile and broken frames', () => {
+  it('drops frames that fail validation (short, wrong header length, trailing bytes, bad digest, huge) and carries on', async () => {
+    const s = await session('Standard_Stream');
+    const c = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
+    await c.open(s.token);
+    await until(() => c.handshakeComplete, show(c));
+    const good = encodeFrame({
+      type: 'input_stream_data',
+      seq: 999,
+      payloadType: 1,
+      payload: Buffer.from('x'),
+    });
+    const wrongHl = Buffer.from(good);
+    wrongHl.writeUInt32BE(4000, 0);
+    const badDigest = Buffer.from(good);
+    badDigest[120] = 0x79;
+    for (const junk of [
+      Buffer.from([1, 2, 3]),
+      good.subarray(0, 118),
+      wrongHl,
+      Buffer.concat([good, Buffer.from('trailing')]),
+      badDigest,
+      Buffer.alloc(300 * 1024, 1),
+      Buffer.from('{"not":"a frame"}'),
+    ])
+      c.ws.send(junk);
+    c.input('echo still-here; exit\n');
+    await until(() => c.closedOutput !== null, show(c));
+    expect(c.text()).toMatch(/\nstill-here\r\n/);
+  });
+});
+
+describe('handshake timeout', () => {
+  it('closes with channel_closed naming the timeout when no HandshakeResponse comes', async () => {
+    const s = await session('Standard_Stream');
+    const ws = new WebSocket(s.url);
+    const closed: string[] = [];
+    ws.on('message', (d: Buffer) => {
+      const f = decodeFrame(d);
+      if (f.type === 'channel_closed') closed.push(f.payload.toString());
+    });
+    const gone = new Promise((res) => ws.once('close', res));
+    await new Promise((res) => ws.once('open', res));
+    // A client that sends its token and then nothing: no ack, no HandshakeResponse.
+    ws.send(JSON.stringify({ TokenValue: s.token, ClientId: 'silent' }));
+    await gone;
+    expect(closed.join()).toMatch(new RegExp(`no handshake response within ${HANDSHAKE_MS} ms`));
   });
 });
