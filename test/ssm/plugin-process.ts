@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 
 /** The plugin binary to test, or undefined (the tests are skipped). */
 export const PLUGIN_BIN: string | undefined = process.env.SSM_PLUGIN_BIN || undefined;
@@ -31,18 +32,26 @@ export class PluginProcess {
   private stderr = '';
   private exitInfo: PluginExit | null = null;
 
-  constructor(bin: string, session: StartSessionResponse) {
+  /**
+   * `ssmEndpoint` gives the 7-argument form (profile '', request `{"Target": …}`, endpoint): the plugin then calls
+   * ResumeSession/TerminateSession on that URL instead of AWS.
+   */
+  constructor(bin: string, session: StartSessionResponse, ssmEndpoint?: string) {
     const response = {
       SessionId: session.SessionId,
       StreamUrl: session.StreamUrl,
       TokenValue: session.TokenValue,
     };
-    this.proc = spawn(bin, [JSON.stringify(response), 'local', 'StartSession'], {
+    const args = [JSON.stringify(response), 'local', 'StartSession'];
+    if (ssmEndpoint) args.push('', JSON.stringify({ Target: 'aipd-device' }), ssmEndpoint);
+    this.proc = spawn(bin, args, {
       env: {
         ...process.env,
-        // The SDK may want credentials even though no AWS API is called on the happy path.
+        // The SDK may want credentials even though no AWS API is called on the happy path; no shared files.
         AWS_ACCESS_KEY_ID: 'x',
         AWS_SECRET_ACCESS_KEY: 'x',
+        AWS_CONFIG_FILE: '/dev/null',
+        AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
       },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -127,8 +136,8 @@ export class PluginProcess {
 /** Every plugin process started by `startPlugin`, so teardown can end them. */
 const PLUGINS: PluginProcess[] = [];
 
-export function startPlugin(bin: string, session: StartSessionResponse): PluginProcess {
-  const p = new PluginProcess(bin, session);
+export function startPlugin(bin: string, session: StartSessionResponse, ssmEndpoint?: string): PluginProcess {
+  const p = new PluginProcess(bin, session, ssmEndpoint);
   PLUGINS.push(p);
   return p;
 }
@@ -161,4 +170,92 @@ export function httpGet(port: number, path: string, ms = 20_000): Promise<{ stat
       reject(err);
     });
   });
+}
+
+/** One HTTP POST of `body` on a fresh TCP connection; fails if the whole exchange takes over `ms`. */
+export function httpPost(
+  port: number,
+  path: string,
+  body: Buffer,
+  ms = 20_000,
+): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent: false,
+        headers: { connection: 'close', 'content-length': body.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+        });
+        res.on('error', reject);
+      },
+    );
+    const timer = setTimeout(
+      () => req.destroy(new Error(`POST http://127.0.0.1:${port}${path}: no complete answer in ${ms} ms`)),
+      ms,
+    );
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
+}
+
+/** A TCP proxy to `target` on loopback whose connections the test can cut (the plugin then has to resume). */
+export class TcpProxy {
+  private readonly server: net.Server;
+  private readonly pairs = new Set<[net.Socket, net.Socket]>();
+  connections = 0;
+
+  private constructor(target: number) {
+    this.server = net.createServer((client) => {
+      this.connections++;
+      const upstream = net.connect(target, '127.0.0.1');
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.pairs.add(pair);
+      const drop = (): void => {
+        client.destroy();
+        upstream.destroy();
+        this.pairs.delete(pair);
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  static async start(target: number): Promise<TcpProxy> {
+    const proxy = new TcpProxy(target);
+    await new Promise<void>((r) => proxy.server.listen(0, '127.0.0.1', r));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Cuts every open connection (both sides see a reset or EOF). */
+  cut(): void {
+    for (const [a, b] of this.pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((r) => this.server.close(r));
+  }
 }
