@@ -268,11 +268,15 @@ describe.skipIf(!PLUGIN_BIN)(
           const third = await httpGet(local, '/page/c');
           expect(third.body.toString()).toBe(`hello from the device's web server: /page/c`);
         }
-        // Ctrl-C: the plugin sends TerminateSession and exits 0.
+        // Ctrl-C: the plugin sends Flag TerminateSession (2) and exits 0; the session ends `cancelled` (docs/ssm.md).
         p.signal('SIGINT');
         const exit = await p.waitExit('the plugin to exit on SIGINT');
         expect(exit, p.describe()).toEqual({ code: 0, signal: null });
         expect(p.out()).toMatch(exitingLine(escape(s.SessionId)));
+        await until(
+          async () => (await a.call('GET', `/sessions/${s.SessionId}`)).json.status === 'cancelled',
+          'the session to be cancelled by TerminateSession',
+        );
       });
     }
 
