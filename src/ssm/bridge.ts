@@ -27,6 +27,8 @@ export interface BridgeHost {
   fail(err: AipError): void;
   /** The plugin asked to end the session (Flag TerminateSession). */
   terminate(): void;
+  /** The device took input: kept input may go on. */
+  inputRoom(): void;
 }
 
 export interface Bridge {
@@ -48,7 +50,11 @@ export interface Bridge {
 export class InputMeter {
   private pending = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    /** Told when bytes were taken by the device (input that waited may go on). */
+    private readonly room: () => void = () => undefined,
+  ) {}
 
   get bytes(): number {
     return this.pending;
@@ -66,6 +72,7 @@ export class InputMeter {
       () => {
         this.pending -= bytes.byteLength;
         done?.();
+        this.room();
       },
       () => {
         this.pending -= bytes.byteLength;

@@ -47,7 +47,7 @@ export class MuxBridge implements Bridge {
     private readonly host: BridgeHost,
     private readonly keepaliveOn: boolean,
   ) {
-    this.meter = new InputMeter(host.inputMaxBytes);
+    this.meter = new InputMeter(host.inputMaxBytes, () => host.inputRoom());
   }
 
   get pendingInput(): number {

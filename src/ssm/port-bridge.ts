@@ -29,7 +29,7 @@ export class PortBridge implements Bridge {
     private readonly host: BridgeHost,
     private readonly mode: 'basic' | 'stdio',
   ) {
-    this.meter = new InputMeter(host.inputMaxBytes);
+    this.meter = new InputMeter(host.inputMaxBytes, () => host.inputRoom());
   }
 
   get pendingInput(): number {

@@ -8,10 +8,11 @@
  * while the socket keeps up (`flush`); a sent message whose last send is older than the RTO is sent again
  * (`resendDue`, a bounded burst per scan) up to `maxResendAttempts`.
  *
- * Incoming: the message with the expected number is delivered if the caller can take it now (else nothing is
- * acked and the plugin sends it again); later numbers wait in a bounded out-of-order buffer (acked on arrival;
- * dropped unacked when the buffer is full) and are delivered as soon as the gap closes. Earlier numbers are
- * duplicates: never delivered again.
+ * Incoming: the message with the expected number is delivered if the caller can take it now; later numbers, and
+ * the expected one while the caller cannot take it (the device has no credit yet), wait in a bounded buffer (acked
+ * on arrival; dropped unacked when the buffer is full, so the plugin sends them again) and are delivered in order
+ * by `ready()` as soon as the gap closes and the caller can take them. Earlier numbers are duplicates: never
+ * delivered again.
  */
 import type { ClientMessage } from './codec.js';
 import { RtoEstimator } from './rto.js';
@@ -43,13 +44,13 @@ interface Outgoing {
 }
 
 export type Receipt =
-  /** Deliver these in order (the first was the expected one); ack the received message. */
+  /** Deliver these in order (the received message first); ack it. */
   | { readonly kind: 'deliver'; readonly messages: readonly ClientMessage[] }
   /** Kept for later; ack it. */
   | { readonly kind: 'buffered' }
   /** Seen before: not delivered again (acking it again is harmless). */
   | { readonly kind: 'duplicate' }
-  /** Not taken (the caller cannot take it yet, or the buffer is full): no ack, the plugin sends it again. */
+  /** Not kept (the buffer is full): no ack, the plugin sends it again. */
   | { readonly kind: 'refused'; readonly why: 'not-ready' | 'buffer-full' };
 
 export class Reliability {
@@ -152,26 +153,33 @@ export class Reliability {
   /** An input message numbered `seq`; `canTake` says whether the caller can take it now (head of line only). */
   receive(seq: number, m: ClientMessage, canTake: (m: ClientMessage) => boolean): Receipt {
     if (seq < this.expectedSeq || this.incoming.has(seq)) return { kind: 'duplicate' };
-    if (seq === this.expectedSeq) {
-      if (!canTake(m)) return { kind: 'refused', why: 'not-ready' };
-      const messages = [m];
+    if (seq === this.expectedSeq && canTake(m)) {
       this.expectedSeq++;
-      for (let next = this.incoming.get(this.expectedSeq); next; next = this.incoming.get(this.expectedSeq)) {
-        this.incoming.delete(this.expectedSeq);
-        this.incomingBytes -= next.payload.byteLength;
-        messages.push(next);
-        this.expectedSeq++;
-      }
-      return { kind: 'deliver', messages };
+      return { kind: 'deliver', messages: [m, ...this.ready(canTake)] };
     }
+    // A later number, or the expected one while the caller cannot take it: kept (and acked) while there is room,
+    // and delivered by `ready()` once the caller can take it.
     if (
       this.incoming.size >= this.limits.incomingBufferMessages ||
       this.incomingBytes + m.payload.byteLength > this.limits.incomingBufferBytes
     )
-      return { kind: 'refused', why: 'buffer-full' };
+      return { kind: 'refused', why: seq === this.expectedSeq ? 'not-ready' : 'buffer-full' };
     const kept = { ...m, payload: m.payload.slice() };
     this.incoming.set(seq, kept);
     this.incomingBytes += kept.payload.byteLength;
     return { kind: 'buffered' };
+  }
+
+  /** Kept messages from the expected number on, in order, as long as the caller can take them. */
+  ready(canTake: (m: ClientMessage) => boolean): ClientMessage[] {
+    const messages: ClientMessage[] = [];
+    for (let next = this.incoming.get(this.expectedSeq); next; next = this.incoming.get(this.expectedSeq)) {
+      if (!canTake(next)) break;
+      this.incoming.delete(this.expectedSeq);
+      this.incomingBytes -= next.payload.byteLength;
+      messages.push(next);
+      this.expectedSeq++;
+    }
+    return messages;
   }
 }

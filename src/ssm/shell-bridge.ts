@@ -37,7 +37,7 @@ export class ShellBridge implements Bridge {
     private readonly host: BridgeHost,
     private readonly firstSizeWaitMs: number,
   ) {
-    this.meter = new InputMeter(host.inputMaxBytes);
+    this.meter = new InputMeter(host.inputMaxBytes, () => host.inputRoom());
   }
 
   get pendingInput(): number {

@@ -250,6 +250,10 @@ export class SsmSession implements BridgeHost {
     this.closeNow(err);
   }
 
+  inputRoom(): void {
+    if (this.rel.buffered.messages > 0) this.progress();
+  }
+
   terminate(): void {
     const err = aipError('SSM_TERMINATED');
     this.conn?.close(1000, 'terminated');
@@ -275,6 +279,7 @@ export class SsmSession implements BridgeHost {
 
   /** Acks arrived or the socket drained: send what waits, take more output, and see whether closing is done. */
   private progress(): void {
+    for (const m of this.rel.ready((x) => this.canTake(x))) this.deliver(m);
     if (this.fsm.state === 'open' || this.fsm.state === 'closing') this.numberCarried();
     this.flush();
     this.bridge?.pump();

@@ -151,10 +151,16 @@ describe('incoming', () => {
     expect(r.receive(2, msg(2), yes)).toEqual({ kind: 'duplicate' });
   });
 
-  it('refuses the expected message when the caller cannot take it (no advance)', () => {
+  it('keeps the expected message while the caller cannot take it, and delivers it in order once it can', () => {
     const r = new Reliability(LIMITS);
-    expect(r.receive(0, msg(0), () => false)).toEqual({ kind: 'refused', why: 'not-ready' });
+    expect(r.receive(0, msg(0), () => false)).toEqual({ kind: 'buffered' });
+    expect(r.receive(1, msg(1), () => false)).toEqual({ kind: 'buffered' });
     expect(r.sequence.expected).toBe(0);
+    expect(r.ready(() => false)).toEqual([]);
+    expect(r.ready(() => true).map((m) => Number(m.sequenceNumber))).toEqual([0, 1]);
+    expect(r.sequence.expected).toBe(2);
+    const full = new Reliability({ ...LIMITS, incomingBufferMessages: 0 });
+    expect(full.receive(0, msg(0), () => false)).toEqual({ kind: 'refused', why: 'not-ready' });
   });
 
   it('caps the out-of-order buffer by count and by bytes', () => {
