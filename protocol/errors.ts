@@ -318,6 +318,35 @@ export const Errors = {
     (p) => `A session may have at most ${p.max} service listeners`,
   ),
   MULTIPART_INVALID: spec<{ detail: string }>(6130, (p) => `Invalid multipart/form-data body: ${p.detail}`),
+  // 6140–6159: the SSM-compatible data channel (`/sessions/{id}/ssm`, docs/ssm.md); sent as channel_closed Output
+  SSM_HANDSHAKE_TIMEOUT: spec<{ ms: number }>(
+    6140,
+    (p) => `The client sent no handshake response within ${p.ms} ms`,
+  ),
+  SSM_HANDSHAKE_REFUSED: spec<{ reason: string }>(6141, (p) => `The handshake failed: ${p.reason}`),
+  SSM_CLIENT_UNRESPONSIVE: spec<{ seq: number; attempts: number }>(
+    6142,
+    (p) => `The client did not acknowledge output message ${p.seq} after ${p.attempts} sends`,
+  ),
+  SSM_CLIENT_BUSY: spec<{ sid: string }>(
+    6143,
+    (p) =>
+      `Session '${p.sid}' already has a data-channel client; reconnect with the same client or start a new session`,
+  ),
+  SSM_PORT_CONNECT_FAILED: spec<{ port: number; reason: string }>(
+    6144,
+    (p) => `Connection to port ${p.port} on the device failed: ${p.reason}`,
+  ),
+  SSM_BAD_SMUX: spec<{ detail: string }>(6145, (p) => `Invalid smux stream from the client: ${p.detail}`),
+  SSM_FIRST_FRAME: spec(
+    6146,
+    () => 'The first frame must be the OpenDataChannelInput JSON with the session token (TokenValue)',
+  ),
+  SSM_RESUME_EXPIRED: spec<{ ms: number }>(
+    6147,
+    (p) => `The data-channel client did not come back within ${p.ms} ms`,
+  ),
+  SSM_TERMINATED: spec(6148, () => 'The client terminated the session'),
 
   // 7000–7099: data channels (protocol/channel.ts) and AIP binary/file transfer (ufo-aip.md §10)
   CHANNEL_BAD_FRAME: spec<{ detail: string }>(7000, (p) => `Invalid channel frame: ${p.detail}`),

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
+import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -220,6 +221,8 @@ export const ServerConfig = z.object({
   llmRetryBaseMs: positiveMs.default(1_000),
   /** Longest wait before one retry; a Retry-After asking for more fails the call. */
   llmRetryMaxMs: positiveMs.default(60_000),
+  // The SSM-compatible stream endpoint (src/ssm/): its knobs live in config-ssm.ts.
+  ...SSM_CONFIG,
 });
 export type ServerConfig = z.infer<typeof ServerConfig> & { apiKey: string };
 export type ServerConfigInput = z.input<typeof ServerConfig>;
@@ -297,6 +300,7 @@ const FLAGS = {
   'llm-retries': { key: 'llmRetries', type: 'int' },
   'llm-retry-base-ms': { key: 'llmRetryBaseMs', type: 'int' },
   'llm-retry-max-ms': { key: 'llmRetryMaxMs', type: 'int' },
+  ...SSM_FLAGS,
 } as const satisfies Record<
   string,
   { key: keyof ServerConfigInput; type: 'int' | 'number' | 'string' | 'boolean' }

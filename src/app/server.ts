@@ -36,6 +36,7 @@ import { RedisProbe, withTimeout } from '../ops/redis-probe.js';
 import { TimedSessionStore } from '../ops/timed-store.js';
 
 import { RemoteExecution, streamSessionId, STREAM_SUBPROTOCOL } from '../remote/index.js';
+import { SsmEndpoint, ssmSessionId } from '../ssm/index.js';
 
 export interface StartOptions {
   logger?: Logger;
@@ -74,6 +75,8 @@ export interface RunningServer {
   readonly recovery: TaskRecovery;
   /** Typed sessions on devices (execute, files, services, streams). */
   readonly remote: RemoteExecution;
+  /** The SSM-compatible data channels of typed sessions (`/sessions/{id}/ssm`). */
+  readonly ssm: SsmEndpoint;
   readonly nodeId: string;
   /** The in-memory transport when started with `transport: 'memory'`, else null. */
   readonly memory: MemoryTransport | null;
@@ -216,6 +219,7 @@ export async function startServer(
     log.child({ component: 'remote' }),
   );
   events.on('client.gone', (e) => remote.exec.deviceGone(e.clientId));
+  const ssm = new SsmEndpoint(remote, log.child({ component: 'ssm' }));
   const wiring = cluster ? wireCluster(cluster, { config, tasks, channels, events, log }) : null;
   events.on('session.ended', (e) => channels.onSessionEnded(e.sessionId));
   // A channel's bytes go into its session's log (GET /sessions/{id}/metrics counts them).
@@ -284,6 +288,10 @@ export async function startServer(
     acceptUpgrade: (req) => {
       if (req.path === '/ws') return wsGate(req);
       // A stream socket authenticates with its single-use token in its first frame, not with the API key.
+      if (ssmSessionId(req.path) !== null)
+        return ssm.accepts()
+          ? { accept: true, protocol: null }
+          : { accept: false, status: 503, body: 'Too many stream sockets waiting for their token' };
       if (streamSessionId(req.path) === null) return { accept: false, status: 404, body: 'Not Found' };
       if (!remote.acceptsStream())
         return { accept: false, status: 503, body: 'Too many stream sockets waiting for their token' };
@@ -293,6 +301,8 @@ export async function startServer(
     onConnection: (conn) => {
       const sid = conn.path === '/ws' ? null : streamSessionId(conn.path);
       if (sid !== null) return remote.streamSocket(conn, sid);
+      const ssmSid = conn.path === '/ws' ? null : ssmSessionId(conn.path);
+      if (ssmSid !== null) return ssm.socket(conn, ssmSid);
       const handler = new ConnectionHandler(conn, ctx);
       handler.open();
       return handler;
@@ -339,6 +349,7 @@ export async function startServer(
     results,
     recovery,
     remote,
+    ssm,
     nodeId,
     memory,
     close: () =>

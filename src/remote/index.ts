@@ -46,14 +46,19 @@ export class RemoteExecution {
     return this.awaitingToken < this.config.maxUnregistered;
   }
 
-  /** The handler of a stream WebSocket opened on `/sessions/{sessionId}/stream`. */
-  streamSocket(conn: Connection, sessionId: string): SocketHandler {
+  /** Counts one more socket waiting for its token; the returned function says it no longer waits (once). */
+  countTokenWait(): () => void {
     this.awaitingToken++;
     let counted = true;
-    const tokenDecided = (): void => {
+    return () => {
       if (counted) this.awaitingToken--;
       counted = false;
     };
+  }
+
+  /** The handler of a stream WebSocket opened on `/sessions/{sessionId}/stream`. */
+  streamSocket(conn: Connection, sessionId: string): SocketHandler {
+    const tokenDecided = this.countTokenWait();
     return new StreamSocket(
       conn,
       sessionId,

@@ -9,6 +9,9 @@
  *   Standard_Stream      {} (optional rows/cols: ["40"], ["120"])                      a shell in a PTY
  *   InteractiveCommands  {command: ["top"]} (optional rows/cols)                       the command in a PTY
  *   Port                 {portNumber: ["8080"], localPortNumber?: ["0"]}               a TCP connection to the port
+ *
+ * Stream types also take `ssmAgentVersion` (["3.0.0.0"]: the AgentVersion of the SSM handshake), and Port takes
+ * `forwardingType` (["LocalPortForwarding"], the default; anything else: the plugin forwards stdin/stdout).
  */
 import { z } from 'zod';
 import type { ChannelKind } from '../../protocol/channel.js';
@@ -53,7 +56,11 @@ const localPortString = one('a port number 0–65535', /^\d{1,5}$/);
 const sizeString = one('an integer 1–1000', /^([1-9]\d{0,2}|1000)$/);
 const msString = one('milliseconds (1–999999999)', /^[1-9]\d{0,8}$/);
 
-const ptySize = { rows: sizeString.optional(), cols: sizeString.optional() };
+const agentVersion = one('an SSM agent version like 3.0.0.0', /^\d{1,9}\.\d{1,9}\.\d{1,9}\.\d{1,9}$/);
+const forwardingType = one('a forwarding type like LocalPortForwarding', /^[A-Za-z][A-Za-z0-9_]{0,63}$/);
+/** The SSM data channel's AgentVersion for this session (`ssm_stream_url`, docs/ssm.md); default --ssm-agent-version. */
+const ssm = { ssmAgentVersion: agentVersion.optional() };
+const ptySize = { rows: sizeString.optional(), cols: sizeString.optional(), ...ssm };
 const num = (v: unknown): number | undefined => (Array.isArray(v) ? Number(v[0]) : undefined);
 
 /** Rows and columns a stream starts with: the parameters', else what the client asked, else 24×80. */
@@ -129,6 +136,8 @@ export const SESSION_TYPES: readonly SessionTypeSpec[] = [
         portNumber: portString,
         localPortNumber: localPortString.optional(),
         idleTimeoutMs: msString.optional(),
+        ...ssm,
+        forwardingType: forwardingType.optional(),
       })
       .strict(),
     creatable: true,

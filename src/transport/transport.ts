@@ -6,8 +6,8 @@ import type { Logger } from '../logger.js';
 import type { Connection, SocketHandler } from './connection.js';
 import type { HttpHandler, HttpRequestHead } from './http.js';
 
-/** The paths a WebSocket may be opened on (uWS patterns): AIP, and a remote session's stream. */
-export const WS_PATHS = ['/ws', '/sessions/:id/stream'] as const;
+/** The paths a WebSocket may be opened on (uWS patterns): AIP, a remote session's stream and its SSM data channel. */
+export const WS_PATHS = ['/ws', '/sessions/:id/stream', '/sessions/:id/ssm'] as const;
 
 /** The server's answer to a WebSocket upgrade request. */
 export type UpgradeDecision =

@@ -72,6 +72,7 @@ function streamCredentials(
   const { token, expiresAt } = remote.sessions.tokens.issue(id);
   return {
     stream_url: `${remote.streamBase(host)}/sessions/${encodeURIComponent(id)}/stream`,
+    ssm_stream_url: `${remote.streamBase(host)}/sessions/${encodeURIComponent(id)}/ssm`,
     token_value: token,
     token_expires_at: expiresAt,
   };
