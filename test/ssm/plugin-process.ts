@@ -8,6 +8,9 @@
  * Every process started here is recorded in `PLUGINS`; call `stopPlugins()` in teardown.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 
@@ -28,6 +31,7 @@ export interface PluginExit {
 export class PluginProcess {
   readonly proc: ChildProcessWithoutNullStreams;
   readonly exited: Promise<PluginExit>;
+  private readonly tmp: string;
   private stdout = '';
   private stderr = '';
   private exitInfo: PluginExit | null = null;
@@ -44,9 +48,12 @@ export class PluginProcess {
     };
     const args = [JSON.stringify(response), 'local', 'StartSession'];
     if (ssmEndpoint) args.push('', JSON.stringify({ Target: 'aipd-device' }), ssmEndpoint);
+    // Its own TMPDIR: in mux mode the plugin leaves a unix socket file there, removed with the folder on exit.
+    this.tmp = mkdtempSync(join(tmpdir(), 'aipd-ssm-plugin-'));
     this.proc = spawn(bin, args, {
       env: {
         ...process.env,
+        TMPDIR: this.tmp,
         // The SDK may want credentials even though no AWS API is called on the happy path; no shared files.
         AWS_ACCESS_KEY_ID: 'x',
         AWS_SECRET_ACCESS_KEY: 'x',
@@ -61,6 +68,7 @@ export class PluginProcess {
     this.proc.stdin.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
       this.proc.once('exit', (code, signal) => {
+        rmSync(this.tmp, { recursive: true, force: true });
         this.exitInfo = { code, signal };
         resolve(this.exitInfo);
       });
