@@ -7,7 +7,7 @@
 import type { ChannelEndpoint } from '../channel/endpoint.js';
 import type { Logger } from '../logger.js';
 import type { LiveRemote, RemoteSessions } from '../remote/remote-sessions.js';
-import type { AipError } from '../../protocol/index.js';
+import { AipError, aipError } from '../../protocol/index.js';
 import type { ClientMessage } from './codec.js';
 
 /** The session side a bridge talks to. */
@@ -34,7 +34,10 @@ export interface BridgeHost {
 export interface Bridge {
   /** Opens what the bridge needs on the device (throws an AipError when it cannot). */
   start(): Promise<void>;
-  /** Whether the expected input message can be taken now (false: it stays unacked and comes again). */
+  /**
+   * Whether the expected input message can be taken now (false: it waits in the session's out-of-order buffer,
+   * acked, or unacked while that is full, and is offered again once the bridge has room).
+   */
   canTake(m: ClientMessage): boolean;
   /** One input message, in sequence order. */
   take(m: ClientMessage): void;
@@ -79,4 +82,9 @@ export class InputMeter {
       },
     );
   }
+}
+
+/** Anything thrown, as an AipError (a non-AipError is a bug: it becomes CHANNEL_REJECTED with its text). */
+export function asAipError(err: unknown): AipError {
+  return err instanceof AipError ? err : aipError('CHANNEL_REJECTED', { reason: String(err) });
 }

@@ -16,9 +16,6 @@ import { SsmSocket, type SsmAttacher } from './ssm-socket.js';
 export { ssmSessionId } from './ssm-socket.js';
 export type { SsmStats } from './ssm-session.js';
 
-/** How many output messages one resend scan may send again. */
-export const SSM_RESEND_BURST = 64;
-
 export function ssmOptions(config: ServerConfig): SsmOptions {
   return {
     agentVersion: config.ssmAgentVersion,
@@ -35,7 +32,6 @@ export function ssmOptions(config: ServerConfig): SsmOptions {
     incomingBufferMessages: config.ssmIncomingBufferMessages,
     incomingBufferBytes: config.ssmIncomingBufferBytes,
     maxResendAttempts: config.ssmMaxResendAttempts,
-    resendBurst: SSM_RESEND_BURST,
   };
 }
 

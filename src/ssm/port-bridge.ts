@@ -5,7 +5,8 @@
  *   device connection opens when the data channel does, and again after each Flag DisconnectToPort (the local
  *   client went away: the device connection is closed and a fresh one opened for the next client). If the
  *   device's side closes first, input is discarded until the next DisconnectToPort (SSM has no way to tell the
- *   plugin to drop its local client).
+ *   plugin to drop its local client). A DisconnectToPort while the fresh connection is still opening changes
+ *   nothing (no input can have gone to it yet); a connection that is no longer the current one is reset.
  * - stdio (any other `type`, e.g. an SSH ProxyCommand): one connection; when the device closes it the plugin
  *   gets `channel_closed` and exits.
  *
@@ -20,6 +21,9 @@ import { openPortChannel } from './port-channel.js';
 
 export class PortBridge implements Bridge {
   private ep: ChannelEndpoint | null = null;
+  /** Counts connection attempts: an open that finishes after a newer one started is reset. */
+  private generation = 0;
+  private connecting = false;
   /** The device closed its side; input goes nowhere until the next DisconnectToPort. */
   private deviceDone = false;
   private closed = false;
@@ -37,8 +41,15 @@ export class PortBridge implements Bridge {
   }
 
   async start(): Promise<void> {
-    const ep = await openPortChannel(this.host);
-    if (this.closed) return ep.reset(aipError('CHANNEL_CANCELLED'));
+    const gen = ++this.generation;
+    this.connecting = true;
+    let ep: ChannelEndpoint;
+    try {
+      ep = await openPortChannel(this.host);
+    } finally {
+      if (gen === this.generation) this.connecting = false;
+    }
+    if (this.closed || gen !== this.generation) return ep.reset(aipError('CHANNEL_CANCELLED'));
     this.ep = ep;
     this.deviceDone = false;
     ep.onReadable(() => this.pump());
@@ -61,13 +72,17 @@ export class PortBridge implements Bridge {
 
   private flag(flag: number | null): void {
     if (flag === PortFlag.TERMINATE_SESSION) return this.host.terminate();
-    if (flag !== PortFlag.DISCONNECT_TO_PORT || this.mode !== 'basic') return;
+    if (flag !== PortFlag.DISCONNECT_TO_PORT || this.mode !== 'basic' || this.closed) return;
+    if (this.connecting) return; // the connection on its way is already a fresh one
     const old = this.ep;
     this.ep = null;
     this.deviceDone = false; // input now waits (unacked) for the next connection
     old?.reset(aipError('CHANNEL_CANCELLED'));
     this.start().then(
-      () => this.pump(),
+      () => {
+        this.pump();
+        this.host.inputRoom(); // input kept while the connection opened may go on
+      },
       (err: AipError) => this.host.fail(err),
     );
   }
@@ -99,6 +114,7 @@ export class PortBridge implements Bridge {
 
   close(err: AipError): void {
     this.closed = true;
+    this.generation++;
     if (this.ep && !this.ep.finished) this.ep.reset(err);
   }
 }

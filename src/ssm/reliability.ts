@@ -5,8 +5,8 @@
  * Outgoing: every sequenced message gets the next number (from 0, surviving reconnects) and stays in the window
  * until the plugin acknowledges that number (selective acks: any entry may go). The window is capped
  * (`outgoingWindow` messages); the caller stops producing while it is full. Messages are put on the wire in order
- * while the socket keeps up (`flush`); a sent message whose last send is older than the RTO is sent again
- * (`resendDue`, a bounded burst per scan) up to `maxResendAttempts`.
+ * while the socket keeps up (`flush`); the oldest unacknowledged message, once its last send is older than the
+ * RTO, is sent again (`resendDue`: one message per scan, as SSM's agent does) up to `maxResendAttempts`.
  *
  * Incoming: the message with the expected number is delivered if the caller can take it now; later numbers, and
  * the expected one while the caller cannot take it (the device has no credit yet), wait in a bounded buffer (acked
@@ -25,8 +25,6 @@ export interface ReliabilityLimits {
   readonly incomingBufferBytes: number;
   /** Sends of one message before the plugin counts as unresponsive. */
   readonly maxResendAttempts: number;
-  /** Messages one resend scan may send again. */
-  readonly resendBurst: number;
 }
 
 /** Where frames go: `ready()` is false while the socket is gone or over its high-water mark. */
@@ -41,6 +39,8 @@ interface Outgoing {
   /** When it last went on the wire, or null while it waits to (first send, or resend after a reconnect). */
   sentAt: number | null;
   attempts: number;
+  /** Sent again on a new socket: the plugin may have had it already (its ack lost with the old socket). */
+  rewound: boolean;
 }
 
 export type Receipt =
@@ -88,7 +88,7 @@ export class Reliability {
   /** Numbers a message: `build(seq)` gives its frame. It waits in the window until acked. */
   enqueue(build: (seq: number) => Uint8Array): number {
     const seq = this.nextSeq++;
-    this.outgoing.set(seq, { seq, frame: build(seq), sentAt: null, attempts: 0 });
+    this.outgoing.set(seq, { seq, frame: build(seq), sentAt: null, attempts: 0, rewound: false });
     return seq;
   }
 
@@ -105,31 +105,35 @@ export class Reliability {
 
   /** A new socket: everything unacknowledged goes again (in order, by the next flush). */
   rewind(): void {
-    for (const o of this.outgoing.values()) o.sentAt = null;
+    for (const o of this.outgoing.values()) {
+      if (o.sentAt !== null) o.rewound = true;
+      o.sentAt = null;
+    }
   }
 
   /**
-   * Sends again what waited longer than the RTO for its ack (at most `resendBurst`). Returns the number of a
-   * message that reached `maxResendAttempts` while nothing after it was acknowledged (the plugin is not
-   * listening), else null. A message at the cap with later ones acked was delivered and its ack lost (the plugin
-   * never acks a duplicate again): it is dropped.
+   * Sends the oldest unacknowledged message again once it waited longer than the RTO for its ack (one per scan:
+   * the plugin acks everything it gets, so only a lost message needs this, and the rest follow as the head is
+   * acked). Returns the number of a message that reached `maxResendAttempts` while nothing after it was
+   * acknowledged (the plugin is not listening), else null. A message at the cap that was probably delivered
+   * with its ack lost (a later one was acked, or it was sent again on a new socket) is dropped instead: the
+   * plugin never acks a duplicate again.
    */
   resendDue(sink: FrameSink, now: number): number | null {
-    let burst = this.limits.resendBurst;
-    for (const o of [...this.outgoing.values()]) {
-      if (burst <= 0 || !sink.ready()) break;
-      if (o.sentAt === null || now - o.sentAt < this.rto.rtoMs) continue;
+    for (const o of this.outgoing.values()) {
+      if (o.sentAt === null || now - o.sentAt < this.rto.rtoMs) return null;
       if (o.attempts >= this.limits.maxResendAttempts) {
-        if (this.highestAcked > o.seq) {
+        if (o.rewound || this.highestAcked > o.seq) {
           this.outgoing.delete(o.seq);
           continue;
         }
         return o.seq;
       }
+      if (!sink.ready()) return null;
       o.sentAt = now;
       o.attempts++;
-      burst--;
       sink.send(o.frame);
+      return null;
     }
     return null;
   }

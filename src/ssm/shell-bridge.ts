@@ -3,7 +3,8 @@
  * stream channel (protocol/stdio.ts).
  *
  * - The PTY opens with the plugin's first Size message (it sends one right after the handshake), or after
- *   `firstSizeWaitMs` with the session's rows/cols; later Size messages resize it.
+ *   `firstSizeWaitMs` with the session's rows/cols; later Size messages resize it (one that came while the PTY
+ *   was opening is applied as soon as it is open).
  * - Input (PayloadType 1) becomes STDIN records; Flag and other payload types are ignored.
  * - Output: stdout and stderr both go as PayloadType 1 (the plugin prints every payload raw; with a PTY there is
  *   only stdout anyway).
@@ -60,12 +61,16 @@ export class ShellBridge implements Bridge {
   private async open(): Promise<void> {
     const { live, remote } = this.host;
     this.opening = true;
-    const plan = live.type.stream(live.params, this.size ?? { rows: 24, cols: 80 });
+    const size = this.size ?? { rows: 24, cols: 80 };
+    const plan = live.type.stream(live.params, size);
     if (!plan || plan.kind !== 'stream')
       throw aipError('REMOTE_UNSUPPORTED', { sid: live.id, type: live.type.name, op: 'shells' });
     const ep = await remote.openChannel(live, 'stream', plan.params);
     if (this.closed) return ep.reset(aipError('CHANNEL_CANCELLED'));
     this.ep = ep;
+    // A Size that came while the PTY was opening.
+    if (this.size && (this.size.rows !== size.rows || this.size.cols !== size.cols))
+      this.meter.write(ep, encodeResize(this.size.rows, this.size.cols));
     ep.onReadable(() => this.pump());
     ep.onStateChange(() => {
       if (ep.state === 'reset' && !this.closed) this.host.fail(ep.error ?? aipError('CHANNEL_CANCELLED'));

@@ -8,14 +8,19 @@
  *
  * Memory: the outgoing window is capped (`ssmOutgoingWindow`): at the cap no output is taken from the device
  * channel, whose credit then stops the device. Input waiting for device credit is capped (`streamInputMaxBytes`):
- * past it input is left unacknowledged and the plugin sends it again later. The out-of-order buffer is capped.
+ * past it input waits in the out-of-order buffer (acked), and once that is full too it is left unacknowledged
+ * and the plugin sends it again later. The out-of-order buffer is capped.
+ *
+ * The end: a shell (a type that ends with its stream) ends `completed` when its command exits, even if the plugin
+ * drops while the last output waits for acks; it ends `failed` when the data channel fails after the shell
+ * opened (plugin unresponsive, device reset), as stream sockets do.
  */
 import { aipError, type AipError } from '../../protocol/index.js';
 import { Fsm, type TransitionTable } from '../lib/fsm.js';
 import type { Logger } from '../logger.js';
 import type { LiveRemote, RemoteSessions } from '../remote/remote-sessions.js';
 import type { Connection } from '../transport/connection.js';
-import type { Bridge, BridgeHost } from './bridge.js';
+import { asAipError, type Bridge, type BridgeHost } from './bridge.js';
 import {
   ackedSequence,
   decodeClientMessage,
@@ -65,7 +70,9 @@ export class SsmSession implements BridgeHost {
   private graceTimer: NodeJS.Timeout | null = null;
   private closeThen: (() => void) | null = null;
   private closeOutput = '';
-  private readonly handshakeStarted = Date.now();
+  private handshakeStarted = 0;
+  /** The bridge opened what it needs on the device (a shell's PTY is running). */
+  private bridgeStarted = false;
   private drops = 0;
   private readonly release: () => void;
   private readonly sink: FrameSink = {
@@ -110,11 +117,19 @@ export class SsmSession implements BridgeHost {
 
   /** A socket that presented a valid token: the first one starts the handshake, a later one resumes. */
   attach(conn: Connection): void {
-    if (this.conn && this.conn !== conn) this.conn.close(1000, 'replaced by a new connection');
+    if (this.fsm.state === 'closed') {
+      conn.send(encodeChannelClosed(this.live.id, this.closeOutput || this.endedText()), true);
+      conn.close(1000, 'channel closed');
+      return;
+    }
+    // The new socket first: closing the old one may run its close handler (and detach) synchronously.
+    const old = this.conn;
     this.conn = conn;
+    if (old && old !== conn) old.close(1000, 'replaced by a new connection');
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = null;
     if (this.rel.sequence.next === 0) {
+      this.handshakeStarted = Date.now();
       this.rel.enqueue((seq) =>
         this.frame(
           seq,
@@ -130,7 +145,6 @@ export class SsmSession implements BridgeHost {
       this.log.info({ conn: conn.id, ...this.rel.sequence }, 'data channel resumed');
       this.rel.rewind();
     }
-    this.resendTimer ??= setInterval(() => this.tick(), this.opts.resendIntervalMs);
     this.flush();
   }
 
@@ -172,6 +186,7 @@ export class SsmSession implements BridgeHost {
     if (r.kind === 'refused') return;
     this.conn?.send(encodeAck(m), true);
     if (r.kind === 'deliver') for (const x of r.messages) this.deliver(x);
+    else this.flush(); // kept: the scan offers it to the bridge again
   }
 
   private canTake(m: ClientMessage): boolean {
@@ -202,9 +217,19 @@ export class SsmSession implements BridgeHost {
     this.flush();
     const bridge = createBridge(this, this.opts);
     this.bridge = bridge;
-    bridge.start().then(
-      () => this.progress(),
-      (err: AipError) => this.fail(err),
+    let started: Promise<void>;
+    try {
+      started = bridge.start();
+    } catch (err) {
+      started = Promise.reject(asAipError(err));
+    }
+    started.then(
+      () => {
+        if (this.fsm.state === 'closed') return;
+        this.bridgeStarted = true;
+        this.progress();
+      },
+      (err: unknown) => this.fail(asAipError(err)),
     );
   }
 
@@ -246,11 +271,19 @@ export class SsmSession implements BridgeHost {
     if (this.fsm.state === 'closed') return;
     this.log.info({ err: err.message }, 'data channel closed');
     this.closeOutput = err.message;
-    this.closeThen = null;
+    // A shell that exited keeps its `completed` end; one torn down while running ends failed.
+    if (
+      this.closeThen === null &&
+      this.bridgeStarted &&
+      this.live.type.endsWithStream &&
+      err.kind !== 'CHANNEL_SESSION_ENDED'
+    )
+      this.closeThen = () => void this.remote.end(this.live.id, 'failed', err.message).catch(() => undefined);
     this.closeNow(err);
   }
 
   inputRoom(): void {
+    if (this.fsm.state === 'closed') return;
     if (this.rel.buffered.messages > 0) this.progress();
   }
 
@@ -273,8 +306,22 @@ export class SsmSession implements BridgeHost {
     });
   }
 
+  /** Puts waiting output on the wire, and starts the scan if it has work. */
   private flush(): void {
     this.rel.flush(this.sink, Date.now());
+    if (this.resendTimer === null && this.scanHasWork())
+      this.resendTimer = setInterval(() => this.tick(), this.opts.resendIntervalMs);
+  }
+
+  /** The scan runs while sent output waits for its ack, or kept input waits for the bridge; an idle session has none. */
+  private scanHasWork(): boolean {
+    if (this.conn === null || this.fsm.state === 'closed') return false;
+    return this.rel.awaitingAcks || this.rel.buffered.messages > 0;
+  }
+
+  private stopResends(): void {
+    if (this.resendTimer) clearInterval(this.resendTimer);
+    this.resendTimer = null;
   }
 
   /** Acks arrived or the socket drained: send what waits, take more output, and see whether closing is done. */
@@ -288,7 +335,7 @@ export class SsmSession implements BridgeHost {
   }
 
   private tick(): void {
-    if (!this.conn || this.fsm.state === 'closed') return;
+    if (!this.scanHasWork()) return this.stopResends();
     const stuck = this.rel.resendDue(this.sink, Date.now());
     if (stuck !== null)
       return this.fail(
@@ -299,24 +346,32 @@ export class SsmSession implements BridgeHost {
 
   private closeNow(err?: AipError): void {
     if (this.fsm.state === 'closed') return;
-    const then = this.closeThen;
-    this.conn?.send(encodeChannelClosed(this.live.id, this.closeOutput), true);
-    this.conn?.close(1000, 'channel closed');
+    const conn = this.conn;
+    conn?.send(encodeChannelClosed(this.live.id, this.closeOutput), true);
     this.dispose(err ?? aipError('CHANNEL_SESSION_ENDED', { sid: this.live.id }));
-    then?.();
+    conn?.close(1000, 'channel closed');
   }
 
+  /** Closed for good: timers stop, the bridge resets, and what the end was to do (`closeThen`) runs. */
   private dispose(err: AipError): void {
     if (this.fsm.state === 'closed') return;
     this.fsm.go('closed');
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    if (this.resendTimer) clearInterval(this.resendTimer);
+    this.stopResends();
     if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = null;
     this.bridge?.close(err);
     this.live.closers.delete(this.closer);
     this.release();
     this.gone(this);
+    const then = this.closeThen;
+    this.closeThen = null;
+    then?.();
+  }
+
+  private endedText(): string {
+    return aipError('CHANNEL_SESSION_ENDED', { sid: this.live.id }).message;
   }
 
   private after(ms: number, fn: () => void): void {

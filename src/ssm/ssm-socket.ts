@@ -8,11 +8,12 @@
  * (`token_value`). Every refusal is a `channel_closed` whose Output says why (the plugin prints it), then close.
  * Once attached, frames go to the session's SsmSession (created by the first socket, resumed by later ones).
  */
-import { AipError, aipError } from '../../protocol/index.js';
+import { aipError, type AipError } from '../../protocol/index.js';
 import { Fsm, type TransitionTable } from '../lib/fsm.js';
 import type { Logger } from '../logger.js';
 import type { LiveRemote, RemoteSessions } from '../remote/remote-sessions.js';
 import type { Connection, SocketHandler } from '../transport/connection.js';
+import { asAipError } from './bridge.js';
 import { encodeChannelClosed } from './codec.js';
 import { parseOpenDataChannel } from './handshake.js';
 import type { SsmSession } from './ssm-session.js';
@@ -68,7 +69,7 @@ export class SsmSocket implements SocketHandler {
   message(data: ArrayBuffer | Uint8Array | string, isBinary: boolean): void {
     const bytes =
       typeof data === 'string' ? Buffer.from(data) : data instanceof Uint8Array ? data : new Uint8Array(data);
-    if (this.fsm.state === 'attached') return this.session!.message(bytes);
+    if (this.fsm.state === 'attached') return this.toSession((s) => s.message(bytes));
     if (this.fsm.state !== 'awaiting_token') return;
     const open = isBinary ? null : parseOpenDataChannel(bytes);
     if (!open) return this.refuse(aipError('SSM_FIRST_FRAME'));
@@ -101,7 +102,21 @@ export class SsmSocket implements SocketHandler {
   }
 
   drained(): void {
-    if (this.fsm.state === 'attached') this.session?.drained();
+    if (this.fsm.state === 'attached') this.toSession((s) => s.drained());
+  }
+
+  /**
+   * Calls into the session from the transport's handler. A throw there would escape into uWS and end the
+   * process, so any throw (a bug) fails the session instead: logged, `channel_closed`, the socket closed.
+   */
+  private toSession(call: (s: SsmSession) => void): void {
+    const session = this.session!;
+    try {
+      call(session);
+    } catch (err) {
+      this.log.error({ err }, 'ssm data channel failed on an unexpected error');
+      session.fail(asAipError(err));
+    }
   }
 
   private refuse(err: AipError): void {
@@ -123,8 +138,4 @@ export class SsmSocket implements SocketHandler {
     this.tokenDecided?.();
     this.tokenDecided = null;
   }
-}
-
-function asAipError(err: unknown): AipError {
-  return err instanceof AipError ? err : aipError('CHANNEL_REJECTED', { reason: String(err) });
 }

@@ -16,7 +16,6 @@ const LIMITS: ReliabilityLimits = {
   incomingBufferMessages: 3,
   incomingBufferBytes: 1000,
   maxResendAttempts: 3,
-  resendBurst: 10,
 };
 
 function sink(): FrameSink & { sent: string[]; open: boolean } {
@@ -113,6 +112,33 @@ describe('outgoing', () => {
     r.acknowledge(1, 10);
     for (const t of [200, 400]) r.resendDue(s, t);
     expect(r.resendDue(s, 600)).toBeNull();
+    expect(r.unacked.messages).toBe(0);
+  });
+
+  it('resends only the oldest unacked message per scan: no flood of duplicates', () => {
+    const r = new Reliability({ ...LIMITS, outgoingWindow: 100, maxResendAttempts: 1000 });
+    const s = sink();
+    for (let i = 0; i < 50; i++) r.enqueue((seq) => Buffer.from(`f${seq}`));
+    r.flush(s, 0);
+    const scans = 40;
+    for (let i = 1; i <= scans; i++) expect(r.resendDue(s, i * 200)).toBeNull();
+    const resends = s.sent.length - 50;
+    expect(resends).toBe(scans);
+    expect(new Set(s.sent.slice(50))).toEqual(new Set(['f0']));
+    r.acknowledge(0, scans * 200);
+    r.resendDue(s, scans * 200 + 200);
+    expect(s.sent.at(-1)).toBe('f1'); // the next head goes once the first is acked
+  });
+
+  it('drops a message sent again on a new socket at the cap instead of failing (its ack died with the socket)', () => {
+    const r = new Reliability(LIMITS);
+    const s = sink();
+    r.enqueue(() => Buffer.from('a'));
+    r.flush(s, 0);
+    r.rewind();
+    const s2 = sink();
+    r.flush(s2, 10); // the plugin had it: a duplicate, never acked
+    for (const t of [300, 600, 900]) expect(r.resendDue(s2, t)).toBeNull();
     expect(r.unacked.messages).toBe(0);
   });
 

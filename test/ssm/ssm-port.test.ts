@@ -18,6 +18,8 @@ let web: http.Server;
 let webPort: number;
 let closedPort: number;
 let webConnections = 0;
+/** The device's connections to the web server that are open now. */
+const openWeb = new Set<net.Socket>();
 const DEV = 'ssm-port-dev';
 const BIG = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7 + (i >> 9)) & 0xff));
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -27,7 +29,11 @@ beforeAll(async () => {
     if (req.url === '/big') return res.end(BIG);
     res.end(`page ${req.url}`);
   });
-  web.on('connection', () => webConnections++);
+  web.on('connection', (sock: net.Socket) => {
+    webConnections++;
+    openWeb.add(sock);
+    sock.once('close', () => openWeb.delete(sock));
+  });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   webPort = (web.address() as AddressInfo).port;
   const probe = net.createServer();
@@ -102,6 +108,27 @@ describe('Port, basic mode (AgentVersion 3.0.0.0)', () => {
       async () => (await a.call('GET', `/sessions/${s.id}`)).json.status === 'cancelled',
       'the session to end on TerminateSession',
     );
+  });
+
+  it('repeated DisconnectToPort back to back leaves one device connection open, and the next data goes through', async () => {
+    const s = await portSession(webPort, BASIC);
+    const c = new SsmTestClient(s.url);
+    await c.open(s.token);
+    await until(() => c.handshakeComplete, show(c));
+    await until(
+      () => openWeb.size === 1,
+      () => `open=${openWeb.size}`,
+    );
+    for (let i = 0; i < 5; i++) c.flag(1);
+    c.input('GET /after-flags HTTP/1.0\r\n\r\n');
+    await until(() => /page \/after-flags$/.test(c.text()), show(c));
+    // HTTP/1.0: the web server closed the connection that answered; every earlier one was closed by aipd.
+    await until(
+      () => openWeb.size === 0,
+      () => `open=${openWeb.size}`,
+    );
+    c.flag(2);
+    await c.closed;
   });
 
   it('a refused port: channel_closed saying the connection failed', async () => {

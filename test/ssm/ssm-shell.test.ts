@@ -205,6 +205,24 @@ describe('shell over the SSM data channel', () => {
     expect(c2.delivered[0]!.seq).toBe(expected);
   });
 
+  it('resumes during closing on a second socket opened while the first is still open: the output and channel_closed go to it', async () => {
+    const s = await session('Standard_Stream');
+    const c1 = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
+    await c1.open(s.token);
+    await until(() => c1.handshakeComplete, show(c1));
+    c1.acceptOutput = false; // the last output stays unacked: the session waits in closing
+    c1.input('echo last-words; exit\n');
+    await until(() => server.ssm.stats(s.id)?.state === 'closing', show(c1));
+    const c2 = new SsmTestClient(s.url, { resume: c1 });
+    await c2.open(await freshToken(s.id)); // uWS closes c1 (its close handler runs inside ws.end())
+    await until(() => c2.closedOutput !== null, show(c2));
+    expect(c2.closedOutput).toBe('');
+    expect(c2.text()).toMatch(/\nlast-words\r\n/);
+    await c1.closed;
+    await c2.closed;
+    await untilAsync(async () => (await statusOf(s.id)) === 'completed', 'completed');
+  });
+
   it('stays bounded when the client stops acknowledging: the window holds at the cap and the device stalls', async () => {
     const s = await session('Standard_Stream');
     const c = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
@@ -214,7 +232,9 @@ describe('shell over the SSM data channel', () => {
     c.acceptOutput = false;
     c.input('yes flood | head -c 50000000; echo finished\n');
     await until(() => server.ssm.stats(s.id)!.unackedMessages >= WINDOW, show(c));
-    await new Promise((r) => setTimeout(r, 500));
+    // The window has been full for at least one RTO once the head was sent again: it still holds at the cap.
+    const head = c.delivered.at(-1)!.seq + 1;
+    await until(() => c.received(head).length >= 2, show(c));
     const st = server.ssm.stats(s.id)!;
     expect(st.unackedMessages).toBe(WINDOW);
     expect(st.unackedBytes).toBeLessThanOrEqual(WINDOW * (1024 + 120));
