@@ -347,6 +347,10 @@ export const Errors = {
     (p) => `The data-channel client did not come back within ${p.ms} ms`,
   ),
   SSM_TERMINATED: spec(6148, () => 'The client terminated the session'),
+  SSM_CLIENT_REPLACED: spec<{ sid: string }>(
+    6149,
+    (p) => `Another session-manager-plugin connected to port session '${p.sid}' and took it over`,
+  ),
 
   // 7000–7099: data channels (protocol/channel.ts) and AIP binary/file transfer (ufo-aip.md §10)
   CHANNEL_BAD_FRAME: spec<{ detail: string }>(7000, (p) => `Invalid channel frame: ${p.detail}`),

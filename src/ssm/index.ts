@@ -63,14 +63,14 @@ export class SsmEndpoint implements SsmAttacher {
   /**
    * The data-channel state of `live` for the plugin process `clientId`: the existing one when that client comes
    * back (a resume), a new one otherwise. A Port session's state is replaced by a new client; a shell's is not
-   * (its shell belongs to the first client): SSM_CLIENT_BUSY.
+   * (its shell belongs to the first client): SSM_CLIENT_BUSY; the replaced Port client is told SSM_CLIENT_REPLACED.
    */
   sessionFor(live: LiveRemote, clientId: string): SsmSession {
     const cur = this.sessions.get(live.id);
     if (cur && cur.state !== 'closed') {
       if (cur.clientId === clientId) return cur;
       if (live.type.name !== 'Port') throw aipError('SSM_CLIENT_BUSY', { sid: live.id });
-      cur.fail(aipError('SSM_CLIENT_BUSY', { sid: live.id }));
+      cur.fail(aipError('SSM_CLIENT_REPLACED', { sid: live.id }));
     }
     const s = new SsmSession(
       live,

@@ -131,6 +131,26 @@ describe('Port, basic mode (AgentVersion 3.0.0.0)', () => {
     await c.closed;
   });
 
+  it('a second plugin (another ClientId) takes a port session over; the first is told so', async () => {
+    const s = await portSession(webPort, BASIC);
+    const first = new SsmTestClient(s.url);
+    await first.open(s.token);
+    await until(() => first.handshakeComplete, show(first));
+    const fresh = await a.call('POST', `/sessions/${s.id}/token`);
+    expect(fresh.status, fresh.text).toBe(200);
+    const second = new SsmTestClient(s.url);
+    expect(second.clientId).not.toBe(first.clientId);
+    await second.open(fresh.json.token_value as string);
+    await first.closed;
+    expect(first.closedOutput).toBe(
+      `Another session-manager-plugin connected to port session '${s.id}' and took it over`,
+    );
+    await until(() => second.handshakeComplete, show(second));
+    expect(second.closedOutput).toBeNull();
+    second.close();
+    await a.call('DELETE', `/sessions/${s.id}`);
+  });
+
   it('a refused port: channel_closed saying the connection failed', async () => {
     const s = await portSession(closedPort, BASIC);
     const c = new SsmTestClient(s.url);

@@ -91,6 +91,24 @@ describe('shell over the SSM data channel', () => {
     expect(c.delivered.map((f) => f.seq)).toEqual(c.delivered.map((_, i) => i));
   });
 
+  it('refuses a second plugin (another ClientId) on a shell that has one, and the first goes on', async () => {
+    const s = await session('Standard_Stream');
+    const first = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
+    await first.open(s.token);
+    await until(() => first.handshakeComplete, show(first));
+    const second = new SsmTestClient(s.url);
+    await second.open(await freshToken(s.id));
+    await second.closed;
+    expect(second.closedOutput).toBe(
+      `Session '${s.id}' already has a data-channel client; reconnect with the same client or start a new session`,
+    );
+    first.input('echo still-here\n');
+    await until(() => /still-here\r?\n/.test(first.text().replace(/echo still-here/, '')), show(first));
+    first.input('exit\n');
+    await first.closed;
+    expect(first.closedOutput).toBe('');
+  });
+
   it('runs an InteractiveCommands session command in a PTY', async () => {
     const s = await session('InteractiveCommands', { command: ['stty size; echo done-$((40+2))'] });
     const c = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 77, rows: 33 } });
