@@ -36,6 +36,7 @@ export function ssmOptions(config: ServerConfig): SsmOptions {
     incomingBufferBytes: config.ssmIncomingBufferBytes,
     maxResendAttempts: config.ssmMaxResendAttempts,
     resendBurst: SSM_RESEND_BURST,
+    mux: { maxStreams: config.ssmMaxMuxStreams, keepaliveMs: config.ssmSmuxKeepaliveMs },
   };
 }
 
