@@ -37,6 +37,10 @@ export const SSM_CONFIG = {
   ssmCloseWaitMs: positive.default(5_000),
   /** A shell's PTY opens with the plugin's first Size message, or after this long with the session's size. */
   ssmFirstSizeWaitMs: positive.default(1_000),
+  /** smux streams (forwarded connections) one multiplexed Port session may have open; a SYN beyond gets a FIN. */
+  ssmMaxMuxStreams: positive.max(65_536).default(256),
+  /** NOP interval for a plugin that runs smux keepalives (old AgentVersion; its timeout is 30 s). */
+  ssmSmuxKeepaliveMs: positive.default(10_000),
 };
 
 export const SSM_FLAGS = {
@@ -52,4 +56,6 @@ export const SSM_FLAGS = {
   'ssm-max-resend-attempts': { key: 'ssmMaxResendAttempts', type: 'int' },
   'ssm-close-wait-ms': { key: 'ssmCloseWaitMs', type: 'int' },
   'ssm-first-size-wait-ms': { key: 'ssmFirstSizeWaitMs', type: 'int' },
+  'ssm-max-mux-streams': { key: 'ssmMaxMuxStreams', type: 'int' },
+  'ssm-smux-keepalive-ms': { key: 'ssmSmuxKeepaliveMs', type: 'int' },
 } as const;

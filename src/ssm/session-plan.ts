@@ -12,7 +12,7 @@ import {
   type PortMode,
   type SsmSessionType,
 } from './handshake.js';
-import { MuxBridge } from './mux-bridge.js';
+import { MuxBridge, type MuxLimits } from './mux-bridge.js';
 import { PortBridge } from './port-bridge.js';
 import type { ReliabilityLimits } from './reliability.js';
 import { ShellBridge } from './shell-bridge.js';
@@ -28,6 +28,7 @@ export interface SsmOptions extends ReliabilityLimits {
   readonly inputMaxBytes: number;
   readonly highWaterMarkBytes: number;
   readonly firstSizeWaitMs: number;
+  readonly mux: MuxLimits;
 }
 
 const first = (v: unknown): string | undefined =>
@@ -61,6 +62,6 @@ export function handshakePlan(live: LiveRemote, opts: Pick<SsmOptions, 'agentVer
 export function createBridge(host: BridgeHost, opts: SsmOptions): Bridge {
   if (host.live.type.name !== 'Port') return new ShellBridge(host, opts.firstSizeWaitMs);
   const mode = portModeOf(host.live, opts);
-  if (mode === 'mux') return new MuxBridge(host, smuxKeepalive(agentVersionOf(host.live, opts)));
+  if (mode === 'mux') return new MuxBridge(host, smuxKeepalive(agentVersionOf(host.live, opts)), opts.mux);
   return new PortBridge(host, mode);
 }

@@ -46,42 +46,78 @@ export function encodeSmuxData(streamId: number, data: Uint8Array, maxData: numb
   return out;
 }
 
-/** Reassembles smux frames from arbitrary chunks of the stream. */
+/**
+ * Reassembles smux frames from arbitrary chunks of the stream. Chunks of an incomplete frame are kept (copied) as a
+ * list and joined once the frame is complete, so a frame that comes in many small pieces is not copied again and
+ * again.
+ */
 export class SmuxDecoder {
-  private pending: Uint8Array = new Uint8Array(0);
+  private chunks: Uint8Array[] = [];
+  private bytes = 0;
 
   /** Frames completed by `chunk`, or a reason when the stream is not smux v1 (the stream is then unusable). */
   push(chunk: Uint8Array): SmuxFrame[] | { error: string } {
-    let buf = this.pending.byteLength === 0 ? chunk : concat(this.pending, chunk);
+    if (chunk.byteLength > 0) {
+      this.chunks.push(chunk);
+      this.bytes += chunk.byteLength;
+    }
     const frames: SmuxFrame[] = [];
-    while (buf.byteLength >= SMUX_HEADER_BYTES) {
-      const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      const version = buf[0]!;
-      const cmd = buf[1]!;
+    while (this.bytes >= SMUX_HEADER_BYTES) {
+      const head = this.peek(SMUX_HEADER_BYTES);
+      const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+      const version = head[0]!;
+      const cmd = head[1]!;
       if (version !== SMUX_VERSION) return { error: `smux version ${version}, only 1 is spoken` };
       if (cmd > SmuxCmd.NOP) return { error: `unknown smux command ${cmd}` };
       const length = v.getUint16(2, true);
-      if (buf.byteLength < SMUX_HEADER_BYTES + length) break;
+      if (this.bytes < SMUX_HEADER_BYTES + length) break;
+      const frame = this.peek(SMUX_HEADER_BYTES + length);
       frames.push({
         cmd: cmd as SmuxCmd,
         streamId: v.getUint32(4, true),
-        data: buf.slice(SMUX_HEADER_BYTES, SMUX_HEADER_BYTES + length),
+        data: new Uint8Array(frame.subarray(SMUX_HEADER_BYTES)), // a copy (Buffer's slice would not be)
       });
-      buf = buf.subarray(SMUX_HEADER_BYTES + length);
+      this.drop(SMUX_HEADER_BYTES + length);
     }
-    this.pending = buf.slice();
+    // What is kept of `chunk` is copied: the caller's buffer may be reused (uWS detaches it after the handler).
+    const last = this.chunks.length - 1;
+    if (last >= 0 && this.chunks[last]!.buffer === chunk.buffer)
+      this.chunks[last] = new Uint8Array(this.chunks[last]!);
     return frames;
   }
 
   /** Bytes of an incomplete frame held. */
   get buffered(): number {
-    return this.pending.byteLength;
+    return this.bytes;
   }
-}
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
+  /** The first `n` held bytes (n ≤ held), joining chunks when they straddle; the joined chunk replaces them. */
+  private peek(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.byteLength >= n) return first.subarray(0, n);
+    const out = new Uint8Array(n);
+    let off = 0;
+    let used = 0;
+    while (off < n) {
+      const c = this.chunks[used]!;
+      const take = Math.min(c.byteLength, n - off);
+      out.set(c.subarray(0, take), off);
+      off += take;
+      if (take < c.byteLength) {
+        this.chunks[used] = c.subarray(take);
+        break;
+      }
+      used++;
+    }
+    this.chunks.splice(0, used, out);
+    return out;
+  }
+
+  /** Drops `n` bytes, all in the first chunk (peek joined them). */
+  private drop(n: number): void {
+    const first = this.chunks[0]!;
+    if (first.byteLength === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.bytes -= n;
+  }
 }
