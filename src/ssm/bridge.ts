@@ -55,7 +55,7 @@ export class InputMeter {
 
   constructor(
     private readonly max: number,
-    /** Told when bytes were taken by the device (input that waited may go on). */
+    /** Told when bytes were taken by the device, or dropped with their channel (input that waited may go on). */
     private readonly room: () => void = () => undefined,
   ) {}
 
@@ -78,7 +78,9 @@ export class InputMeter {
         this.room();
       },
       () => {
+        // The channel is gone (reset): its bytes no longer count, and input held for other streams may go on.
         this.pending -= bytes.byteLength;
+        this.room();
       },
     );
   }
