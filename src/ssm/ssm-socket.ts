@@ -130,11 +130,12 @@ export class SsmSocket implements SocketHandler {
   private finish(): void {
     this.decided();
     if (this.fsm.state !== 'closed') this.fsm.go('closed');
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
   }
 
+  /** The token frame came (or the socket ended): the token wait is over, whatever follows. */
   private decided(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     this.tokenDecided?.();
     this.tokenDecided = null;
   }

@@ -14,12 +14,14 @@ let a: Api;
 const DEV = 'ssm-shell-dev';
 const WINDOW = 32;
 const HANDSHAKE_MS = 1_500;
+const TOKEN_WAIT_MS = 2_000;
 
 beforeAll(async () => {
   server = await startTestServer({
     ssmOutgoingWindow: WINDOW,
     ssmResumeGraceMs: 10_000,
     ssmHandshakeTimeoutMs: HANDSHAKE_MS,
+    streamTokenWaitMs: TOKEN_WAIT_MS,
   });
   const base = `http://127.0.0.1:${server.port}`;
   a = api(base, TEST_KEY);
@@ -107,6 +109,20 @@ describe('shell over the SSM data channel', () => {
     first.input('exit\n');
     await first.closed;
     expect(first.closedOutput).toBe('');
+  });
+
+  it('a shell attached with its token stays up past the token wait (its timer ends with the token frame)', async () => {
+    const s = await session('Standard_Stream');
+    const c = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
+    await c.open(s.token);
+    await until(() => c.handshakeComplete, show(c));
+    await new Promise((r) => setTimeout(r, TOKEN_WAIT_MS + 500));
+    c.input('echo $((6*7))x\n');
+    await until(() => /42x/.test(c.text()), show(c));
+    expect(c.closedOutput).toBeNull();
+    c.input('exit\n');
+    await c.closed;
+    expect(c.closedOutput).toBe('');
   });
 
   it('runs an InteractiveCommands session command in a PTY', async () => {
