@@ -53,6 +53,11 @@ function bigBody(n: number): Buffer {
 }
 const BIG = bigBody(300_000);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+/**
+ * A line of shell output: at the start of a line, or after the prompt (keystrokes typed ahead are echoed by the
+ * terminal before the shell prints its prompt, so the answer can share the prompt's line).
+ */
+const outputLine = (text: string, flags = ''): RegExp => new RegExp(`(?:^|[#$] )${text}\\r?$`, `m${flags}`);
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
 let device: DeviceProc;
@@ -188,6 +193,8 @@ describe.skipIf(!PLUGIN_BIN)(
       const numbers = p
         .out()
         .split(/\r?\n/)
+        // The first line may follow the prompt (see outputLine).
+        .map((l) => l.replace(/^[#$] /, ''))
         .filter((l) => /^\d+\r?$/.test(l))
         .map((l) => Number(l.trim()));
       expect(numbers.length).toBe(30000);
@@ -199,13 +206,13 @@ describe.skipIf(!PLUGIN_BIN)(
       const s = await startSession('Standard_Stream');
       const p = startPlugin(bin, s);
       p.write('echo $((40+2))\n');
-      await p.waitFor(/^42\r?$/m, 'the first command to run');
+      await p.waitFor(outputLine('42'), 'the first command to run');
       p.write('echo $((50+5)); exit\n');
-      await p.waitFor(/^55\r?$/m, 'the second command to run');
+      await p.waitFor(outputLine('55'), 'the second command to run');
       expect((await p.waitExit('the plugin to exit')).code, p.describe()).toBe(0);
-      expect(p.out().match(/^42\r?$/gm)?.length, p.describe()).toBe(1);
-      expect(p.out().match(/^55\r?$/gm)?.length, p.describe()).toBe(1);
-      expect(p.out().search(/^42\r?$/m)).toBeLessThan(p.out().search(/^55\r?$/m));
+      expect(p.out().match(outputLine('42', 'g'))?.length, p.describe()).toBe(1);
+      expect(p.out().match(outputLine('55', 'g'))?.length, p.describe()).toBe(1);
+      expect(p.out().search(outputLine('42'))).toBeLessThan(p.out().search(outputLine('55')));
     });
 
     it('InteractiveCommands: SIGINT to the plugin reaches the command as ^C (0x03) in its PTY', async () => {
@@ -340,15 +347,18 @@ describe.skipIf(!PLUGIN_BIN)(
         const endpoint = `http://127.0.0.1:${(ssmApi.address() as AddressInfo).port}`;
         const p = startPlugin(bin, { ...s, StreamUrl: viaProxy }, endpoint);
         p.write('echo before-$((1+1))\n');
-        await p.waitFor(/^before-2\r?$/m, 'the shell to answer before the cut');
+        await p.waitFor(outputLine('before-2'), 'the shell to answer before the cut');
         proxy.cut();
         await until(() => proxy.connections >= 2, 'the plugin to reconnect', 20_000);
         expect(calls).toContain('AmazonSSM.ResumeSession');
         p.write('echo after-$((2+1)); exit\n');
-        await p.waitFor(/^after-3\r?$/m, 'the same shell to answer after the resume');
+        await p.waitFor(outputLine('after-3'), 'the same shell to answer after the resume');
         expect((await p.waitExit('the plugin to exit after the shell ended')).code, p.describe()).toBe(0);
         expect(p.out()).toMatch(exitingLine(escape(s.SessionId)));
-        expect(p.out().match(/^before-2\r?$/gm)?.length, 'no output repeated after the resume').toBe(1);
+        expect(
+          p.out().match(outputLine('before-2', 'g'))?.length,
+          'no output repeated after the resume',
+        ).toBe(1);
       } finally {
         await stopPlugins();
         await proxy.close();
