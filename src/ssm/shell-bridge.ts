@@ -79,6 +79,8 @@ export class ShellBridge implements Bridge {
   }
 
   canTake(m: ClientMessage): boolean {
+    // A Size before the PTY opens is only kept; after, it is a resize record that counts like input.
+    if (m.payloadType === PayloadType.SIZE) return this.ep === null || this.meter.open;
     if (m.payloadType !== PayloadType.OUTPUT) return true;
     return this.ep !== null && this.meter.open;
   }

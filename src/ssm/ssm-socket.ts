@@ -87,6 +87,8 @@ export class SsmSocket implements SocketHandler {
           this.session = session;
           session.attach(this.conn);
         } catch (err) {
+          // A session that took the socket must not keep it (or its hold on the idle timer) after a failed attach.
+          this.session?.fail(asAipError(err));
           this.refuse(asAipError(err));
         }
       },

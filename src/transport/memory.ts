@@ -90,6 +90,9 @@ class MemoryConnection implements Connection {
   client: MemoryClientSocket | null = null;
   private inFlight = 0;
   private readonly out: OutboundQueue;
+  /** As in uws.ts: a close asked for while frames waited in the outbound queue, and what bounds that wait. */
+  private closing: { code: number; reason: string } | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly path: string,
@@ -107,6 +110,7 @@ class MemoryConnection implements Connection {
             this.inFlight -= size;
             this.client?.deliver({ data: bytes, isBinary });
             this.out.flush(); // the in-memory "socket" drained: move frames queued over the high-water mark
+            if (this.closing && this.out.queuedFrameBytes === 0) return this.finishClose();
             if (this.handler?.drained && this.bufferedBytes() <= opts.limits.highWaterMarkBytes)
               this.handler.drained();
           });
@@ -130,8 +134,22 @@ class MemoryConnection implements Connection {
     return this.closed ? 0 : this.out.bufferedBytes();
   }
 
+  /** As in uws.ts: frames still in the outbound queue go first, then the close (bounded by the slow-consumer clock). */
   close(code: number, reason: string): void {
     if (this.closed) return;
+    if (this.out.queuedFrameBytes > 0) {
+      this.closed = true;
+      this.closing = { code, reason };
+      this.closeTimer = setTimeout(() => this.finishClose(), this.opts.limits.slowConsumerTimeoutMs);
+      return;
+    }
+    this.closing = { code, reason };
+    this.finishClose();
+  }
+
+  private finishClose(): void {
+    if (!this.closing) return;
+    const { code, reason } = this.closing;
     this.markClosed();
     // As with uWS, the close reaches the handler after `end()`, then the peer sees the close frame.
     queueMicrotask(() => {
@@ -150,13 +168,16 @@ class MemoryConnection implements Connection {
   }
 
   peerClosed(code: number): void {
-    if (this.closed) return;
+    if (this.closed && !this.closing) return;
     this.markClosed();
     this.handler?.closed(code);
   }
 
   private markClosed(): void {
     this.closed = true;
+    this.closing = null;
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
     this.out.stop();
     this.onGone(this);
   }

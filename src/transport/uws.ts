@@ -40,6 +40,10 @@ class UwsConnection implements Connection, RawSocket {
   readonly out: OutboundQueue;
   /** The last send's result (set inside the cork callback). */
   private result: WriteResult = 1;
+  /** A close asked for while frames waited in the outbound queue: it happens once they are out (see close()). */
+  private closing: { code: number; reason: string } | null = null;
+  /** Bounds that wait: a peer that stops reading is terminated after `slowConsumerTimeoutMs`. */
+  private closeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly ws: uWS.WebSocket<UserData>,
@@ -77,26 +81,55 @@ class UwsConnection implements Connection, RawSocket {
     return this.closed ? 0 : this.out.bufferedBytes();
   }
 
+  /**
+   * Closes with a close handshake. Frames still in the outbound queue go first (a close must not lose what was sent
+   * before it, e.g. the error frame that says why): the connection counts as closed at once (no more sends), and
+   * the close frame follows when the queue is empty (`flushed()`), or the connection is terminated after
+   * `slowConsumerTimeoutMs` if the peer does not read it.
+   */
   close(code: number, reason: string): void {
     if (this.closed) return;
+    if (this.out.queuedFrameBytes > 0) {
+      this.closed = true;
+      this.closing = { code, reason };
+      this.closeTimer = setTimeout(() => this.terminate(), this.opts.limits.slowConsumerTimeoutMs);
+      return;
+    }
     this.markClosed();
     this.ws.end(code, reason);
   }
 
-  /** Closes at once, without a close handshake. */
+  /** After a drain: a close that waited for the queue goes once the queue is empty. True if it went. */
+  flushed(): boolean {
+    if (!this.closing || this.out.queuedFrameBytes > 0) return false;
+    const { code, reason } = this.closing;
+    this.closing = null;
+    this.markClosed();
+    this.ws.end(code, reason);
+    return true;
+  }
+
+  /** Closes at once, without a close handshake (a close waiting for the queue included). */
   terminate(): void {
-    if (this.closed) return;
+    if (this.closed && !this.closing) return;
+    this.closing = null;
     this.markClosed();
     this.ws.close();
   }
 
+  /** Closed for good (or the peer closed): nothing more goes out, a waiting close included. */
   markClosed(): void {
     this.closed = true;
+    this.closing = null;
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
     this.out.stop();
   }
 
   /** RawSocket: the outbound queue found this consumer too slow. */
   slow(): void {
+    // A close that waited for the queue, and the peer still does not read: end it now.
+    if (this.closing) return this.terminate();
     if (this.closed) return;
     this.opts.log.warn({ conn: this.id, queued: this.out.queuedFrameBytes }, 'closing slow consumer');
     const handler = this.handler;
@@ -167,6 +200,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       const conn = ws.getUserData().conn;
       if (!conn) return;
       conn.out.flush();
+      if (conn.flushed()) return;
       if (conn.handler?.drained && conn.bufferedBytes() <= limits.highWaterMarkBytes) conn.handler.drained();
     },
     close: (ws, code) => {

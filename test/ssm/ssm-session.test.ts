@@ -208,6 +208,25 @@ describe('shell bridge', () => {
   });
 });
 
+describe('shell bridge input bound', () => {
+  it('Size messages count against the input budget once the PTY is open: a flood stalls at it', async () => {
+    const ep = fakeEndpoint();
+    (ep as unknown as { write: (b: Uint8Array) => Promise<void> }).write = (b) => {
+      ep.got.push(b);
+      return new Promise<void>(() => undefined); // the device grants no credit
+    };
+    const fr = fakeRemote({ openChannel: () => Promise.resolve(ep) });
+    const max = 1_000;
+    const { s, p } = await openShell(fr, ep, { inputMaxBytes: max });
+    for (let i = 0; i < 10_000; i++)
+      s.message(p.input(PayloadType.SIZE, JSON.stringify({ cols: 80 + (i % 50), rows: 24 })));
+    // Accepted until the budget is reached (the last one may go over by its own size), the rest wait unacked.
+    expect(s.stats().pendingInput).toBeLessThan(max + 100);
+    expect(ep.got.length).toBeLessThan(200);
+    s.fail(aipError('SSM_TERMINATED'));
+  });
+});
+
 describe('port bridge, basic mode', () => {
   it('repeated DisconnectToPort while a connection opens: one device connection, the others reset', async () => {
     const eps: FakeEndpoint[] = [];
