@@ -152,6 +152,8 @@ describe('the dashboard at /ui', () => {
 
   it('runs `echo hi` in a terminal on the device and shows `hi`', async () => {
     await page.getByTestId('nav-terminal').click();
+    // The view changes on the hashchange that follows the click: pick the device in this view, not the last one.
+    await page.getByRole('heading', { name: 'Terminal' }).waitFor();
     await page.getByTestId('device-picker').selectOption(DEVICE);
     await page.getByTestId('open-terminal').click();
     await expect
@@ -166,6 +168,8 @@ describe('the dashboard at /ui', () => {
 
   it('uploads a file into a device folder and lists it', async () => {
     await page.getByTestId('nav-files').click();
+    // Both the terminal and the files view have a device picker: wait until this one shows.
+    await page.getByRole('heading', { name: 'Files' }).waitFor();
     await page.getByTestId('device-picker').selectOption(DEVICE);
     await page.getByTestId('open-files').click();
     await page.getByTestId('files').waitFor();
