@@ -119,7 +119,15 @@ class MemoryConnection implements Connection {
         buffered: () => this.inFlight,
       },
       opts.limits,
-      () => this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer over budget'),
+      // At once, dropping what it did not read (close() would wait for the queue: that is what is too slow).
+      () => {
+        if (this.closed && !this.closing) return;
+        this.closing = {
+          code: CloseCode.SLOW_CONSUMER,
+          reason: 'slow consumer: outbound buffer over budget',
+        };
+        this.finishClose();
+      },
       (over, bytes) => opts.onBackpressure?.(this, over, bytes),
     );
   }

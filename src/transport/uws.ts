@@ -133,7 +133,9 @@ class UwsConnection implements Connection, RawSocket {
     if (this.closed) return;
     this.opts.log.warn({ conn: this.id, queued: this.out.queuedFrameBytes }, 'closing slow consumer');
     const handler = this.handler;
-    this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer over budget');
+    // At once, dropping what it did not read (close() would wait for the queue: that is what is too slow).
+    this.markClosed();
+    this.ws.end(CloseCode.SLOW_CONSUMER, 'slow consumer: outbound buffer over budget');
     // uWS will also call `close`; the handler ignores the second notification.
     handler?.closed(CloseCode.SLOW_CONSUMER);
   }
