@@ -51,8 +51,13 @@ export interface StreamSocketOptions {
 
 /** `/sessions/{id}/stream` → the session id, or null. */
 export function streamSessionId(path: string): string | null {
-  const m = /^\/sessions\/([^/]+)\/stream\/?$/.exec(path);
-  if (!m) return null;
+  return sessionPathId(path, 'stream');
+}
+
+/** `/sessions/{id}/{leaf}` → the session id, or null (the stream and SSM WebSocket paths). */
+export function sessionPathId(path: string, leaf: 'stream' | 'ssm'): string | null {
+  const m = /^\/sessions\/([^/]+)\/([a-z]+)\/?$/.exec(path);
+  if (!m || m[2] !== leaf) return null;
   try {
     return decodeURIComponent(m[1]!);
   } catch {

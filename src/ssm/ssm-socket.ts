@@ -12,6 +12,7 @@ import { aipError, type AipError } from '../../protocol/index.js';
 import { Fsm, type TransitionTable } from '../lib/fsm.js';
 import type { Logger } from '../logger.js';
 import type { LiveRemote, RemoteSessions } from '../remote/remote-sessions.js';
+import { sessionPathId } from '../remote/stream-socket.js';
 import type { Connection, SocketHandler } from '../transport/connection.js';
 import { asAipError } from './bridge.js';
 import { encodeChannelClosed } from './codec.js';
@@ -28,13 +29,7 @@ const TRANSITIONS: TransitionTable<SocketState> = {
 
 /** `/sessions/{id}/ssm` → the session id, or null. */
 export function ssmSessionId(path: string): string | null {
-  const m = /^\/sessions\/([^/]+)\/ssm\/?$/.exec(path);
-  if (!m) return null;
-  try {
-    return decodeURIComponent(m[1]!);
-  } catch {
-    return null;
-  }
+  return sessionPathId(path, 'ssm');
 }
 
 /** What the socket needs from the endpoint: the session state for a client (new, resumed, or an error). */

@@ -156,28 +156,7 @@ export async function stopPlugins(): Promise<void> {
 
 /** One HTTP GET on a fresh TCP connection (no keep-alive); fails if the whole answer takes over `ms`. */
 export function httpGet(port: number, path: string, ms = 20_000): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(
-      { host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
-        });
-        res.on('error', reject);
-      },
-    );
-    const timer = setTimeout(
-      () => req.destroy(new Error(`GET http://127.0.0.1:${port}${path}: no complete answer in ${ms} ms`)),
-      ms,
-    );
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
+  return httpExchange(port, 'GET', path, null, ms);
 }
 
 /** One HTTP POST of `body` on a fresh TCP connection; fails if the whole exchange takes over `ms`. */
@@ -187,35 +166,38 @@ export function httpPost(
   body: Buffer,
   ms = 20_000,
 ): Promise<{ status: number; body: Buffer }> {
+  return httpExchange(port, 'POST', path, body, ms);
+}
+
+function httpExchange(
+  port: number,
+  method: 'GET' | 'POST',
+  path: string,
+  body: Buffer | null,
+  ms: number,
+): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'POST',
-        agent: false,
-        headers: { connection: 'close', 'content-length': body.length },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
-        });
-        res.on('error', reject);
-      },
-    );
+    const headers: Record<string, string | number> = { connection: 'close' };
+    if (body) headers['content-length'] = body.length;
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+      });
+      res.on('error', reject);
+    });
     const timer = setTimeout(
-      () => req.destroy(new Error(`POST http://127.0.0.1:${port}${path}: no complete answer in ${ms} ms`)),
+      () =>
+        req.destroy(new Error(`${method} http://127.0.0.1:${port}${path}: no complete answer in ${ms} ms`)),
       ms,
     );
     req.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
     });
-    req.end(body);
+    req.end(body ?? undefined);
   });
 }
 
