@@ -27,6 +27,7 @@ import type {
   SessionStore,
 } from '../state/session-store.js';
 import { isoNow } from '../lib/iso-now.js';
+import { jsonLengthAtMost } from '../lib/json-bound.js';
 import { EventFeed } from './event-feed.js';
 import { mergePatch } from './merge-patch.js';
 
@@ -329,6 +330,8 @@ export class SessionService {
 
   /** `data`, or a note of its size when it is larger than the limit (the keys that say what changed are kept). */
   private bounded(data: JsonObject): JsonObject {
+    // Almost every payload is far under the limit: a bound of its length says so without writing it out.
+    if (jsonLengthAtMost(data, this.opts.maxEventDataBytes)) return data;
     const size = JSON.stringify(data).length;
     if (size <= this.opts.maxEventDataBytes) return data;
     const kept: JsonObject = { truncated: true, bytes: size };

@@ -31,11 +31,13 @@ const TABLE: Partial<Record<MessageType, Entry>> = {
     handle: ({ peer }) =>
       void peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() }),
   },
+  // Handlers read `scope.log` only when they log: it is a getter that makes a pino child logger (ConnScope).
   task: {
-    handle: ({ ctx, client, peer, log }, msg) => {
+    handle: (scope, msg) => {
+      const { ctx, client, peer } = scope;
       const r = ctx.tasks.start(client, msg);
       if (r instanceof AipError) {
-        log.info({ code: r.code, session_id: msg.session_id }, 'task refused');
+        scope.log.info({ code: r.code, session_id: msg.session_id }, 'task refused');
         sendError(peer, r.message);
       }
     },
@@ -44,14 +46,15 @@ const TABLE: Partial<Record<MessageType, Entry>> = {
     // UFO drops results it cannot place; so does aipd (S8: they never create a session).
     requires: ['session_id', 'prev_response_id'],
     missing: 'drop',
-    handle: ({ ctx, client, log }, msg) => {
+    handle: (scope, msg) => {
+      const { ctx, client } = scope;
       if (!ctx.tasks.deliverResults(client, msg) && !ctx.extraResults?.deliverResults(client, msg))
-        log.debug({ session_id: msg.session_id }, 'command_results dropped');
+        scope.log.debug({ session_id: msg.session_id }, 'command_results dropped');
     },
   },
   device_info_request: { handle: deviceInfo },
   device_info_response: {
-    handle: ({ log }) => log.debug('device_info_response received (pull model reserved)'),
+    handle: (scope) => scope.log.debug('device_info_response received (pull model reserved)'),
   },
   error: {
     handle: ({ peer, log }, msg) => {
@@ -81,7 +84,13 @@ export function dispatchMessage(scope: DispatchScope, msg: ClientMessage): void 
       aipError('VALIDATION', { detail: `${absent} is required for ${msg.type}` }).message,
     );
   }
-  entry.handle(scope, { ...msg, client_id: client.clientId, client_type: client.clientType });
+  // Handlers see the pinned identity; a message that carries it already (the usual case) is passed as it is.
+  entry.handle(
+    scope,
+    msg.client_id === client.clientId && msg.client_type === client.clientType
+      ? msg
+      : { ...msg, client_id: client.clientId, client_type: client.clientType },
+  );
 }
 
 function deviceInfo({ ctx, client, peer }: DispatchScope, msg: ClientMessage): void {
