@@ -156,6 +156,8 @@ export const ServerConfig = z.object({
     .default(16 * 1024),
   /** Store writes that arrive within this many ms are committed together (0: at the end of the current tick). */
   groupCommitMs: z.number().int().min(0).max(1000).default(2),
+  /** SQLite: WAL checkpoints in a worker thread at this interval (0: SQLite's own, on the event loop). */
+  sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(250),
   /** Time given to sockets to flush their last frames on shutdown. */
   shutdownGraceMs: positiveMs.default(2_000),
   // Remote execution sessions (src/remote/).
@@ -278,6 +280,7 @@ const FLAGS = {
   'event-log-max': { key: 'eventLogMax', type: 'int' },
   'event-data-max-bytes': { key: 'eventDataMaxBytes', type: 'int' },
   'group-commit-ms': { key: 'groupCommitMs', type: 'int' },
+  'sqlite-checkpoint-ms': { key: 'sqliteCheckpointMs', type: 'int' },
   'remote-idle-timeout-ms': { key: 'remoteIdleTimeoutMs', type: 'int' },
   'stream-token-ttl-ms': { key: 'streamTokenTtlMs', type: 'int' },
   'stream-token-wait-ms': { key: 'streamTokenWaitMs', type: 'int' },

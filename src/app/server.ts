@@ -97,7 +97,7 @@ export async function startServer(
   const nodeId = nodeIdFor(config);
   let store: SessionStore;
   try {
-    store = opts.sessions ?? (await openStore(config));
+    store = opts.sessions ?? (await openStore(config, log));
     if (opts.sessions) await store.open();
   } catch (err) {
     unlock();

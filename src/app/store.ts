@@ -9,10 +9,11 @@ import { join, resolve } from 'node:path';
 import { ConfigError, type ServerConfig } from '../config.js';
 import { MemorySessionStore } from '../state/memory-session-store.js';
 import type { SessionStore } from '../state/session-store.js';
+import type { Logger } from '../logger.js';
 
 export const SQLITE_FILE = 'aipd.sqlite';
 
-export async function openStore(config: ServerConfig): Promise<SessionStore> {
+export async function openStore(config: ServerConfig, log: Logger): Promise<SessionStore> {
   const common = { maxEventsPerSession: config.eventLogMax, groupCommitMs: config.groupCommitMs };
   let store: SessionStore;
   if (config.store === 'memory')
@@ -23,7 +24,13 @@ export async function openStore(config: ServerConfig): Promise<SessionStore> {
   else if (config.store === 'sqlite') {
     const { SqliteSessionStore } = await import('../state/sqlite-session-store.js');
     mkdirSync(resolve(config.dataDir), { recursive: true });
-    store = new SqliteSessionStore({ path: join(resolve(config.dataDir), SQLITE_FILE), ...common });
+    store = new SqliteSessionStore({
+      path: join(resolve(config.dataDir), SQLITE_FILE),
+      checkpointMs: config.sqliteCheckpointMs,
+      onCheckpointFailure: (err) =>
+        log.warn({ err }, "the WAL checkpoint worker failed; SQLite's own checkpoints are back on"),
+      ...common,
+    });
   } else {
     const { PostgresSessionStore } = await import('../state/postgres-session-store.js');
     store = new PostgresSessionStore({

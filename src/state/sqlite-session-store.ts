@@ -20,7 +20,8 @@
  *   does not also write one index page per session it touched (which was most of a commit's pages).
  *
  * Durability. `synchronous=NORMAL` (the default here) in WAL mode: a commit is written to the WAL with write(2) but
- * not fsync'd; the WAL is fsync'd at each checkpoint (every ~4 MB of WAL, `wal_autocheckpoint`). So a resolved
+ * not fsync'd; the WAL is fsync'd at each checkpoint (every `checkpointMs`, by a worker thread off the event loop:
+ * sqlite-checkpointer.ts; or, with `checkpointMs: 0`, SQLite's own every ~4 MB of WAL, inside a commit). So a resolved
  * write survives the aipd process dying in any way (kill -9, OOM, a crash: the data is in the OS page cache), but a
  * power loss or kernel crash may roll back the writes committed since the last checkpoint — whole transactions,
  * never a torn or corrupt database. `synchronous: 'full'` fsyncs the WAL at every commit, so a resolved write
@@ -52,6 +53,7 @@
  */
 import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
+import { WalCheckpointer } from './sqlite-checkpointer.js';
 import type { SessionRecord } from './session-model.js';
 import type {
   NewEvent,
@@ -91,6 +93,15 @@ export interface SqliteSessionStoreOptions {
   readonly groupCommitMs?: number;
   /** `normal` (default): durable across process death; `full`: also across power loss (see above). */
   readonly synchronous?: 'normal' | 'full';
+  /**
+   * WAL checkpoints in a worker thread every this many ms (sqlite-checkpointer.ts); 0: SQLite's auto-checkpoint,
+   * in the committing call on the event loop. Default 250. Not for ':memory:'.
+   */
+  readonly checkpointMs?: number;
+  /** WAL size past which the store finishes a checkpoint itself, so the WAL starts over. Default 16 MiB. */
+  readonly walResetBytes?: number;
+  /** The checkpoint worker failed; SQLite's auto-checkpoint is back on. */
+  readonly onCheckpointFailure?: (err: Error) => void;
 }
 
 /** The schema, one list of statements per version (index 0 makes version 1). */
@@ -171,6 +182,13 @@ const EVENT_COLUMNS = 'id, session_id, type, at, data';
 /** Writes per transaction at most: a commit blocks the event loop (better-sqlite3 is synchronous), ~25 µs a write. */
 const MAX_BATCH = 1_000;
 
+/** How long a connection waits for a lock (a commit during the checkpoint worker's RESTART waits this at most). */
+const BUSY_TIMEOUT_MS = 5_000;
+const DEFAULT_CHECKPOINT_MS = 250;
+const DEFAULT_WAL_RESET_BYTES = 16 * 1024 * 1024;
+/** SQLite's default `wal_autocheckpoint`, restored if the checkpoint worker fails. */
+const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
+
 /** A commit indexes the log tail (see "Event logs" above) once it holds this many events, or is this old. */
 const INDEX_EVENTS = 4_096;
 const INDEX_MS = 250;
@@ -230,18 +248,59 @@ export class SqliteSessionStore implements SessionStore {
   private indexed = 0;
   /** When the tail was last indexed (performance.now()). */
   private indexedAt = 0;
+  private checkpointer: WalCheckpointer | null = null;
 
   constructor(private readonly opts: SqliteSessionStoreOptions) {
     this.maxEvents = opts.maxEventsPerSession ?? 10_000;
     this.queue = new GroupCommit<Op>(opts.groupCommitMs ?? 2, (batch) => this.commit(batch), MAX_BATCH);
   }
 
-  open(): Promise<void> {
-    if (this.db) return Promise.resolve();
+  async open(): Promise<void> {
+    if (this.db) return;
+    this.openDb();
+    const every = this.opts.checkpointMs ?? DEFAULT_CHECKPOINT_MS;
+    if (every <= 0 || this.opts.path === ':memory:') return;
+    const db = this.db!;
+    db.pragma('wal_autocheckpoint = 0');
+    const resetFrames = Math.ceil(
+      (this.opts.walResetBytes ?? DEFAULT_WAL_RESET_BYTES) /
+        (db.pragma('page_size', { simple: true }) as number),
+    );
+    const checkpointer = new WalCheckpointer({
+      path: this.opts.path,
+      everyMs: every,
+      busyMs: BUSY_TIMEOUT_MS,
+      onReport: (r) => {
+        // Everything up to the worker's start is copied: copy the rest here (a few ms of frames), so the next commit
+        // starts the WAL over (see sqlite-checkpointer.ts). Between two commits: no transaction is ever open here.
+        if (this.db !== db || r.busy !== 0 || r.checkpointed < r.log || r.log < resetFrames) return;
+        try {
+          db.pragma('wal_checkpoint(PASSIVE)');
+        } catch {
+          // busy (the worker began its next one): the next report tries again
+        }
+      },
+      onFailure: (err) => {
+        // Back to SQLite's own checkpoints, so the WAL stays bounded.
+        if (this.db === db) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+        if (this.checkpointer === checkpointer) this.checkpointer = null;
+        this.opts.onCheckpointFailure?.(err);
+      },
+    });
+    this.checkpointer = checkpointer;
+    await checkpointer.ready;
+  }
+
+  /** The background checkpointer, while it runs (tests). */
+  get walCheckpointer(): WalCheckpointer | null {
+    return this.checkpointer;
+  }
+
+  private openDb(): void {
     let db: Database.Database | null = null;
     try {
       db = new Database(this.opts.path);
-      db.pragma('busy_timeout = 5000');
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // Refuse a newer schema before changing anything in the file.
       schemaVersion(db);
       db.pragma('journal_mode = WAL');
@@ -261,16 +320,20 @@ export class SqliteSessionStore implements SessionStore {
       // The tail a crash left unindexed.
       this.indexLog();
       this.db = db;
-      return Promise.resolve();
     } catch (err) {
       this.st = this.tx = this.indexTx = null;
       db?.close();
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      throw err instanceof Error ? err : new Error(String(err));
     }
   }
 
-  close(): Promise<void> {
-    if (!this.db) return Promise.resolve();
+  async close(): Promise<void> {
+    if (!this.db) return;
+    const checkpointer = this.checkpointer;
+    this.checkpointer = null;
+    // The worker's connection closes first: the last connection to close checkpoints the WAL and removes it.
+    await checkpointer?.stop();
+    if (!this.db) return;
     this.queue.drainSync();
     try {
       this.indexLog();
@@ -286,7 +349,6 @@ export class SqliteSessionStore implements SessionStore {
     this.db = this.st = this.tx = this.indexTx = null;
     this.updates.clear();
     this.lists.clear();
-    return Promise.resolve();
   }
 
   create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null> {

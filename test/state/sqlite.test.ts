@@ -47,6 +47,7 @@ function fixture(extra: Partial<SqliteSessionStoreOptions> = {}): SessionStoreFi
 sessionStoreSuite('sqlite', fixture());
 sessionStoreSuite('sqlite, groupCommitMs 0', fixture({ groupCommitMs: 0 }));
 sessionStoreSuite('sqlite, synchronous full', fixture({ synchronous: 'full' }));
+sessionStoreSuite("sqlite, SQLite's own WAL checkpoints", fixture({ checkpointMs: 0 }));
 
 describe('GroupCommit', () => {
   it('commits after the delay, one batch at a time, at most maxBatch each, and drains on demand', async () => {
