@@ -30,6 +30,7 @@ import { Fsm, type TransitionTable } from '../lib/fsm.js';
 import type { Logger } from '../logger.js';
 import type { Connection, SocketHandler } from '../transport/connection.js';
 import type { LiveRemote, RemoteSessions } from './remote-sessions.js';
+import { TokenGate } from './token-gate.js';
 
 export const STREAM_SUBPROTOCOL = 'aipd.stream.v1';
 
@@ -70,7 +71,7 @@ const dec = new TextDecoder('utf-8', { fatal: true });
 export class StreamSocket implements SocketHandler {
   private readonly fsm = new Fsm(TRANSITIONS, 'awaiting_token', 'stream socket');
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | null;
+  private readonly gate: TokenGate;
   private ep: ChannelEndpoint | null = null;
   private live: LiveRemote | null = null;
   private stdio = true;
@@ -90,10 +91,11 @@ export class StreamSocket implements SocketHandler {
     log: Logger,
   ) {
     this.log = log.child({ conn: conn.id, session_id: sessionId });
-    this.timer = setTimeout(
+    this.gate = new TokenGate(
+      opts.tokenWaitMs,
       () =>
         this.fail(aipError('STREAM_TOKEN_MISSING', { ms: opts.tokenWaitMs }), CloseCode.STREAM_TOKEN_TIMEOUT),
-      opts.tokenWaitMs,
+      opts.tokenDecided,
     );
   }
 
@@ -146,9 +148,7 @@ export class StreamSocket implements SocketHandler {
         CloseCode.STREAM_BAD_MESSAGE,
       );
     this.fsm.go('opening');
-    this.opts.tokenDecided?.();
-    this.clearTimer();
-    if (!this.remote.tokens.redeem(this.sessionId, msg.token))
+    if (!this.gate.redeem(this.remote.tokens, this.sessionId, msg.token))
       return this.fail(aipError('STREAM_TOKEN_INVALID'), CloseCode.STREAM_TOKEN_INVALID);
     let live: LiveRemote;
     try {
@@ -293,17 +293,11 @@ export class StreamSocket implements SocketHandler {
   }
 
   private finish(): void {
-    if (this.fsm.state === 'awaiting_token') this.opts.tokenDecided?.();
+    this.gate.decide();
     if (this.fsm.state !== 'closed') this.fsm.go('closed');
-    this.clearTimer();
     this.live?.closers.delete(this.closer);
     this.release?.();
     this.release = null;
-  }
-
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
   }
 
   private sendText(obj: Record<string, unknown>): void {

@@ -13,6 +13,7 @@ import { Fsm, type TransitionTable } from '../lib/fsm.js';
 import type { Logger } from '../logger.js';
 import type { LiveRemote, RemoteSessions } from '../remote/remote-sessions.js';
 import { sessionPathId } from '../remote/stream-socket.js';
+import { TokenGate } from '../remote/token-gate.js';
 import type { Connection, SocketHandler } from '../transport/connection.js';
 import { asAipError } from './bridge.js';
 import { encodeChannelClosed } from './codec.js';
@@ -42,9 +43,8 @@ export interface SsmAttacher {
 export class SsmSocket implements SocketHandler {
   private readonly fsm = new Fsm(TRANSITIONS, 'awaiting_token', 'ssm socket');
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | null;
+  private readonly gate: TokenGate;
   private session: SsmSession | null = null;
-  private tokenDecided: (() => void) | null;
 
   constructor(
     private readonly conn: Connection,
@@ -53,11 +53,11 @@ export class SsmSocket implements SocketHandler {
     tokenDecided: () => void,
     log: Logger,
   ) {
-    this.tokenDecided = tokenDecided;
     this.log = log.child({ conn: conn.id, session_id: sessionId });
-    this.timer = setTimeout(
-      () => this.refuse(aipError('STREAM_TOKEN_MISSING', { ms: endpoint.tokenWaitMs })),
+    this.gate = new TokenGate(
       endpoint.tokenWaitMs,
+      () => this.refuse(aipError('STREAM_TOKEN_MISSING', { ms: endpoint.tokenWaitMs })),
+      tokenDecided,
     );
   }
 
@@ -69,8 +69,7 @@ export class SsmSocket implements SocketHandler {
     const open = isBinary ? null : parseOpenDataChannel(bytes);
     if (!open) return this.refuse(aipError('SSM_FIRST_FRAME'));
     this.fsm.go('opening');
-    this.decided();
-    if (!this.endpoint.remote.tokens.redeem(this.sessionId, open.token))
+    if (!this.gate.redeem(this.endpoint.remote.tokens, this.sessionId, open.token))
       return this.refuse(aipError('STREAM_TOKEN_INVALID'));
     this.endpoint.remote.get(this.sessionId).then(
       (live) => {
@@ -125,15 +124,7 @@ export class SsmSocket implements SocketHandler {
   }
 
   private finish(): void {
-    this.decided();
+    this.gate.decide();
     if (this.fsm.state !== 'closed') this.fsm.go('closed');
-  }
-
-  /** The token frame came (or the socket ended): the token wait is over, whatever follows. */
-  private decided(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.tokenDecided?.();
-    this.tokenDecided = null;
   }
 }
