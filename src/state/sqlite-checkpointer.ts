@@ -97,9 +97,13 @@ export class WalCheckpointer {
         busyMs: opts.busyMs,
       },
     });
-    this.worker.unref();
     this.ready = new Promise((resolve) => {
-      const settle = (): void => resolve();
+      // Referenced until it has started, so that its start does not rely on other handles keeping the process
+      // alive; after that it never holds the process open.
+      const settle = (): void => {
+        this.worker.unref();
+        resolve();
+      };
       this.worker.once('message', settle);
       this.worker.once('error', settle);
       this.worker.once('exit', settle);
