@@ -10,32 +10,41 @@
  * event loop never waits for it (a plain `RESTART` from here was tried: it blocks writers while it waits and
  * copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were in the WAL when it began; under steady
  * writes some always arrive meanwhile, and SQLite starts the WAL over from its beginning only when a write finds
- * every frame copied. So each report goes to the store (`onReport`), which, once a report shows everything up to
- * its start copied and the WAL past its reset size, runs one more PASSIVE checkpoint on its own connection, between
- * two commits: it copies only the frames of the last few milliseconds, and its next commit starts the WAL over.
+ * every frame copied. So once a report shows everything up to its start copied and the WAL past its reset size,
+ * one more PASSIVE checkpoint runs on the store's own connection, between two commits (`caughtUp`): it copies only
+ * the frames of the last few milliseconds, and the store's next commit starts the WAL over.
  *
  * Durability does not change: with synchronous=NORMAL a commit is not fsync'd either way; checkpoints fsync. If the
- * worker fails, the store is told (`onFailure`) and turns SQLite's auto-checkpoint back on, so the WAL stays
+ * worker fails, SQLite's auto-checkpoint is turned back on (and the store told, `onFailure`), so the WAL stays
  * bounded whatever happens to the worker.
  *
  * The worker is a small CommonJS script evaluated in the thread (`eval: true`), so it runs the same from the
  * compiled build and from the TypeScript sources under the test runner; it loads better-sqlite3 from the path this
  * module resolves.
  */
+import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
+/** SQLite's default `wal_autocheckpoint` (pages), put back if the worker fails. */
+const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
+
 export interface CheckpointerOptions {
+  /**
+   * The store's own connection to the file: its auto-checkpoint is turned off while the worker runs (and on again if
+   * the worker fails), and it runs the checkpoint that lets SQLite start the WAL over.
+   */
+  readonly db: Database.Database;
   /** The database file (its WAL is `<path>-wal`). */
   readonly path: string;
   /** Interval of the checkpoints. */
   readonly everyMs: number;
+  /** WAL size past which the store's connection finishes a checkpoint, so that the WAL starts over. */
+  readonly resetBytes: number;
   /** How long the worker's connection waits for a lock. */
   readonly busyMs: number;
-  /** The worker failed or exited on its own: the caller turns SQLite's auto-checkpoint back on. */
+  /** The worker failed or exited on its own; SQLite's auto-checkpoint is on again. */
   readonly onFailure: (err: Error) => void;
-  /** Every checkpoint's outcome. */
-  readonly onReport: (r: CheckpointReport) => void;
 }
 
 /** One checkpoint's outcome, as PRAGMA wal_checkpoint reports it. */
@@ -84,10 +93,14 @@ export class WalCheckpointer {
   private stopping = false;
   private failed = false;
   private readonly waiters: ((r: CheckpointReport) => void)[] = [];
+  /** WAL frames past which a caught-up report makes the store's connection finish the checkpoint. */
+  private readonly resetFrames: number;
   /** Resolves once the worker has opened its connection (or failed to). */
   readonly ready: Promise<void>;
 
   constructor(private readonly opts: CheckpointerOptions) {
+    opts.db.pragma('wal_autocheckpoint = 0');
+    this.resetFrames = Math.ceil(opts.resetBytes / (opts.db.pragma('page_size', { simple: true }) as number));
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
@@ -110,7 +123,7 @@ export class WalCheckpointer {
     });
     this.worker.on('message', (m: { t: string; report?: CheckpointReport }) => {
       if (m.t !== 'done' || !m.report) return;
-      this.opts.onReport(m.report);
+      this.caughtUp(m.report);
       for (const w of this.waiters.splice(0)) w(m.report);
     });
     this.worker.on('error', (err) => this.fail(err));
@@ -145,9 +158,28 @@ export class WalCheckpointer {
     await this.worker.terminate();
   }
 
+  /**
+   * Everything up to the worker's start is copied and the WAL is past its reset size: copy the rest on the store's
+   * connection (a few milliseconds of frames; between two commits, as no transaction is ever open across turns of
+   * the event loop), so that its next commit starts the WAL over.
+   */
+  private caughtUp(r: CheckpointReport): void {
+    const { db } = this.opts;
+    if (this.stopping || !db.open || r.busy !== 0 || r.checkpointed < r.log || r.log < this.resetFrames)
+      return;
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // busy (the worker began its next one): the next report tries again
+    }
+  }
+
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
+    // Back to SQLite's own checkpoints, so the WAL stays bounded.
+    if (!this.stopping && this.opts.db.open)
+      this.opts.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
     this.opts.onFailure(err);
   }
 }

@@ -182,12 +182,10 @@ const EVENT_COLUMNS = 'id, session_id, type, at, data';
 /** Writes per transaction at most: a commit blocks the event loop (better-sqlite3 is synchronous), ~25 µs a write. */
 const MAX_BATCH = 1_000;
 
-/** How long a connection waits for a lock (a commit during the checkpoint worker's RESTART waits this at most). */
+/** How long a connection waits for a lock. */
 const BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_CHECKPOINT_MS = 250;
 const DEFAULT_WAL_RESET_BYTES = 16 * 1024 * 1024;
-/** SQLite's default `wal_autocheckpoint`, restored if the checkpoint worker fails. */
-const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
 
 /** A commit indexes the log tail (see "Event logs" above) once it holds this many events, or is this old. */
 const INDEX_EVENTS = 4_096;
@@ -260,29 +258,13 @@ export class SqliteSessionStore implements SessionStore {
     this.openDb();
     const every = this.opts.checkpointMs ?? DEFAULT_CHECKPOINT_MS;
     if (every <= 0 || this.opts.path === ':memory:') return;
-    const db = this.db!;
-    db.pragma('wal_autocheckpoint = 0');
-    const resetFrames = Math.ceil(
-      (this.opts.walResetBytes ?? DEFAULT_WAL_RESET_BYTES) /
-        (db.pragma('page_size', { simple: true }) as number),
-    );
     const checkpointer = new WalCheckpointer({
+      db: this.db!,
       path: this.opts.path,
       everyMs: every,
+      resetBytes: this.opts.walResetBytes ?? DEFAULT_WAL_RESET_BYTES,
       busyMs: BUSY_TIMEOUT_MS,
-      onReport: (r) => {
-        // Everything up to the worker's start is copied: copy the rest here (a few ms of frames), so the next commit
-        // starts the WAL over (see sqlite-checkpointer.ts). Between two commits: no transaction is ever open here.
-        if (this.db !== db || r.busy !== 0 || r.checkpointed < r.log || r.log < resetFrames) return;
-        try {
-          db.pragma('wal_checkpoint(PASSIVE)');
-        } catch {
-          // busy (the worker began its next one): the next report tries again
-        }
-      },
       onFailure: (err) => {
-        // Back to SQLite's own checkpoints, so the WAL stays bounded.
-        if (this.db === db) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
         if (this.checkpointer === checkpointer) this.checkpointer = null;
         this.opts.onCheckpointFailure?.(err);
       },

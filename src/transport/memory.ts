@@ -145,14 +145,10 @@ class MemoryConnection implements Connection {
   /** As in uws.ts: frames still in the outbound queue go first, then the close (bounded by the slow-consumer clock). */
   close(code: number, reason: string): void {
     if (this.closed) return;
-    if (this.out.queuedFrameBytes > 0) {
-      this.closed = true;
-      this.closing = { code, reason };
-      this.closeTimer = setTimeout(() => this.finishClose(), this.opts.limits.slowConsumerTimeoutMs);
-      return;
-    }
+    this.closed = true;
     this.closing = { code, reason };
-    this.finishClose();
+    if (this.out.queuedFrameBytes === 0) this.finishClose();
+    else this.closeTimer = setTimeout(() => this.finishClose(), this.opts.limits.slowConsumerTimeoutMs);
   }
 
   private finishClose(): void {

@@ -89,14 +89,10 @@ class UwsConnection implements Connection, RawSocket {
    */
   close(code: number, reason: string): void {
     if (this.closed) return;
-    if (this.out.queuedFrameBytes > 0) {
-      this.closed = true;
-      this.closing = { code, reason };
+    this.closed = true;
+    this.closing = { code, reason };
+    if (!this.flushed())
       this.closeTimer = setTimeout(() => this.terminate(), this.opts.limits.slowConsumerTimeoutMs);
-      return;
-    }
-    this.markClosed();
-    this.ws.end(code, reason);
   }
 
   /** After a drain: a close that waited for the queue goes once the queue is empty. True if it went. */
