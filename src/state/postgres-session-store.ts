@@ -138,7 +138,8 @@ if (MIGRATIONS.length !== SCHEMA_VERSION) throw new Error('postgres migrations a
 
 /** Advisory lock keys: migrations at open, and event-writing transactions (see above). */
 const MIGRATION_LOCK = 7_301_990_001;
-const EVENTS_LOCK = 7_301_990_002;
+/** Held by every commit: event ids become visible in id order. Exported for tests that hold it. */
+export const EVENTS_LOCK = 7_301_990_002;
 
 /** PostgreSQL types of the write columns, for the arrays `unnest` takes apart. */
 const COLUMN_TYPES: Record<string, string> = {
@@ -231,6 +232,10 @@ export class PostgresSessionStore implements SessionStore {
     });
     // An idle connection that breaks is dropped by the pool; the next query reports the problem.
     pool.on('error', () => {});
+    // A checked-out connection has no 'error' listener of the pool's: one the server ends mid-transaction (the
+    // idle-in-transaction timeout after a pause, an administrator) would throw from an 'error' event and end the
+    // process. The query in flight, or the next one, rejects with the cause, and the commit releases it as broken.
+    pool.on('connect', (client) => client.on('error', () => {}));
     try {
       await migrate(pool);
     } catch (err) {

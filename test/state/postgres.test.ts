@@ -3,7 +3,9 @@
  * test. PostgreSQL must be running (CI starts it); when it is not, every test fails saying so.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import {
+  EVENTS_LOCK,
   PostgresSessionStore,
   type PostgresSessionStoreOptions,
 } from '../../src/state/postgres-session-store.js';
@@ -158,6 +160,41 @@ describe('PostgresSessionStore', () => {
       'a:session.updated',
       'a:task.commands',
     ]);
+  });
+
+  it('survives the server ending a connection mid-transaction: that batch rejects with the cause, the next commits', async () => {
+    const { url } = await freshSchema();
+    const s = await store(url);
+    await s.create(sessionRecord('k'), sessionEvent('k', 'session.created'));
+    // Hold the lock every commit takes, so the store's next commit waits inside its transaction.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
+      const write = s.appendEvents([sessionEvent('k', 'task.commands', { n: 1 })]);
+      const waiting = async (): Promise<number[]> =>
+        (
+          await holder.query<{ pid: number }>(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid <> pg_backend_pid()",
+          )
+        ).rows.map((r) => r.pid);
+      let pids: number[] = [];
+      for (let i = 0; i < 200 && pids.length === 0; i++) {
+        pids = await waiting();
+        if (pids.length === 0) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(pids).toHaveLength(1);
+      // What PostgreSQL does to a transaction idle past idle_in_transaction_session_timeout, or an administrator.
+      await holder.query('SELECT pg_terminate_backend($1)', [pids[0]]);
+      await expect(write).rejects.toThrow(/terminat/);
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end();
+    }
+    await s.appendEvents([sessionEvent('k', 'task.commands', { n: 2 })]);
+    const events = await s.allEvents(0, 10);
+    expect(events.map((e) => e.data)).toEqual([expect.anything(), { n: 2 }]);
   });
 
   it('rejects writes and reads clearly when the server is gone', async () => {
