@@ -155,7 +155,7 @@ export const ServerConfig = z.object({
     .positive()
     .default(16 * 1024),
   /** Store writes that arrive within this many ms are committed together (0: at the end of the current tick). */
-  groupCommitMs: z.number().int().min(0).max(1000).default(2),
+  groupCommitMs: z.number().int().min(0).max(1000).default(0),
   /** SQLite: WAL checkpoints in a worker thread at this interval (0: SQLite's own, on the event loop). */
   sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(250),
   /** Time given to sockets to flush their last frames on shutdown. */

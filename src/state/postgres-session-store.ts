@@ -84,7 +84,7 @@ export interface PostgresSessionStoreOptions {
   readonly connectionString: string;
   /** Events kept per session; the oldest go first. Default 10,000. */
   readonly maxEventsPerSession?: number;
-  /** Longest a write waits for others to share its transaction. Default 2; 0 flushes on the next setImmediate. */
+  /** Longest a write waits for others to share its transaction. Default 0: the next setImmediate. */
   readonly groupCommitMs?: number;
   /** Connections in the pool (one flush at a time uses one; reads use the rest). Default 10. */
   readonly poolSize?: number;
@@ -217,7 +217,7 @@ export class PostgresSessionStore implements SessionStore {
 
   constructor(private readonly opts: PostgresSessionStoreOptions) {
     this.maxEvents = opts.maxEventsPerSession ?? 10_000;
-    this.queue = new GroupCommit<Op>(opts.groupCommitMs ?? 2, (batch) => this.commit(batch), MAX_BATCH);
+    this.queue = new GroupCommit<Op>(opts.groupCommitMs ?? 0, (batch) => this.commit(batch), MAX_BATCH);
   }
 
   async open(): Promise<void> {

@@ -36,8 +36,9 @@
  * a create of an existing id, resolves null and the rest commits. If the transaction fails (an error, not a
  * mismatch), each write of the batch is retried in a transaction of its own, so one bad write rejects alone. A
  * transaction takes at most 1,000 writes (the rest follow on the next setImmediate), since it runs on the event
- * loop. An awaited write on an otherwise idle store therefore takes about `groupCommitMs`; 0 trades batching
- * for latency.
+ * loop. With the default 0 the writes of one turn of the event loop commit together at its end (under load a turn
+ * carries the frames of many connections), so an awaited write waits for one commit, not for a timer; a positive
+ * `groupCommitMs` batches more per transaction for that much more latency on every awaited write (a task step).
  *
  * Read-your-writes. Reads (`get`, `list`, `events`, `allEvents`) first commit whatever is queued, synchronously
  * (better-sqlite3 is synchronous, so nothing can slip in between), and then read committed state: a read issued
@@ -89,7 +90,7 @@ export interface SqliteSessionStoreOptions {
   readonly path: string;
   /** Events kept per session; the oldest go first. Default 10,000. */
   readonly maxEventsPerSession?: number;
-  /** Longest a write waits for others to share its transaction. Default 2; 0 commits on the next setImmediate. */
+  /** Longest a write waits for others to share its transaction. Default 0: the next setImmediate. */
   readonly groupCommitMs?: number;
   /** `normal` (default): durable across process death; `full`: also across power loss (see above). */
   readonly synchronous?: 'normal' | 'full';
@@ -250,7 +251,7 @@ export class SqliteSessionStore implements SessionStore {
 
   constructor(private readonly opts: SqliteSessionStoreOptions) {
     this.maxEvents = opts.maxEventsPerSession ?? 10_000;
-    this.queue = new GroupCommit<Op>(opts.groupCommitMs ?? 2, (batch) => this.commit(batch), MAX_BATCH);
+    this.queue = new GroupCommit<Op>(opts.groupCommitMs ?? 0, (batch) => this.commit(batch), MAX_BATCH);
   }
 
   async open(): Promise<void> {
