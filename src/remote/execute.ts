@@ -157,14 +157,22 @@ export class RemoteExecutor implements ResultsSink {
       truncated: false,
     };
     const out = { stdout: new Capped(this.outputMaxBytes), stderr: new Capped(this.outputMaxBytes) };
-    const ep = await this.remote.openChannel(live, 'stream', {
-      framing: 'stdio',
-      mode: 'command',
-      command: req.code,
-      shell: true,
-      ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
-      ...(req.env !== undefined ? { env: req.env } : {}),
-    });
+    let ep: Awaited<ReturnType<RemoteSessions['openChannel']>>;
+    try {
+      ep = await this.remote.openChannel(live, 'stream', {
+        framing: 'stdio',
+        mode: 'command',
+        command: req.code,
+        shell: true,
+        ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
+        ...(req.env !== undefined ? { env: req.env } : {}),
+      });
+    } catch (err) {
+      // Interrupted (or the session deleted, which interrupts first) while the device was opening the channel: the
+      // channel's reset is the consequence, the interrupt the answer.
+      if (!stop.aborted) throw err;
+      return { ...result, status: 'interrupted', duration_ms: Date.now() - started };
+    }
     let why: ExecStatus | null = null;
     let halt: () => void = () => undefined;
     /** Settles when the run is stopped (interrupt or timeout), so a wait on a slow reader ends too. */

@@ -367,6 +367,26 @@ describe('delete', () => {
   });
 });
 
+describe('delete while the device is still opening the command', () => {
+  it('answers the execute call `interrupted`, not the channel reset the deletion caused', async () => {
+    const id = await interactive();
+    const start = server.channels.stats().channels;
+    // The device is paused, so the command's channel stays unacknowledged until the session is gone.
+    device.proc.kill('SIGSTOP');
+    try {
+      const running = a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'true' });
+      await until(() => server.channels.stats().channels === start + 1, 'the execute channel to be opening');
+      expect((await a.call('DELETE', `/sessions/${id}`)).status).toBe(204);
+      const r = await running;
+      expect(r.status, r.text).toBe(200);
+      expect(r.json).toMatchObject({ status: 'interrupted', exit_code: null, stdout: '' });
+    } finally {
+      device.proc.kill('SIGCONT');
+    }
+    await until(() => server.channels.stats().channels === start, 'the channel to be gone');
+  });
+});
+
 async function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1');
