@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
 import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
+import { DEFAULT_GROUP_COMMIT_MS } from './state/group-commit.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -155,7 +156,7 @@ export const ServerConfig = z.object({
     .positive()
     .default(16 * 1024),
   /** Store writes that arrive within this many ms are committed together (0: at the end of the current tick). */
-  groupCommitMs: z.number().int().min(0).max(1000).default(0),
+  groupCommitMs: z.number().int().min(0).max(1000).default(DEFAULT_GROUP_COMMIT_MS),
   /** SQLite: WAL checkpoints in a worker thread at this interval (0: SQLite's own, on the event loop). */
   sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(250),
   /** Time given to sockets to flush their last frames on shutdown. */

@@ -18,6 +18,7 @@ import {
   type ClientMessage,
   type Result,
 } from '../../protocol/index.js';
+import type { ChannelEndpoint } from '../channel/endpoint.js';
 import { CommandDispatcher } from '../server/command-dispatcher.js';
 import type { ResultsSink } from '../server/context.js';
 import type { ClientDirectory, ClientInfo } from '../state/client-directory.js';
@@ -157,7 +158,7 @@ export class RemoteExecutor implements ResultsSink {
       truncated: false,
     };
     const out = { stdout: new Capped(this.outputMaxBytes), stderr: new Capped(this.outputMaxBytes) };
-    let ep: Awaited<ReturnType<RemoteSessions['openChannel']>>;
+    let ep: ChannelEndpoint;
     try {
       ep = await this.remote.openChannel(live, 'stream', {
         framing: 'stdio',

@@ -9,6 +9,9 @@
  * synchronous (SQLite) or return a promise (PostgreSQL). `drain()` / `drainSync()` commit everything queued so
  * far before a read, which is how the stores give read-your-writes to callers that do not await their writes.
  */
+/** The stores' default delay: the writes of one event-loop turn commit together at its end. */
+export const DEFAULT_GROUP_COMMIT_MS = 0;
+
 export class GroupCommit<Op> {
   private batch: Op[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -19,7 +22,7 @@ export class GroupCommit<Op> {
   private settled = 0;
 
   constructor(
-    private readonly delayMs: number,
+    private readonly delayMs: number = DEFAULT_GROUP_COMMIT_MS,
     private readonly commit: (batch: Op[]) => void | Promise<void>,
     private readonly maxBatch = Infinity,
   ) {}

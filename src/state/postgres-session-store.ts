@@ -217,7 +217,7 @@ export class PostgresSessionStore implements SessionStore {
 
   constructor(private readonly opts: PostgresSessionStoreOptions) {
     this.maxEvents = opts.maxEventsPerSession ?? 10_000;
-    this.queue = new GroupCommit<Op>(opts.groupCommitMs ?? 0, (batch) => this.commit(batch), MAX_BATCH);
+    this.queue = new GroupCommit<Op>(opts.groupCommitMs, (batch) => this.commit(batch), MAX_BATCH);
   }
 
   async open(): Promise<void> {

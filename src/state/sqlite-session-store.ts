@@ -251,7 +251,7 @@ export class SqliteSessionStore implements SessionStore {
 
   constructor(private readonly opts: SqliteSessionStoreOptions) {
     this.maxEvents = opts.maxEventsPerSession ?? 10_000;
-    this.queue = new GroupCommit<Op>(opts.groupCommitMs ?? 0, (batch) => this.commit(batch), MAX_BATCH);
+    this.queue = new GroupCommit<Op>(opts.groupCommitMs, (batch) => this.commit(batch), MAX_BATCH);
   }
 
   async open(): Promise<void> {

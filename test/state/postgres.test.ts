@@ -11,6 +11,7 @@ import {
 } from '../../src/state/postgres-session-store.js';
 import type { SessionStore } from '../../src/state/session-store.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
+import { until } from '../helpers/process.js';
 import {
   sessionEvent,
   sessionRecord,
@@ -180,10 +181,7 @@ describe('PostgresSessionStore', () => {
           )
         ).rows.map((r) => r.pid);
       let pids: number[] = [];
-      for (let i = 0; i < 200 && pids.length === 0; i++) {
-        pids = await waiting();
-        if (pids.length === 0) await new Promise((r) => setTimeout(r, 10));
-      }
+      await until(async () => (pids = await waiting()).length > 0, 'the commit to wait for the lock');
       expect(pids).toHaveLength(1);
       // What PostgreSQL does to a transaction idle past idle_in_transaction_session_timeout, or an administrator.
       await holder.query('SELECT pg_terminate_backend($1)', [pids[0]]);
