@@ -215,6 +215,9 @@ describe('shell over the SSM data channel', () => {
     const c1 = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
     await c1.open(s.token);
     await until(() => c1.handshakeComplete, show(c1));
+    // Type after the shell's first prompt: a line typed before it is echoed before the prompt, which then lands in
+    // front of the command's output ("# first-part") and the count below would miss it.
+    await until(() => c1.text().length > 0, show(c1));
     c1.input('echo first-part\n');
     await until(() => /first-part\r?\n/.test(c1.text()), show(c1));
     // The client stops taking output, the socket drops mid-stream with output unacked.
