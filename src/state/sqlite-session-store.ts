@@ -16,8 +16,8 @@
  *   `updated_after`/`updated_before` filter the rows the other conditions find, in created order, so a selective
  *   one with no other filter scans the table (~13 ms at 50,000 sessions, against 0.1 ms with the index). PostgreSQL
  *   has none either.
- * - Event logs are indexed by session in bulk (below), so a commit appends its events at the end of the table and
- *   does not also write one index page per session it touched (which was most of a commit's pages).
+ * - Event logs are indexed by session in batches (below), so a commit appends its events at the end of the table
+ *   and does not also write one index page per session it touched (which was most of a commit's pages).
  *
  * Durability. `synchronous=NORMAL` (the default here) in WAL mode: a commit is written to the WAL with write(2) but
  * not fsync'd; the WAL is fsync'd at each checkpoint (every `checkpointMs`, by a worker thread off the event loop:
@@ -45,15 +45,18 @@
  * after a write was called sees it, even when nobody awaited the write.
  *
  * Event logs. `session_events` is keyed by id alone; each session's log is found through `session_log_index`
- * (session_id, id), which holds the events up to a mark (`session_log_mark`). The events after it, the tail, are
- * indexed in one statement, in (session_id, id) order, by the first commit that finds the tail 250 ms old or 4,096
- * events long, and by any `events` or `allEvents` read before it reads (and at open, for the tail a crash left,
- * and at close). Indexing also counts the tail into `session_logs`, per session, and trims each log over
- * `maxEventsPerSession` to its newest, deleting exactly the surplus with no scan of the log. So what a read sees is
- * always trimmed, as if each write had trimmed; only the file may hold a little more for a moment.
+ * (session_id, id), which `sqlite-log-index.ts` fills one session at a time: a session's events are indexed in the
+ * commit that brings its unindexed events to 64 (one multi-row insert into that log's pages, so the indexing is
+ * spread over the commits), a quieter session's once the log has grown 16,384 events past them, and every
+ * session's by any `events` or `allEvents` read before it reads, and at close. Indexing also counts the events
+ * into `session_logs`, per session, and trims each log over `maxEventsPerSession` to its newest, deleting exactly
+ * the surplus with no scan of the log. So what a read sees is always trimmed, as if each write had trimmed; only
+ * the file may hold a little more for a moment. A mark (`session_log_mark`) says up to which event everything is
+ * indexed; at open, the tail after it (what a crash left: at most about 20,000 events) is indexed from the file.
  */
 import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
+import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-log-index.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 import type { SessionRecord } from './session-model.js';
 import type {
@@ -103,6 +106,8 @@ export interface SqliteSessionStoreOptions {
   readonly walResetBytes?: number;
   /** The checkpoint worker failed; SQLite's auto-checkpoint is back on. */
   readonly onCheckpointFailure?: (err: Error) => void;
+  /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 16,384, 4,096. */
+  readonly logIndex?: LogIndexLimits;
 }
 
 /** The schema, one list of statements per version (index 0 makes version 1). */
@@ -147,7 +152,7 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       at TEXT NOT NULL,
       data TEXT NOT NULL
     ) STRICT`,
-    // Each session's log, indexed in bulk (see "Event logs" above): the events up to `session_log_mark.indexed`.
+    // Each session's log (see "Event logs" above): all the events up to `session_log_mark.indexed`, and some after.
     `CREATE TABLE session_log_index (
       session_id TEXT NOT NULL,
       id INTEGER NOT NULL,
@@ -188,10 +193,6 @@ const BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_CHECKPOINT_MS = 250;
 const DEFAULT_WAL_RESET_BYTES = 16 * 1024 * 1024;
 
-/** A commit indexes the log tail (see "Event logs" above) once it holds this many events, or is this old. */
-const INDEX_EVENTS = 4_096;
-const INDEX_MS = 250;
-
 type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
 /**
  * A write. `params` and `values` are the `sessions` columns (no `task`); `task` is the `session_tasks` JSON, null
@@ -222,14 +223,6 @@ interface Statements {
   seq: Database.Statement;
   events: Database.Statement;
   allEvents: Database.Statement;
-  mark: Database.Statement;
-  setMark: Database.Statement;
-  indexTail: Database.Statement;
-  countTail: Database.Statement;
-  trimCut: Database.Statement;
-  trimEvents: Database.Statement;
-  trimIndex: Database.Statement;
-  setLog: Database.Statement;
   insertEvents: Map<number, Database.Statement>;
 }
 
@@ -242,11 +235,8 @@ export class SqliteSessionStore implements SessionStore {
   private readonly maxEvents: number;
   private tx: ((batch: Op[]) => unknown[]) | null = null;
   private indexTx: (() => void) | null = null;
-  /** The newest event id committed, and the newest in `session_log_index` (the log tail is what lies between). */
-  private written = 0;
-  private indexed = 0;
-  /** When the tail was last indexed (performance.now()). */
-  private indexedAt = 0;
+  /** What of the event log is not indexed yet, per session (see "Event logs" above). */
+  private log: SqliteLogIndex | null = null;
   private checkpointer: WalCheckpointer | null = null;
 
   constructor(private readonly opts: SqliteSessionStoreOptions) {
@@ -295,16 +285,21 @@ export class SqliteSessionStore implements SessionStore {
       const st = (this.st = prepare(db));
       const run = db.transaction((batch: Op[]) => this.apply(batch));
       this.tx = (batch) => run.immediate(batch);
-      const index = db.transaction(() => this.indexTail(lastEventId(st)));
-      this.indexTx = () => index.immediate();
-      this.written = lastEventId(st);
-      this.indexed = (st.mark.get() as [number])[0];
-      this.indexedAt = performance.now();
+      const log = (this.log = new SqliteLogIndex(db, this.maxEvents, this.opts.logIndex ?? LOG_INDEX_LIMITS));
+      const index = db.transaction(() => log.flush(lastEventId(st)));
+      this.indexTx = () => {
+        try {
+          index.immediate();
+        } catch (err) {
+          log.rolledBack();
+          throw err;
+        }
+      };
       // The tail a crash left unindexed.
       this.indexLog();
       this.db = db;
     } catch (err) {
-      this.st = this.tx = this.indexTx = null;
+      this.st = this.tx = this.indexTx = this.log = null;
       db?.close();
       throw err instanceof Error ? err : new Error(String(err));
     }
@@ -329,7 +324,7 @@ export class SqliteSessionStore implements SessionStore {
       // only planner statistics
     }
     this.db.close();
-    this.db = this.st = this.tx = this.indexTx = null;
+    this.db = this.st = this.tx = this.indexTx = this.log = null;
     this.updates.clear();
     this.lists.clear();
   }
@@ -393,7 +388,7 @@ export class SqliteSessionStore implements SessionStore {
 
   allEvents(after: number, limit: number): Promise<SessionEvent[]> {
     return this.read((st) => {
-      // Trimming happens when the tail is indexed: what it would trim must not show.
+      // Trimming happens when a log is indexed: what it would trim must not show.
       this.indexLog();
       return (st.allEvents.all(after, limit) as unknown[][]).map(rowToEvent);
     });
@@ -418,23 +413,20 @@ export class SqliteSessionStore implements SessionStore {
     }
   }
 
-  /** Indexes the log tail, in a transaction of its own, when there is one. */
+  /** Indexes every unindexed event, in a transaction of its own, when there is one. */
   private indexLog(): void {
-    if (this.written > this.indexed) this.indexTx!();
+    if (this.log!.behind) this.indexTx!();
   }
 
   /** Commits a batch in one transaction and settles its ops in order; on an error, each op on its own. */
   private commit(batch: Op[]): void {
     let results: unknown[];
-    const { written, indexed, indexedAt } = this;
     try {
       if (!this.tx) throw new Error('session store is closed');
       results = this.tx(batch);
     } catch (err) {
-      // Rolled back, and so is what the transaction moved.
-      this.written = written;
-      this.indexed = indexed;
-      this.indexedAt = indexedAt;
+      // Rolled back, and so is the indexing it did: the next transaction reads what is unindexed from the file.
+      this.log?.rolledBack();
       if (batch.length > 1 && this.tx) for (const op of batch) this.commit([op]);
       else for (const op of batch) op.reject(err);
       return;
@@ -443,8 +435,8 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   /**
-   * The body of a batch's transaction: each op in order, then its events in bulk, then (when due) the indexing of
-   * the log tail.
+   * The body of a batch's transaction: each op in order, then its events in bulk, then the indexing of the logs
+   * that this batch brought to their turn.
    */
   private apply(batch: Op[]): unknown[] {
     const st = this.st!;
@@ -484,38 +476,9 @@ export class SqliteSessionStore implements SessionStore {
     }
     if (rows.length > 0) {
       this.insertEvents(rows);
-      this.written = nextId;
-      const now = performance.now();
-      if (nextId - this.indexed >= INDEX_EVENTS || now - this.indexedAt >= INDEX_MS) this.indexTail(nextId);
+      this.log!.added(rows, nextId);
     }
     return results;
-  }
-
-  /**
-   * Indexes the log tail (the events after `indexed`, up to `upTo`) into `session_log_index`, counts them into
-   * `session_logs`, and trims the logs that are over the limit, oldest first. Runs inside a transaction.
-   */
-  private indexTail(upTo: number): void {
-    const st = this.st!;
-    // The mark as stored (not as this store last wrote it): indexing twice would be an error.
-    const from = (st.mark.get() as [number])[0];
-    if (upTo > from) {
-      st.indexTail.run(from);
-      for (const [sessionId, count] of st.countTail.all(from) as [string, number][]) {
-        if (count <= this.maxEvents) continue;
-        // The tail is in the index now, so the log has its counted events (unless some were deleted by hand).
-        const cut = st.trimCut.get(sessionId, count - this.maxEvents - 1) as [number] | undefined;
-        if (cut) {
-          st.trimEvents.run(sessionId, cut[0]);
-          st.trimIndex.run(sessionId, cut[0]);
-        }
-        st.setLog.run(this.maxEvents, sessionId);
-      }
-      st.setMark.run(upTo);
-    }
-    this.indexed = Math.max(upTo, from);
-    this.written = Math.max(this.written, this.indexed);
-    this.indexedAt = performance.now();
   }
 
   /** Inserts event rows (5 values each) with as few multi-row statements as the chunk sizes allow. */
@@ -600,29 +563,6 @@ function prepare(db: Database.Database): Statements {
     allEvents: db
       .prepare(`SELECT ${EVENT_COLUMNS} FROM session_events WHERE id > ? ORDER BY id LIMIT ?`)
       .raw(true),
-    mark: db.prepare('SELECT indexed FROM session_log_mark').raw(true),
-    setMark: db.prepare('UPDATE session_log_mark SET indexed = ?'),
-    // In (session_id, id) order, so each log's pages are written once.
-    indexTail: db.prepare(
-      'INSERT INTO session_log_index (session_id, id) ' +
-        'SELECT session_id, id FROM session_events WHERE id > ? ORDER BY session_id, id',
-    ),
-    countTail: db
-      .prepare(
-        'INSERT INTO session_logs (session_id, events) ' +
-          'SELECT session_id, count(*) FROM session_events WHERE id > ? GROUP BY session_id ' +
-          'ON CONFLICT (session_id) DO UPDATE SET events = events + excluded.events RETURNING session_id, events',
-      )
-      .raw(true),
-    // The id of a log's (n+1)-th oldest event: it and the older ones are trimmed.
-    trimCut: db
-      .prepare('SELECT id FROM session_log_index WHERE session_id = ? ORDER BY id LIMIT 1 OFFSET ?')
-      .raw(true),
-    trimEvents: db.prepare(
-      'DELETE FROM session_events WHERE id IN (SELECT id FROM session_log_index WHERE session_id = ? AND id <= ?)',
-    ),
-    trimIndex: db.prepare('DELETE FROM session_log_index WHERE session_id = ? AND id <= ?'),
-    setLog: db.prepare('UPDATE session_logs SET events = ? WHERE session_id = ?'),
     insertEvents: new Map(),
   };
 }

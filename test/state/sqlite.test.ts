@@ -96,9 +96,24 @@ describe('SqliteSessionStore', () => {
   const raw = (s: SqliteSessionStore): Database.Database => (s as unknown as { db: Database.Database }).db;
   const count = (s: SqliteSessionStore, table: string): number =>
     (raw(s).prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
-  /** When the store last indexed its log tail: Infinity, never due by age; -Infinity, due at every commit. */
-  const setIndexedAt = (s: SqliteSessionStore, at: number): void => {
-    (s as unknown as { indexedAt: number }).indexedAt = at;
+  const mark = (s: SqliteSessionStore): number =>
+    (raw(s).prepare('SELECT indexed FROM session_log_mark').get() as { indexed: number }).indexed;
+  /** Each log's count in `session_logs`, and what the index holds of it: the two must agree. */
+  const logCounts = (s: SqliteSessionStore): [unknown[], unknown[]] => [
+    raw(s).prepare('SELECT session_id, events FROM session_logs WHERE events > 0 ORDER BY session_id').all(),
+    raw(s)
+      .prepare(
+        'SELECT session_id, count(*) AS events FROM session_log_index GROUP BY session_id ORDER BY session_id',
+      )
+      .all(),
+  ];
+  /** The files of a store as they are now, as a kill -9 would leave them (the WAL holds the commits). */
+  const crashCopy = (s: SqliteSessionStore): string => {
+    const path = (s as unknown as { opts: { path: string } }).opts.path;
+    const copy = newPath();
+    copyFileSync(path, copy);
+    copyFileSync(`${path}-wal`, `${copy}-wal`);
+    return copy;
   };
 
   it('runs in WAL mode with the synchronous level it documents', async () => {
@@ -244,7 +259,6 @@ describe('SqliteSessionStore', () => {
 
   it('indexes the event log in bulk: a read indexes the tail first, and so does the open after a crash', async () => {
     const a = await store({ maxEventsPerSession: 5 });
-    setIndexedAt(a, Infinity);
     await a.create(sessionRecord('s1'), sessionEvent('s1', 'session.created'));
     await a.appendEvents(
       Array.from({ length: 7 }, (_, n) => sessionEvent(n % 2 ? 's2' : 's1', 'task.commands', { n })),
@@ -253,11 +267,7 @@ describe('SqliteSessionStore', () => {
     // Committed, not indexed yet (s1's log is one over the limit).
     expect([count(a, 'session_events'), count(a, 'session_log_index')]).toEqual([9, 0]);
 
-    // kill -9 now: the files as they are (the WAL holds the commits).
-    const path = (a as unknown as { opts: { path: string } }).opts.path;
-    const crashed = newPath();
-    copyFileSync(path, crashed);
-    copyFileSync(`${path}-wal`, `${crashed}-wal`);
+    const crashed = crashCopy(a);
 
     const s1 = [0, 2, 4, 6, 'u'];
     expect((await a.events('s1', 0, 100)).map((e) => e.data.n)).toEqual(s1);
@@ -273,35 +283,101 @@ describe('SqliteSessionStore', () => {
     ]);
   });
 
-  it('indexes the tail in the commit that finds it 4,096 events long or 250 ms old', async () => {
-    const s = await store({ maxEventsPerSession: 1000 });
-    setIndexedAt(s, Infinity);
-    await s.appendEvents(Array.from({ length: 100 }, (_, n) => sessionEvent('a', 'task.commands', { n })));
+  it("indexes a session's log in the commit that brings its unindexed events to 64, and trims it there", async () => {
+    const s = await store({ maxEventsPerSession: 100 });
+    await s.appendEvents(Array.from({ length: 63 }, (_, n) => sessionEvent('a', 'task.commands', { n })));
     expect(count(s, 'session_log_index')).toBe(0);
+    await s.appendEvents([
+      sessionEvent('a', 'task.commands', { n: 63 }),
+      ...Array.from({ length: 10 }, (_, n) => sessionEvent('b', 'task.commands', { n })),
+    ]);
+    // a's 64 in that commit; b's 10 wait.
+    expect(raw(s).prepare('SELECT DISTINCT session_id FROM session_log_index').pluck().all()).toEqual(['a']);
+    expect(count(s, 'session_log_index')).toBe(64);
+    // 100 more for a: indexed in the commit that reaches 64, and the log trimmed to its newest 100 there.
     await s.appendEvents(
-      Array.from({ length: 4000 }, (_, n) => sessionEvent(`s${n % 4}`, 'task.commands', { n })),
+      Array.from({ length: 100 }, (_, n) => sessionEvent('a', 'task.commands', { n: 64 + n })),
     );
-    expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([4100, 4100]);
-    setIndexedAt(s, -Infinity);
-    const [added] = await s.appendEvents([sessionEvent('s0', 'task.commands', { n: 'last' })]);
-    // Indexed in that commit, and s0 trimmed to 1000: its oldest went.
-    expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([4100, 4100]);
-    const s0 = await s.events('s0', 0, 2000);
-    expect(s0).toHaveLength(1000);
-    expect(s0[0]!.data.n).toBe(4);
-    expect(s0[999]).toEqual(added);
+    expect(count(s, 'session_events')).toBe(110);
+    expect(logCounts(s)[0]).toEqual([{ session_id: 'a', events: 100 }]);
+    // A read indexes the rest first.
+    expect((await s.events('b', 0, 100)).map((e) => e.data.n)).toEqual([...Array(10).keys()]);
+    const a = await s.events('a', 0, 1000);
+    expect(a.map((e) => e.data.n)).toEqual(Array.from({ length: 100 }, (_, n) => 64 + n));
+    const [counted, indexed] = logCounts(s);
+    expect(counted).toEqual(indexed);
+    expect(counted).toEqual([
+      { session_id: 'a', events: 100 },
+      { session_id: 'b', events: 10 },
+    ]);
+    expect(mark(s)).toBe(a[99]!.id);
+  });
+
+  it('indexes a quiet session once the log has grown past it, and moves the mark to before the oldest unindexed event', async () => {
+    const s = await store({ logIndex: { batch: 8, lag: 100, markEvery: 20 } });
+    const [quiet] = await s.appendEvents([sessionEvent('quiet', 'task.commands')]);
+    const inner = s as unknown as { log: { unindexed: number } };
+    const quietIndexed = raw(s)
+      .prepare("SELECT count(*) FROM session_log_index WHERE session_id = 'quiet'")
+      .pluck();
+    // Events at or before the mark that are not in the index: there must be none.
+    const unindexedBelowMark = raw(s)
+      .prepare(
+        'SELECT count(*) FROM session_events e WHERE e.id <= (SELECT indexed FROM session_log_mark) AND NOT EXISTS ' +
+          '(SELECT 1 FROM session_log_index i WHERE i.session_id = e.session_id AND i.id = e.id)',
+      )
+      .pluck();
+    let last = quiet!.id;
+    while (last < quiet!.id + 150) {
+      const added = await s.appendEvents(Array.from({ length: 5 }, (_, i) => sessionEvent(`b${i % 2}`, 'x')));
+      last = added[4]!.id;
+      expect(unindexedBelowMark.get()).toBe(0);
+      // The busy logs are indexed 8 at a time: what waits is under 8 each, and the quiet one's until it lags.
+      expect(inner.log.unindexed).toBeLessThanOrEqual(1 + 2 * 7);
+      if (last < quiet!.id + 100) {
+        expect(quietIndexed.get()).toBe(0);
+        expect(mark(s)).toBeLessThan(quiet!.id);
+      }
+    }
+    expect(quietIndexed.get()).toBe(1);
+    expect(mark(s)).toBeGreaterThan(quiet!.id);
+  });
+
+  it('recovers after a crash that left logs indexed past the mark: no event twice, counts and trims right', async () => {
+    // The mark does not move in this test: s1's log is indexed (and trimmed) after it, s2's is not indexed.
+    const limits = { batch: 4, lag: 1_000, markEvery: 1_000 };
+    const a = await store({ maxEventsPerSession: 5, logIndex: limits });
+    await a.appendEvents([sessionEvent('s1', 'x', { n: 0 }), sessionEvent('s2', 'x', { n: 0 })]);
+    for (let n = 1; n < 12; n++) await a.appendEvents([sessionEvent('s1', 'x', { n })]);
+    await a.appendEvents([sessionEvent('s2', 'x', { n: 1 })]);
+    expect(mark(a)).toBe(0);
+    expect(count(a, 'session_log_index')).toBe(5);
+    const crashed = crashCopy(a);
+
+    const b = await store({ path: crashed, maxEventsPerSession: 5, logIndex: limits });
+    for (const s of [a, b]) {
+      expect((await s.events('s1', 0, 100)).map((e) => e.data.n)).toEqual([7, 8, 9, 10, 11]);
+      expect((await s.events('s2', 0, 100)).map((e) => e.data.n)).toEqual([0, 1]);
+      const [counted, indexed] = logCounts(s);
+      expect(counted).toEqual(indexed);
+      expect(counted).toEqual([
+        { session_id: 's1', events: 5 },
+        { session_id: 's2', events: 2 },
+      ]);
+    }
+    expect(await b.allEvents(0, 100)).toEqual(await a.allEvents(0, 100));
+    expect(mark(b)).toBe(mark(a));
   });
 
   it('rolls a failed batch back with the indexing it did, and retries its writes alone', async () => {
-    const s = await store();
+    const s = await store({ logIndex: { batch: 2, lag: 1_000, markEvery: 1_000 } });
     await s.create(sessionRecord('a'), sessionEvent('a', 'session.created'));
-    // The next commit indexes the tail, and its last step fails (as a full disk would).
-    setIndexedAt(s, -Infinity);
-    const st = (s as unknown as { st: { setMark: { run: (...args: unknown[]) => unknown } } }).st;
-    const setMark = st.setMark;
-    st.setMark = {
-      run: () => {
-        st.setMark = setMark;
+    // The next commit indexes a's log (two events), and its last step fails (as a full disk would).
+    const st = (s as unknown as { log: { st: { count: { get: (...args: unknown[]) => unknown } } } }).log.st;
+    const countStatement = st.count;
+    st.count = {
+      get: () => {
+        st.count = countStatement;
         throw new Error('disk full');
       },
     };
@@ -310,14 +386,14 @@ describe('SqliteSessionStore', () => {
       s.appendEvents([sessionEvent('a', 'task.commands')]),
     ]);
     expect(updated!.version).toBe(1);
-    // Retried alone: the first indexed the tail (due again, as nothing of the failed one stayed), the second not.
+    // Retried alone: the first indexed from the file what is after the mark (nothing of the failed one stayed),
+    // the second not (one event of a is unindexed).
     expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([3, 2]);
     const log = await s.events('a', 0, 10);
     expect(log).toEqual([expect.objectContaining({ type: 'session.created' }), updated!.event, ...appended]);
     expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([3, 3]);
-    expect(raw(s).prepare('SELECT indexed FROM session_log_mark').get()).toEqual({
-      indexed: appended[0]!.id,
-    });
+    expect(logCounts(s)[0]).toEqual([{ session_id: 'a', events: 3 }]);
+    expect(mark(s)).toBe(appended[0]!.id);
   });
 
   it('never reuses an event id, even after the newest event was deleted and the file reopened', async () => {
