@@ -17,4 +17,7 @@
  * interleaved runs `aip-json-lat` p99 was lower in 6 of 6 pairs (3.6–4.5 ms against 4.1–6.0) with the CPU per round
  * trip the same or better; idle memory rose by 2–5 % (2.1–2.2 KB per device).
  */
-export const AIPD_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--no-allocation-site-pretenuring'];
+export const AIPD_V8_FLAGS: readonly string[] = [
+  '--max-semi-space-size=4',
+  '--no-allocation-site-pretenuring',
+];
