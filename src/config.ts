@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
 import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
 import { DEFAULT_GROUP_COMMIT_MS } from './state/group-commit.js';
+import { DEFAULT_SQLITE_CHECKPOINT_MS } from './state/sqlite-checkpointer.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -158,7 +159,7 @@ export const ServerConfig = z.object({
   /** Store writes that arrive within this many ms are committed together (0: at the end of the current tick). */
   groupCommitMs: z.number().int().min(0).max(1000).default(DEFAULT_GROUP_COMMIT_MS),
   /** SQLite: WAL checkpoints in a worker thread at this interval (0: SQLite's own, on the event loop). */
-  sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(250),
+  sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(DEFAULT_SQLITE_CHECKPOINT_MS),
   /** Time given to sockets to flush their last frames on shutdown. */
   shutdownGraceMs: positiveMs.default(2_000),
   // Remote execution sessions (src/remote/).

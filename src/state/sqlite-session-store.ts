@@ -57,7 +57,7 @@
 import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
 import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-log-index.js';
-import { WalCheckpointer } from './sqlite-checkpointer.js';
+import { DEFAULT_SQLITE_CHECKPOINT_MS, WalCheckpointer } from './sqlite-checkpointer.js';
 import type { SessionRecord } from './session-model.js';
 import type {
   NewEvent,
@@ -99,7 +99,7 @@ export interface SqliteSessionStoreOptions {
   readonly synchronous?: 'normal' | 'full';
   /**
    * WAL checkpoints in a worker thread every this many ms (sqlite-checkpointer.ts); 0: SQLite's auto-checkpoint,
-   * in the committing call on the event loop. Default 250. Not for ':memory:'.
+   * in the committing call on the event loop. Default 50. Not for ':memory:'.
    */
   readonly checkpointMs?: number;
   /** WAL size past which the store finishes a checkpoint itself, so the WAL starts over. Default 16 MiB. */
@@ -190,7 +190,6 @@ const MAX_BATCH = 1_000;
 
 /** How long a connection waits for a lock. */
 const BUSY_TIMEOUT_MS = 5_000;
-const DEFAULT_CHECKPOINT_MS = 250;
 const DEFAULT_WAL_RESET_BYTES = 16 * 1024 * 1024;
 
 type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
@@ -247,7 +246,7 @@ export class SqliteSessionStore implements SessionStore {
   async open(): Promise<void> {
     if (this.db) return;
     this.openDb();
-    const every = this.opts.checkpointMs ?? DEFAULT_CHECKPOINT_MS;
+    const every = this.opts.checkpointMs ?? DEFAULT_SQLITE_CHECKPOINT_MS;
     if (every <= 0 || this.opts.path === ':memory:') return;
     const checkpointer = new WalCheckpointer({
       db: this.db!,
