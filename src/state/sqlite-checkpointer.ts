@@ -27,15 +27,11 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 /**
- * The default interval of the worker's checkpoints (`--sqlite-checkpoint-ms`). Under `aip-json-lat` (about 12,000
- * task steps a second) the WAL grows by about 20,000 frames (80 MB) a second. Every 250 ms, each checkpoint copied
- * about 5,000 frames in 16-20 ms of the worker's CPU (on a 2-core machine, taken from the event loop's and the
- * clients' share in bursts), and the store's catch-up checkpoint on the event loop (`caughtUp`) took 4.5 ms on
- * average, up to 27 ms. Every 50 ms: about 5 ms and under 1.1 ms on average, and `aip-json-lat` p99 was lower in
- * 7 of 7 interleaved pairs (2.6-4.1 ms against 3.6-6.4), with no difference in CPU per round trip beyond the noise
- * at full load. It also bounds what a power loss can take (see the store's "Durability") to about 50 ms.
+ * The default interval of the worker's checkpoints (`--sqlite-checkpoint-ms`). A checkpoint copies each page the
+ * WAL holds once, however many times it was written since the last one, so a longer interval copies less: under
+ * full `aip-json` load, 50 ms cost 15-25 % more server CPU per round trip than 250 ms (3 interleaved pairs).
  */
-export const DEFAULT_SQLITE_CHECKPOINT_MS = 50;
+export const DEFAULT_SQLITE_CHECKPOINT_MS = 250;
 
 /** SQLite's default `wal_autocheckpoint` (pages), put back if the worker fails. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;

@@ -99,7 +99,7 @@ export interface SqliteSessionStoreOptions {
   readonly synchronous?: 'normal' | 'full';
   /**
    * WAL checkpoints in a worker thread every this many ms (sqlite-checkpointer.ts); 0: SQLite's auto-checkpoint,
-   * in the committing call on the event loop. Default 50. Not for ':memory:'.
+   * in the committing call on the event loop. Default 250. Not for ':memory:'.
    */
   readonly checkpointMs?: number;
   /** WAL size past which the store finishes a checkpoint itself, so the WAL starts over. Default 16 MiB. */
