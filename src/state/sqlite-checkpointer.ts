@@ -33,6 +33,16 @@ import { Worker } from 'node:worker_threads';
  */
 export const DEFAULT_SQLITE_CHECKPOINT_MS = 250;
 
+/**
+ * The store's finishing checkpoint (`caughtUp`) copies, and fsyncs, on the event loop, what was written while the
+ * worker's last checkpoint ran. After one that took longer than this, the worker is asked for another at once
+ * (up to `MAX_FOLLOW_UPS` in a row), so that the event loop is left only the last moment's frames. Under
+ * `aip-json-lat` the worker's checkpoints every 250 ms took 16-20 ms, and the finishing one after them 4.5 ms on
+ * average, up to 27 ms.
+ */
+const FOLLOW_UP_AFTER_MS = 2;
+const MAX_FOLLOW_UPS = 3;
+
 /** SQLite's default `wal_autocheckpoint` (pages), put back if the worker fails. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
 
@@ -102,6 +112,8 @@ export class WalCheckpointer {
   private readonly waiters: ((r: CheckpointReport) => void)[] = [];
   /** WAL frames past which a caught-up report makes the store's connection finish the checkpoint. */
   private readonly resetFrames: number;
+  /** Follow-up checkpoints asked of the worker since the store's connection last finished one. */
+  private followUps = 0;
   /** Resolves once the worker has opened its connection (or failed to). */
   readonly ready: Promise<void>;
 
@@ -167,13 +179,22 @@ export class WalCheckpointer {
 
   /**
    * Everything up to the worker's start is copied and the WAL is past its reset size: copy the rest on the store's
-   * connection (a few milliseconds of frames; between two commits, as no transaction is ever open across turns of
-   * the event loop), so that its next commit starts the WAL over.
+   * connection (between two commits, as no transaction is ever open across turns of the event loop), so that its
+   * next commit starts the WAL over. After a long checkpoint, the worker first runs another (FOLLOW_UP_AFTER_MS), so
+   * that this one has only a few milliseconds of frames left.
    */
   private caughtUp(r: CheckpointReport): void {
     const { db } = this.opts;
-    if (this.stopping || !db.open || r.busy !== 0 || r.checkpointed < r.log || r.log < this.resetFrames)
+    if (this.stopping || !db.open || r.busy !== 0 || r.checkpointed < r.log || r.log < this.resetFrames) {
+      this.followUps = 0;
       return;
+    }
+    if (r.ms > FOLLOW_UP_AFTER_MS && this.followUps < MAX_FOLLOW_UPS) {
+      this.followUps++;
+      this.worker.postMessage('now');
+      return;
+    }
+    this.followUps = 0;
     try {
       db.pragma('wal_checkpoint(PASSIVE)');
     } catch {
