@@ -1,14 +1,17 @@
 /**
  * The in-process session store: records and event logs in Maps. For tests and benchmarks.
  *
- * Values. What comes in is deep-copied (structuredClone) once: a created record, the changed fields of an update,
- * an event. A stored record is never changed in place: an update stores a new object that shares its unchanged
- * fields with the one before, so it copies only what changed, whatever the size of the rest (a task's plan
- * request), and `get` and `list` hand out copies. A stored event is deeply frozen and handed out as it is (by the
- * write that logs it, `events` and `allEvents`): nothing can change it, so it needs no copy per reader.
+ * Values. What comes in is deep-copied (structuredClone) once: a created record, the changed fields of an update.
+ * A stored record is never changed in place: an update stores a new object that shares its unchanged fields with
+ * the one before, so it copies only what changed, whatever the size of the rest (a task's plan request), and `get`
+ * and `list` hand out copies. An event's data is kept as its JSON text, as the SQL stores keep it, and each event
+ * handed out (by the write that logs it, `events` and `allEvents`) parses its own copy when its `data` is first
+ * read (`decodeEvent`). A deep copy and a deep freeze of every event cost more than the SQLite store's whole
+ * commit (`aip-json-memstore` did fewer round trips per CPU-second than `aip-json`); most events are never read.
  */
 import { approxBytes } from './approx-bytes.js';
-import type { JsonObject, SessionRecord } from './session-model.js';
+import type { SessionRecord } from './session-model.js';
+import { decodeEvent, encodeEvent, type EncodedEvent } from './sql-schema.js';
 import {
   afterCursor,
   cursorOf,
@@ -37,16 +40,23 @@ export interface MemoryStoreOptions {
 
 const ENDED = new Set(['completed', 'failed', 'cancelled']);
 
+/** An event as kept: its data as JSON text. */
+interface StoredEvent extends EncodedEvent {
+  readonly id: number;
+}
+
+const handOut = (e: StoredEvent): SessionEvent => decodeEvent(e.id, e);
+
 export class MemorySessionStore implements SessionStore {
   private readonly records = new Map<string, SessionRecord>();
-  private readonly logs = new Map<string, SessionEvent[]>();
+  private readonly logs = new Map<string, StoredEvent[]>();
   /** Every event in id order (bounded through the per-session logs it mirrors). */
-  private all: SessionEvent[] = [];
+  private all: StoredEvent[] = [];
   private lastId = 0;
   /** Events in all per-session logs. */
   private logged = 0;
   /** Events trimmed from their session's log but still in `all` until it is compacted. */
-  private readonly dropped = new WeakSet<SessionEvent>();
+  private readonly dropped = new WeakSet<StoredEvent>();
 
   /** Ended sessions in the order they ended, with their estimated size. */
   private readonly ended = new Map<string, number>();
@@ -145,8 +155,12 @@ export class MemorySessionStore implements SessionStore {
   }
 
   events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]> {
-    const log = this.logs.get(sessionId) ?? [];
-    return Promise.resolve(log.filter((e) => e.id > after).slice(0, limit));
+    const out: SessionEvent[] = [];
+    for (const e of this.logs.get(sessionId) ?? []) {
+      if (out.length >= limit) break;
+      if (e.id > after) out.push(handOut(e));
+    }
+    return Promise.resolve(out);
   }
 
   allEvents(after: number, limit: number): Promise<SessionEvent[]> {
@@ -154,7 +168,7 @@ export class MemorySessionStore implements SessionStore {
     for (const e of this.all) {
       if (out.length >= limit) break;
       if (e.id <= after || this.dropped.has(e)) continue;
-      out.push(e);
+      out.push(handOut(e));
     }
     return Promise.resolve(out);
   }
@@ -168,17 +182,11 @@ export class MemorySessionStore implements SessionStore {
     this.logs.delete(id);
   }
 
-  /** Stores events with fresh ids, each copied once and deeply frozen; returns the stored events. */
+  /** Stores events with fresh ids, their data as JSON text; returns them as handed out. */
   private append(events: readonly NewEvent[]): SessionEvent[] {
     const out: SessionEvent[] = [];
     for (const e of events) {
-      const stored: SessionEvent = Object.freeze({
-        id: ++this.lastId,
-        session_id: e.session_id,
-        type: e.type,
-        at: e.at,
-        data: deepFreeze(structuredClone(e.data)),
-      });
+      const stored: StoredEvent = Object.assign(encodeEvent(e), { id: ++this.lastId });
       let log = this.logs.get(e.session_id);
       if (!log) this.logs.set(e.session_id, (log = []));
       log.push(stored);
@@ -188,26 +196,14 @@ export class MemorySessionStore implements SessionStore {
         this.logged--;
       }
       this.all.push(stored);
-      out.push(stored);
+      out.push(handOut(stored));
     }
     // The global list keeps only events still in some session's log (amortised: when half of it is trimmed).
     if (this.all.length > 2 * this.logged + 1024) {
-      const kept = new Set<SessionEvent>();
+      const kept = new Set<StoredEvent>();
       for (const log of this.logs.values()) for (const e of log) kept.add(e);
       this.all = this.all.filter((e) => kept.has(e));
     }
     return out;
   }
-}
-
-/**
- * Freezes `v` and everything it holds: `v` is a fresh copy, so whatever is frozen already was frozen here, which
- * also ends cycles. Event data is JSON; a typed array (which cannot be frozen) is left as it is.
- */
-function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v) && !ArrayBuffer.isView(v)) {
-    Object.freeze(v);
-    for (const k of Object.keys(v)) deepFreeze((v as JsonObject)[k]);
-  }
-  return v;
 }
