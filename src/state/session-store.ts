@@ -13,9 +13,10 @@
  * - A resolved write is committed (durable as the implementation documents). Implementations may group writes that
  *   arrive together into one transaction (group commit); callers on the hot path need not await.
  * - Records and events are values: what a caller passes in is copied before the call returns (changing it later
- *   changes nothing stored), and nothing a caller does to what it gets back changes what is stored. What comes
- *   back is the caller's own copy, except that the memory store hands out its stored events deeply frozen
- *   (changing one throws); callers must treat events as read-only either way.
+ *   changes nothing stored), and nothing a caller does to what it gets back changes what is stored: what comes
+ *   back is the caller's own copy (an event's `data` is parsed from its stored JSON, in every
+ *   implementation). Callers should still treat events as read-only: the event feed hands one object to every
+ *   listener.
  */
 import type { JsonObject, SessionRecord, SessionStatus } from './session-model.js';
 
