@@ -99,8 +99,10 @@ export class MemorySessionStore implements SessionStore {
 
   create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null> {
     if (this.records.has(record.id)) return Promise.resolve(null);
-    this.records.set(record.id, structuredClone(record));
+    // Both copied before either is stored: data that cannot be copied leaves nothing behind.
+    const rec = structuredClone(record);
     const stored = this.append([event])[0]!;
+    this.records.set(record.id, rec);
     this.account(record);
     return Promise.resolve(stored);
   }
@@ -127,8 +129,8 @@ export class MemorySessionStore implements SessionStore {
       if (v !== undefined) next[k] = typeof v === 'object' && v !== null ? structuredClone(v) : v;
     }
     const rec = next as unknown as SessionRecord;
-    this.records.set(id, rec);
     const result: UpdateResult = { version: version + 1, event: this.append([event])[0]! };
+    this.records.set(id, rec);
     this.account(rec);
     return Promise.resolve(result);
   }

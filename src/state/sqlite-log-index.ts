@@ -10,11 +10,15 @@
  *   events to `batch` (64): one multi-row insert that writes the few index pages of that one log. Under load the
  *   sessions reach it at different commits, so the indexing is spread over the commits, instead of one run over
  *   the whole tail (which took 4-6 ms on the event loop, several times a second, and set the p99 of a round trip).
- * - A session with fewer events is indexed once the log has grown `lag` events past its oldest unindexed one
- *   (checked every `markEvery` events), and by `flush` (every read of the logs, and close).
+ * - A session with fewer events is indexed in the commit that takes the log `lag` events past its oldest unindexed
+ *   one, each at its own moment (`pending` is in the order of the sessions' oldest unindexed events, since ids only
+ *   grow: the commit looks only at the front). A read of one session's log indexes that session first (`flushOne`);
+ *   a read of all events, and close, index every session (`flush`).
  * - The mark (`session_log_mark.indexed`): every event up to it is indexed. Events after it may be indexed or not.
- *   It moves, in the same transactions, to just before the oldest unindexed event, every `markEvery` events. So
- *   the tail a crash leaves is at most about `lag + markEvery` events.
+ *   It moves, in the same transactions, to just before the oldest unindexed event, once that is `markEvery` events
+ *   past it. So the tail a crash leaves is at most about `lag + markEvery` events, and so is what is held here.
+ * - One process per database file (as the server's data directory has): what is unindexed is known only to the
+ *   process that wrote it.
  * - `recover` indexes that tail from the file (open, and after a transaction rolled back, which also rolls back
  *   what this class had done in it): it takes out of the index, and out of the counts, what was indexed after the
  *   mark, and then indexes, counts and trims every event after the mark in (session_id, id) order.
@@ -28,24 +32,25 @@ export interface LogIndexLimits {
   readonly batch: number;
   /** A session's events are indexed, however few, once the log has grown this many events past its oldest. */
   readonly lag: number;
-  /** How often (in events) the mark is moved and the lagging sessions are found. */
+  /** The stored mark is moved once it is this many events behind the oldest unindexed one. */
   readonly markEvery: number;
 }
 
-export const LOG_INDEX_LIMITS: LogIndexLimits = { batch: 64, lag: 16_384, markEvery: 4_096 };
+export const LOG_INDEX_LIMITS: LogIndexLimits = { batch: 64, lag: 4_096, markEvery: 1_024 };
 
 /** Rows per multi-row index insert, largest first. */
 const CHUNKS = [64, 32, 16, 8, 4, 2, 1] as const;
 
 export class SqliteLogIndex {
-  /** Each session's committed, unindexed event ids, oldest first (only while `known`). */
+  /**
+   * Each session's committed, unindexed event ids, oldest first (only while `known`). A session is added when its
+   * first unindexed event is, and removed when it is indexed, so the Map's order is that of their oldest ids.
+   */
   private readonly pending = new Map<string, number[]>();
   /** Whether `pending` holds every unindexed event after `mark` (false: the file must be read, see `recover`). */
   private known = false;
   /** The stored mark, as this process last wrote or read it. */
   private mark = 0;
-  /** The event id at which the mark is next moved. */
-  private checkAt = 0;
   private readonly inserts = new Map<number, Database.Statement>();
   private readonly st;
 
@@ -113,7 +118,7 @@ export class SqliteLogIndex {
       if (ids.push(rows[i] as number) === this.limits.batch) (due ??= []).push(sessionId);
     }
     if (due) for (const sessionId of due) this.indexSession(sessionId);
-    if (upTo >= this.checkAt) this.moveMark(upTo);
+    this.moveMark(upTo);
   }
 
   /** Indexes every committed event (up to `upTo`, the newest) and moves the mark to it. */
@@ -121,6 +126,23 @@ export class SqliteLogIndex {
     if (!this.known) return this.recover(upTo);
     for (const sessionId of this.pending.keys()) this.indexSession(sessionId);
     if (upTo > this.mark) this.setMark(upTo);
+  }
+
+  /** Whether everything up to `upTo` is indexed and the mark says so (`flush` would change nothing). */
+  settled(upTo: number): boolean {
+    return this.known && this.pending.size === 0 && this.mark >= upTo;
+  }
+
+  /** Whether a read of one session's log must `flushOne` first. */
+  behindFor(sessionId: string): boolean {
+    return !this.known || this.pending.has(sessionId);
+  }
+
+  /** Indexes one session's committed events (everything, when memory does not know the tail). */
+  flushOne(sessionId: string, upTo: number): void {
+    if (!this.known) return this.recover(upTo);
+    this.indexSession(sessionId);
+    this.moveMark(upTo);
   }
 
   /** A transaction that ran this class's statements rolled back: what it did here is undone from the file. */
@@ -146,7 +168,6 @@ export class SqliteLogIndex {
     this.pending.clear();
     this.known = true;
     this.mark = from;
-    this.checkAt = from + this.limits.markEvery;
     if (upTo > from) this.setMark(upTo);
   }
 
@@ -182,23 +203,24 @@ export class SqliteLogIndex {
     st.setLog.run(this.maxEvents, sessionId);
   }
 
-  /** Indexes the sessions that lag `lag` events, then moves the mark to just before the oldest unindexed event. */
+  /**
+   * Indexes the sessions whose oldest unindexed event is `lag` behind `upTo` (the front of `pending`), then moves
+   * the mark to just before the oldest unindexed event when that is `markEvery` past it.
+   */
   private moveMark(upTo: number): void {
     const old = upTo - this.limits.lag;
-    let mark = upTo;
     for (const [sessionId, ids] of this.pending) {
-      const first = ids[0]!;
-      if (first <= old) this.indexSession(sessionId);
-      else if (first - 1 < mark) mark = first - 1;
+      if (ids[0]! > old) break;
+      this.indexSession(sessionId);
     }
-    if (mark > this.mark) this.setMark(mark);
-    this.checkAt = upTo + this.limits.markEvery;
+    const oldest = this.pending.values().next().value;
+    const mark = oldest ? oldest[0]! - 1 : upTo;
+    if (mark >= this.mark + this.limits.markEvery) this.setMark(mark);
   }
 
   private setMark(mark: number): void {
     this.st.setMark.run(mark);
     this.mark = mark;
-    this.checkAt = mark + this.limits.markEvery;
   }
 
   /** The prepared insert of `n` (session_id, id) rows. */

@@ -47,12 +47,13 @@
  * Event logs. `session_events` is keyed by id alone; each session's log is found through `session_log_index`
  * (session_id, id), which `sqlite-log-index.ts` fills one session at a time: a session's events are indexed in the
  * commit that brings its unindexed events to 64 (one multi-row insert into that log's pages, so the indexing is
- * spread over the commits), a quieter session's once the log has grown 16,384 events past them, and every
- * session's by any `events` or `allEvents` read before it reads, and at close. Indexing also counts the events
- * into `session_logs`, per session, and trims each log over `maxEventsPerSession` to its newest, deleting exactly
- * the surplus with no scan of the log. So what a read sees is always trimmed, as if each write had trimmed; only
- * the file may hold a little more for a moment. A mark (`session_log_mark`) says up to which event everything is
- * indexed; at open, the tail after it (what a crash left: at most about 20,000 events) is indexed from the file.
+ * spread over the commits), a quieter session's in the commit that takes the log 4,096 events past them, a
+ * session's before any `events` read of it, and every session's before an `allEvents` read and at close.
+ * Indexing also counts the events into `session_logs`, per session, and trims each log over `maxEventsPerSession`
+ * to its newest, deleting exactly the surplus with no scan of the log. So what a read sees is always trimmed, as if
+ * each write had trimmed; only the file may hold a little more for a moment. A mark (`session_log_mark`) says up to
+ * which event everything is indexed; at open, the tail after it (what a crash left: about 5,000 events at most) is
+ * indexed from the file. One process per database file.
  */
 import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
@@ -234,6 +235,7 @@ export class SqliteSessionStore implements SessionStore {
   private readonly maxEvents: number;
   private tx: ((batch: Op[]) => unknown[]) | null = null;
   private indexTx: (() => void) | null = null;
+  private indexOneTx: ((sessionId: string) => void) | null = null;
   /** What of the event log is not indexed yet, per session (see "Event logs" above). */
   private log: SqliteLogIndex | null = null;
   private checkpointer: WalCheckpointer | null = null;
@@ -285,20 +287,24 @@ export class SqliteSessionStore implements SessionStore {
       const run = db.transaction((batch: Op[]) => this.apply(batch));
       this.tx = (batch) => run.immediate(batch);
       const log = (this.log = new SqliteLogIndex(db, this.maxEvents, this.opts.logIndex ?? LOG_INDEX_LIMITS));
-      const index = db.transaction(() => log.flush(lastEventId(st)));
-      this.indexTx = () => {
+      const index = db.transaction((sessionId: string | null) =>
+        sessionId === null ? log.flush(lastEventId(st)) : log.flushOne(sessionId, lastEventId(st)),
+      );
+      const indexing = (sessionId: string | null): void => {
         try {
-          index.immediate();
+          index.immediate(sessionId);
         } catch (err) {
           log.rolledBack();
           throw err;
         }
       };
+      this.indexTx = () => indexing(null);
+      this.indexOneTx = (sessionId) => indexing(sessionId);
       // The tail a crash left unindexed.
       this.indexLog();
       this.db = db;
     } catch (err) {
-      this.st = this.tx = this.indexTx = this.log = null;
+      this.st = this.tx = this.indexTx = this.indexOneTx = this.log = null;
       db?.close();
       throw err instanceof Error ? err : new Error(String(err));
     }
@@ -313,7 +319,8 @@ export class SqliteSessionStore implements SessionStore {
     if (!this.db) return;
     this.queue.drainSync();
     try {
-      this.indexLog();
+      // Everything indexed and the mark at the newest event: the next open has no tail to index.
+      if (!this.log!.settled(lastEventId(this.st!))) this.indexTx!();
     } catch {
       // indexed at the next open
     }
@@ -323,7 +330,7 @@ export class SqliteSessionStore implements SessionStore {
       // only planner statistics
     }
     this.db.close();
-    this.db = this.st = this.tx = this.indexTx = this.log = null;
+    this.db = this.st = this.tx = this.indexTx = this.indexOneTx = this.log = null;
     this.updates.clear();
     this.lists.clear();
   }
@@ -380,7 +387,8 @@ export class SqliteSessionStore implements SessionStore {
 
   events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]> {
     return this.read((st) => {
-      this.indexLog();
+      // Only this log needs to be indexed (and trimmed) for this read.
+      if (this.log!.behindFor(sessionId)) this.indexOneTx!(sessionId);
       return (st.events.all(sessionId, after, limit) as unknown[][]).map(rowToEvent);
     });
   }

@@ -78,7 +78,7 @@ export interface SessionStoreFixture {
 
 /**
  * Tries to change a value a store handed out. The store's own copy must not change either way: the value is the
- * caller's copy (it changes) or frozen (the memory store's events: the change throws).
+ * caller's copy (it changes) or frozen (the change throws).
  */
 function tamper(change: () => void): void {
   try {

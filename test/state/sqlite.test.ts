@@ -107,6 +107,15 @@ describe('SqliteSessionStore', () => {
       )
       .all(),
   ];
+  /** Events at or before the mark that are not in the index: there must never be any. */
+  const unindexedAtOrBelowMark = (s: SqliteSessionStore): number =>
+    raw(s)
+      .prepare(
+        'SELECT count(*) FROM session_events e WHERE e.id <= (SELECT indexed FROM session_log_mark) AND NOT EXISTS ' +
+          '(SELECT 1 FROM session_log_index i WHERE i.session_id = e.session_id AND i.id = e.id)',
+      )
+      .pluck()
+      .get() as number;
   /** The files of a store as they are now, as a kill -9 would leave them (the WAL holds the commits). */
   const crashCopy = (s: SqliteSessionStore): string => {
     const path = (s as unknown as { opts: { path: string } }).opts.path;
@@ -257,7 +266,7 @@ describe('SqliteSessionStore', () => {
     expect(count(s, 'session_tasks')).toBe(0);
   });
 
-  it('indexes the event log in bulk: a read indexes the tail first, and so does the open after a crash', async () => {
+  it('indexes a log before a read of it, and the open after a crash indexes what the crash left', async () => {
     const a = await store({ maxEventsPerSession: 5 });
     await a.create(sessionRecord('s1'), sessionEvent('s1', 'session.created'));
     await a.appendEvents(
@@ -271,6 +280,9 @@ describe('SqliteSessionStore', () => {
 
     const s1 = [0, 2, 4, 6, 'u'];
     expect((await a.events('s1', 0, 100)).map((e) => e.data.n)).toEqual(s1);
+    // s1's log only (trimmed to 5), not s2's.
+    expect([count(a, 'session_events'), count(a, 'session_log_index')]).toEqual([8, 5]);
+    expect((await a.events('s2', 0, 100)).map((e) => e.data.n)).toEqual([1, 3, 5]);
     expect([count(a, 'session_events'), count(a, 'session_log_index')]).toEqual([8, 8]);
     const b = await store({ path: crashed, maxEventsPerSession: 5 });
     expect([count(b, 'session_events'), count(b, 'session_log_index')]).toEqual([8, 8]);
@@ -310,7 +322,7 @@ describe('SqliteSessionStore', () => {
       { session_id: 'a', events: 100 },
       { session_id: 'b', events: 10 },
     ]);
-    expect(mark(s)).toBe(a[99]!.id);
+    expect(unindexedAtOrBelowMark(s)).toBe(0);
   });
 
   it('indexes a quiet session once the log has grown past it, and moves the mark to before the oldest unindexed event', async () => {
@@ -320,18 +332,11 @@ describe('SqliteSessionStore', () => {
     const quietIndexed = raw(s)
       .prepare("SELECT count(*) FROM session_log_index WHERE session_id = 'quiet'")
       .pluck();
-    // Events at or before the mark that are not in the index: there must be none.
-    const unindexedBelowMark = raw(s)
-      .prepare(
-        'SELECT count(*) FROM session_events e WHERE e.id <= (SELECT indexed FROM session_log_mark) AND NOT EXISTS ' +
-          '(SELECT 1 FROM session_log_index i WHERE i.session_id = e.session_id AND i.id = e.id)',
-      )
-      .pluck();
     let last = quiet!.id;
     while (last < quiet!.id + 150) {
       const added = await s.appendEvents(Array.from({ length: 5 }, (_, i) => sessionEvent(`b${i % 2}`, 'x')));
       last = added[4]!.id;
-      expect(unindexedBelowMark.get()).toBe(0);
+      expect(unindexedAtOrBelowMark(s)).toBe(0);
       // The busy logs are indexed 8 at a time: what waits is under 8 each, and the quiet one's until it lags.
       expect(inner.log.unindexed).toBeLessThanOrEqual(1 + 2 * 7);
       if (last < quiet!.id + 100) {
@@ -341,6 +346,30 @@ describe('SqliteSessionStore', () => {
     }
     expect(quietIndexed.get()).toBe(1);
     expect(mark(s)).toBeGreaterThan(quiet!.id);
+  });
+
+  it('indexes many quiet sessions each at its own commit, not all together', async () => {
+    // 100 sessions, 10 events a commit at pseudo-random: none reaches the batch, so each is indexed when it lags.
+    const s = await store({ logIndex: { batch: 64, lag: 200, markEvery: 50 } });
+    const inner = s as unknown as { log: { unindexed: number } };
+    let seed = 7;
+    const next = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648);
+    let indexed = count(s, 'session_log_index');
+    const perCommit: number[] = [];
+    for (let c = 0; c < 120; c++) {
+      await s.appendEvents(Array.from({ length: 10 }, () => sessionEvent(`q${next() % 100}`, 'x')));
+      const now = count(s, 'session_log_index');
+      perCommit.push(now - indexed);
+      indexed = now;
+      expect(inner.log.unindexed).toBeLessThanOrEqual(200 + 10);
+      expect(unindexedAtOrBelowMark(s)).toBe(0);
+    }
+    // Once the log is 200 past its start (commit 20), most commits index a few sessions. One run over all of them
+    // would index the ~200 events that wait at that point in one commit.
+    const steady = perCommit.slice(20);
+    expect(steady.filter((n) => n > 0).length).toBeGreaterThan(40);
+    expect(Math.max(...perCommit)).toBeLessThan(100);
+    expect(indexed).toBeGreaterThan(800);
   });
 
   it('recovers after a crash that left logs indexed past the mark: no event twice, counts and trims right', async () => {
@@ -366,7 +395,7 @@ describe('SqliteSessionStore', () => {
       ]);
     }
     expect(await b.allEvents(0, 100)).toEqual(await a.allEvents(0, 100));
-    expect(mark(b)).toBe(mark(a));
+    for (const s of [a, b]) expect(unindexedAtOrBelowMark(s)).toBe(0);
   });
 
   it('rolls a failed batch back with the indexing it did, and retries its writes alone', async () => {
@@ -393,7 +422,13 @@ describe('SqliteSessionStore', () => {
     expect(log).toEqual([expect.objectContaining({ type: 'session.created' }), updated!.event, ...appended]);
     expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([3, 3]);
     expect(logCounts(s)[0]).toEqual([{ session_id: 'a', events: 3 }]);
-    expect(mark(s)).toBe(appended[0]!.id);
+    expect(unindexedAtOrBelowMark(s)).toBe(0);
+    // Close indexes everything and moves the mark to the newest event.
+    const path = (s as unknown as { opts: { path: string } }).opts.path;
+    await s.close();
+    const db = new Database(path);
+    expect(db.prepare('SELECT indexed FROM session_log_mark').pluck().get()).toBe(appended[0]!.id);
+    db.close();
   });
 
   it('never reuses an event id, even after the newest event was deleted and the file reopened', async () => {
