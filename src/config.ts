@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
+import { LLM_CONFIG, LLM_FLAGS } from './config-llm.js';
 import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
 import { DEFAULT_GROUP_COMMIT_MS } from './state/group-commit.js';
 import { DEFAULT_SQLITE_CHECKPOINT_MS } from './state/sqlite-checkpointer.js';
@@ -194,37 +195,8 @@ export const ServerConfig = z.object({
     .string()
     .regex(/^(https?|wss?):\/\/[^/]+$/, { error: 'must be scheme://host[:port] with no path' })
     .optional(),
-  /**
-   * Base URL of an OpenAI-compatible chat-completions API (`…/v1`). With --llm-model it makes the `llm` agent the
-   * default for requests that are not plans.
-   */
-  llmBaseUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
-  /** The model name the endpoint knows (e.g. `gpt-4o-mini`, `qwen2.5:7b`). */
-  llmModel: z.string().min(1).optional(),
-  /** API key for the endpoint; prefer the env var AIPD_LLM_API_KEY (flags show in `ps`). Never logged. */
-  llmApiKey: z.string().min(1).optional(),
-  /** How the key is sent: `bearer` (Authorization: Bearer, OpenAI and most) or `api-key` (Azure OpenAI). */
-  llmAuthHeader: z.enum(['bearer', 'api-key']).default('bearer'),
-  /** Model turns one task may take before it ends failed. */
-  llmMaxSteps: z.number().int().positive().default(50),
-  /** Tokens (prompt + completion over all calls) one task may use before it ends failed; 0 for no limit. */
-  llmTokenBudget: z.number().int().min(0).default(1_000_000),
-  /** Time one HTTP attempt at the endpoint may take. */
-  llmTimeoutMs: positiveMs.default(120_000),
-  /** Sampling temperature sent with every call. */
-  llmTemperature: z.number().min(0).max(2).default(0),
-  /** Largest tool result fed back to the model, in bytes (the rest is cut, and the cut said). */
-  llmToolResultMaxBytes: z
-    .number()
-    .int()
-    .min(256)
-    .default(16 * 1024),
-  /** Retries of a call after a 408, 429, 5xx or a network error. */
-  llmRetries: z.number().int().min(0).max(20).default(4),
-  /** First retry delay; it doubles per retry, with jitter. A Retry-After header replaces it. */
-  llmRetryBaseMs: positiveMs.default(1_000),
-  /** Longest wait before one retry; a Retry-After asking for more fails the call. */
-  llmRetryMaxMs: positiveMs.default(60_000),
+  // The `llm` agent's endpoint and limits (src/agents/llm/): the knobs live in config-llm.ts.
+  ...LLM_CONFIG,
   // The SSM-compatible stream endpoint (src/ssm/): its knobs live in config-ssm.ts.
   ...SSM_CONFIG,
 });
@@ -293,18 +265,7 @@ const FLAGS = {
   'max-services-per-session': { key: 'maxServicesPerSession', type: 'int' },
   'upload-max-files': { key: 'uploadMaxFiles', type: 'int' },
   'public-url': { key: 'publicUrl', type: 'string' },
-  'llm-base-url': { key: 'llmBaseUrl', type: 'string' },
-  'llm-model': { key: 'llmModel', type: 'string' },
-  'llm-api-key': { key: 'llmApiKey', type: 'string' },
-  'llm-auth-header': { key: 'llmAuthHeader', type: 'string' },
-  'llm-max-steps': { key: 'llmMaxSteps', type: 'int' },
-  'llm-token-budget': { key: 'llmTokenBudget', type: 'int' },
-  'llm-timeout-ms': { key: 'llmTimeoutMs', type: 'int' },
-  'llm-temperature': { key: 'llmTemperature', type: 'number' },
-  'llm-tool-result-max-bytes': { key: 'llmToolResultMaxBytes', type: 'int' },
-  'llm-retries': { key: 'llmRetries', type: 'int' },
-  'llm-retry-base-ms': { key: 'llmRetryBaseMs', type: 'int' },
-  'llm-retry-max-ms': { key: 'llmRetryMaxMs', type: 'int' },
+  ...LLM_FLAGS,
   ...SSM_FLAGS,
 } as const satisfies Record<
   string,
