@@ -26,6 +26,7 @@
  * Every method that writes runs inside the caller's write transaction.
  */
 import type Database from 'better-sqlite3';
+import { MultiRowInsert } from './sqlite-multi-insert.js';
 
 export interface LogIndexLimits {
   /** A session's unindexed events are indexed together once they are this many. */
@@ -51,14 +52,15 @@ export class SqliteLogIndex {
   private known = false;
   /** The stored mark, as this process last wrote or read it. */
   private mark = 0;
-  private readonly inserts = new Map<number, Database.Statement>();
+  private readonly insert: MultiRowInsert;
   private readonly st;
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     private readonly maxEvents: number,
     private readonly limits: LogIndexLimits = LOG_INDEX_LIMITS,
   ) {
+    this.insert = new MultiRowInsert(db, 'INSERT INTO session_log_index (session_id, id)', 2, CHUNKS);
     this.st = {
       mark: db.prepare('SELECT indexed FROM session_log_mark').pluck(),
       setMark: db.prepare('UPDATE session_log_mark SET indexed = ?'),
@@ -176,17 +178,12 @@ export class SqliteLogIndex {
     const ids = this.pending.get(sessionId);
     if (!ids) return;
     this.pending.delete(sessionId);
-    let at = 0;
-    while (at < ids.length) {
-      const n = CHUNKS.find((c) => c <= ids.length - at)!;
-      const params = new Array<unknown>(n * 2);
-      for (let i = 0; i < n; i++) {
-        params[2 * i] = sessionId;
-        params[2 * i + 1] = ids[at + i];
-      }
-      this.insert(n).run(params);
-      at += n;
+    const rows = new Array<unknown>(ids.length * 2);
+    for (let i = 0; i < ids.length; i++) {
+      rows[2 * i] = sessionId;
+      rows[2 * i + 1] = ids[i];
     }
+    this.insert.run(rows);
     this.trim(sessionId, this.st.count.get(sessionId, ids.length) as number);
   }
 
@@ -209,28 +206,20 @@ export class SqliteLogIndex {
    */
   private moveMark(upTo: number): void {
     const old = upTo - this.limits.lag;
+    let oldest: number | undefined;
     for (const [sessionId, ids] of this.pending) {
-      if (ids[0]! > old) break;
+      if (ids[0]! > old) {
+        oldest = ids[0]!;
+        break;
+      }
       this.indexSession(sessionId);
     }
-    const oldest = this.pending.values().next().value;
-    const mark = oldest ? oldest[0]! - 1 : upTo;
+    const mark = oldest === undefined ? upTo : oldest - 1;
     if (mark >= this.mark + this.limits.markEvery) this.setMark(mark);
   }
 
   private setMark(mark: number): void {
     this.st.setMark.run(mark);
     this.mark = mark;
-  }
-
-  /** The prepared insert of `n` (session_id, id) rows. */
-  private insert(n: number): Database.Statement {
-    let stmt = this.inserts.get(n);
-    if (!stmt) {
-      const values = Array.from({ length: n }, () => '(?, ?)').join(', ');
-      stmt = this.db.prepare(`INSERT INTO session_log_index (session_id, id) VALUES ${values}`);
-      this.inserts.set(n, stmt);
-    }
-    return stmt;
   }
 }

@@ -58,6 +58,7 @@
 import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
 import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-log-index.js';
+import { MultiRowInsert } from './sqlite-multi-insert.js';
 import { DEFAULT_SQLITE_CHECKPOINT_MS, WalCheckpointer } from './sqlite-checkpointer.js';
 import type { SessionRecord } from './session-model.js';
 import type {
@@ -107,7 +108,7 @@ export interface SqliteSessionStoreOptions {
   readonly walResetBytes?: number;
   /** The checkpoint worker failed; SQLite's auto-checkpoint is back on. */
   readonly onCheckpointFailure?: (err: Error) => void;
-  /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 16,384, 4,096. */
+  /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 4,096, 1,024. */
   readonly logIndex?: LogIndexLimits;
 }
 
@@ -223,7 +224,7 @@ interface Statements {
   seq: Database.Statement;
   events: Database.Statement;
   allEvents: Database.Statement;
-  insertEvents: Map<number, Database.Statement>;
+  insertEvents: MultiRowInsert;
 }
 
 export class SqliteSessionStore implements SessionStore {
@@ -482,29 +483,10 @@ export class SqliteSessionStore implements SessionStore {
       }
     }
     if (rows.length > 0) {
-      this.insertEvents(rows);
+      st.insertEvents.run(rows);
       this.log!.added(rows, nextId);
     }
     return results;
-  }
-
-  /** Inserts event rows (5 values each) with as few multi-row statements as the chunk sizes allow. */
-  private insertEvents(rows: unknown[]): void {
-    const st = this.st!;
-    let at = 0;
-    let left = rows.length / 5;
-    while (left > 0) {
-      const n = EVENT_CHUNKS.find((c) => c <= left)!;
-      let stmt = st.insertEvents.get(n);
-      if (!stmt) {
-        const values = Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ');
-        stmt = this.db!.prepare(`INSERT INTO session_events (${EVENT_COLUMNS}) VALUES ${values}`);
-        st.insertEvents.set(n, stmt);
-      }
-      stmt.run(n * 5 === rows.length ? rows : rows.slice(at, at + n * 5));
-      at += n * 5;
-      left -= n;
-    }
   }
 
   /** The prepared UPDATE for one set of changed fields (cached per mask), guarded by the version it names. */
@@ -570,7 +552,7 @@ function prepare(db: Database.Database): Statements {
     allEvents: db
       .prepare(`SELECT ${EVENT_COLUMNS} FROM session_events WHERE id > ? ORDER BY id LIMIT ?`)
       .raw(true),
-    insertEvents: new Map(),
+    insertEvents: new MultiRowInsert(db, `INSERT INTO session_events (${EVENT_COLUMNS})`, 5, EVENT_CHUNKS),
   };
 }
 
