@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { PLAN_RESULT_MAX_BYTES } from './agents/plan-agent.js';
 import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
 import { LLM_CONFIG, LLM_FLAGS } from './config-llm.js';
 import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
@@ -151,6 +152,12 @@ export const ServerConfig = z.object({
   resumeGraceMs: positiveMs.default(30_000),
   /** Events kept in each session's log; the oldest go first (a task's recorded batch results are kept). */
   eventLogMax: z.number().int().positive().default(10_000),
+  /**
+   * Estimated JSON bytes of step results a plan task's outcome (`task_end.result`) keeps whole; the outcome is held
+   * in memory until the task ends. Steps past it are listed with `results_omitted` (their results stay whole in the
+   * session's events).
+   */
+  planResultMaxBytes: z.number().int().positive().default(PLAN_RESULT_MAX_BYTES),
   /** Larger event payloads are replaced by a note of their size. */
   eventDataMaxBytes: z
     .number()
@@ -253,6 +260,7 @@ const FLAGS = {
   'resume-grace-ms': { key: 'resumeGraceMs', type: 'int' },
   'event-log-max': { key: 'eventLogMax', type: 'int' },
   'event-data-max-bytes': { key: 'eventDataMaxBytes', type: 'int' },
+  'plan-result-max-bytes': { key: 'planResultMaxBytes', type: 'int' },
   'group-commit-ms': { key: 'groupCommitMs', type: 'int' },
   'sqlite-checkpoint-ms': { key: 'sqliteCheckpointMs', type: 'int' },
   'remote-idle-timeout-ms': { key: 'remoteIdleTimeoutMs', type: 'int' },

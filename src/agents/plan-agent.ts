@@ -2,6 +2,11 @@
  * The `plan` agent: runs a plan's action steps in order, one `command` batch per step, with no LLM.
  *
  * Outcome (`task_end.result`): `{ steps_completed: n, steps: [{ step: i, results: Result[] }, ...] }` in step order.
+ * - The outcome is held in memory until the task ends, so the results it keeps whole are bounded: a step's results
+ *   are kept while the total (estimated JSON size, `jsonSizeEstimate`) stays within `resultMaxBytes`. A step whose
+ *   results do not fit is listed as `{ step, results: [], results_omitted: { count, bytes } }`. Its results are
+ *   whole in the session's `task.results` event for that step (GET /sessions/{id}/events), and they still decide
+ *   whether the step failed.
  * - Every step succeeded (or the plan has no steps) → `completed`.
  * - A step's results include a `failure` → `failed` with PLAN_STEP_FAILED naming the step (0-based) and the tool;
  *   that step's results are included in `steps`, and `steps_completed` counts only the steps before it.
@@ -11,13 +16,17 @@
  */
 import { aipError } from '../../protocol/index.js';
 import type { Result } from '../../protocol/index.js';
+import { jsonSizeEstimate } from '../lib/json-bound.js';
 import type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from './contract.js';
 import { loadPlanFile, parsePlanText } from './plan.js';
 import type { ActionStep, Plan } from './plan.js';
 
 export interface PlanStepRecord {
   step: number;
+  /** The step's results; empty when they were left out (see `results_omitted`). */
   results: Result[];
+  /** Set when the results did not fit in the outcome's budget: how many there were and their estimated JSON size. */
+  results_omitted?: { count: number; bytes: number };
 }
 export interface PlanResult {
   steps_completed: number;
@@ -29,7 +38,12 @@ export interface PlanAgentOptions {
   plan?: Plan;
   /** A plan file to read (at each run) instead of the task's `request`. Ignored when `plan` is given. */
   planFile?: string;
+  /** Estimated JSON bytes of step results the outcome keeps whole (see above). Default PLAN_RESULT_MAX_BYTES. */
+  resultMaxBytes?: number;
 }
+
+/** The default `resultMaxBytes` (the server's --plan-result-max-bytes): 16 MiB. */
+export const PLAN_RESULT_MAX_BYTES = 16 * 1024 * 1024;
 
 export const PLAN_AGENT_NAME = 'plan';
 
@@ -49,10 +63,12 @@ export class PlanAgent implements Agent {
   readonly name = PLAN_AGENT_NAME;
   private readonly plan: Plan | undefined;
   private readonly planFile: string | undefined;
+  private readonly resultMaxBytes: number;
 
   constructor(options: PlanAgentOptions = {}) {
     this.plan = options.plan;
     this.planFile = options.planFile;
+    this.resultMaxBytes = options.resultMaxBytes ?? PLAN_RESULT_MAX_BYTES;
   }
 
   async *run(ctx: AgentContext): AgentRun {
@@ -72,6 +88,7 @@ export class PlanAgent implements Agent {
       plan = parsed.plan;
     }
     const steps = plan.steps;
+    let kept = 0;
     for (let i = 0; i < steps.length; i++) {
       const step = steps[i]!;
       if (typeof step === 'string')
@@ -82,7 +99,11 @@ export class PlanAgent implements Agent {
       } catch (e) {
         return failed(record, errorText(e));
       }
-      record.steps.push({ step: i, results });
+      const bytes = jsonSizeEstimate(results);
+      if (kept + bytes <= this.resultMaxBytes) {
+        kept += bytes;
+        record.steps.push({ step: i, results });
+      } else record.steps.push({ step: i, results: [], results_omitted: { count: results.length, bytes } });
       const bad = results.findIndex((r) => r.status === 'failure');
       if (bad >= 0) {
         const tool = step.actions[bad]?.tool_name ?? '';

@@ -5,13 +5,15 @@
  */
 import type { Agent } from './contract.js';
 import { isPlanRequest } from './plan.js';
-import { PLAN_AGENT_NAME, PlanAgent } from './plan-agent.js';
+import { PLAN_AGENT_NAME, PlanAgent, type PlanAgentOptions } from './plan-agent.js';
 
 export interface AgentRegistryOptions {
   /** Extra agents, by their `name`. A `plan` agent here replaces the built-in one. */
   agents?: readonly Agent[];
   /** Name of the agent (registered above) for requests that are not plans. */
   defaultAgent?: string;
+  /** Options of the built-in `plan` agent. */
+  plan?: PlanAgentOptions;
 }
 
 export class AgentRegistry {
@@ -19,7 +21,7 @@ export class AgentRegistry {
   private defaultName: string | null = null;
 
   constructor(options: AgentRegistryOptions = {}) {
-    this.agents.set(PLAN_AGENT_NAME, new PlanAgent());
+    this.agents.set(PLAN_AGENT_NAME, new PlanAgent(options.plan));
     for (const a of options.agents ?? []) this.register(a);
     if (options.defaultAgent !== undefined) this.setDefault(options.defaultAgent);
   }

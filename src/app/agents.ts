@@ -1,5 +1,6 @@
 /**
- * The agents a server runs, from its config: always the `plan` agent; with --llm-base-url and --llm-model, the
+ * The agents a server runs, from its config: always the `plan` agent (its outcome bounded by
+ * --plan-result-max-bytes); with --llm-base-url and --llm-model, the
  * `llm` agent too, as the default for requests that are not plans.
  */
 import { LlmAgent, LLM_AGENT_NAME } from '../agents/llm/llm-agent.js';
@@ -7,7 +8,7 @@ import { AgentRegistry } from '../agents/registry.js';
 import type { ServerConfig } from '../config.js';
 
 export function agentRegistryFor(config: ServerConfig): AgentRegistry {
-  const registry = new AgentRegistry();
+  const registry = new AgentRegistry({ plan: { resultMaxBytes: config.planResultMaxBytes } });
   if (config.llmBaseUrl === undefined || config.llmModel === undefined) return registry;
   registry.register(
     new LlmAgent({

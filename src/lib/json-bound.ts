@@ -12,20 +12,46 @@
  * typed array) makes the answer `false`.
  */
 export function jsonLengthAtMost(value: unknown, limit: number): boolean {
+  return walk(value, limit, UPPER) >= 0;
+}
+
+/**
+ * About how long a value's JSON text is, without writing it: each string its length plus quotes (escapes not
+ * counted), each number 8, `true`, `false` and `null` 5, and brackets, commas, colons and quoted keys as written.
+ * It is what a bound on retained results counts (the plan agent's `resultMaxBytes`): cheap on the hot path, close
+ * for the text and numbers results carry, and never fooled by size, since it walks everything. A value whose JSON
+ * is not its plain shape (see above) is measured with JSON.stringify.
+ */
+export function jsonSizeEstimate(value: unknown): number {
+  const n = walk(value, Infinity, ESTIMATE);
+  return n >= 0 ? n : (JSON.stringify(value)?.length ?? 0);
+}
+
+/** What a walk counts for a string unit, a number and a literal. */
+interface Weights {
+  readonly perUnit: number;
+  readonly number: number;
+  readonly literal: number;
+}
+const UPPER: Weights = { perUnit: 6, number: 24, literal: 5 };
+const ESTIMATE: Weights = { perUnit: 1, number: 8, literal: 5 };
+
+/** The walk's total under these weights; -1 once it passes `limit`, or for a value that is not plain JSON. */
+function walk(value: unknown, limit: number, w: Weights): number {
   let total = 0;
   const stack: unknown[] = [value];
   while (stack.length > 0) {
     const v = stack.pop();
     switch (typeof v) {
       case 'string':
-        total += 2 + 6 * v.length;
+        total += 2 + w.perUnit * v.length;
         break;
       case 'number':
-        total += 24;
+        total += w.number;
         break;
       case 'boolean':
       case 'undefined':
-        total += 5;
+        total += w.literal;
         break;
       case 'object':
         if (v === null) {
@@ -39,20 +65,20 @@ export function jsonLengthAtMost(value: unknown, limit: number): boolean {
         }
         {
           const proto = Object.getPrototypeOf(v) as unknown;
-          if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return false;
+          if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return -1;
         }
         total += 2;
         for (const k in v) {
           if (!Object.hasOwn(v, k)) continue;
-          total += 4 + 6 * k.length;
+          total += 4 + w.perUnit * k.length;
           stack.push((v as Record<string, unknown>)[k]);
         }
         break;
       default:
         // bigint, symbol, function: JSON.stringify's own rules (a throw, or leaving them out) decide
-        return false;
+        return -1;
     }
-    if (total > limit) return false;
+    if (total > limit) return -1;
   }
-  return true;
+  return total;
 }

@@ -41,7 +41,8 @@ export function replayFrom(events: readonly SessionEvent[], steps: number): Resu
 
 export class CheckpointExecutor implements CommandExecutor {
   private index = 0;
-  private readonly done: Result[][];
+  /** The recorded batches not replayed yet (each is let go once replayed: the agent keeps what it needs). */
+  private readonly recorded: (Result[] | undefined)[];
 
   constructor(
     private readonly inner: CommandExecutor,
@@ -49,25 +50,22 @@ export class CheckpointExecutor implements CommandExecutor {
     /** Records a batch's results; resolves once they are committed. */
     private readonly onStep: (index: number, results: Result[]) => Promise<void>,
     /** Index of the first batch the agent yields: 0, or where a resumed agent's own checkpoint goes on. */
-    private readonly first = 0,
+    first = 0,
   ) {
-    this.done = [...recorded];
+    this.recorded = [...recorded];
     this.index = first;
-  }
-
-  /** Batches answered from the checkpoint rather than sent. */
-  get replayed(): number {
-    return Math.max(0, Math.min(this.index, this.done.length) - this.first);
   }
 
   async execute(batch: CommandBatch, signal: AbortSignal): Promise<Result[]> {
     const i = this.index++;
-    const recorded = this.done[i];
-    if (recorded && i < this.done.length) return recorded;
+    const recorded = this.recorded[i];
+    if (recorded) {
+      this.recorded[i] = undefined;
+      return recorded;
+    }
     const results = await this.inner.execute(batch, signal);
-    this.done[i] = results;
     // The agent sees the results (and sends its next batch) only once they are committed: a crash can then cost
-    // at most the batch in flight, never one whose results were already answered.
+    // at most the batch in flight, never one whose results were already answered. They are not kept here.
     await this.onStep(i, results);
     return results;
   }

@@ -46,8 +46,8 @@ export interface LiveSession {
   notifyRequester: boolean;
   /** True once this node gave the session up (fenced): it ends without a write or a `task_end`. */
   abandoned: boolean;
-  /** Results of batches done before a crash, replayed instead of sent. */
-  readonly replay: readonly Result[][];
+  /** Results of batches done before a crash, replayed instead of sent (handed to the executor, then let go). */
+  replay: readonly Result[][];
   /** Index of the agent's first batch: 0, or where a resumed agent's checkpoint goes on (`batches`). */
   readonly firstBatch: number;
   /** The task machine's history before a crash; the record's history is this plus the session's. */
@@ -406,6 +406,7 @@ export class TaskService {
       (i, results) => this.records.step(live.id, i, results),
       live.firstBatch,
     );
+    live.replay = [];
     let outcome: TaskOutcome;
     try {
       outcome = await live.session.run(executor);

@@ -8,7 +8,7 @@ import type { PlanResult } from '../../src/agents/plan-agent.js';
 import { AgentRegistry } from '../../src/agents/registry.js';
 import { SessionFactory } from '../../src/session/factory.js';
 import type { Agent, AgentRun } from '../../src/session/types.js';
-import { FakeExecutor } from '../helpers/fake-executor.js';
+import { FakeExecutor, failure, success } from '../helpers/fake-executor.js';
 
 const act = (tool_name: string, parameters: Record<string, unknown> = {}) => ({
   tool_name,
@@ -82,6 +82,46 @@ describe('plan agent', () => {
       [1, ['success', 'failure', 'skipped']],
     ]);
     expect(ex.batches).toHaveLength(2); // step 2 never ran
+  });
+
+  it('keeps step results whole up to resultMaxBytes, lists later steps as omitted, and still fails on them', async () => {
+    // Each step answers one result carrying 1,000 characters: about 1,070 bytes of JSON.
+    const text = (i: number) => String(i).padEnd(1000, '.');
+    const steps = [act('a'), act('b'), act('c'), act('d'), act('e')].map((a) => ({ actions: [a] }));
+    const factoryWith = (resultMaxBytes: number) =>
+      new SessionFactory({ agents: new AgentRegistry({ plan: { resultMaxBytes } }) });
+    const respond = (_: unknown, i: number) => [success(text(i), `c${i}`)];
+    const ex = new FakeExecutor({ respond });
+    const outcome = await session(JSON.stringify({ steps }), 'linux', factoryWith(2500)).run(ex);
+    expect(outcome.status).toBe('completed');
+    const result = outcome.result as PlanResult;
+    expect(result.steps_completed).toBe(5);
+    const size = JSON.stringify([success(text(0), 'c0')]).length;
+    // Two steps fit in 2,500 bytes, the third does not; every step is listed, in order.
+    expect(result.steps.map((x) => x.step)).toEqual([0, 1, 2, 3, 4]);
+    expect(result.steps.slice(0, 2).map((x) => x.results[0]!.result)).toEqual([text(0), text(1)]);
+    expect(result.steps.slice(0, 2).every((x) => x.results_omitted === undefined)).toBe(true);
+    for (const x of result.steps.slice(2)) {
+      expect(x.results).toEqual([]);
+      expect(x.results_omitted!.count).toBe(1);
+      // The estimate is the JSON size within a few bytes per value.
+      expect(Math.abs(x.results_omitted!.bytes - size)).toBeLessThan(32);
+    }
+    expect(JSON.stringify(result).length).toBeLessThan(2500 + 5 * 100);
+
+    // A step left out still decides the outcome: its failure ends the task, named as before.
+    const failing = new FakeExecutor({
+      respond: (b, i) => (i === 3 ? [failure('x'.repeat(2000))] : respond(b, i)),
+    });
+    const failed = await session(JSON.stringify({ steps }), 'linux', factoryWith(2500)).run(failing);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toBe(
+      aipError('PLAN_STEP_FAILED', { step: 3, tool: 'd', error: 'x'.repeat(2000) }).message,
+    );
+    const partial = failed.result as PlanResult;
+    expect(partial.steps_completed).toBe(3);
+    expect(partial.steps[3]).toMatchObject({ step: 3, results: [], results_omitted: { count: 1 } });
+    expect(failing.batches).toHaveLength(4);
   });
 
   it('a plain-language step ends failed with PLAN_STEP_NOT_EXECUTABLE and sends nothing for it', async () => {

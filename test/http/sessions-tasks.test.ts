@@ -26,8 +26,8 @@ describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
     await c.register(id, extra);
     return c;
   };
-  const setup = async () => {
-    server = await kit.start({ commandTimeoutMs: 5_000 });
+  const setup = async (config: Parameters<StoreKit['start']>[0] = {}) => {
+    server = await kit.start({ commandTimeoutMs: 5_000, ...config });
     api = client(server);
     const device = await connect('dev-1', {
       metadata: { platform: 'linux', system_info: { device_id: 'dev-1' } },
@@ -98,6 +98,39 @@ describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
     const m = (await api.get(`${path}/metrics`)).json;
     expect(m).toMatchObject({ status: 'completed', commands: 3, command_batches: 3, results: 3, errors: 0 });
     expect(m.ended_at).not.toBeNull();
+  });
+
+  it('a result over --plan-result-max-bytes lists later steps as omitted; the events keep their results whole', async () => {
+    const { device, requester } = await setup({ planResultMaxBytes: 2500 });
+    // Each result is 1,000 characters, starting with the response id it answers.
+    device.autoAnswer((_, m) => `${m.response_id}:`.padEnd(1000, '.'));
+    runTask(requester, 'k@big', 5);
+    const end = await requester.next((m) => m.type === 'task_end');
+    expect(end.status).toBe('completed');
+    type Step = {
+      step: number;
+      results: { result: string }[];
+      results_omitted?: { count: number; bytes: number };
+    };
+    const result = end.result as { steps_completed: number; steps: Step[] };
+    expect(result.steps_completed).toBe(5);
+    const commands = device.ofType('command');
+    expect(result.steps.slice(0, 2).map((x) => x.results[0]!.result.slice(0, 36))).toEqual(
+      commands.slice(0, 2).map((c) => c.response_id),
+    );
+    for (const x of result.steps.slice(2)) {
+      expect(x).toMatchObject({ results: [], results_omitted: { count: 1 } });
+      expect(x.results_omitted!.bytes).toBeGreaterThan(1000);
+    }
+    const path = `/sessions/${encodeURIComponent('k@big')}`;
+    expect((await api.get(path)).json.task.result).toEqual(end.result);
+    const recorded = (await api.get(`${path}/events?limit=1000`)).json.filter(
+      (e: { type: string }) => e.type === 'task.results',
+    ) as { data: { step: number; results: { result: string }[] } }[];
+    expect(recorded.map((e) => e.data.step)).toEqual([0, 1, 2, 3, 4]);
+    expect(recorded.map((e) => e.data.results[0]!.result)).toEqual(
+      commands.map((c) => `${c.response_id}:`.padEnd(1000, '.')),
+    );
   });
 
   it('counts failed results as errors in the metrics', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jsonLengthAtMost } from '../../src/lib/json-bound.js';
+import { jsonLengthAtMost, jsonSizeEstimate } from '../../src/lib/json-bound.js';
 import { prng } from '../protocol/fuzz-gen.js';
 
 /** A random JSON-like value: escapes, surrogates, control characters, extreme numbers, nesting. */
@@ -65,5 +65,41 @@ describe('jsonLengthAtMost', () => {
     }
     expect(jsonLengthAtMost({ t: new Thing() }, 1e6)).toBe(false);
     expect(jsonLengthAtMost(Object.assign(Object.create(null) as object, { a: 'b' }), 100)).toBe(true);
+  });
+});
+
+describe('jsonSizeEstimate', () => {
+  it('is within a few bytes per value of the JSON length for text without escapes (10,000 random values)', () => {
+    const rand = prng(15);
+    const plain = (v: unknown): unknown =>
+      typeof v === 'string'
+        ? v.replace(/[^a-zé😀]/gu, 'a')
+        : Array.isArray(v)
+          ? v.map(plain)
+          : v !== null && typeof v === 'object'
+            ? Object.fromEntries(Object.entries(v).map(([k, x]) => [plain(k), plain(x)]))
+            : v;
+    for (let i = 0; i < 10_000; i++) {
+      const v = plain(randomValue(rand));
+      const text = JSON.stringify(v);
+      const nodes = (text.match(/[,[{:]/g)?.length ?? 0) + 1;
+      // a number counts 8 whatever its digits (up to 24), a literal 5, a container one comma too many
+      expect(Math.abs(jsonSizeEstimate(v) - text.length), text).toBeLessThanOrEqual(24 * nodes);
+    }
+  });
+
+  it('grows with what a value carries, byte for byte', () => {
+    const small = jsonSizeEstimate([{ status: 'success', result: 'x' }]);
+    expect(jsonSizeEstimate([{ status: 'success', result: 'x'.repeat(1_000_001) }]) - small).toBe(1_000_000);
+    // strings and keys count what they write, plus one comma too many per container
+    expect(jsonSizeEstimate({ a: 'xyz', b: ['pq'] })).toBe(
+      JSON.stringify({ a: 'xyz', b: ['pq'] }).length + 2,
+    );
+  });
+
+  it('measures values whose JSON is not their plain shape by writing them', () => {
+    const v = { at: new Date(0) };
+    expect(jsonSizeEstimate(v)).toBe(JSON.stringify(v).length);
+    expect(jsonSizeEstimate(undefined)).toBe(5);
   });
 });
