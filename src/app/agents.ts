@@ -1,7 +1,7 @@
 /**
  * The agents a server runs, from its config: always the `plan` agent (its outcome bounded by
- * --plan-result-max-bytes); with --llm-base-url and --llm-model, the
- * `llm` agent too, as the default for requests that are not plans.
+ * --plan-result-max-bytes); with --llm-base-url and --llm-model, the `llm` agent too, as the default for requests
+ * that are not plans.
  */
 import { LlmAgent, LLM_AGENT_NAME } from '../agents/llm/llm-agent.js';
 import { AgentRegistry } from '../agents/registry.js';
