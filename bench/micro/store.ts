@@ -108,8 +108,7 @@ async function sqlFloor(path: string): Promise<MicroResult[]> {
   const at = new Date().toISOString();
   const commands = JSON.stringify({ response_id: CALL_ID, call_ids: [CALL_ID], tools: ['noop'] });
   const stepData = JSON.stringify({ updates: ['checkpoint'], step: 0, statuses: ['success'], results });
-  const next = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'session_events'").pluck().get() ??
-    0) as number;
+  const next = db.prepare('SELECT coalesce(max(id), 0) FROM session_events').pluck().get() as number;
   let id = next;
   const insert = db.prepare(
     `INSERT INTO session_events (id, session_id, type, at, data) VALUES ${Array.from({ length: 2 * TASKS }, () => '(?, ?, ?, ?, ?)').join(', ')}`,

@@ -15,7 +15,11 @@ import {
   type SessionFilter,
 } from './session-store.js';
 
-/** The schema version this code writes and reads; a database at a higher one is refused. */
+/**
+ * The PostgreSQL schema version this code writes and reads; a database at a higher one is refused. The SQLite
+ * store has its own (`SQLITE_SCHEMA_VERSION`): a change to one file format does not make the other's older nodes
+ * refuse their database.
+ */
 export const SCHEMA_VERSION = 1;
 
 /** The `schema_meta` key that holds the schema version. */
@@ -27,13 +31,13 @@ export function newerSchemaError(found: number, supported: number = SCHEMA_VERSI
   );
 }
 
-/** The stored schema version (0 when none), refusing one this code does not know. */
-export function checkSchemaVersion(value: unknown): number {
+/** The stored schema version (0 when none), refusing one newer than `supported` (the store's own). */
+export function checkSchemaVersion(value: unknown, supported: number = SCHEMA_VERSION): number {
   if (value === undefined || value === null) return 0;
   const found = Number(value);
   if (!Number.isInteger(found) || found < 0)
     throw new Error(`database schema version ${JSON.stringify(value)} is not a version`);
-  if (found > SCHEMA_VERSION) throw newerSchemaError(found);
+  if (found > supported) throw newerSchemaError(found, supported);
   return found;
 }
 

@@ -1,7 +1,10 @@
 /**
  * The SQLite session store (better-sqlite3): one database file in WAL mode, session rows with their filterable
- * fields as columns and the rest as JSON text, and an append-only event log whose ids only grow (AUTOINCREMENT:
- * never reused, even after deletes).
+ * fields as columns and the rest as JSON text, and an append-only event log whose ids only grow and are never
+ * given twice. The store gives them itself, each one more than the last, kept in memory and read at open
+ * (`lastEventId`): trimming keeps each session's newest events, so the store never deletes the newest id. The log is
+ * a plain rowid table, not AUTOINCREMENT, which made every commit also rewrite the `sqlite_sequence` page (one WAL
+ * page in six under `aip-json-lat`; schema version 2).
  *
  * The hot path. An AIP task writes, per command round trip, one update of its checkpoint and two events; the
  * layout keeps those writes small:
@@ -74,7 +77,6 @@ import type {
 import {
   CHANGE_FIELDS,
   READ_COLUMNS,
-  SCHEMA_VERSION,
   SCHEMA_VERSION_KEY,
   WRITE_COLUMNS,
   changeColumns,
@@ -111,6 +113,12 @@ export interface SqliteSessionStoreOptions {
   /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 4,096, 1,024. */
   readonly logIndex?: LogIndexLimits;
 }
+
+/** The SQLite file's schema version (PostgreSQL has its own, `SCHEMA_VERSION`); a newer file is refused. */
+export const SQLITE_SCHEMA_VERSION = 2;
+
+/** The `schema_meta` key of the lowest event id past which new ids are given (migration 2), if any. */
+const EVENT_ID_FLOOR_KEY = 'event_id_floor';
 
 /** The schema, one list of statements per version (index 0 makes version 1). */
 const MIGRATIONS: readonly (readonly string[])[] = [
@@ -165,8 +173,25 @@ const MIGRATIONS: readonly (readonly string[])[] = [
     'CREATE TABLE session_log_mark (indexed INTEGER NOT NULL) STRICT',
     'INSERT INTO session_log_mark (indexed) VALUES (0)',
   ],
+  // 2: the event log without AUTOINCREMENT (see the header), ids and rows kept as they are. Should its counter
+  // ever have been past the newest id, that is kept as the floor of the ids given from now on.
+  [
+    `CREATE TABLE session_events_v2 (
+      id INTEGER PRIMARY KEY,
+      session_id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      at TEXT NOT NULL,
+      data TEXT NOT NULL
+    ) STRICT`,
+    'INSERT INTO session_events_v2 (id, session_id, type, at, data) SELECT id, session_id, type, at, data FROM session_events ORDER BY id',
+    `INSERT INTO schema_meta (key, value) SELECT '${EVENT_ID_FLOOR_KEY}', CAST(CAST(seq AS INTEGER) AS TEXT) FROM sqlite_sequence
+      WHERE name = 'session_events' AND seq > (SELECT coalesce(max(id), 0) FROM session_events)`,
+    'DROP TABLE session_events',
+    'ALTER TABLE session_events_v2 RENAME TO session_events',
+  ],
 ];
-if (MIGRATIONS.length !== SCHEMA_VERSION) throw new Error('sqlite migrations and SCHEMA_VERSION disagree');
+if (MIGRATIONS.length !== SQLITE_SCHEMA_VERSION)
+  throw new Error('sqlite migrations and SQLITE_SCHEMA_VERSION disagree');
 
 /** The `sessions` columns a row is written with: WRITE_COLUMNS but `task`, which is in `session_tasks`. */
 const TASK = WRITE_COLUMNS.indexOf('task');
@@ -221,7 +246,7 @@ interface Statements {
   putTask: Database.Statement;
   deleteTask: Database.Statement;
   get: Database.Statement;
-  seq: Database.Statement;
+  lastId: Database.Statement;
   events: Database.Statement;
   allEvents: Database.Statement;
   insertEvents: MultiRowInsert;
@@ -239,10 +264,15 @@ export class SqliteSessionStore implements SessionStore {
   private indexOneTx: ((sessionId: string) => void) | null = null;
   /** What of the event log is not indexed yet, per session (see "Event logs" above). */
   private log: SqliteLogIndex | null = null;
+  /** The newest event id given: committed, or given by the transaction being applied (reset if it fails). */
+  private lastId = 0;
   private checkpointer: WalCheckpointer | null = null;
 
   constructor(private readonly opts: SqliteSessionStoreOptions) {
     this.maxEvents = opts.maxEventsPerSession ?? 10_000;
+    // Trimming keeps each log's newest event, and so the newest id of all (see the header).
+    if (!Number.isInteger(this.maxEvents) || this.maxEvents < 1)
+      throw new Error(`maxEventsPerSession must be a positive integer, got ${this.maxEvents}`);
     this.queue = new GroupCommit<Op>(opts.groupCommitMs, (batch) => this.commit(batch), MAX_BATCH);
   }
 
@@ -285,11 +315,12 @@ export class SqliteSessionStore implements SessionStore {
       db.pragma('foreign_keys = ON');
       migrate(db);
       const st = (this.st = prepare(db));
+      this.lastId = lastEventId(st);
       const run = db.transaction((batch: Op[]) => this.apply(batch));
       this.tx = (batch) => run.immediate(batch);
       const log = (this.log = new SqliteLogIndex(db, this.maxEvents, this.opts.logIndex ?? LOG_INDEX_LIMITS));
       const index = db.transaction((sessionId: string | null) =>
-        sessionId === null ? log.flush(lastEventId(st)) : log.flushOne(sessionId, lastEventId(st)),
+        sessionId === null ? log.flush(this.lastId) : log.flushOne(sessionId, this.lastId),
       );
       const indexing = (sessionId: string | null): void => {
         try {
@@ -321,7 +352,7 @@ export class SqliteSessionStore implements SessionStore {
     this.queue.drainSync();
     try {
       // Everything indexed and the mark at the newest event: the next open has no tail to index.
-      if (!this.log!.settled(lastEventId(this.st!))) this.indexTx!();
+      if (!this.log!.settled(this.lastId)) this.indexTx!();
     } catch {
       // indexed at the next open
     }
@@ -429,12 +460,14 @@ export class SqliteSessionStore implements SessionStore {
   /** Commits a batch in one transaction and settles its ops in order; on an error, each op on its own. */
   private commit(batch: Op[]): void {
     let results: unknown[];
+    const lastId = this.lastId;
     try {
       if (!this.tx) throw new Error('session store is closed');
       results = this.tx(batch);
     } catch (err) {
       // Rolled back, and so is the indexing it did: the next transaction reads what is unindexed from the file.
       this.log?.rolledBack();
+      this.lastId = lastId;
       if (batch.length > 1 && this.tx) for (const op of batch) this.commit([op]);
       else for (const op of batch) op.reject(err);
       return;
@@ -448,7 +481,7 @@ export class SqliteSessionStore implements SessionStore {
    */
   private apply(batch: Op[]): unknown[] {
     const st = this.st!;
-    let nextId = lastEventId(st);
+    let nextId = this.lastId;
     const rows: unknown[] = [];
     const results = new Array<unknown>(batch.length);
     const log = (e: EncodedEvent): SessionEvent => {
@@ -486,6 +519,7 @@ export class SqliteSessionStore implements SessionStore {
       st.insertEvents.run(rows);
       this.log!.added(rows, nextId);
     }
+    this.lastId = nextId;
     return results;
   }
 
@@ -510,15 +544,15 @@ function schemaVersion(db: Database.Database): number {
   if (!meta) return 0;
   const row = db.prepare('SELECT value FROM schema_meta WHERE key = ?').get(SCHEMA_VERSION_KEY) as
     { value: string } | undefined;
-  return checkSchemaVersion(row?.value);
+  return checkSchemaVersion(row?.value, SQLITE_SCHEMA_VERSION);
 }
 
-/** Brings the schema to SCHEMA_VERSION, in one transaction that holds the write lock. */
+/** Brings the schema to SQLITE_SCHEMA_VERSION, in one transaction that holds the write lock. */
 function migrate(db: Database.Database): void {
   db.transaction(() => {
     db.exec('CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT');
     const from = schemaVersion(db);
-    for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+    for (let v = from + 1; v <= SQLITE_SCHEMA_VERSION; v++) {
       for (const sql of MIGRATIONS[v - 1]!) db.exec(sql);
       db.prepare(
         'INSERT INTO schema_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -539,7 +573,12 @@ function prepare(db: Database.Database): Statements {
     ),
     deleteTask: db.prepare('DELETE FROM session_tasks WHERE id = ?'),
     get: db.prepare(`SELECT ${SELECT_COLUMNS} FROM sessions WHERE id = ?`).raw(true),
-    seq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'session_events'").raw(true),
+    lastId: db
+      .prepare(
+        'SELECT max(coalesce((SELECT max(id) FROM session_events), 0), (SELECT indexed FROM session_log_mark), ' +
+          `coalesce((SELECT CAST(value AS INTEGER) FROM schema_meta WHERE key = '${EVENT_ID_FLOOR_KEY}'), 0))`,
+      )
+      .pluck(),
     events: db
       .prepare(
         `SELECT ${EVENT_COLUMNS.split(', ')
@@ -556,7 +595,11 @@ function prepare(db: Database.Database): Statements {
   };
 }
 
-/** The newest event id ever given (AUTOINCREMENT's counter; 0 before the first). */
+/**
+ * The newest event id ever given, read from the file (0 before the first): the newest in the log, or the log
+ * index's mark, which close moves to the newest id (so rows deleted from a closed file by hand are not given again),
+ * or the floor migration 2 kept.
+ */
 function lastEventId(st: Statements): number {
-  return ((st.seq.get() as unknown[] | undefined)?.[0] as number | undefined) ?? 0;
+  return st.lastId.get() as number;
 }

@@ -72,6 +72,8 @@ export interface SessionStoreFixture {
   reopen?(store: SessionStore): Promise<SessionStore> | SessionStore;
   /** Durable stores: writes `version` as the schema version of the storage of `store` (closed by then). */
   setSchemaVersion?(store: SessionStore, version: number): Promise<void>;
+  /** Durable stores: the schema version the store writes, when not `SCHEMA_VERSION` (PostgreSQL's). */
+  schemaVersion?: number;
   /** Frees the storage of a store `make` returned (closed by then). */
   dispose?(store: SessionStore): Promise<void> | void;
 }
@@ -800,6 +802,7 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
 
     if (fixture.reopen && fixture.setSchemaVersion) {
       const setSchemaVersion = fixture.setSchemaVersion.bind(fixture);
+      const version = fixture.schemaVersion ?? SCHEMA_VERSION;
 
       it('keeps everything across close and open, writes not awaited before close included', async () => {
         await s.create(sessionRecord('a', { context: { k: 'v' } }), sessionEvent('a', 'session.created'));
@@ -861,9 +864,9 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         await setSchemaVersion(s, 999);
         const newer = await reopen(s);
         await expect(newer.open()).rejects.toThrow(
-          `database schema version 999 is newer than this aipd supports (${SCHEMA_VERSION}); upgrade aipd`,
+          `database schema version 999 is newer than this aipd supports (${version}); upgrade aipd`,
         );
-        await setSchemaVersion(s, SCHEMA_VERSION);
+        await setSchemaVersion(s, version);
         const back = await reopen(s);
         await back.open();
         expect(await back.get('a')).toEqual(sessionRecord('a'));

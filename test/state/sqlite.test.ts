@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../src/state/group-commit.js';
 import type { SessionStore } from '../../src/state/session-store.js';
-import { SqliteSessionStore, type SqliteSessionStoreOptions } from '../../src/state/sqlite-session-store.js';
+import {
+  SQLITE_SCHEMA_VERSION,
+  SqliteSessionStore,
+  type SqliteSessionStoreOptions,
+} from '../../src/state/sqlite-session-store.js';
 import {
   sessionEvent,
   sessionRecord,
@@ -41,6 +45,7 @@ function fixture(extra: Partial<SqliteSessionStoreOptions> = {}): SessionStoreFi
       return Promise.resolve();
     },
     dispose: (store) => removeDb(options.get(store)!.path),
+    schemaVersion: SQLITE_SCHEMA_VERSION,
   };
 }
 
@@ -400,7 +405,7 @@ describe('SqliteSessionStore', () => {
 
   it('rolls a failed batch back with the indexing it did, and retries its writes alone', async () => {
     const s = await store({ logIndex: { batch: 2, lag: 1_000, markEvery: 1_000 } });
-    await s.create(sessionRecord('a'), sessionEvent('a', 'session.created'));
+    const created = await s.create(sessionRecord('a'), sessionEvent('a', 'session.created'));
     // The next commit indexes a's log (two events), and its last step fails (as a full disk would).
     const st = (s as unknown as { log: { st: { count: { get: (...args: unknown[]) => unknown } } } }).log.st;
     const countStatement = st.count;
@@ -415,6 +420,8 @@ describe('SqliteSessionStore', () => {
       s.appendEvents([sessionEvent('a', 'task.commands')]),
     ]);
     expect(updated!.version).toBe(1);
+    // The ids the failed transaction gave were taken back: the retries give the next ones, with no gap.
+    expect([updated!.event.id, appended[0]!.id]).toEqual([created!.id + 1, created!.id + 2]);
     // Retried alone: the first indexed from the file what is after the mark (nothing of the failed one stayed),
     // the second not (one event of a is unindexed).
     expect([count(s, 'session_events'), count(s, 'session_log_index')]).toEqual([3, 2]);
