@@ -4,7 +4,7 @@
  * given twice. The store gives them itself, each one more than the last, kept in memory and read at open
  * (`lastEventId`): trimming keeps each session's newest events, so the store never deletes the newest id. The log is
  * a plain rowid table, not AUTOINCREMENT, which made every commit also rewrite the `sqlite_sequence` page (one WAL
- * page in six under `aip-json-lat`; schema version 2).
+ * page in six under `aip-json-lat`; schema version 2). The schema and its migrations are in sqlite-schema.ts.
  *
  * The hot path. An AIP task writes, per command round trip, one update of its checkpoint and two events; the
  * layout keeps those writes small:
@@ -63,6 +63,7 @@ import { GroupCommit } from './group-commit.js';
 import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-log-index.js';
 import { MultiRowInsert } from './sqlite-multi-insert.js';
 import { DEFAULT_SQLITE_CHECKPOINT_MS, WalCheckpointer } from './sqlite-checkpointer.js';
+import { EVENT_ID_FLOOR_KEY, migrate, schemaVersion } from './sqlite-schema.js';
 import type { SessionRecord } from './session-model.js';
 import type {
   NewEvent,
@@ -77,10 +78,8 @@ import type {
 import {
   CHANGE_FIELDS,
   READ_COLUMNS,
-  SCHEMA_VERSION_KEY,
   WRITE_COLUMNS,
   changeColumns,
-  checkSchemaVersion,
   decodeEvent,
   encodeChanges,
   encodeEvent,
@@ -113,85 +112,6 @@ export interface SqliteSessionStoreOptions {
   /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 4,096, 1,024. */
   readonly logIndex?: LogIndexLimits;
 }
-
-/** The SQLite file's schema version (PostgreSQL has its own, `SCHEMA_VERSION`); a newer file is refused. */
-export const SQLITE_SCHEMA_VERSION = 2;
-
-/** The `schema_meta` key of the lowest event id past which new ids are given (migration 2), if any. */
-const EVENT_ID_FLOOR_KEY = 'event_id_floor';
-
-/** The schema, one list of statements per version (index 0 makes version 1). */
-const MIGRATIONS: readonly (readonly string[])[] = [
-  [
-    `CREATE TABLE sessions (
-      id TEXT PRIMARY KEY,
-      agent_id TEXT NOT NULL,
-      session_type TEXT NOT NULL,
-      status TEXT NOT NULL,
-      context TEXT NOT NULL,
-      checkpoint TEXT,
-      runtime_backend TEXT NOT NULL,
-      runtime_metadata TEXT NOT NULL,
-      created_at TEXT NOT NULL,
-      updated_at TEXT NOT NULL,
-      status_history TEXT NOT NULL,
-      managed_by TEXT,
-      version INTEGER NOT NULL,
-      task_name TEXT,
-      requester TEXT,
-      executor TEXT
-    ) STRICT`,
-    'CREATE INDEX sessions_created ON sessions (created_at DESC, id DESC)',
-    'CREATE INDEX sessions_agent ON sessions (agent_id, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_type ON sessions (session_type, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_status ON sessions (status, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_managed ON sessions (managed_by, created_at DESC, id DESC) WHERE managed_by IS NOT NULL',
-    'CREATE INDEX sessions_requester ON sessions (requester, created_at DESC, id DESC) WHERE requester IS NOT NULL',
-    'CREATE INDEX sessions_executor ON sessions (executor, created_at DESC, id DESC) WHERE executor IS NOT NULL',
-    'CREATE INDEX sessions_task_name ON sessions (task_name, created_at DESC, id DESC) WHERE task_name IS NOT NULL',
-    // The `task` JSON of a task session (with its plan request, often 50-100 KB), out of the hot row; no row for
-    // a session whose task is null. Written only by the writes that give `task`.
-    `CREATE TABLE session_tasks (
-      id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
-      task TEXT NOT NULL
-    ) STRICT`,
-    `CREATE TABLE session_events (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      session_id TEXT NOT NULL,
-      type TEXT NOT NULL,
-      at TEXT NOT NULL,
-      data TEXT NOT NULL
-    ) STRICT`,
-    // Each session's log (see "Event logs" above): all the events up to `session_log_mark.indexed`, and some after.
-    `CREATE TABLE session_log_index (
-      session_id TEXT NOT NULL,
-      id INTEGER NOT NULL,
-      PRIMARY KEY (session_id, id)
-    ) STRICT, WITHOUT ROWID`,
-    // Indexed events in each session's log, so trimming deletes exactly the surplus.
-    'CREATE TABLE session_logs (session_id TEXT PRIMARY KEY, events INTEGER NOT NULL) STRICT, WITHOUT ROWID',
-    'CREATE TABLE session_log_mark (indexed INTEGER NOT NULL) STRICT',
-    'INSERT INTO session_log_mark (indexed) VALUES (0)',
-  ],
-  // 2: the event log without AUTOINCREMENT (see the header), ids and rows kept as they are. Should its counter
-  // ever have been past the newest id, that is kept as the floor of the ids given from now on.
-  [
-    `CREATE TABLE session_events_v2 (
-      id INTEGER PRIMARY KEY,
-      session_id TEXT NOT NULL,
-      type TEXT NOT NULL,
-      at TEXT NOT NULL,
-      data TEXT NOT NULL
-    ) STRICT`,
-    'INSERT INTO session_events_v2 (id, session_id, type, at, data) SELECT id, session_id, type, at, data FROM session_events ORDER BY id',
-    `INSERT INTO schema_meta (key, value) SELECT '${EVENT_ID_FLOOR_KEY}', CAST(CAST(seq AS INTEGER) AS TEXT) FROM sqlite_sequence
-      WHERE name = 'session_events' AND seq > (SELECT coalesce(max(id), 0) FROM session_events)`,
-    'DROP TABLE session_events',
-    'ALTER TABLE session_events_v2 RENAME TO session_events',
-  ],
-];
-if (MIGRATIONS.length !== SQLITE_SCHEMA_VERSION)
-  throw new Error('sqlite migrations and SQLITE_SCHEMA_VERSION disagree');
 
 /** The `sessions` columns a row is written with: WRITE_COLUMNS but `task`, which is in `session_tasks`. */
 const TASK = WRITE_COLUMNS.indexOf('task');
@@ -536,29 +456,6 @@ export class SqliteSessionStore implements SessionStore {
     }
     return stmt;
   }
-}
-
-/** The database's schema version (0 for a new one); throws for one newer than this code. */
-function schemaVersion(db: Database.Database): number {
-  const meta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_meta'").get();
-  if (!meta) return 0;
-  const row = db.prepare('SELECT value FROM schema_meta WHERE key = ?').get(SCHEMA_VERSION_KEY) as
-    { value: string } | undefined;
-  return checkSchemaVersion(row?.value, SQLITE_SCHEMA_VERSION);
-}
-
-/** Brings the schema to SQLITE_SCHEMA_VERSION, in one transaction that holds the write lock. */
-function migrate(db: Database.Database): void {
-  db.transaction(() => {
-    db.exec('CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT');
-    const from = schemaVersion(db);
-    for (let v = from + 1; v <= SQLITE_SCHEMA_VERSION; v++) {
-      for (const sql of MIGRATIONS[v - 1]!) db.exec(sql);
-      db.prepare(
-        'INSERT INTO schema_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-      ).run(SCHEMA_VERSION_KEY, String(v));
-    }
-  }).immediate();
 }
 
 function prepare(db: Database.Database): Statements {

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { SQLITE_SCHEMA_VERSION, SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
+import { SQLITE_SCHEMA_VERSION } from '../../src/state/sqlite-schema.js';
+import { SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
 import { sessionEvent, sessionRecord } from './session-store-suite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aipd-sqlite-ids-'));

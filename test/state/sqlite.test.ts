@@ -6,11 +6,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../src/state/group-commit.js';
 import type { SessionStore } from '../../src/state/session-store.js';
-import {
-  SQLITE_SCHEMA_VERSION,
-  SqliteSessionStore,
-  type SqliteSessionStoreOptions,
-} from '../../src/state/sqlite-session-store.js';
+import { SQLITE_SCHEMA_VERSION } from '../../src/state/sqlite-schema.js';
+import { SqliteSessionStore, type SqliteSessionStoreOptions } from '../../src/state/sqlite-session-store.js';
 import {
   sessionEvent,
   sessionRecord,
