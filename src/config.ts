@@ -12,7 +12,11 @@ import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
 import { LLM_CONFIG, LLM_FLAGS } from './config-llm.js';
 import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
 import { DEFAULT_GROUP_COMMIT_MS } from './state/group-commit.js';
-import { DEFAULT_SQLITE_CHECKPOINT_MS } from './state/sqlite-checkpointer.js';
+import {
+  DEFAULT_SQLITE_CHECKPOINT_MS,
+  DEFAULT_SQLITE_CHECKPOINT_NICE,
+  DEFAULT_SQLITE_WAL_MAX_BYTES,
+} from './state/sqlite-checkpointer.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -168,6 +172,14 @@ export const ServerConfig = z.object({
   groupCommitMs: z.number().int().min(0).max(1000).default(DEFAULT_GROUP_COMMIT_MS),
   /** SQLite: WAL checkpoints in a worker thread at this interval (0: SQLite's own, on the event loop). */
   sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(DEFAULT_SQLITE_CHECKPOINT_MS),
+  /** SQLite: the checkpoint thread's nice value on Linux (0: the process's own). */
+  sqliteCheckpointNice: z.number().int().min(0).max(19).default(DEFAULT_SQLITE_CHECKPOINT_NICE),
+  /** SQLite: WAL size past which commits checkpoint on the event loop (the checkpoint thread lagging); ≥ 32 MiB. */
+  sqliteWalMaxBytes: z
+    .number()
+    .int()
+    .min(32 * 1024 * 1024)
+    .default(DEFAULT_SQLITE_WAL_MAX_BYTES),
   /** Time given to sockets to flush their last frames on shutdown. */
   shutdownGraceMs: positiveMs.default(2_000),
   // Remote execution sessions (src/remote/).
@@ -263,6 +275,8 @@ const FLAGS = {
   'plan-result-max-bytes': { key: 'planResultMaxBytes', type: 'int' },
   'group-commit-ms': { key: 'groupCommitMs', type: 'int' },
   'sqlite-checkpoint-ms': { key: 'sqliteCheckpointMs', type: 'int' },
+  'sqlite-checkpoint-nice': { key: 'sqliteCheckpointNice', type: 'int' },
+  'sqlite-wal-max-bytes': { key: 'sqliteWalMaxBytes', type: 'int' },
   'remote-idle-timeout-ms': { key: 'remoteIdleTimeoutMs', type: 'int' },
   'stream-token-ttl-ms': { key: 'streamTokenTtlMs', type: 'int' },
   'stream-token-wait-ms': { key: 'streamTokenWaitMs', type: 'int' },

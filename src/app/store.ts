@@ -27,6 +27,8 @@ export async function openStore(config: ServerConfig, log: Logger): Promise<Sess
     store = new SqliteSessionStore({
       path: join(resolve(config.dataDir), SQLITE_FILE),
       checkpointMs: config.sqliteCheckpointMs,
+      checkpointNice: config.sqliteCheckpointNice,
+      walMaxBytes: config.sqliteWalMaxBytes,
       onCheckpointFailure: (err) =>
         log.warn({ err }, "the WAL checkpoint worker failed; SQLite's own checkpoints are back on"),
       ...common,

@@ -5,7 +5,8 @@
  * steps that was a 20–100 ms stall about twice a second on the build machine, the largest part of the round trip's
  * p99 (commit p99 22 ms with it, 8 ms without).
  *
- * So the store turns auto-checkpointing off, and this worker thread, with a connection of its own, runs a
+ * So the store moves auto-checkpointing out of the way (below), and this worker thread, with a connection of its
+ * own, runs a
  * `PASSIVE` checkpoint every `everyMs`: it copies what the WAL holds without taking any lock a writer needs, so the
  * event loop never waits for it (a plain `RESTART` from here was tried: it blocks writers while it waits and
  * copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were in the WAL when it began; under steady
@@ -16,7 +17,15 @@
  *
  * Durability does not change: with synchronous=NORMAL a commit is not fsync'd either way; checkpoints fsync. If the
  * worker fails, SQLite's auto-checkpoint is turned back on (and the store told, `onFailure`), so the WAL stays
- * bounded whatever happens to the worker.
+ * bounded whatever happens to the worker. While it runs, the store's connection keeps an auto-checkpoint far past
+ * where the worker starts the WAL over (`maxBytes`): a worker that falls behind or stops getting CPU cannot let the
+ * WAL grow without end either; past that size the commits checkpoint on the event loop, as SQLite's own would.
+ *
+ * Sharing the CPU. On Linux the worker thread runs at a lower priority (`nice`, a per-thread attribute there): a
+ * checkpoint is about 5 ms of CPU, and at the same priority it, and the disk writes of its fsync, shared the cores
+ * with the event loop, which then waited for a core (run-queue delay 10-15 % of the time during a checkpoint,
+ * against 2-3 % outside one). Under `aip-json-lat` half of the round trips over 2 ms fell in the 8 % of the time a
+ * checkpoint ran. Elsewhere the priority is left as it is (setpriority would lower the whole process).
  *
  * The worker is a small CommonJS script evaluated in the thread (`eval: true`), so it runs the same from the
  * compiled build and from the TypeScript sources under the test runner; it loads better-sqlite3 from the path this
@@ -28,10 +37,23 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * The default interval of the worker's checkpoints (`--sqlite-checkpoint-ms`). A checkpoint copies each page the
- * WAL holds once, however many times it was written since the last one, so a longer interval copies less: under
- * full `aip-json` load, 50 ms cost 15-25 % more server CPU per round trip than 250 ms (3 interleaved pairs).
+ * WAL holds once, however many times it was written since the last one, so a longer interval copies less; but each
+ * checkpoint also fsyncs what the WAL gained since the last one, and shorter ones spread that over time. With the
+ * event log append-only (sqlite-log-index.ts) the pages written over again are few: under full `aip-json` load the
+ * worker's CPU was 2.1-2.2 µs a round trip at 100 ms against 1.75-1.8 µs at 250 ms (about 1 % of a round trip's
+ * server CPU), while `aip-json-lat` p99 fell (medians of 8 runs: 3.0 ms against 3.9 ms at 250 ms, 2.6 ms with no
+ * checkpoint during the run; with the lower priority below, 2.9 ms).
  */
-export const DEFAULT_SQLITE_CHECKPOINT_MS = 250;
+export const DEFAULT_SQLITE_CHECKPOINT_MS = 100;
+
+/** The default nice value of the checkpoint thread on Linux (`--sqlite-checkpoint-nice`; 0 keeps the process's). */
+export const DEFAULT_SQLITE_CHECKPOINT_NICE = 10;
+
+/**
+ * The default WAL size past which commits checkpoint on the event loop (`--sqlite-wal-max-bytes`): four times the
+ * size at which the worker's checkpoints start the WAL over, so it is reached only when the worker falls behind.
+ */
+export const DEFAULT_SQLITE_WAL_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * The store's finishing checkpoint (`caughtUp`) copies, and fsyncs, on the event loop, what was written while the
@@ -58,6 +80,10 @@ export interface CheckpointerOptions {
   readonly everyMs: number;
   /** WAL size past which the store's connection finishes a checkpoint, so that the WAL starts over. */
   readonly resetBytes: number;
+  /** WAL size past which the store's commits checkpoint themselves (SQLite's auto-checkpoint), if the worker lags. */
+  readonly maxBytes: number;
+  /** The worker thread's nice value on Linux (0-19); 0 leaves it at the process's. */
+  readonly nice: number;
   /** How long the worker's connection waits for a lock. */
   readonly busyMs: number;
   /** The worker failed or exited on its own; SQLite's auto-checkpoint is on again. */
@@ -78,6 +104,10 @@ export interface CheckpointReport {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
+// Linux only: there setpriority(0) is the calling thread's; elsewhere it would be the whole process's.
+if (workerData.nice > 0 && process.platform === 'linux') {
+  try { require('node:os').setPriority(0, workerData.nice); } catch { /* not allowed: runs at the process's */ }
+}
 const Database = require(workerData.lib);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('busy_timeout = ' + workerData.busyMs);
@@ -118,14 +148,16 @@ export class WalCheckpointer {
   readonly ready: Promise<void>;
 
   constructor(private readonly opts: CheckpointerOptions) {
-    opts.db.pragma('wal_autocheckpoint = 0');
-    this.resetFrames = Math.ceil(opts.resetBytes / (opts.db.pragma('page_size', { simple: true }) as number));
+    const pageSize = opts.db.pragma('page_size', { simple: true }) as number;
+    this.resetFrames = Math.ceil(opts.resetBytes / pageSize);
+    opts.db.pragma(`wal_autocheckpoint = ${Math.max(this.resetFrames, Math.ceil(opts.maxBytes / pageSize))}`);
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
         lib: createRequire(import.meta.url).resolve('better-sqlite3'),
         path: opts.path,
         everyMs: opts.everyMs,
+        nice: opts.nice,
         busyMs: opts.busyMs,
       },
     });

@@ -62,7 +62,12 @@ import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
 import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-log-index.js';
 import { MultiRowInsert } from './sqlite-multi-insert.js';
-import { DEFAULT_SQLITE_CHECKPOINT_MS, WalCheckpointer } from './sqlite-checkpointer.js';
+import {
+  DEFAULT_SQLITE_CHECKPOINT_MS,
+  DEFAULT_SQLITE_CHECKPOINT_NICE,
+  DEFAULT_SQLITE_WAL_MAX_BYTES,
+  WalCheckpointer,
+} from './sqlite-checkpointer.js';
 import { EVENT_ID_FLOOR_KEY, migrate, schemaVersion } from './sqlite-schema.js';
 import type { SessionRecord } from './session-model.js';
 import type {
@@ -102,11 +107,15 @@ export interface SqliteSessionStoreOptions {
   readonly synchronous?: 'normal' | 'full';
   /**
    * WAL checkpoints in a worker thread every this many ms (sqlite-checkpointer.ts); 0: SQLite's auto-checkpoint,
-   * in the committing call on the event loop. Default 250. Not for ':memory:'.
+   * in the committing call on the event loop. Default 100. Not for ':memory:'.
    */
   readonly checkpointMs?: number;
+  /** The checkpoint thread's nice value on Linux (0-19; 0: the process's). Default 10. */
+  readonly checkpointNice?: number;
   /** WAL size past which the store finishes a checkpoint itself, so the WAL starts over. Default 16 MiB. */
   readonly walResetBytes?: number;
+  /** WAL size past which commits checkpoint on the event loop, if the checkpoint thread lags. Default 64 MiB. */
+  readonly walMaxBytes?: number;
   /** The checkpoint worker failed; SQLite's auto-checkpoint is back on. */
   readonly onCheckpointFailure?: (err: Error) => void;
   /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 4,096, 1,024. */
@@ -206,6 +215,8 @@ export class SqliteSessionStore implements SessionStore {
       path: this.opts.path,
       everyMs: every,
       resetBytes: this.opts.walResetBytes ?? DEFAULT_WAL_RESET_BYTES,
+      maxBytes: this.opts.walMaxBytes ?? DEFAULT_SQLITE_WAL_MAX_BYTES,
+      nice: this.opts.checkpointNice ?? DEFAULT_SQLITE_CHECKPOINT_NICE,
       busyMs: BUSY_TIMEOUT_MS,
       onFailure: (err) => {
         if (this.checkpointer === checkpointer) this.checkpointer = null;

@@ -1,9 +1,10 @@
 /**
  * WAL checkpoints in a worker thread (src/state/sqlite-checkpointer.ts), on a real database file: the WAL stays
- * bounded under steady writes (the store finishes a checkpoint so SQLite starts the WAL over), nothing written is
- * lost, and a dead worker hands checkpointing back to SQLite.
+ * bounded under steady writes (the store finishes a checkpoint so SQLite starts the WAL over), and within its
+ * bound when the worker lags, nothing written is lost, a dead worker hands checkpointing back to SQLite, and the
+ * worker thread runs at its own nice value on Linux.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -83,6 +84,54 @@ describe('SQLite WAL checkpoints in a worker thread', () => {
     expect(maxWal).toBeLessThan(8 * 1024 * 1024);
     await store.close();
   }, 60_000);
+
+  it('keeps the WAL within walMaxBytes when the worker does not keep up, and loses nothing', async () => {
+    // A worker that never gets to run (an hour between checkpoints): only the store's bound limits the WAL.
+    const bounded = join(dir, 'lagging-bounded.db');
+    const store = new SqliteSessionStore({
+      path: bounded,
+      checkpointMs: 3_600_000,
+      walResetBytes: 256 * 1024,
+      walMaxBytes: 1024 * 1024,
+      maxEventsPerSession: 100_000,
+    });
+    await store.open();
+    // about 10 MB through the WAL, 100 KB a commit
+    const maxWal = await writeSteadily(store, 100, () => walBytes(bounded));
+    expect(maxWal).toBeLessThan(2 * 1024 * 1024);
+    await store.close();
+    const again = new SqliteSessionStore({ path: bounded, maxEventsPerSession: 100_000 });
+    await again.open();
+    expect(await again.allEvents(0, 100_000)).toHaveLength(100 * 50);
+    await again.close();
+
+    // The same writes with the default bound (64 MiB): the WAL holds all of them.
+    const unbounded = join(dir, 'lagging-default.db');
+    const other = new SqliteSessionStore({
+      path: unbounded,
+      checkpointMs: 3_600_000,
+      maxEventsPerSession: 100_000,
+    });
+    await other.open();
+    expect(await writeSteadily(other, 100, () => walBytes(unbounded))).toBeGreaterThan(8 * 1024 * 1024);
+    await other.close();
+  }, 60_000);
+
+  it.runIf(process.platform === 'linux')('runs the worker thread at the nice value it is given', async () => {
+    /** The nice value (field 19 of stat) of each of this process's threads. */
+    const niceValues = (): number[] =>
+      readdirSync('/proc/self/task').map((tid) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      });
+    expect(niceValues().filter((n) => n === 7)).toHaveLength(0);
+    const store = new SqliteSessionStore({ path: join(dir, 'nice.db'), checkpointNice: 7 });
+    await store.open();
+    // Set by the worker as it starts, before it says it is ready.
+    expect(niceValues().filter((n) => n === 7)).toHaveLength(1);
+    await store.close();
+    expect(niceValues().filter((n) => n === 7)).toHaveLength(0);
+  });
 
   it('runs no worker with checkpointMs 0 or for an in-memory database', async () => {
     const own = new SqliteSessionStore({ path: join(dir, 'own.db'), checkpointMs: 0 });
