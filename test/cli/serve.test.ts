@@ -1,5 +1,5 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -51,6 +51,41 @@ describe('aipd serve', () => {
     }
   });
 
+  it.runIf(process.platform === 'linux')(
+    'runs the SQLite checkpoint thread at the nice value --sqlite-checkpoint-nice gives',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'aipd-nice-'));
+      try {
+        const p = aipd([
+          'serve',
+          '--port',
+          '0',
+          '--log-level',
+          'silent',
+          '--store',
+          'sqlite',
+          '--data-dir',
+          dir,
+          '--sqlite-checkpoint-nice',
+          '6',
+        ]);
+        const io = collect(p);
+        await waitForLine(io.out, /aipd listening on/);
+        const nice = readdirSync(`/proc/${p.pid}/task`).map((tid) => {
+          const stat = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+        });
+        // the checkpoint thread alone; the event loop and the rest keep the process's
+        expect(nice.filter((n) => n === 6)).toHaveLength(1);
+        expect(nice.filter((n) => n !== 6 && n !== 0)).toEqual([]);
+        p.kill('SIGTERM');
+        expect(await io.exit).toBe(0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
   it.each([
     [['serve', '--port', 'abc'], /^aipd: --port: expected an integer, got 'abc'\n$/],
     [['serve', '--port', '70000'], /^aipd: --port: .*\n$/],
@@ -80,6 +115,14 @@ describe('aipd serve', () => {
       /^aipd: --cluster-heartbeat-ms: must be at most half of --cluster-lease-ms \(7500\)\n$/,
     ],
     [['serve', '--cluster-prefix', 'a b'], /^aipd: --cluster-prefix: must be 1–64 characters .*\n$/],
+    [
+      ['serve', '--sqlite-checkpoint-nice', '20'],
+      /^aipd: --sqlite-checkpoint-nice: Too big: expected number to be <=19\n$/,
+    ],
+    [
+      ['serve', '--sqlite-wal-max-bytes', '1000'],
+      /^aipd: --sqlite-wal-max-bytes: Too small: expected number to be >=33554432\n$/,
+    ],
     [['frobnicate'], /^aipd: unknown command 'frobnicate'/],
   ])('rejects %j with a one-line error and exit code 2', async (args, re) => {
     const io = collect(aipd(args));
