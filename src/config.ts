@@ -172,7 +172,7 @@ export const ServerConfig = z.object({
   groupCommitMs: z.number().int().min(0).max(1000).default(DEFAULT_GROUP_COMMIT_MS),
   /** SQLite: WAL checkpoints in a worker thread at this interval (0: SQLite's own, on the event loop). */
   sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(DEFAULT_SQLITE_CHECKPOINT_MS),
-  /** SQLite: the checkpoint thread's nice value on Linux (0: the process's own). */
+  /** SQLite: added to the process's nice value for the checkpoint thread on Linux, up to 19 (0: the same). */
   sqliteCheckpointNice: z.number().int().min(0).max(19).default(DEFAULT_SQLITE_CHECKPOINT_NICE),
   /** SQLite: WAL size past which commits checkpoint on the event loop (the checkpoint thread lagging); ≥ 32 MiB. */
   sqliteWalMaxBytes: z

@@ -18,14 +18,19 @@
  * Durability does not change: with synchronous=NORMAL a commit is not fsync'd either way; checkpoints fsync. If the
  * worker fails, SQLite's auto-checkpoint is turned back on (and the store told, `onFailure`), so the WAL stays
  * bounded whatever happens to the worker. While it runs, the store's connection keeps an auto-checkpoint far past
- * where the worker starts the WAL over (`maxBytes`): a worker that falls behind or stops getting CPU cannot let the
- * WAL grow without end either; past that size the commits checkpoint on the event loop, as SQLite's own would.
+ * where the worker starts the WAL over (`maxBytes`): past that size the commits checkpoint on the event loop, as
+ * SQLite's own would, so a worker that stops or falls behind (a busy machine, its lower priority) does not let the
+ * WAL grow without end. The bound holds while the worker makes progress: the store's checkpoint is PASSIVE and is
+ * skipped while the worker holds the checkpoint lock, so a worker starved in the middle of one lets the WAL grow
+ * until it finishes. The first such checkpoint on the event loop copies and fsyncs up to `maxBytes` less what was
+ * already copied, a stall of tens to hundreds of ms; it is meant never to happen.
  *
- * Sharing the CPU. On Linux the worker thread runs at a lower priority (`nice`, a per-thread attribute there): a
- * checkpoint is about 5 ms of CPU, and at the same priority it, and the disk writes of its fsync, shared the cores
- * with the event loop, which then waited for a core (run-queue delay 10-15 % of the time during a checkpoint,
- * against 2-3 % outside one). Under `aip-json-lat` half of the round trips over 2 ms fell in the 8 % of the time a
- * checkpoint ran. Elsewhere the priority is left as it is (setpriority would lower the whole process).
+ * Sharing the CPU. On Linux the worker thread runs at a lower CPU priority (`nice` added to the process's own, up
+ * to 19; a per-thread attribute there): a checkpoint is about 5 ms of CPU, and at the same priority it, and the
+ * kernel's work for the disk writes of its fsync, shared the cores with the event loop, which then waited for a core
+ * (run-queue delay 10-15 % of the time during a checkpoint, against 2-3 % outside one). Under `aip-json-lat` half of
+ * the round trips over 2 ms fell in the 8 % of the time a checkpoint ran. The disk's own queue is not affected.
+ * Elsewhere the priority is left as it is (setpriority would lower the whole process).
  *
  * The worker is a small CommonJS script evaluated in the thread (`eval: true`), so it runs the same from the
  * compiled build and from the TypeScript sources under the test runner; it loads better-sqlite3 from the path this
@@ -41,12 +46,15 @@ import { Worker } from 'node:worker_threads';
  * checkpoint also fsyncs what the WAL gained since the last one, and shorter ones spread that over time. With the
  * event log append-only (sqlite-log-index.ts) the pages written over again are few: under full `aip-json` load the
  * worker's CPU was 2.1-2.2 µs a round trip at 100 ms against 1.75-1.8 µs at 250 ms (about 1 % of a round trip's
- * server CPU), while `aip-json-lat` p99 fell (medians of 8 runs: 3.0 ms against 3.9 ms at 250 ms, 2.6 ms with no
- * checkpoint during the run; with the lower priority below, 2.9 ms).
+ * server CPU), while `aip-json-lat` p99 fell: changing only the interval, medians of 8 runs were 3.0 ms at 100 ms
+ * against 3.9 ms at 250 ms and 2.6 ms with no checkpoint during the run; with the lower priority too, 2.9 ms.
  */
 export const DEFAULT_SQLITE_CHECKPOINT_MS = 100;
 
-/** The default nice value of the checkpoint thread on Linux (`--sqlite-checkpoint-nice`; 0 keeps the process's). */
+/**
+ * The default nice increment of the checkpoint thread on Linux (`--sqlite-checkpoint-nice`): added to the process's
+ * nice value, up to 19; 0 keeps the process's.
+ */
 export const DEFAULT_SQLITE_CHECKPOINT_NICE = 10;
 
 /**
@@ -70,8 +78,9 @@ const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
 
 export interface CheckpointerOptions {
   /**
-   * The store's own connection to the file: its auto-checkpoint is turned off while the worker runs (and on again if
-   * the worker fails), and it runs the checkpoint that lets SQLite start the WAL over.
+   * The store's own connection to the file: its auto-checkpoint is moved out to `maxBytes` while the worker runs
+   * (and back to SQLite's default if the worker fails), and it runs the checkpoint that lets SQLite start the WAL
+   * over.
    */
   readonly db: Database.Database;
   /** The database file (its WAL is `<path>-wal`). */
@@ -82,7 +91,7 @@ export interface CheckpointerOptions {
   readonly resetBytes: number;
   /** WAL size past which the store's commits checkpoint themselves (SQLite's auto-checkpoint), if the worker lags. */
   readonly maxBytes: number;
-  /** The worker thread's nice value on Linux (0-19); 0 leaves it at the process's. */
+  /** Added to the process's nice value for the worker thread on Linux (0-19, capped at 19); 0: the same. */
   readonly nice: number;
   /** How long the worker's connection waits for a lock. */
   readonly busyMs: number;
@@ -105,8 +114,10 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 // Linux only: there setpriority(0) is the calling thread's; elsewhere it would be the whole process's.
+// Only ever lowers the thread's priority, which needs no privilege.
 if (workerData.nice > 0 && process.platform === 'linux') {
-  try { require('node:os').setPriority(0, workerData.nice); } catch { /* not allowed: runs at the process's */ }
+  const os = require('node:os');
+  try { os.setPriority(0, Math.min(19, os.getPriority(0) + workerData.nice)); } catch { /* runs at the process's */ }
 }
 const Database = require(workerData.lib);
 const db = new Database(workerData.path, { fileMustExist: true });

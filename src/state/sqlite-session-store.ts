@@ -110,7 +110,7 @@ export interface SqliteSessionStoreOptions {
    * in the committing call on the event loop. Default 100. Not for ':memory:'.
    */
   readonly checkpointMs?: number;
-  /** The checkpoint thread's nice value on Linux (0-19; 0: the process's). Default 10. */
+  /** Added to the process's nice value for the checkpoint thread on Linux (0-19, capped at 19). Default 10. */
   readonly checkpointNice?: number;
   /** WAL size past which the store finishes a checkpoint itself, so the WAL starts over. Default 16 MiB. */
   readonly walResetBytes?: number;
@@ -483,7 +483,8 @@ function prepare(db: Database.Database): Statements {
     get: db.prepare(`SELECT ${SELECT_COLUMNS} FROM sessions WHERE id = ?`).raw(true),
     lastId: db
       .prepare(
-        'SELECT max(coalesce((SELECT max(id) FROM session_events), 0), (SELECT indexed FROM session_log_mark), ' +
+        'SELECT max(coalesce((SELECT max(id) FROM session_events), 0), ' +
+          'coalesce((SELECT max(indexed) FROM session_log_mark), 0), ' +
           `coalesce((SELECT CAST(value AS INTEGER) FROM schema_meta WHERE key = '${EVENT_ID_FLOOR_KEY}'), 0))`,
       )
       .pluck(),
@@ -509,5 +510,8 @@ function prepare(db: Database.Database): Statements {
  * or the floor migration 2 kept.
  */
 function lastEventId(st: Statements): number {
-  return st.lastId.get() as number;
+  const id = st.lastId.get();
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
+    throw new Error(`the event log's newest id is not an id: ${String(id)}`);
+  return id;
 }
