@@ -8,8 +8,10 @@
  *   whole in the session's `task.results` event for that step (GET /sessions/{id}/events), and they still decide
  *   whether the step failed.
  * - Every step succeeded (or the plan has no steps) → `completed`.
- * - A step's results include a `failure` → `failed` with PLAN_STEP_FAILED naming the step (0-based) and the tool;
- *   that step's results are included in `steps`, and `steps_completed` counts only the steps before it.
+ * - A step's results include a `failure` → `failed` with PLAN_STEP_FAILED naming the step (0-based), the tool and
+ *   the device's error text, cut to `errorMaxChars` (the rest counted: "… (n more characters)"), since the task's
+ *   error is stored with the session and sent in `task_end`; that step's results are included in `steps`, and
+ *   `steps_completed` counts only the steps before it.
  * - A plain-language step → `failed` with PLAN_STEP_NOT_EXECUTABLE (nothing of it is sent).
  * - Plan text (from `request`, or a plan file) that does not parse or validate → `failed` with INVALID_PLAN naming the field.
  * - Cancelled while a batch runs (the session throws into the `yield`) → `failed` with the partial result.
@@ -40,10 +42,24 @@ export interface PlanAgentOptions {
   planFile?: string;
   /** Estimated JSON bytes of step results the outcome keeps whole (see above). Default PLAN_RESULT_MAX_BYTES. */
   resultMaxBytes?: number;
+  /** Characters of a device's error text that PLAN_STEP_FAILED quotes (see above). Default PLAN_ERROR_MAX_CHARS. */
+  errorMaxChars?: number;
 }
 
 /** The default `resultMaxBytes` (the server's --plan-result-max-bytes): 16 MiB. */
 export const PLAN_RESULT_MAX_BYTES = 16 * 1024 * 1024;
+
+/** The default `errorMaxChars` (the server's --plan-error-max-chars). */
+export const PLAN_ERROR_MAX_CHARS = 4096;
+
+/** `text` cut to at most `max` characters (never inside a surrogate pair), saying how many were left out. */
+export function clipText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}… (${text.length - end} more characters)`;
+}
 
 export const PLAN_AGENT_NAME = 'plan';
 
@@ -64,11 +80,13 @@ export class PlanAgent implements Agent {
   private readonly plan: Plan | undefined;
   private readonly planFile: string | undefined;
   private readonly resultMaxBytes: number;
+  private readonly errorMaxChars: number;
 
   constructor(options: PlanAgentOptions = {}) {
     this.plan = options.plan;
     this.planFile = options.planFile;
     this.resultMaxBytes = options.resultMaxBytes ?? PLAN_RESULT_MAX_BYTES;
+    this.errorMaxChars = options.errorMaxChars ?? PLAN_ERROR_MAX_CHARS;
   }
 
   async *run(ctx: AgentContext): AgentRun {
@@ -107,7 +125,7 @@ export class PlanAgent implements Agent {
       const bad = results.findIndex((r) => r.status === 'failure');
       if (bad >= 0) {
         const tool = step.actions[bad]?.tool_name ?? '';
-        const error = results[bad]?.error ?? 'unknown error';
+        const error = clipText(String(results[bad]?.error ?? 'unknown error'), this.errorMaxChars);
         return failed(record, aipError('PLAN_STEP_FAILED', { step: i, tool, error }).message);
       }
       record.steps_completed = i + 1;

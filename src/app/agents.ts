@@ -1,6 +1,6 @@
 /**
  * The agents a server runs, from its config: always the `plan` agent (its outcome bounded by
- * --plan-result-max-bytes); with --llm-base-url and --llm-model, the `llm` agent too, as the default for requests
+ * --plan-result-max-bytes, the device error text it quotes by --plan-error-max-chars); with --llm-base-url and --llm-model, the `llm` agent too, as the default for requests
  * that are not plans.
  */
 import { LlmAgent, LLM_AGENT_NAME } from '../agents/llm/llm-agent.js';
@@ -8,7 +8,9 @@ import { AgentRegistry } from '../agents/registry.js';
 import type { ServerConfig } from '../config.js';
 
 export function agentRegistryFor(config: ServerConfig): AgentRegistry {
-  const registry = new AgentRegistry({ plan: { resultMaxBytes: config.planResultMaxBytes } });
+  const registry = new AgentRegistry({
+    plan: { resultMaxBytes: config.planResultMaxBytes, errorMaxChars: config.planErrorMaxChars },
+  });
   if (config.llmBaseUrl === undefined || config.llmModel === undefined) return registry;
   registry.register(
     new LlmAgent({

@@ -118,7 +118,7 @@ export class RawClient {
   }
 
   /** Answers one `command`: every action with `status` (result 'r'; a failure's error 'boom'). */
-  answer(cmd: ServerMessage, status: 'success' | 'failure'): void {
+  answer(cmd: ServerMessage, status: 'success' | 'failure', error = 'boom'): void {
     this.send({
       type: 'command_results',
       status: 'continue',
@@ -128,7 +128,7 @@ export class RawClient {
         status,
         result: 'r',
         call_id: a.call_id,
-        error: status === 'failure' ? 'boom' : undefined,
+        error: status === 'failure' ? error : undefined,
       })),
     });
   }

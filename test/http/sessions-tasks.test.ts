@@ -133,6 +133,27 @@ describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
     );
   });
 
+  it("a failed step's PLAN_STEP_FAILED quotes the device's error text up to --plan-error-max-chars", async () => {
+    const { device, requester } = await setup({ planErrorMaxChars: 50 });
+    runTask(requester, 'k@err', 2);
+    const text = 'E'.repeat(200_000);
+    device.answer(await device.next((m) => m.type === 'command'), 'failure', text);
+    const end = await requester.next((m) => m.type === 'task_end');
+    expect(end.status).toBe('failed');
+    const error = end.error as string;
+    expect(error).toContain(`: ${'E'.repeat(50)}… (199950 more characters)`);
+    expect(error).not.toContain('E'.repeat(51));
+    expect(error.length).toBeLessThan(200);
+    const path = `/sessions/${encodeURIComponent('k@err')}`;
+    expect((await api.get(path)).json.task.error).toBe(error);
+    // The device's answer itself is kept whole in the step's event.
+    const recorded = (await api.get(`${path}/events?limit=100`)).json.filter(
+      (e: { type: string }) => e.type === 'task.results',
+    ) as { data: { results: { error: string }[] } }[];
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.data.results[0]!.error.length).toBeGreaterThan(1000);
+  });
+
   it('counts failed results as errors in the metrics', async () => {
     const { device, requester } = await setup();
     runTask(requester, 'k@t2', 2);
