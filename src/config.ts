@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { PLAN_ERROR_MAX_CHARS, PLAN_RESULT_MAX_BYTES } from './agents/plan-agent.js';
+import { PLAN_ERROR_MAX_BYTES, PLAN_RESULT_MAX_BYTES } from './agents/plan-agent.js';
 import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
 import { LLM_CONFIG, LLM_FLAGS } from './config-llm.js';
 import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
@@ -162,8 +162,8 @@ export const ServerConfig = z.object({
    * session's events).
    */
   planResultMaxBytes: z.number().int().positive().default(PLAN_RESULT_MAX_BYTES),
-  /** Characters of a device's error text a failed plan step's PLAN_STEP_FAILED quotes; the rest is counted. */
-  planErrorMaxChars: z.number().int().positive().default(PLAN_ERROR_MAX_CHARS),
+  /** UTF-8 bytes of a device's error text a failed plan step's PLAN_STEP_FAILED quotes; the cut is said. */
+  planErrorMaxBytes: z.number().int().min(256).default(PLAN_ERROR_MAX_BYTES),
   /** Larger event payloads are replaced by a note of their size. */
   eventDataMaxBytes: z
     .number()
@@ -275,7 +275,7 @@ const FLAGS = {
   'event-log-max': { key: 'eventLogMax', type: 'int' },
   'event-data-max-bytes': { key: 'eventDataMaxBytes', type: 'int' },
   'plan-result-max-bytes': { key: 'planResultMaxBytes', type: 'int' },
-  'plan-error-max-chars': { key: 'planErrorMaxChars', type: 'int' },
+  'plan-error-max-bytes': { key: 'planErrorMaxBytes', type: 'int' },
   'group-commit-ms': { key: 'groupCommitMs', type: 'int' },
   'sqlite-checkpoint-ms': { key: 'sqliteCheckpointMs', type: 'int' },
   'sqlite-checkpoint-nice': { key: 'sqliteCheckpointNice', type: 'int' },

@@ -9,8 +9,8 @@
  *   whether the step failed.
  * - Every step succeeded (or the plan has no steps) → `completed`.
  * - A step's results include a `failure` → `failed` with PLAN_STEP_FAILED naming the step (0-based), the tool and
- *   the device's error text, cut to `errorMaxChars` (the rest counted: "… (n more characters)"), since the task's
- *   error is stored with the session and sent in `task_end`; that step's results are included in `steps`, and
+ *   the device's error text, cut to `errorMaxBytes` of UTF-8 (`truncateUtf8`, which says how much was left out),
+ *   since the task's error is stored with the session and sent in `task_end`; that step's results are included in `steps`, and
  *   `steps_completed` counts only the steps before it.
  * - A plain-language step → `failed` with PLAN_STEP_NOT_EXECUTABLE (nothing of it is sent).
  * - Plan text (from `request`, or a plan file) that does not parse or validate → `failed` with INVALID_PLAN naming the field.
@@ -19,6 +19,7 @@
 import { aipError } from '../../protocol/index.js';
 import type { Result } from '../../protocol/index.js';
 import { jsonSizeEstimate } from '../lib/json-bound.js';
+import { truncateUtf8 } from '../lib/truncate.js';
 import type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from './contract.js';
 import { loadPlanFile, parsePlanText } from './plan.js';
 import type { ActionStep, Plan } from './plan.js';
@@ -42,24 +43,15 @@ export interface PlanAgentOptions {
   planFile?: string;
   /** Estimated JSON bytes of step results the outcome keeps whole (see above). Default PLAN_RESULT_MAX_BYTES. */
   resultMaxBytes?: number;
-  /** Characters of a device's error text that PLAN_STEP_FAILED quotes (see above). Default PLAN_ERROR_MAX_CHARS. */
-  errorMaxChars?: number;
+  /** UTF-8 bytes of a device's error text that PLAN_STEP_FAILED quotes (see above). Default PLAN_ERROR_MAX_BYTES. */
+  errorMaxBytes?: number;
 }
 
 /** The default `resultMaxBytes` (the server's --plan-result-max-bytes): 16 MiB. */
 export const PLAN_RESULT_MAX_BYTES = 16 * 1024 * 1024;
 
-/** The default `errorMaxChars` (the server's --plan-error-max-chars). */
-export const PLAN_ERROR_MAX_CHARS = 4096;
-
-/** `text` cut to at most `max` characters (never inside a surrogate pair), saying how many were left out. */
-export function clipText(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max;
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
-  return `${text.slice(0, end)}… (${text.length - end} more characters)`;
-}
+/** The default `errorMaxBytes` (the server's --plan-error-max-bytes). */
+export const PLAN_ERROR_MAX_BYTES = 4096;
 
 export const PLAN_AGENT_NAME = 'plan';
 
@@ -80,13 +72,13 @@ export class PlanAgent implements Agent {
   private readonly plan: Plan | undefined;
   private readonly planFile: string | undefined;
   private readonly resultMaxBytes: number;
-  private readonly errorMaxChars: number;
+  private readonly errorMaxBytes: number;
 
   constructor(options: PlanAgentOptions = {}) {
     this.plan = options.plan;
     this.planFile = options.planFile;
     this.resultMaxBytes = options.resultMaxBytes ?? PLAN_RESULT_MAX_BYTES;
-    this.errorMaxChars = options.errorMaxChars ?? PLAN_ERROR_MAX_CHARS;
+    this.errorMaxBytes = options.errorMaxBytes ?? PLAN_ERROR_MAX_BYTES;
   }
 
   async *run(ctx: AgentContext): AgentRun {
@@ -125,7 +117,7 @@ export class PlanAgent implements Agent {
       const bad = results.findIndex((r) => r.status === 'failure');
       if (bad >= 0) {
         const tool = step.actions[bad]?.tool_name ?? '';
-        const error = clipText(String(results[bad]?.error ?? 'unknown error'), this.errorMaxChars);
+        const error = truncateUtf8(String(results[bad]?.error ?? 'unknown error'), this.errorMaxBytes);
         return failed(record, aipError('PLAN_STEP_FAILED', { step: i, tool, error }).message);
       }
       record.steps_completed = i + 1;

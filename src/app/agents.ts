@@ -1,7 +1,7 @@
 /**
  * The agents a server runs, from its config: always the `plan` agent (its outcome bounded by
- * --plan-result-max-bytes, the device error text it quotes by --plan-error-max-chars); with --llm-base-url and --llm-model, the `llm` agent too, as the default for requests
- * that are not plans.
+ * --plan-result-max-bytes, the device error text it quotes by --plan-error-max-bytes); with --llm-base-url and
+ * --llm-model, the `llm` agent too, as the default for requests that are not plans.
  */
 import { LlmAgent, LLM_AGENT_NAME } from '../agents/llm/llm-agent.js';
 import { AgentRegistry } from '../agents/registry.js';
@@ -9,7 +9,7 @@ import type { ServerConfig } from '../config.js';
 
 export function agentRegistryFor(config: ServerConfig): AgentRegistry {
   const registry = new AgentRegistry({
-    plan: { resultMaxBytes: config.planResultMaxBytes, errorMaxChars: config.planErrorMaxChars },
+    plan: { resultMaxBytes: config.planResultMaxBytes, errorMaxBytes: config.planErrorMaxBytes },
   });
   if (config.llmBaseUrl === undefined || config.llmModel === undefined) return registry;
   registry.register(

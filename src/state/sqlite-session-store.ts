@@ -175,7 +175,6 @@ interface Statements {
   putTask: Database.Statement;
   deleteTask: Database.Statement;
   get: Database.Statement;
-  lastId: Database.Statement;
   events: Database.Statement;
   allEvents: Database.Statement;
   insertEvents: MultiRowInsert;
@@ -245,8 +244,8 @@ export class SqliteSessionStore implements SessionStore {
       db.pragma('cache_size = -32000');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      const st = (this.st = prepare(db));
-      this.lastId = lastEventId(st);
+      this.st = prepare(db);
+      this.lastId = lastEventId(db);
       const run = db.transaction((batch: Op[]) => this.apply(batch));
       this.tx = (batch) => run.immediate(batch);
       const log = (this.log = new SqliteLogIndex(db, this.maxEvents, this.opts.logIndex ?? LOG_INDEX_LIMITS));
@@ -481,13 +480,6 @@ function prepare(db: Database.Database): Statements {
     ),
     deleteTask: db.prepare('DELETE FROM session_tasks WHERE id = ?'),
     get: db.prepare(`SELECT ${SELECT_COLUMNS} FROM sessions WHERE id = ?`).raw(true),
-    lastId: db
-      .prepare(
-        'SELECT max(coalesce((SELECT max(id) FROM session_events), 0), ' +
-          'coalesce((SELECT max(indexed) FROM session_log_mark), 0), ' +
-          `coalesce((SELECT CAST(value AS INTEGER) FROM schema_meta WHERE key = '${EVENT_ID_FLOOR_KEY}'), 0))`,
-      )
-      .pluck(),
     events: db
       .prepare(
         `SELECT ${EVENT_COLUMNS.split(', ')
@@ -509,8 +501,15 @@ function prepare(db: Database.Database): Statements {
  * index's mark, which close moves to the newest id (so rows deleted from a closed file by hand are not given again),
  * or the floor migration 2 kept.
  */
-function lastEventId(st: Statements): number {
-  const id = st.lastId.get();
+function lastEventId(db: Database.Database): number {
+  const id: unknown = db
+    .prepare(
+      'SELECT max(coalesce((SELECT max(id) FROM session_events), 0), ' +
+        'coalesce((SELECT max(indexed) FROM session_log_mark), 0), ' +
+        `coalesce((SELECT CAST(value AS INTEGER) FROM schema_meta WHERE key = '${EVENT_ID_FLOOR_KEY}'), 0))`,
+    )
+    .pluck()
+    .get();
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
     throw new Error(`the event log's newest id is not an id: ${String(id)}`);
   return id;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { aipError } from '../../protocol/index.js';
-import { PlanAgent, clipText } from '../../src/agents/plan-agent.js';
+import { PlanAgent } from '../../src/agents/plan-agent.js';
 import type { PlanResult } from '../../src/agents/plan-agent.js';
 import { AgentRegistry } from '../../src/agents/registry.js';
 import { SessionFactory } from '../../src/session/factory.js';
@@ -122,14 +122,6 @@ describe('plan agent', () => {
     expect(partial.steps_completed).toBe(3);
     expect(partial.steps[3]).toMatchObject({ step: 3, results: [], results_omitted: { count: 1 } });
     expect(failing.batches).toHaveLength(4);
-  });
-
-  it('clipText keeps short text, cuts long text saying how much is left out, and never splits a surrogate pair', () => {
-    expect(clipText('abc', 3)).toBe('abc');
-    expect(clipText('abcdef', 3)).toBe('abc… (3 more characters)');
-    // '😀' is two UTF-16 units: a cut after its first unit moves before it.
-    expect(clipText('ab😀cd', 3)).toBe('ab… (4 more characters)');
-    expect(clipText('ab😀cd', 4)).toBe('ab😀… (2 more characters)');
   });
 
   it('a plain-language step ends failed with PLAN_STEP_NOT_EXECUTABLE and sends nothing for it', async () => {

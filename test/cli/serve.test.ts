@@ -1,9 +1,10 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { aipdProcess, collect, waitForLine } from '../helpers/cli-process.js';
+import { processNice, threadNices } from '../helpers/proc-nice.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const procs: ChildProcessWithoutNullStreams[] = [];
@@ -71,12 +72,8 @@ describe('aipd serve', () => {
         ]);
         const io = collect(p);
         await waitForLine(io.out, /aipd listening on/);
-        const niceOf = (path: string): number => {
-          const stat = readFileSync(path, 'utf8');
-          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-        };
-        const base = niceOf(`/proc/${p.pid}/stat`);
-        const nice = readdirSync(`/proc/${p.pid}/task`).map((t) => niceOf(`/proc/${p.pid}/task/${t}/stat`));
+        const base = processNice(p.pid!);
+        const nice = threadNices(p.pid!);
         // the checkpoint thread alone, at the process's value plus 6; the event loop and the rest keep the process's
         const want = Math.min(19, base + 6);
         if (want !== base) expect(nice.filter((n) => n === want)).toHaveLength(1);

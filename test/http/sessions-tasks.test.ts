@@ -133,17 +133,20 @@ describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
     );
   });
 
-  it("a failed step's PLAN_STEP_FAILED quotes the device's error text up to --plan-error-max-chars", async () => {
-    const { device, requester } = await setup({ planErrorMaxChars: 50 });
+  it("a failed step's PLAN_STEP_FAILED quotes the device's error text up to --plan-error-max-bytes", async () => {
+    const { device, requester } = await setup({ planErrorMaxBytes: 256 });
     runTask(requester, 'k@err', 2);
     const text = 'E'.repeat(200_000);
     device.answer(await device.next((m) => m.type === 'command'), 'failure', text);
     const end = await requester.next((m) => m.type === 'task_end');
     expect(end.status).toBe('failed');
     const error = end.error as string;
-    expect(error).toContain(`: ${'E'.repeat(50)}… (199950 more characters)`);
-    expect(error).not.toContain('E'.repeat(51));
-    expect(error.length).toBeLessThan(200);
+    // The quote: as many characters as fit in 256 bytes with the note, then how many bytes were left out.
+    const quote = /: (E+)… \[truncated: (\d+) of 200000 bytes left out\]$/.exec(error)!;
+    expect(quote).not.toBeNull();
+    expect(quote[1]!.length + Number(quote[2])).toBe(200_000);
+    expect(Buffer.byteLength(quote[0]) - 2).toBeLessThanOrEqual(256);
+    expect(quote[1]!.length).toBeGreaterThan(150);
     const path = `/sessions/${encodeURIComponent('k@err')}`;
     expect((await api.get(path)).json.task.error).toBe(error);
     // The device's answer itself is kept whole in the step's event.

@@ -4,11 +4,12 @@
  * bound when the worker lags, nothing written is lost, a dead worker hands checkpointing back to SQLite, and the
  * worker thread runs at its own nice value on Linux.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
+import { processNice, threadNices } from '../helpers/proc-nice.js';
 import { sessionEvent, sessionRecord } from './session-store-suite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aipd-ckpt-'));
@@ -120,14 +121,8 @@ describe('SQLite WAL checkpoints in a worker thread', () => {
   it.runIf(process.platform === 'linux')(
     'runs the worker thread at the process nice value plus its own',
     async () => {
-      /** The nice value (field 19 of stat) of a stat file. */
-      const niceOf = (path: string): number => {
-        const stat = readFileSync(path, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-      };
-      const threads = (): number[] =>
-        readdirSync('/proc/self/task').map((t) => niceOf(`/proc/self/task/${t}/stat`));
-      const base = niceOf('/proc/self/stat');
+      const threads = (): number[] => threadNices('self');
+      const base = processNice('self');
       const want = Math.min(19, base + 7);
       const before = threads().filter((n) => n === want).length;
       const store = new SqliteSessionStore({ path: join(dir, 'nice.db'), checkpointNice: 7 });

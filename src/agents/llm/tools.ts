@@ -6,6 +6,7 @@
  * - tool messages from Results, with data-URL images left out and the text truncated to a byte budget.
  */
 import type { CommandInput, Result, ToolType } from '../../../protocol/index.js';
+import { truncateUtf8 } from '../../lib/truncate.js';
 import type { ChatTool } from './chat-types.js';
 
 /** A tool the device listed: what the model calls it, and what the device calls it. */
@@ -164,16 +165,4 @@ function textOf(v: unknown): string {
 const IMAGE_NOTE = '[image omitted]';
 function isImage(s: string): boolean {
   return s.startsWith('data:image/');
-}
-
-/** `s` cut to at most `maxBytes` bytes of UTF-8 (on a character boundary), saying how much was left out. */
-export function truncateUtf8(s: string, maxBytes: number): string {
-  const bytes = Buffer.byteLength(s);
-  if (bytes <= maxBytes) return s;
-  const note = (n: number): string => `… [truncated: ${n} of ${bytes} bytes left out]`;
-  const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes)));
-  const buf = Buffer.from(s).subarray(0, budget);
-  let kept = buf.toString('utf8');
-  if (kept.endsWith('\uFFFD')) kept = kept.slice(0, -1);
-  return kept + note(bytes - Buffer.byteLength(kept));
 }

@@ -1,13 +1,13 @@
 /** The device's tools as functions, argument checks, and tool messages cut to their byte budget. */
 import { describe, expect, it } from 'vitest';
 import type { Result } from '../../../protocol/index.js';
+import { truncateUtf8 } from '../../../src/lib/truncate.js';
 import {
   chatTools,
   checkArguments,
   listToolsActions,
   toolMessageText,
   toolsFromListing,
-  truncateUtf8,
 } from '../../../src/agents/llm/tools.js';
 
 const ok = (result: unknown): Result => ({
