@@ -183,9 +183,12 @@ describe('PostgresSessionStore', () => {
       let pids: number[] = [];
       await until(async () => (pids = await waiting()).length > 0, 'the commit to wait for the lock');
       expect(pids).toHaveLength(1);
+      // Handled from now on: the write may reject before the holder hears back from pg_terminate_backend, and a
+      // rejection with no handler yet is an unhandled one.
+      const writeFails = expect(write).rejects.toThrow(/terminat/);
       // What PostgreSQL does to a transaction idle past idle_in_transaction_session_timeout, or an administrator.
       await holder.query('SELECT pg_terminate_backend($1)', [pids[0]]);
-      await expect(write).rejects.toThrow(/terminat/);
+      await writeFails;
       await holder.query('COMMIT');
     } finally {
       await holder.end();
