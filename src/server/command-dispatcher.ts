@@ -5,10 +5,10 @@
  * - results are matched only by `prev_response_id`, within this session, from this executor;
  * - a timeout, a failed send or the executor's disconnect yields synthetic failure Results at once.
  */
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { aipError, type Command, type Result } from '../../protocol/index.js';
 import { isoNow } from '../lib/iso-now.js';
+import { uuid } from '../lib/uuid.js';
 import type { Logger } from '../logger.js';
 import type { CommandBatch, CommandExecutor } from '../session/types.js';
 import type { ClientLink } from '../state/client-directory.js';
@@ -64,9 +64,9 @@ export class CommandDispatcher implements CommandExecutor {
       tool_name: a.tool_name,
       parameters: a.parameters ?? null,
       tool_type: a.tool_type,
-      call_id: randomUUID(),
+      call_id: uuid(),
     }));
-    const responseId = randomUUID();
+    const responseId = uuid();
     return new Promise<Result[]>((resolve, reject) => {
       if (this.gone !== null) return resolve(synthetic(actions, this.gone));
       const link = this.opts.executor();

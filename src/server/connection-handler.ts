@@ -8,7 +8,6 @@
  * bounded queue and are replayed in order. All per-connection state lives here (S4): the pinned identity, the
  * logger, the registration timer.
  */
-import { randomUUID } from 'node:crypto';
 import {
   AipError,
   aipError,
@@ -20,6 +19,7 @@ import {
 import { isChannelFrame } from '../../protocol/channel.js';
 import { isTransferFrame } from '../channel/aip-transfer.js';
 import { Fsm, type TransitionTable } from '../lib/fsm.js';
+import { uuid } from '../lib/uuid.js';
 import type { Logger } from '../logger.js';
 import { isClusterRefusal, isDevice, type ClientInfo } from '../state/client-directory.js';
 import type { Connection, SocketHandler } from '../transport/connection.js';
@@ -272,7 +272,7 @@ export class ConnectionHandler implements SocketHandler {
     this.fsm.go(ConnState.REGISTERED);
     this.clearRegistrationTimer(true);
     this.scope = new ConnScope(this.ctx, client, this.peer, this.socket.id);
-    this.peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() });
+    this.peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: uuid() });
     this.ctx.events.emit('client.registered', {
       clientId: client.clientId,
       clientType: client.clientType,

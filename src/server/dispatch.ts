@@ -3,8 +3,8 @@
  * peer's (peer.ts). Each AIP message type the server accepts has one entry here, with the fields it requires;
  * anything else gets UFO's "unknown message type" error.
  */
-import { randomUUID } from 'node:crypto';
 import { AipError, aipError, pythonEnumName, type ClientMessage } from '../../protocol/index.js';
+import { uuid } from '../lib/uuid.js';
 import type { Logger } from '../logger.js';
 import { deviceSystemInfo, type ClientInfo, type ClientLink } from '../state/client-directory.js';
 import type { ServerContext } from './context.js';
@@ -29,7 +29,7 @@ interface Entry {
 const TABLE: Partial<Record<MessageType, Entry>> = {
   heartbeat: {
     handle: ({ peer }) =>
-      void peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: randomUUID() }),
+      void peer.send({ type: 'heartbeat', status: 'ok', timestamp: now(), response_id: uuid() }),
   },
   // Handlers read `scope.log` only when they log: it is a getter that makes a pino child logger (ConnScope).
   task: {
@@ -109,7 +109,7 @@ function deviceInfo({ ctx, client, peer }: DispatchScope, msg: ClientMessage): v
 }
 
 export function sendError(peer: ClientLink, text: string): void {
-  peer.send({ type: 'error', status: 'error', error: text, timestamp: now(), response_id: randomUUID() });
+  peer.send({ type: 'error', status: 'error', error: text, timestamp: now(), response_id: uuid() });
 }
 
 export function now(): string {

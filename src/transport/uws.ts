@@ -8,10 +8,10 @@
  * - Streamed responses (SSE): chunked writes with real backpressure — a `write` that uWS reports as backed up
  *   makes the stream wait for `onWritable`; an abort or the server closing ends the stream (`close`).
  */
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import uWS from 'uWebSockets.js';
 import { aipError, CloseCode } from '../../protocol/index.js';
+import { uuid } from '../lib/uuid.js';
 import type { Connection, SocketHandler } from './connection.js';
 import {
   encodeHttpBody,
@@ -34,7 +34,7 @@ interface UserData {
 
 /** One WebSocket; it is also its outbound queue's RawSocket (no closures per connection). */
 class UwsConnection implements Connection, RawSocket {
-  readonly id = flatId();
+  readonly id = uuid(); // one flat string (56 B), held for the connection's life
   closed = false;
   handler: SocketHandler | null = null;
   readonly out: OutboundQueue;
@@ -135,14 +135,6 @@ class UwsConnection implements Connection, RawSocket {
     // uWS will also call `close`; the handler ignores the second notification.
     handler?.closed(CloseCode.SLOW_CONSUMER);
   }
-}
-
-/**
- * A connection id: a random UUID as one flat string. `randomUUID()` returns a concatenation (a tree of V8 cons
- * strings, about 400 B); held for the connection's life, the flat copy costs 56 B.
- */
-function flatId(): string {
-  return Buffer.from(randomUUID(), 'latin1').toString('latin1');
 }
 
 export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
