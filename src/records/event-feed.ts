@@ -21,6 +21,8 @@ export class EventFeed {
   }
 
   publish(event: SessionEvent): void {
+    // Most events of the hot path have no listener: no copy of the set for them.
+    if (this.listeners.size === 0) return;
     for (const l of [...this.listeners]) {
       try {
         l(event);

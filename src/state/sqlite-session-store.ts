@@ -298,10 +298,10 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null> {
-    return this.enqueue((s) => {
+    return this.enqueue((resolve, reject) => {
       const params = recordParams(record);
       const task = params.splice(TASK, 1)[0] as string | null;
-      return { kind: 'create', params, task, event: encodeEvent(event), ...s };
+      return { kind: 'create', params, task, event: encodeEvent(event), resolve, reject };
     });
   }
 
@@ -311,21 +311,32 @@ export class SqliteSessionStore implements SessionStore {
     changes: SessionChanges,
     event: NewEvent,
   ): Promise<UpdateResult | null> {
-    return this.enqueue((s) => {
+    return this.enqueue((resolve, reject) => {
       const { mask, values } = encodeChanges(changes);
       // The task JSON goes to its own table; its key columns stay in `values`.
       const task = (mask & TASK_BIT) === 0 ? undefined : (values.splice(taskAt(mask), 1)[0] as string | null);
-      return { kind: 'update', id, version, mask, values, task, event: encodeEvent(event), ...s };
+      return { kind: 'update', id, version, mask, values, task, event: encodeEvent(event), resolve, reject };
     });
   }
 
   delete(id: string, event: NewEvent): Promise<SessionEvent | null> {
-    return this.enqueue((s) => ({ kind: 'delete', id, event: encodeEvent(event), ...s }));
+    return this.enqueue((resolve, reject) => ({
+      kind: 'delete',
+      id,
+      event: encodeEvent(event),
+      resolve,
+      reject,
+    }));
   }
 
   appendEvents(events: readonly NewEvent[]): Promise<SessionEvent[]> {
     if (events.length === 0) return Promise.resolve([]);
-    return this.enqueue((s) => ({ kind: 'append', events: events.map(encodeEvent), ...s }));
+    return this.enqueue((resolve, reject) => ({
+      kind: 'append',
+      events: events.map(encodeEvent),
+      resolve,
+      reject,
+    }));
   }
 
   get(id: string): Promise<SessionRecord | null> {
@@ -364,10 +375,11 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   /** Queues a write built from its settle functions (built at call time: what the caller changes later is not ours). */
-  private enqueue<T>(make: (s: Settle) => Op): Promise<T> {
+  /** Queues the op `make` builds (in the promise's executor, so a throw rejects); its settle functions are its own fields. */
+  private enqueue<T>(make: (resolve: Settle['resolve'], reject: Settle['reject']) => Op): Promise<T> {
     if (!this.db) return Promise.reject(new Error('session store is not open'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.add(make({ resolve: resolve as (v: unknown) => void, reject }));
+      this.queue.add(make(resolve as Settle['resolve'], reject));
     });
   }
 
