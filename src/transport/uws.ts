@@ -32,14 +32,27 @@ interface UserData {
   conn?: UwsConnection;
 }
 
+/**
+ * The send that `UwsConnection.write` runs inside a cork, and its arguments: one function for every send, not a
+ * closure per send. uWS runs the cork's callback at once; a write nested in a send (a close handler's) reads its
+ * arguments before it calls, and the outer send's result is stored after the nested one's.
+ */
+const corked: {
+  ws: uWS.WebSocket<UserData> | null;
+  data: string | Uint8Array | null;
+  isBinary: boolean;
+  result: WriteResult;
+} = { ws: null, data: null, isBinary: false, result: 1 };
+function sendCorked(): void {
+  corked.result = corked.ws!.send(corked.data!, corked.isBinary) as WriteResult;
+}
+
 /** One WebSocket; it is also its outbound queue's RawSocket (no closures per connection). */
 class UwsConnection implements Connection, RawSocket {
   readonly id = uuid(); // one flat string (56 B), held for the connection's life
   closed = false;
   handler: SocketHandler | null = null;
   readonly out: OutboundQueue;
-  /** The last send's result (set inside the cork callback). */
-  private result: WriteResult = 1;
   /** A close asked for while frames waited in the outbound queue: it happens once they are out (see close()). */
   private closing: { code: number; reason: string } | null = null;
   /** Bounds that wait: a peer that stops reading is terminated after `slowConsumerTimeoutMs`. */
@@ -57,10 +70,12 @@ class UwsConnection implements Connection, RawSocket {
 
   /** RawSocket: one corked send (a send outside a uWS callback is not corked by uWS itself). */
   write(data: string | Uint8Array, isBinary: boolean): WriteResult {
-    this.ws.cork(() => {
-      this.result = this.ws.send(data, isBinary) as WriteResult;
-    });
-    return this.result;
+    corked.ws = this.ws;
+    corked.data = data;
+    corked.isBinary = isBinary;
+    this.ws.cork(sendCorked);
+    corked.ws = corked.data = null; // the frame is not kept
+    return corked.result;
   }
 
   buffered(): number {
