@@ -14,6 +14,8 @@ import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
 import { DEFAULT_GROUP_COMMIT_MS } from './state/group-commit.js';
 import {
   DEFAULT_SQLITE_CHECKPOINT_MS,
+  DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UP_MS,
+  DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UPS,
   DEFAULT_SQLITE_CHECKPOINT_NICE,
   DEFAULT_SQLITE_WAL_MAX_BYTES,
 } from './state/sqlite-checkpointer.js';
@@ -176,6 +178,15 @@ export const ServerConfig = z.object({
   sqliteCheckpointMs: z.number().int().min(0).max(60_000).default(DEFAULT_SQLITE_CHECKPOINT_MS),
   /** SQLite: added to the process's nice value for the checkpoint thread on Linux, up to 19 (0: the same). */
   sqliteCheckpointNice: z.number().int().min(0).max(19).default(DEFAULT_SQLITE_CHECKPOINT_NICE),
+  /** SQLite: a thread checkpoint longer than this is followed by another before the event loop finishes it. */
+  sqliteCheckpointFollowUpMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .default(DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UP_MS),
+  /** SQLite: follow-up checkpoints in a row at most (0: the event loop finishes at once). */
+  sqliteCheckpointFollowUps: z.number().int().min(0).max(100).default(DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UPS),
   /** SQLite: WAL size past which commits checkpoint on the event loop (the checkpoint thread lagging); ≥ 32 MiB. */
   sqliteWalMaxBytes: z
     .number()
@@ -279,6 +290,8 @@ const FLAGS = {
   'group-commit-ms': { key: 'groupCommitMs', type: 'int' },
   'sqlite-checkpoint-ms': { key: 'sqliteCheckpointMs', type: 'int' },
   'sqlite-checkpoint-nice': { key: 'sqliteCheckpointNice', type: 'int' },
+  'sqlite-checkpoint-follow-up-ms': { key: 'sqliteCheckpointFollowUpMs', type: 'int' },
+  'sqlite-checkpoint-follow-ups': { key: 'sqliteCheckpointFollowUps', type: 'int' },
   'sqlite-wal-max-bytes': { key: 'sqliteWalMaxBytes', type: 'int' },
   'remote-idle-timeout-ms': { key: 'remoteIdleTimeoutMs', type: 'int' },
   'stream-token-ttl-ms': { key: 'streamTokenTtlMs', type: 'int' },

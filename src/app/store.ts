@@ -28,6 +28,8 @@ export async function openStore(config: ServerConfig, log: Logger): Promise<Sess
       path: join(resolve(config.dataDir), SQLITE_FILE),
       checkpointMs: config.sqliteCheckpointMs,
       checkpointNice: config.sqliteCheckpointNice,
+      checkpointFollowUpMs: config.sqliteCheckpointFollowUpMs,
+      checkpointFollowUps: config.sqliteCheckpointFollowUps,
       walMaxBytes: config.sqliteWalMaxBytes,
       onCheckpointFailure: (err) =>
         log.warn({ err }, "the WAL checkpoint worker failed; SQLite's own checkpoints are back on"),

@@ -65,13 +65,15 @@ export const DEFAULT_SQLITE_WAL_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * The store's finishing checkpoint (`caughtUp`) copies, and fsyncs, on the event loop, what was written while the
- * worker's last checkpoint ran. After one that took longer than this, the worker is asked for another at once
- * (up to `MAX_FOLLOW_UPS` in a row), so that the event loop is left only the last moment's frames. Under
- * `aip-json-lat` the worker's checkpoints every 250 ms took 16-20 ms, and the finishing one after them 4.5 ms on
- * average, up to 27 ms.
+ * worker's last checkpoint ran. After one that took longer than this (`--sqlite-checkpoint-follow-up-ms`), the
+ * worker is asked for another at once (up to `DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UPS` in a row), so that the event
+ * loop is left only the last moment's frames. Under `aip-json-lat` the worker's checkpoints every 250 ms took
+ * 16-20 ms, and the finishing one after them 4.5 ms on average, up to 27 ms. The time includes the worker's
+ * fdatasync: on a disk with slow syncs every reset takes all the follow-ups (bounded by their number).
  */
-const FOLLOW_UP_AFTER_MS = 2;
-const MAX_FOLLOW_UPS = 3;
+export const DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UP_MS = 2;
+/** Follow-up checkpoints in a row at most (`--sqlite-checkpoint-follow-ups`); 0: the store finishes at once. */
+export const DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UPS = 3;
 
 /** SQLite's default `wal_autocheckpoint` (pages), put back if the worker fails. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
@@ -95,6 +97,10 @@ export interface CheckpointerOptions {
   readonly nice: number;
   /** How long the worker's connection waits for a lock. */
   readonly busyMs: number;
+  /** A caught-up checkpoint that took longer than this is followed by another in the worker (see above). */
+  readonly followUpAfterMs: number;
+  /** Follow-ups in a row at most before the store's connection finishes the checkpoint. */
+  readonly maxFollowUps: number;
   /** The worker failed or exited on its own; SQLite's auto-checkpoint is on again. */
   readonly onFailure: (err: Error) => void;
 }
@@ -155,6 +161,7 @@ export class WalCheckpointer {
   private readonly resetFrames: number;
   /** Follow-up checkpoints asked of the worker since the store's connection last finished one. */
   private followUps = 0;
+  private reportCount = 0;
   /** Resolves once the worker has opened its connection (or failed to). */
   readonly ready: Promise<void>;
 
@@ -185,6 +192,7 @@ export class WalCheckpointer {
     });
     this.worker.on('message', (m: { t: string; report?: CheckpointReport }) => {
       if (m.t !== 'done' || !m.report) return;
+      this.reportCount++;
       this.caughtUp(m.report);
       for (const w of this.waiters.splice(0)) w(m.report);
     });
@@ -192,6 +200,11 @@ export class WalCheckpointer {
     this.worker.on('exit', (code) => {
       if (!this.stopping) this.fail(new Error(`the WAL checkpoint worker exited (code ${code})`));
     });
+  }
+
+  /** Checkpoints the worker has reported so far: on its interval, asked for, and follow-ups (tests and tools). */
+  get reports(): number {
+    return this.reportCount;
   }
 
   /** Runs a checkpoint now; resolves its report (tests and tools). */
@@ -223,8 +236,8 @@ export class WalCheckpointer {
   /**
    * Everything up to the worker's start is copied and the WAL is past its reset size: copy the rest on the store's
    * connection (between two commits, as no transaction is ever open across turns of the event loop), so that its
-   * next commit starts the WAL over. After a long checkpoint, the worker first runs another (FOLLOW_UP_AFTER_MS), so
-   * that this one has only a few milliseconds of frames left.
+   * next commit starts the WAL over. After a long checkpoint, the worker first runs another (`followUpAfterMs`, at
+   * most `maxFollowUps` in a row), so that this one has only a few milliseconds of frames left.
    */
   private caughtUp(r: CheckpointReport): void {
     const { db } = this.opts;
@@ -232,7 +245,7 @@ export class WalCheckpointer {
       this.followUps = 0;
       return;
     }
-    if (r.ms > FOLLOW_UP_AFTER_MS && this.followUps < MAX_FOLLOW_UPS) {
+    if (r.ms > this.opts.followUpAfterMs && this.followUps < this.opts.maxFollowUps) {
       this.followUps++;
       this.worker.postMessage('now');
       return;

@@ -64,6 +64,8 @@ import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-
 import { MultiRowInsert } from './sqlite-multi-insert.js';
 import {
   DEFAULT_SQLITE_CHECKPOINT_MS,
+  DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UP_MS,
+  DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UPS,
   DEFAULT_SQLITE_CHECKPOINT_NICE,
   DEFAULT_SQLITE_WAL_MAX_BYTES,
   WalCheckpointer,
@@ -112,6 +114,10 @@ export interface SqliteSessionStoreOptions {
   readonly checkpointMs?: number;
   /** Added to the process's nice value for the checkpoint thread on Linux (0-19, capped at 19). Default 10. */
   readonly checkpointNice?: number;
+  /** A worker checkpoint longer than this is followed by another before the store finishes it. Default 2. */
+  readonly checkpointFollowUpMs?: number;
+  /** Follow-up checkpoints in a row at most (0: the store finishes at once). Default 3. */
+  readonly checkpointFollowUps?: number;
   /** WAL size past which the store finishes a checkpoint itself, so the WAL starts over. Default 16 MiB. */
   readonly walResetBytes?: number;
   /** WAL size past which commits checkpoint on the event loop, if the checkpoint thread lags. Default 64 MiB. */
@@ -217,6 +223,8 @@ export class SqliteSessionStore implements SessionStore {
       maxBytes: this.opts.walMaxBytes ?? DEFAULT_SQLITE_WAL_MAX_BYTES,
       nice: this.opts.checkpointNice ?? DEFAULT_SQLITE_CHECKPOINT_NICE,
       busyMs: BUSY_TIMEOUT_MS,
+      followUpAfterMs: this.opts.checkpointFollowUpMs ?? DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UP_MS,
+      maxFollowUps: this.opts.checkpointFollowUps ?? DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UPS,
       onFailure: (err) => {
         if (this.checkpointer === checkpointer) this.checkpointer = null;
         this.opts.onCheckpointFailure?.(err);

@@ -120,6 +120,14 @@ describe('aipd serve', () => {
       /^aipd: --sqlite-checkpoint-nice: Too big: expected number to be <=19\n$/,
     ],
     [
+      ['serve', '--sqlite-checkpoint-follow-ups', '101'],
+      /^aipd: --sqlite-checkpoint-follow-ups: Too big: expected number to be <=100\n$/,
+    ],
+    [
+      ['serve', '--sqlite-checkpoint-follow-up-ms', 'soon'],
+      /^aipd: --sqlite-checkpoint-follow-up-ms: expected an integer, got 'soon'\n$/,
+    ],
+    [
       ['serve', '--sqlite-wal-max-bytes', '1000'],
       /^aipd: --sqlite-wal-max-bytes: Too small: expected number to be >=33554432\n$/,
     ],

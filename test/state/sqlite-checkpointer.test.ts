@@ -135,6 +135,35 @@ describe('SQLite WAL checkpoints in a worker thread', () => {
     },
   );
 
+  it('follows a long caught-up checkpoint with at most checkpointFollowUps more, then the store finishes it', async () => {
+    for (const followUps of [0, 2]) {
+      const path = join(dir, `follow-ups-${followUps}.db`);
+      const store = new SqliteSessionStore({
+        path,
+        checkpointMs: 3_600_000, // only the checkpoints asked for here, and their follow-ups
+        walResetBytes: 256 * 1024,
+        checkpointFollowUpMs: 0, // every checkpoint takes longer than that
+        checkpointFollowUps: followUps,
+        maxEventsPerSession: 100_000,
+      });
+      await store.open();
+      const ckpt = store.walCheckpointer!;
+      await writeSteadily(store, 10, () => 0); // about 1 MB: the WAL is past its reset size
+      const first = await ckpt.checkpointNow();
+      expect(first.checkpointed).toBe(first.log);
+      expect(first.log * 4096).toBeGreaterThan(256 * 1024);
+      for (let t = 0; ckpt.reports < 1 + followUps && t < 200; t++)
+        await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 300)); // time enough for a follow-up too many
+      expect(ckpt.reports).toBe(1 + followUps);
+      // The store finished the checkpoint after the last follow-up: its next commit started the WAL over.
+      await store.appendEvents([sessionEvent('s-0', 'test.small')]);
+      const after = await ckpt.checkpointNow();
+      expect(after.log).toBeLessThan(first.log / 10);
+      await store.close();
+    }
+  }, 30_000);
+
   it('runs no worker with checkpointMs 0 or for an in-memory database', async () => {
     const own = new SqliteSessionStore({ path: join(dir, 'own.db'), checkpointMs: 0 });
     await own.open();
