@@ -114,7 +114,7 @@ async function sqlFloor(path: string): Promise<MicroResult[]> {
     `INSERT INTO session_events (id, session_id, type, at, data) VALUES ${Array.from({ length: 2 * TASKS }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
   );
   const update = db.prepare(
-    'UPDATE sessions SET checkpoint = ?, updated_at = ?, version = version + 1 WHERE id = ?',
+    'UPDATE session_progress SET checkpoint = ?, updated_at = ?, version = version + 1 WHERE id = ?',
   );
   let step = 0;
   const round = db.transaction(() => {

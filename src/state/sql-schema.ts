@@ -250,14 +250,16 @@ const BOUND_FILTERS = [
 
 /**
  * The query of one page of `list`, newest first, keyset-paged on (created_at, id): `placeholder(n)` spells the
- * n-th parameter (1-based), and `columns` the select list (`READ_COLUMNS` in order; a store that keeps a column
- * elsewhere reads it with a subquery). `shape` names the statement text, for caching prepared statements.
+ * n-th parameter (1-based), `columns` the select list (`READ_COLUMNS` in order; a store that keeps a column
+ * elsewhere reads it with a subquery), and `from` the rows (a join whose column names are unambiguous, such as
+ * SQLite's `USING (id)`). `shape` names the statement text, for caching prepared statements.
  */
 export function listQuery(
   filter: SessionFilter,
   page: PageRequest,
   placeholder: (n: number) => string,
   columns: string = READ_COLUMNS.join(', '),
+  from = 'sessions',
 ): { sql: string; params: unknown[]; shape: string } {
   const where: string[] = [];
   const params: unknown[] = [];
@@ -290,7 +292,7 @@ export function listQuery(
     shape += 'cursor;';
   }
   const sql =
-    `SELECT ${columns} FROM sessions` +
+    `SELECT ${columns} FROM ${from}` +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
     ` ORDER BY created_at DESC, id DESC LIMIT ${p(page.limit + 1)}`;
   return { sql, params, shape };

@@ -7,13 +7,13 @@ import type Database from 'better-sqlite3';
 import { SCHEMA_VERSION_KEY, checkSchemaVersion } from './sql-schema.js';
 
 /** The SQLite file's schema version (PostgreSQL has its own, `SCHEMA_VERSION`); a newer file is refused. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** The `schema_meta` key of the lowest event id past which new ids are given (migration 2), if any. */
 export const EVENT_ID_FLOOR_KEY = 'event_id_floor';
 
-/** The schema, one list of statements per version (index 0 makes version 1). */
-const MIGRATIONS: readonly (readonly string[])[] = [
+/** The schema, one list of statements per version (index 0 makes version 1; tests rebuild older files from it). */
+export const MIGRATIONS: readonly (readonly string[])[] = [
   [
     `CREATE TABLE sessions (
       id TEXT PRIMARY KEY,
@@ -80,6 +80,20 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       WHERE name = 'session_events' AND seq > (SELECT coalesce(max(id), 0) FROM session_events)`,
     'DROP TABLE session_events',
     'ALTER TABLE session_events_v2 RENAME TO session_events',
+  ],
+  // 3: what every task step writes (checkpoint, updated_at, version) in a narrow table of its own, out of the
+  // `sessions` rows (see sqlite-statements.ts); the values are moved, and the columns dropped from `sessions`.
+  [
+    `CREATE TABLE session_progress (
+      id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+      checkpoint TEXT,
+      updated_at TEXT NOT NULL,
+      version INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID`,
+    'INSERT INTO session_progress (id, checkpoint, updated_at, version) SELECT id, checkpoint, updated_at, version FROM sessions',
+    'ALTER TABLE sessions DROP COLUMN checkpoint',
+    'ALTER TABLE sessions DROP COLUMN updated_at',
+    'ALTER TABLE sessions DROP COLUMN version',
   ],
 ];
 if (MIGRATIONS.length !== SQLITE_SCHEMA_VERSION)

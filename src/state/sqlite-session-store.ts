@@ -4,10 +4,14 @@
  * given twice. The store gives them itself, each one more than the last, kept in memory and read at open
  * (`lastEventId`): trimming keeps each session's newest events, so the store never deletes the newest id. The log is
  * a plain rowid table, not AUTOINCREMENT, which made every commit also rewrite the `sqlite_sequence` page (one WAL
- * page in six under `aip-json-lat`; schema version 2). The schema and its migrations are in sqlite-schema.ts.
+ * page in six under `aip-json-lat`; schema version 2). The schema and its migrations are in sqlite-schema.ts, the
+ * statements over it in sqlite-statements.ts.
  *
  * The hot path. An AIP task writes, per command round trip, one update of its checkpoint and two events; the
  * layout keeps those writes small:
+ * - A step's fields (checkpoint, updated_at, version) are in the narrow `session_progress` table, not in the
+ *   `sessions` row (schema version 3; see sqlite-statements.ts): a commit of a few steps writes one or two of its
+ *   pages, not one `sessions` page per task.
  * - A task's `task` JSON (with the plan request, often 50-100 KB) is in `session_tasks`, not in its `sessions` row:
  *   SQLite rewrites a whole row on any UPDATE, so in the row it was copied through its overflow pages by every
  *   checkpoint write (~30 µs of CPU each with a 93 KB plan, measured). It is written only by a create or an update
@@ -61,7 +65,6 @@
 import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
 import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-log-index.js';
-import { MultiRowInsert } from './sqlite-multi-insert.js';
 import {
   DEFAULT_SQLITE_CHECKPOINT_MS,
   DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UP_MS,
@@ -71,6 +74,15 @@ import {
   WalCheckpointer,
 } from './sqlite-checkpointer.js';
 import { EVENT_ID_FLOOR_KEY, migrate, schemaVersion } from './sqlite-schema.js';
+import {
+  SELECT_COLUMNS,
+  SESSION_FROM,
+  UpdateStatements,
+  createParams,
+  prepareStatements,
+  type CreateParams,
+  type Statements,
+} from './sqlite-statements.js';
 import type { SessionRecord } from './session-model.js';
 import type {
   NewEvent,
@@ -84,15 +96,11 @@ import type {
 } from './session-store.js';
 import {
   CHANGE_FIELDS,
-  READ_COLUMNS,
-  WRITE_COLUMNS,
-  changeColumns,
   decodeEvent,
   encodeChanges,
   encodeEvent,
   listQuery,
   pageOf,
-  recordParams,
   rowToEvent,
   rowToRecord,
   type EncodedEvent,
@@ -128,13 +136,6 @@ export interface SqliteSessionStoreOptions {
   readonly logIndex?: LogIndexLimits;
 }
 
-/** The `sessions` columns a row is written with: WRITE_COLUMNS but `task`, which is in `session_tasks`. */
-const TASK = WRITE_COLUMNS.indexOf('task');
-const ROW_COLUMNS = WRITE_COLUMNS.filter((c) => c !== 'task');
-/** READ_COLUMNS, with `task` read from `session_tasks` (null when the session has no row there). */
-const SELECT_COLUMNS = READ_COLUMNS.map((c) =>
-  c === 'task' ? '(SELECT task FROM session_tasks WHERE session_tasks.id = sessions.id) AS task' : c,
-).join(', ');
 /** The `task` bit of a change mask, and where its JSON is in the mask's values (each field before it has one). */
 const TASK_BIT = 1 << CHANGE_FIELDS.indexOf('task');
 const taskAt = (mask: number): number => {
@@ -142,10 +143,6 @@ const taskAt = (mask: number): number => {
   for (let m = mask & (TASK_BIT - 1); m !== 0; m &= m - 1) n++;
   return n;
 };
-
-/** Rows per multi-row event insert, largest first (a batch of n is split into these sizes). */
-const EVENT_CHUNKS = [128, 64, 32, 16, 8, 4, 2, 1] as const;
-const EVENT_COLUMNS = 'id, session_id, type, at, data';
 
 /** Writes per transaction at most: a commit blocks the event loop (better-sqlite3 is synchronous), ~25 µs a write. */
 const MAX_BATCH = 1_000;
@@ -156,12 +153,12 @@ const DEFAULT_WAL_RESET_BYTES = 16 * 1024 * 1024;
 
 type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
 /**
- * A write. `params` and `values` are the `sessions` columns (no `task`); `task` is the `session_tasks` JSON, null
- * for none, and (update) undefined when the update leaves it as it is.
+ * A write. `values` are an update's changed columns (no `task`); `task` is the `session_tasks` JSON, null for none,
+ * and undefined when the update leaves it as it is.
  */
 type Op = Settle &
   (
-    | { kind: 'create'; params: unknown[]; task: string | null; event: EncodedEvent }
+    | { kind: 'create'; params: CreateParams; event: EncodedEvent }
     | {
         kind: 'update';
         id: string;
@@ -175,21 +172,10 @@ type Op = Settle &
     | { kind: 'append'; events: EncodedEvent[] }
   );
 
-interface Statements {
-  insert: Database.Statement;
-  delete: Database.Statement;
-  putTask: Database.Statement;
-  deleteTask: Database.Statement;
-  get: Database.Statement;
-  events: Database.Statement;
-  allEvents: Database.Statement;
-  insertEvents: MultiRowInsert;
-}
-
 export class SqliteSessionStore implements SessionStore {
   private db: Database.Database | null = null;
   private st: Statements | null = null;
-  private readonly updates = new Map<number, Database.Statement>();
+  private updates: UpdateStatements | null = null;
   private readonly lists = new Map<string, Database.Statement>();
   private readonly queue: GroupCommit<Op>;
   private readonly maxEvents: number;
@@ -252,7 +238,8 @@ export class SqliteSessionStore implements SessionStore {
       db.pragma('cache_size = -32000');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      this.st = prepare(db);
+      this.st = prepareStatements(db);
+      this.updates = new UpdateStatements(db);
       this.lastId = lastEventId(db);
       const run = db.transaction((batch: Op[]) => this.apply(batch));
       this.tx = (batch) => run.immediate(batch);
@@ -300,17 +287,18 @@ export class SqliteSessionStore implements SessionStore {
       // only planner statistics
     }
     this.db.close();
-    this.db = this.st = this.tx = this.indexTx = this.indexOneTx = this.log = null;
-    this.updates.clear();
+    this.db = this.st = this.tx = this.indexTx = this.indexOneTx = this.log = this.updates = null;
     this.lists.clear();
   }
 
   create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null> {
-    return this.enqueue((resolve, reject) => {
-      const params = recordParams(record);
-      const task = params.splice(TASK, 1)[0] as string | null;
-      return { kind: 'create', params, task, event: encodeEvent(event), resolve, reject };
-    });
+    return this.enqueue((resolve, reject) => ({
+      kind: 'create',
+      params: createParams(record),
+      event: encodeEvent(event),
+      resolve,
+      reject,
+    }));
   }
 
   update(
@@ -356,7 +344,7 @@ export class SqliteSessionStore implements SessionStore {
 
   list(filter: SessionFilter, page: PageRequest): Promise<Page> {
     return this.read(() => {
-      const q = listQuery(filter, page, () => '?', SELECT_COLUMNS);
+      const q = listQuery(filter, page, () => '?', SELECT_COLUMNS, SESSION_FROM);
       let stmt = this.lists.get(q.shape);
       if (!stmt) {
         stmt = this.db!.prepare(q.sql).raw(true);
@@ -443,21 +431,23 @@ export class SqliteSessionStore implements SessionStore {
       const op = batch[i]!;
       switch (op.kind) {
         case 'create':
-          if (st.insert.run(op.params).changes === 1) {
-            if (op.task !== null) st.putTask.run(op.params[0], op.task);
+          if (st.insert.run(op.params.row).changes === 1) {
+            st.insertProgress.run(op.params.progress);
+            if (op.params.task !== null) st.putTask.run(op.params.progress[0], op.params.task);
             results[i] = log(op.event);
           } else results[i] = null;
           break;
         case 'update':
-          // Only the changed columns are written, and nothing is read back; the `task` JSON only when given.
-          if (this.updateStatement(op.mask).run(op.values, op.id, op.version).changes === 1) {
+          // Only the changed columns are written (sqlite-statements.ts), and nothing is read back; the `task` JSON
+          // only when given.
+          if (this.updates!.run(op.mask, op.values, op.id, op.version)) {
             if (op.task === null) st.deleteTask.run(op.id);
             else if (op.task !== undefined) st.putTask.run(op.id, op.task);
             results[i] = { version: op.version + 1, event: log(op.event) } satisfies UpdateResult;
           } else results[i] = null;
           break;
         case 'delete':
-          // Its `session_tasks` row goes with it (ON DELETE CASCADE).
+          // Its `session_progress` and `session_tasks` rows go with it (ON DELETE CASCADE).
           results[i] = st.delete.run(op.id).changes === 1 ? log(op.event) : null;
           break;
         case 'append':
@@ -472,48 +462,6 @@ export class SqliteSessionStore implements SessionStore {
     this.lastId = nextId;
     return results;
   }
-
-  /** The prepared UPDATE for one set of changed fields (cached per mask), guarded by the version it names. */
-  private updateStatement(mask: number): Database.Statement {
-    let stmt = this.updates.get(mask);
-    if (!stmt) {
-      const sets = changeColumns(mask)
-        .filter((c) => c !== 'task')
-        .map((c) => `${c} = ?`);
-      sets.push('version = version + 1');
-      stmt = this.db!.prepare(`UPDATE sessions SET ${sets.join(', ')} WHERE id = ? AND version = ?`);
-      this.updates.set(mask, stmt);
-    }
-    return stmt;
-  }
-}
-
-function prepare(db: Database.Database): Statements {
-  const placeholders = ROW_COLUMNS.map(() => '?').join(', ');
-  return {
-    insert: db.prepare(
-      `INSERT INTO sessions (${ROW_COLUMNS.join(', ')}) VALUES (${placeholders}) ON CONFLICT (id) DO NOTHING`,
-    ),
-    delete: db.prepare('DELETE FROM sessions WHERE id = ?'),
-    putTask: db.prepare(
-      'INSERT INTO session_tasks (id, task) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET task = excluded.task',
-    ),
-    deleteTask: db.prepare('DELETE FROM session_tasks WHERE id = ?'),
-    get: db.prepare(`SELECT ${SELECT_COLUMNS} FROM sessions WHERE id = ?`).raw(true),
-    events: db
-      .prepare(
-        `SELECT ${EVENT_COLUMNS.split(', ')
-          .map((c) => `e.${c}`)
-          .join(', ')} ` +
-          'FROM session_log_index i CROSS JOIN session_events e ON e.id = i.id ' +
-          'WHERE i.session_id = ? AND i.id > ? ORDER BY i.id LIMIT ?',
-      )
-      .raw(true),
-    allEvents: db
-      .prepare(`SELECT ${EVENT_COLUMNS} FROM session_events WHERE id > ? ORDER BY id LIMIT ?`)
-      .raw(true),
-    insertEvents: new MultiRowInsert(db, `INSERT INTO session_events (${EVENT_COLUMNS})`, 5, EVENT_CHUNKS),
-  };
 }
 
 /**

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SQLITE_SCHEMA_VERSION } from '../../src/state/sqlite-schema.js';
 import { SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
+import { downgradeToVersion2 } from '../helpers/sqlite-downgrade.js';
+import { sqliteStores } from '../helpers/sqlite-stores.js';
 import { sessionEvent, sessionRecord } from './session-store-suite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aipd-sqlite-ids-'));
@@ -36,8 +38,9 @@ function inspect(path: string): { version: string; eventsSql: string; sequenceRo
   }
 }
 
-/** Turns a closed version 2 file back into what version 1 made: the log under AUTOINCREMENT, its counter at `seq`. */
+/** Turns a closed file back into what version 1 made: the log under AUTOINCREMENT, its counter at `seq`. */
 function downgradeToVersion1(path: string, seq: number): void {
+  downgradeToVersion2(path);
   const db = new Database(path);
   db.exec(`
     CREATE TABLE session_events_v1 (
@@ -58,20 +61,8 @@ function downgradeToVersion1(path: string, seq: number): void {
 }
 
 describe('SQLite event ids', () => {
-  const open: SqliteSessionStore[] = [];
-  afterEach(async () => {
-    for (const s of open.splice(0)) await s.close();
-  });
-  async function openStore(path: string): Promise<SqliteSessionStore> {
-    const s = new SqliteSessionStore({ path });
-    open.push(s);
-    await s.open();
-    return s;
-  }
-  async function closeStore(s: SqliteSessionStore): Promise<void> {
-    open.splice(open.indexOf(s), 1);
-    await s.close();
-  }
+  const { openStore, closeStore, closeAll } = sqliteStores();
+  afterEach(closeAll);
 
   it('keeps the log as a plain rowid table: commits write no sqlite_sequence row', async () => {
     const path = newPath();
@@ -89,9 +80,7 @@ describe('SQLite event ids', () => {
 
   it('gives the next id after trimming, a session delete and reopening', async () => {
     const path = newPath();
-    const s = new SqliteSessionStore({ path, maxEventsPerSession: 2 });
-    open.push(s);
-    await s.open();
+    const s = await openStore(path, { maxEventsPerSession: 2 });
     await s.create(sessionRecord('a'), sessionEvent('a', 'session.created'));
     await s.create(sessionRecord('b'), sessionEvent('b', 'session.created'));
     const a = await s.appendEvents([1, 2, 3, 4].map((n) => sessionEvent('a', 'x', { n })));

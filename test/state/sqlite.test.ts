@@ -158,7 +158,9 @@ describe('SqliteSessionStore', () => {
     );
     pending.push(s.appendEvents([sessionEvent('a', 'task.commands')]) as never);
     // Nothing is committed before the group's timer fires (or a read drains the queue).
-    expect((raw(s).prepare('SELECT version FROM sessions').get() as { version: number }).version).toBe(0);
+    expect(
+      (raw(s).prepare('SELECT version FROM session_progress').get() as { version: number }).version,
+    ).toBe(0);
     expect((await Promise.all(pending)).every((r) => r !== null)).toBe(true);
     expect(batches).toEqual([51]);
     expect((await s.get('a'))!.version).toBe(50);
