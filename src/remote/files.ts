@@ -18,6 +18,8 @@ import type { LiveRemote, RemoteSessions } from './remote-sessions.js';
 export const MAX_LISTING_BYTES = 8 * 1024 * 1024;
 const CHUNK = 256 * 1024;
 
+const ignore = (): void => undefined;
+
 export interface FileEntry {
   readonly filename: string;
   readonly size: number;
@@ -106,6 +108,10 @@ export class RemoteFiles {
     let chain = Promise.resolve();
     let tooMany = false;
     bb.on('file', (_field, stream, info) => {
+      // busboy destroys a part with an error when the body ends early or breaks off; that may happen before the
+      // part's turn to be read comes. The error stays on the stream (its reader meets it); an 'error' event with
+      // no listener would end the process.
+      stream.on('error', ignore);
       chain = chain.then(async () => {
         if (failed.err !== null) return void stream.resume();
         try {

@@ -104,3 +104,5 @@ export function encodeHttpBody(res: HttpResponse): { contentType: string; body: 
 }
 
 export const INTERNAL_ERROR: HttpResponse = { status: 500, body: { detail: 'Internal Server Error' } };
+/** What a request whose client left mid-body is recorded as (never sent: nginx's 499, in the access log and metrics). */
+export const CLIENT_CLOSED: HttpResponse = { status: 499, body: { detail: 'Client closed the request' } };

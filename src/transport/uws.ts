@@ -15,6 +15,7 @@ import { uuid } from '../lib/uuid.js';
 import type { Connection, SocketHandler } from './connection.js';
 import {
   encodeHttpBody,
+  CLIENT_CLOSED,
   INTERNAL_ERROR,
   statusLine,
   type HttpRequestHead,
@@ -267,6 +268,11 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       void Promise.resolve()
         .then(() => opts.http.handle({ ...head, body: new Uint8Array(0) }, body))
         .catch((err: unknown) => {
+          // A client that leaves mid-body fails the handler's read: its fault, and nobody is left to answer.
+          if (aborted) {
+            opts.log.debug({ err }, 'HTTP request aborted by the client');
+            return CLIENT_CLOSED;
+          }
           opts.log.error({ err }, 'HTTP handler failed');
           return INTERNAL_ERROR;
         })

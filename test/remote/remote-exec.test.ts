@@ -488,6 +488,45 @@ describe('clients and devices that leave mid-way', () => {
     await until(async () => (await busy(id)) === 0, 'the session to be idle');
   });
 
+  it('answers 400 to a multipart body that ends without its closing boundary, and goes on serving', async () => {
+    const id = await interactive();
+    const r = await fetch(`${base}/sessions/${id}/upload`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY, 'content-type': 'multipart/form-data; boundary=XX' },
+      body: '--XX\r\nContent-Disposition: form-data; name="f"; filename="cut.txt"\r\n\r\nabc',
+    });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { detail: string }).detail).toBe(
+      'Invalid multipart/form-data body: Unexpected end of form',
+    );
+    await until(async () => (await busy(id)) === 0, 'the session to be idle');
+    const up = await fetch(`${base}/sessions/${id}/upload`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY, 'content-type': 'multipart/form-data; boundary=XX' },
+      body: '--XX\r\nContent-Disposition: form-data; name="f"; filename="whole.txt"\r\n\r\nabc\r\n--XX--\r\n',
+    });
+    expect(up.status).toBe(200);
+    expect(await readFile(path.join(root, 'whole.txt'), 'utf8')).toBe('abc');
+  });
+
+  it('survives clients that leave before their first file part is read', async () => {
+    const id = await interactive();
+    for (let i = 0; i < 20; i++) {
+      const sock = net.connect(server.port, '127.0.0.1');
+      sock.on('error', () => undefined);
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(
+        `POST /sessions/${id}/upload HTTP/1.1\r\nHost: x\r\nX-API-Key: ${TEST_KEY}\r\n` +
+          'Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 100000\r\n\r\n' +
+          `--XX\r\nContent-Disposition: form-data; name="f"; filename="gone-${i}.txt"\r\n\r\nabc`,
+      );
+      await new Promise((r) => setTimeout(r, i % 5));
+      sock.destroy();
+    }
+    await until(async () => (await busy(id)) === 0, 'the session to be idle');
+    expect((await a.call('GET', `/sessions/${id}`)).status).toBe(200);
+  });
+
   it('survives a device that dies during a tar download', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'aipd-remote-dying-'));
     await writeFile(path.join(dir, 'big.bin'), Buffer.alloc(16 * 1024 * 1024, 3));
