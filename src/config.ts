@@ -210,6 +210,12 @@ export const ServerConfig = z.object({
     .int()
     .positive()
     .default(8 * 1024 * 1024),
+  /**
+   * Stream and SSM sockets open and waiting for their token (unauthenticated) at once; more upgrades get 503. Each
+   * may hold one partial frame of up to its path's socket limit, so this bounds what clients with no credentials can
+   * make the server hold.
+   */
+  maxStreamTokenWaits: z.number().int().positive().max(100_000).default(128),
   /** stdin bytes a stream WebSocket may have waiting for the device's credit; more closes it (4013). */
   streamInputMaxBytes: z
     .number()
@@ -296,6 +302,7 @@ const FLAGS = {
   'remote-idle-timeout-ms': { key: 'remoteIdleTimeoutMs', type: 'int' },
   'stream-token-ttl-ms': { key: 'streamTokenTtlMs', type: 'int' },
   'stream-token-wait-ms': { key: 'streamTokenWaitMs', type: 'int' },
+  'max-stream-token-waits': { key: 'maxStreamTokenWaits', type: 'int' },
   'execute-timeout-ms': { key: 'executeTimeoutMs', type: 'int' },
   'execute-output-max-bytes': { key: 'executeOutputMaxBytes', type: 'int' },
   'stream-input-max-bytes': { key: 'streamInputMaxBytes', type: 'int' },

@@ -36,6 +36,7 @@ import { RedisProbe, withTimeout } from '../ops/redis-probe.js';
 import { TimedSessionStore } from '../ops/timed-store.js';
 
 import { RemoteExecution, streamSessionId, STREAM_SUBPROTOCOL } from '../remote/index.js';
+import { STREAM_CONTROL_MAX_BYTES } from '../remote/stream-socket.js';
 import { SsmEndpoint, ssmSessionId } from '../ssm/index.js';
 
 export interface StartOptions {
@@ -271,11 +272,19 @@ export async function startServer(
   const http = new ObservedHttp(router, events, log.child({ component: 'http' }));
   const wsGate = upgradeGate(config.apiKey, (offer) => negotiateCodec(offer).subprotocol ?? null);
 
+  /** The socket layer's frame limit for an application limit (see --socket-payload-factor). */
+  const socketLimit = (bytes: number): number => Math.min(bytes * config.socketPayloadFactor, 2 ** 31 - 1);
   const transportOptions: TransportOptions = {
     host: config.host,
     port: config.port,
     limits: {
-      maxPayloadBytes: Math.min(config.maxPayloadBytes * config.socketPayloadFactor, 2 ** 31 - 1),
+      maxPayloadBytes: socketLimit(config.maxPayloadBytes),
+      // A stream or SSM socket holds one frame before it has shown its token: the limit is what those sockets
+      // read at most (a larger frame is refused by them anyway), not the AIP one.
+      maxPayloadBytesByPath: {
+        '/sessions/:id/stream': socketLimit(Math.max(config.streamInputMaxBytes, STREAM_CONTROL_MAX_BYTES)),
+        '/sessions/:id/ssm': socketLimit(config.ssmMaxFrameBytes),
+      },
       idleTimeoutSec: config.idleTimeoutSec,
       outboundBudgetBytes: config.outboundBudgetBytes,
       slowConsumerTimeoutMs: config.slowConsumerTimeoutMs,

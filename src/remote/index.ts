@@ -38,12 +38,12 @@ export class RemoteExecution {
     this.services = new RemoteServices(this.sessions, config.serviceBindHost, config.maxServicesPerSession);
   }
 
-  /** Stream sockets that have not presented a token yet (unauthenticated; capped by --max-unregistered). */
+  /** Stream sockets that have not presented a token yet (unauthenticated; capped by --max-stream-token-waits). */
   private awaitingToken = 0;
 
   /** Whether another unauthenticated stream socket may open. */
   acceptsStream(): boolean {
-    return this.awaitingToken < this.config.maxUnregistered;
+    return this.awaitingToken < this.config.maxStreamTokenWaits;
   }
 
   /** Counts one more socket waiting for its token; the returned function says it no longer waits (once). */

@@ -305,8 +305,11 @@ export class StreamSocket implements SocketHandler {
   }
 }
 
+/** Largest text frame a stream socket reads (its token and control messages); a larger one is not JSON to it. */
+export const STREAM_CONTROL_MAX_BYTES = 64 * 1024;
+
 function parseJson(bytes: Uint8Array): Record<string, unknown> | null {
-  if (bytes.byteLength > 64 * 1024) return null;
+  if (bytes.byteLength > STREAM_CONTROL_MAX_BYTES) return null;
   try {
     const v = JSON.parse(dec.decode(bytes)) as unknown;
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;

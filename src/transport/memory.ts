@@ -11,7 +11,7 @@ import { CloseCode } from '../../protocol/index.js';
 import type { Connection, SocketHandler } from './connection.js';
 import { INTERNAL_ERROR, type HttpRequestHead, type HttpResponse, type HttpStream } from './http.js';
 import { byteLength, OutboundQueue, WriteResult } from './outbound.js';
-import type { Transport, TransportOptions } from './transport.js';
+import { maxPayloadOn, type Transport, type TransportOptions } from './transport.js';
 
 export interface MemoryFrame {
   readonly data: string | Uint8Array;
@@ -164,7 +164,7 @@ class MemoryConnection implements Connection {
 
   receive(data: ArrayBuffer, isBinary: boolean): void {
     if (this.closed) return;
-    if (data.byteLength > this.opts.limits.maxPayloadBytes) {
+    if (data.byteLength > maxPayloadOn(this.opts.limits, this.path)) {
       this.close(1009, 'frame too large');
       return;
     }

@@ -8,6 +8,20 @@ import type { HttpHandler, HttpRequestHead } from './http.js';
 
 /** The paths a WebSocket may be opened on (uWS patterns): AIP, a remote session's stream and its SSM data channel. */
 export const WS_PATHS = ['/ws', '/sessions/:id/stream', '/sessions/:id/ssm'] as const;
+export type WsPath = (typeof WS_PATHS)[number];
+
+/** The pattern of WS_PATHS a request path is on, or null. */
+export function wsPathOf(path: string): WsPath | null {
+  if (path === '/ws') return '/ws';
+  const m = /^\/sessions\/[^/]+\/(stream|ssm)$/.exec(path);
+  return m ? (`/sessions/:id/${m[1]}` as WsPath) : null;
+}
+
+/** The largest inbound frame on `path` (a request path). */
+export function maxPayloadOn(limits: TransportLimits, path: string): number {
+  const pattern = wsPathOf(path);
+  return (pattern && limits.maxPayloadBytesByPath?.[pattern]) ?? limits.maxPayloadBytes;
+}
 
 /** The server's answer to a WebSocket upgrade request. */
 export type UpgradeDecision =
@@ -16,6 +30,11 @@ export type UpgradeDecision =
 export interface TransportLimits {
   /** Largest inbound WebSocket frame. */
   readonly maxPayloadBytes: number;
+  /**
+   * Largest inbound frame on a path of WS_PATHS (its pattern) where it is not `maxPayloadBytes`: a stream socket's
+   * frames are small, and it holds one before it has authenticated.
+   */
+  readonly maxPayloadBytesByPath?: Readonly<Partial<Record<WsPath, number>>>;
   readonly idleTimeoutSec: number;
   /** Outbound bytes a connection may have queued before it counts as a slow consumer. */
   readonly outboundBudgetBytes: number;

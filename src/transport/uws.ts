@@ -217,7 +217,11 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       conn.handler?.closed(code);
     },
   };
-  for (const path of WS_PATHS) app.ws<UserData>(path, behavior);
+  for (const path of WS_PATHS)
+    app.ws<UserData>(path, {
+      ...behavior,
+      maxPayloadLength: limits.maxPayloadBytesByPath?.[path] ?? limits.maxPayloadBytes,
+    });
 
   app.any('/*', (res, req) => {
     let aborted = false;
