@@ -239,6 +239,8 @@ export async function startServer(
     maxUrlBytes: config.maxUrlBytes,
     maxHeaderCount: config.maxHeaderCount,
     maxHeaderBytes: config.maxHeaderBytes,
+    maxDepth: config.maxDepth,
+    maxContainers: config.maxContainers,
   };
   const readyStore = store;
   const router = createApi(config.apiKey, headLimits, {

@@ -10,7 +10,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { aipError } from '../../protocol/index.js';
+import { aipError, jsonBytesShape } from '../../protocol/index.js';
 import type { HttpHandler, HttpRequest, HttpRequestHead, HttpResponse } from '../transport/http.js';
 import { detail, validationAt } from './responses.js';
 
@@ -71,7 +71,7 @@ interface Compiled {
   readonly segments: readonly string[];
 }
 
-/** Limits checked on the head before anything else. */
+/** Limits checked on the head before anything else, and on a JSON body before its route parses it. */
 export interface HeadLimits {
   /** Longest path plus query; longer gets 414. */
   readonly maxUrlBytes: number;
@@ -79,6 +79,12 @@ export interface HeadLimits {
   readonly maxHeaderCount: number;
   /** Most bytes of header names and values together; more gets 431. */
   readonly maxHeaderBytes: number;
+  /**
+   * A JSON body (a `body: 'json'` route's): deepest nesting and most objects and arrays, as `--max-depth` and
+   * `--max-containers` for frames; more gets 422 before it is parsed (a deep one would overflow the stack later).
+   */
+  readonly maxDepth: number;
+  readonly maxContainers: number;
 }
 
 export class Router implements HttpHandler {
@@ -164,6 +170,16 @@ export class Router implements HttpHandler {
       return early;
     }
     const m = this.match(req.method, req.path) as { compiled: Compiled; params: Record<string, string> };
+    if (m.compiled.route.body === 'json' && req.body.byteLength > 0) {
+      const shape = jsonBytesShape(req.body, this.limits.maxDepth, this.limits.maxContainers);
+      if (shape !== null) {
+        const why =
+          shape === 'deep'
+            ? `nested deeper than ${this.limits.maxDepth} levels`
+            : `more than ${this.limits.maxContainers} objects and arrays`;
+        return validationAt(['body'], `JSON decode error: ${why}`, 'json_invalid');
+      }
+    }
     return m.compiled.route.handle({
       req,
       params: m.params,

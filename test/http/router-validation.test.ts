@@ -5,7 +5,13 @@ import { Router, type Route } from '../../src/http/router.js';
 import { jsonObject, parseBody, parseIsoTime, QueryErrors } from '../../src/http/validation.js';
 import type { HttpRequest } from '../../src/transport/http.js';
 
-const LIMITS = { maxUrlBytes: 8192, maxHeaderCount: 40, maxHeaderBytes: 16384 };
+const LIMITS = {
+  maxUrlBytes: 8192,
+  maxHeaderCount: 40,
+  maxHeaderBytes: 16384,
+  maxDepth: 128,
+  maxContainers: 100_000,
+};
 const route = (method: Route['method'], path: string): Route => ({
   method,
   path,
