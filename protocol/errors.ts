@@ -72,6 +72,10 @@ export const Errors = {
     1008,
     (p) => `Message holds more than ${p.max} objects and arrays`,
   ),
+  UNSUPPORTED_VALUE: spec<{ what: string; path: string }>(
+    1010,
+    (p) => `Unsupported value at ${p.path}: ${p.what}; AIP messages carry JSON values only`,
+  ),
   // 1100–1199: schema validation
   VALIDATION: spec<{ detail: string }>(1100, (p) => p.detail),
 
@@ -428,6 +432,10 @@ export const Errors = {
   ),
   STDIO_BAD_RECORD: spec<{ detail: string }>(7042, (p) => `Invalid stdio record: ${p.detail}`),
   FILE_NOT_A_DIRECTORY: spec<{ path: string }>(7026, (p) => `'${p.path}' is not a directory`),
+  FILE_NOT_A_FILE: spec<{ path: string; kind: string }>(
+    7027,
+    (p) => `'${p.path}' is a ${p.kind}, not a file`,
+  ),
   TRANSFER_SIZE_MISMATCH: spec<{ expected: number; got: number }>(
     7050,
     (p) => `Size mismatch: expected ${p.expected} bytes, got ${p.got} bytes`,

@@ -27,10 +27,10 @@ export function checkTree(root: unknown, maxDepth: number): AipError | null {
     if (ArrayBuffer.isView(node)) continue;
     const proto = Object.getPrototypeOf(node) as unknown;
     if (proto !== Object.prototype && proto !== null) {
-      return aipErrorAt('FORBIDDEN_KEY', [], {
-        key: '__proto__',
-        path: 'an object with a foreign prototype',
-      });
+      // A msgpack extension msgpackr decodes to a class (a timestamp is a Date): not a JSON value.
+      const tag = Object.prototype.toString.call(node).slice(8, -1);
+      const what = tag === 'Date' ? 'a timestamp (send times as ISO 8601 strings)' : `a ${tag} value`;
+      return aipError('UNSUPPORTED_VALUE', { what, path: `depth ${depth}` });
     }
     for (const key in node) {
       if (FORBIDDEN.has(key)) return aipErrorAt('FORBIDDEN_KEY', [key], { key, path: `depth ${depth}` });

@@ -243,8 +243,11 @@ describe('msgpack specifics', () => {
     );
   });
 
-  it('a timestamp extension (a Date) is not accepted as a plain object', () => {
+  it('a timestamp extension (a Date) is refused as a value JSON cannot carry, and says so', () => {
     const r = decodeClientMessage(msgpackCodec, packValue({ ...HB, metadata: { when: new Date(0) } }), true);
-    expect(r.ok).toBe(false);
+    const e = expectCode(r, Errors.UNSUPPORTED_VALUE.code);
+    expect(e.message).toBe(
+      'Unsupported value at depth 3: a timestamp (send times as ISO 8601 strings); AIP messages carry JSON values only',
+    );
   });
 });

@@ -3,7 +3,7 @@
  * --allow-exec and --allow-port, real HTTP and real WebSockets.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
@@ -486,6 +486,23 @@ describe('clients and devices that leave mid-way', () => {
     req.destroy();
     await until(() => server.channels.stats().channels === start, 'the upload channel to close');
     await until(async () => (await busy(id)) === 0, 'the session to be idle');
+  });
+
+  it('says a directory is a directory when it is downloaded as a file or uploaded onto', async () => {
+    const id = await interactive();
+    await mkdir(path.join(root, 'a-dir'), { recursive: true });
+    const down = await a.call('GET', `/sessions/${id}/download_single?file=a-dir`);
+    expect(down.status).toBe(400);
+    expect(down.json.detail).toBe("'a-dir' is a directory, not a file");
+    const form = new FormData();
+    form.append('f', new Blob(['x']), 'a-dir');
+    const up = await fetch(`${base}/sessions/${id}/upload`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY },
+      body: form,
+    });
+    expect(up.status).toBe(400);
+    expect(((await up.json()) as { detail: string }).detail).toBe("'a-dir' is a directory, not a file");
   });
 
   it('answers 400 to a multipart body that ends without its closing boundary, and goes on serving', async () => {

@@ -1,5 +1,6 @@
 /** File helpers shared by the device's file handlers and the controller's file client. */
 import type { Hash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { aipError, AipError } from '../../../protocol/index.js';
 
@@ -29,4 +30,11 @@ export function asError(e: unknown): AipError {
   return e instanceof AipError
     ? e
     : aipError('FILE_IO', { detail: e instanceof Error ? e.message : String(e) });
+}
+
+/** What a path that is not a regular file is, for FILE_NOT_A_FILE. */
+export function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symbolic link';
+  return 'special file';
 }

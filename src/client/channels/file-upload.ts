@@ -16,7 +16,7 @@ import { dirname } from 'node:path';
 import { aipError, type AipError } from '../../../protocol/index.js';
 import type { ChannelEndpoint } from '../../channel/endpoint.js';
 import type { IncomingChannel } from '../../channel/mux.js';
-import { asError, hashRange, READ_CHUNK } from './file-io.js';
+import { asError, fileKind, hashRange, READ_CHUNK } from './file-io.js';
 import { ChannelReader, encodeRecord } from './records.js';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/i;
@@ -47,7 +47,9 @@ export async function upload(
   const part = `${file}.part`;
   for (const f of [file, part]) {
     const st = await lstat(f).catch(() => null);
-    if (st && !st.isFile()) return incoming.reject(aipError('FILE_PATH_ESCAPE', { path: String(p.path) }));
+    if (st?.isSymbolicLink()) return incoming.reject(aipError('FILE_PATH_ESCAPE', { path: String(p.path) }));
+    if (st && !st.isFile())
+      return incoming.reject(aipError('FILE_NOT_A_FILE', { path: String(p.path), kind: fileKind(st) }));
   }
   let offset = 0;
   if (!streamed && p.resume === true) offset = (await lstat(part).catch(() => null))?.size ?? 0;

@@ -14,7 +14,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { aipError } from '../../../protocol/index.js';
 import type { ChannelEndpoint } from '../../channel/endpoint.js';
 import type { IncomingChannel } from '../../channel/mux.js';
-import { asError, hashRange } from './file-io.js';
+import { asError, fileKind, hashRange } from './file-io.js';
 import { listDirectory } from './file-list.js';
 import { upload } from './file-upload.js';
 import { encodeRecord } from './records.js';
@@ -62,7 +62,9 @@ async function download(
   try {
     const st = await fh.stat();
     if (!st.isFile())
-      return incoming.reject(aipError('FILE_NOT_FOUND', { path: String(incoming.params.path) }));
+      return incoming.reject(
+        aipError('FILE_NOT_A_FILE', { path: String(incoming.params.path), kind: fileKind(st) }),
+      );
     if (offset > st.size) return incoming.reject(aipError('FILE_BAD_OFFSET', { offset, size: st.size }));
     const end = ranged ? Math.min(st.size, offset + lengthParam) : st.size;
     const channel = (ep = incoming.accept());
