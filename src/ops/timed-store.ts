@@ -31,8 +31,7 @@ export class TimedSessionStore implements SessionStore {
   }
 
   create(record: SessionRecord, event: NewEvent): Promise<SessionEvent | null> {
-    if (!this.on) return this.inner.create(record, event);
-    return this.timed('create', performance.now(), this.inner.create(record, event));
+    return this.timed('create', this.start(), this.inner.create(record, event));
   }
 
   get(id: string): Promise<SessionRecord | null> {
@@ -45,13 +44,11 @@ export class TimedSessionStore implements SessionStore {
     changes: SessionChanges,
     event: NewEvent,
   ): Promise<UpdateResult | null> {
-    if (!this.on) return this.inner.update(id, version, changes, event);
-    return this.timed('update', performance.now(), this.inner.update(id, version, changes, event));
+    return this.timed('update', this.start(), this.inner.update(id, version, changes, event));
   }
 
   delete(id: string, event: NewEvent): Promise<SessionEvent | null> {
-    if (!this.on) return this.inner.delete(id, event);
-    return this.timed('delete', performance.now(), this.inner.delete(id, event));
+    return this.timed('delete', this.start(), this.inner.delete(id, event));
   }
 
   list(filter: SessionFilter, page: PageRequest): Promise<Page> {
@@ -59,8 +56,7 @@ export class TimedSessionStore implements SessionStore {
   }
 
   appendEvents(events: readonly NewEvent[]): Promise<SessionEvent[]> {
-    if (!this.on) return this.inner.appendEvents(events);
-    return this.timed('append_events', performance.now(), this.inner.appendEvents(events));
+    return this.timed('append_events', this.start(), this.inner.appendEvents(events));
   }
 
   events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]> {
@@ -71,16 +67,17 @@ export class TimedSessionStore implements SessionStore {
     return this.inner.allEvents(after, limit);
   }
 
-  /** Whether anyone listens for `store.write` (when not, a write is the inner store's own promise). */
-  private get on(): boolean {
-    return this.sink.wants('store.write');
+  /** When a write starts, or NaN when nobody listens for `store.write` (the write is then not wrapped). */
+  private start(): number {
+    return this.sink.wants('store.write') ? performance.now() : NaN;
   }
 
   /**
    * `write`, started at `start`, announced when it settles. Every write of the hot path comes here, so it costs
-   * one `then` and its two handlers, and nothing else per write.
+   * one `then` and its two handlers when someone listens, and nothing otherwise.
    */
   private timed<T>(op: string, start: number, write: Promise<T>): Promise<T> {
+    if (Number.isNaN(start)) return write;
     const sink = this.sink;
     return write.then(
       (v) => {

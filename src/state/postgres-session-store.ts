@@ -66,6 +66,7 @@ import {
   READ_COLUMNS,
   SCHEMA_VERSION,
   SCHEMA_VERSION_KEY,
+  SESSION_INDEXES_V1,
   WRITE_COLUMNS,
   changeColumns,
   checkSchemaVersion,
@@ -114,14 +115,7 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       requester text COLLATE "C",
       executor text COLLATE "C"
     ) WITH (fillfactor = 70)`,
-    'CREATE INDEX sessions_created ON sessions (created_at DESC, id DESC)',
-    'CREATE INDEX sessions_agent ON sessions (agent_id, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_type ON sessions (session_type, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_status ON sessions (status, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_managed ON sessions (managed_by, created_at DESC, id DESC) WHERE managed_by IS NOT NULL',
-    'CREATE INDEX sessions_requester ON sessions (requester, created_at DESC, id DESC) WHERE requester IS NOT NULL',
-    'CREATE INDEX sessions_executor ON sessions (executor, created_at DESC, id DESC) WHERE executor IS NOT NULL',
-    'CREATE INDEX sessions_task_name ON sessions (task_name, created_at DESC, id DESC) WHERE task_name IS NOT NULL',
+    ...SESSION_INDEXES_V1,
     `CREATE TABLE session_events (
       id bigserial PRIMARY KEY,
       session_id text COLLATE "C" NOT NULL,

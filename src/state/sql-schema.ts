@@ -41,6 +41,21 @@ export function checkSchemaVersion(value: unknown, supported: number = SCHEMA_VE
   return found;
 }
 
+/**
+ * The indexes of `sessions` at schema version 1, the same SQL in SQLite and PostgreSQL (both stores' first
+ * migration): list pages in created order, by each equality filter.
+ */
+export const SESSION_INDEXES_V1: readonly string[] = [
+  'CREATE INDEX sessions_created ON sessions (created_at DESC, id DESC)',
+  'CREATE INDEX sessions_agent ON sessions (agent_id, created_at DESC, id DESC)',
+  'CREATE INDEX sessions_type ON sessions (session_type, created_at DESC, id DESC)',
+  'CREATE INDEX sessions_status ON sessions (status, created_at DESC, id DESC)',
+  'CREATE INDEX sessions_managed ON sessions (managed_by, created_at DESC, id DESC) WHERE managed_by IS NOT NULL',
+  'CREATE INDEX sessions_requester ON sessions (requester, created_at DESC, id DESC) WHERE requester IS NOT NULL',
+  'CREATE INDEX sessions_executor ON sessions (executor, created_at DESC, id DESC) WHERE executor IS NOT NULL',
+  'CREATE INDEX sessions_task_name ON sessions (task_name, created_at DESC, id DESC) WHERE task_name IS NOT NULL',
+];
+
 /** The columns a session row is read with, in this order (`rowToRecord`). */
 export const READ_COLUMNS = [
   'id',

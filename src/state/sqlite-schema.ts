@@ -4,7 +4,7 @@
  * sql-schema.ts), so a change to one file format does not make the other's older nodes refuse their database.
  */
 import type Database from 'better-sqlite3';
-import { SCHEMA_VERSION_KEY, checkSchemaVersion } from './sql-schema.js';
+import { SCHEMA_VERSION_KEY, SESSION_INDEXES_V1, checkSchemaVersion } from './sql-schema.js';
 
 /** The SQLite file's schema version (PostgreSQL has its own, `SCHEMA_VERSION`); a newer file is refused. */
 export const SQLITE_SCHEMA_VERSION = 3;
@@ -33,14 +33,7 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       requester TEXT,
       executor TEXT
     ) STRICT`,
-    'CREATE INDEX sessions_created ON sessions (created_at DESC, id DESC)',
-    'CREATE INDEX sessions_agent ON sessions (agent_id, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_type ON sessions (session_type, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_status ON sessions (status, created_at DESC, id DESC)',
-    'CREATE INDEX sessions_managed ON sessions (managed_by, created_at DESC, id DESC) WHERE managed_by IS NOT NULL',
-    'CREATE INDEX sessions_requester ON sessions (requester, created_at DESC, id DESC) WHERE requester IS NOT NULL',
-    'CREATE INDEX sessions_executor ON sessions (executor, created_at DESC, id DESC) WHERE executor IS NOT NULL',
-    'CREATE INDEX sessions_task_name ON sessions (task_name, created_at DESC, id DESC) WHERE task_name IS NOT NULL',
+    ...SESSION_INDEXES_V1,
     // The `task` JSON of a task session (with its plan request, often 50-100 KB), out of the hot row; no row for
     // a session whose task is null. Written only by the writes that give `task`.
     `CREATE TABLE session_tasks (

@@ -370,8 +370,10 @@ export class SqliteSessionStore implements SessionStore {
     });
   }
 
-  /** Queues a write built from its settle functions (built at call time: what the caller changes later is not ours). */
-  /** Queues the op `make` builds (in the promise's executor, so a throw rejects); its settle functions are its own fields. */
+  /**
+   * Queues the op `make` builds, with its settle functions as its own fields. It is built at call time (what the
+   * caller changes later is not ours), inside the promise's executor (so a throw rejects).
+   */
   private enqueue<T>(make: (resolve: Settle['resolve'], reject: Settle['reject']) => Op): Promise<T> {
     if (!this.db) return Promise.reject(new Error('session store is not open'));
     return new Promise<T>((resolve, reject) => {

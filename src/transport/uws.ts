@@ -24,7 +24,7 @@ import {
 } from './http.js';
 import { OutboundQueue, type RawSocket, type WriteResult } from './outbound.js';
 import { EPHEMERAL_PORT_ATTEMPTS, freePort, ListenError, whyNotListening } from './listen.js';
-import { WS_PATHS, type Transport, type TransportOptions } from './transport.js';
+import { maxPayloadOn, WS_PATHS, type Transport, type TransportOptions } from './transport.js';
 
 interface UserData {
   path: string;
@@ -220,7 +220,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
   for (const path of WS_PATHS)
     app.ws<UserData>(path, {
       ...behavior,
-      maxPayloadLength: limits.maxPayloadBytesByPath?.[path] ?? limits.maxPayloadBytes,
+      maxPayloadLength: maxPayloadOn(limits, path),
     });
 
   app.any('/*', (res, req) => {
