@@ -247,6 +247,8 @@ describe('shell over the SSM data channel', () => {
     const c1 = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
     await c1.open(s.token);
     await until(() => c1.handshakeComplete, show(c1));
+    // Type after the first prompt (see the test above): typed earlier, the line's output follows the prompt, "# last-words".
+    await until(() => c1.text().length > 0, show(c1));
     c1.acceptOutput = false; // the last output stays unacked: the session waits in closing
     c1.input('echo last-words; exit\n');
     await until(() => server.ssm.stats(s.id)?.state === 'closing', show(c1));
@@ -290,6 +292,7 @@ describe('hostile and broken frames', () => {
     const c = new SsmTestClient(s.url, { sizeOnHandshake: { cols: 80, rows: 24 } });
     await c.open(s.token);
     await until(() => c.handshakeComplete, show(c));
+    await until(() => c.text().length > 0, show(c)); // the first prompt, as above
     const good = encodeFrame({
       type: 'input_stream_data',
       seq: 999,
