@@ -35,6 +35,20 @@ export interface UploadedFile {
   readonly sha256: string;
 }
 
+/**
+ * An upload that failed after some of its files were written on the device: `error` is why it stopped (an
+ * AipError, or what broke the body), `written` the files that are in place (each whole, checked by its SHA-256).
+ * The answer names them, so a client does not send again what landed, nor take it for lost.
+ */
+export class UploadIncomplete extends Error {
+  constructor(
+    readonly error: Error,
+    readonly written: readonly UploadedFile[],
+  ) {
+    super(error.message);
+  }
+}
+
 /** An open download: its size and range, and its bytes (checked against the device's SHA-256 at the end). */
 export interface Download {
   readonly size: number;
@@ -134,13 +148,18 @@ export class RemoteFiles {
       });
     });
     body.pipe(bb);
+    let error: Error | null = null;
     try {
       await parsed;
+    } catch (err) {
+      error = err instanceof Error ? err : new Error(String(err));
     } finally {
       await chain;
     }
-    if (failed.err !== null) throw failed.err;
-    if (tooMany) throw aipError('MULTIPART_INVALID', { detail: `more than ${this.uploadMaxFiles} files` });
+    error ??=
+      failed.err ??
+      (tooMany ? aipError('MULTIPART_INVALID', { detail: `more than ${this.uploadMaxFiles} files` }) : null);
+    if (error !== null) throw done.length === 0 ? error : new UploadIncomplete(error, done);
     if (done.length === 0) throw aipError('MULTIPART_INVALID', { detail: 'no file parts' });
     return done;
   }

@@ -505,6 +505,43 @@ describe('clients and devices that leave mid-way', () => {
     expect(((await up.json()) as { detail: string }).detail).toBe("'a-dir' is a directory, not a file");
   });
 
+  it('names the files an upload wrote before it failed, and writes none after', async () => {
+    const id = await interactive();
+    await mkdir(path.join(root, 'part', 'b-dir'), { recursive: true });
+    const form = new FormData();
+    form.append('f1', new Blob(['one']), 'first.txt');
+    form.append('f2', new Blob(['x']), 'b-dir');
+    form.append('f3', new Blob(['three']), 'third.txt');
+    const up = await fetch(`${base}/sessions/${id}/upload?path=part`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY },
+      body: form,
+    });
+    expect(up.status).toBe(400);
+    expect(await up.json()).toEqual({
+      detail: "'part/b-dir' is a directory, not a file",
+      written: [{ filename: 'first.txt', path: 'part/first.txt', size: 3, sha256: sha('one') }],
+    });
+    expect(await readFile(path.join(root, 'part', 'first.txt'), 'utf8')).toBe('one');
+    await expect(readFile(path.join(root, 'part', 'third.txt'))).rejects.toThrow(/ENOENT/);
+    // A body cut short after a whole file: that file is in place, and the answer says so.
+    await until(async () => (await busy(id)) === 0, 'the session to be idle');
+    const cut = await fetch(`${base}/sessions/${id}/upload?path=part`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY, 'content-type': 'multipart/form-data; boundary=XX' },
+      body:
+        '--XX\r\nContent-Disposition: form-data; name="f"; filename="kept.txt"\r\n\r\nkept\r\n' +
+        '--XX\r\nContent-Disposition: form-data; name="g"; filename="lost.txt"\r\n\r\nlo',
+    });
+    expect(cut.status).toBe(400);
+    expect(await cut.json()).toEqual({
+      detail: 'Invalid multipart/form-data body: Unexpected end of form',
+      written: [{ filename: 'kept.txt', path: 'part/kept.txt', size: 4, sha256: sha('kept') }],
+    });
+    expect(await readFile(path.join(root, 'part', 'kept.txt'), 'utf8')).toBe('kept');
+    await expect(readFile(path.join(root, 'part', 'lost.txt'))).rejects.toThrow(/ENOENT/);
+  });
+
   it('answers 400 to a multipart body that ends without its closing boundary, and goes on serving', async () => {
     const id = await interactive();
     const r = await fetch(`${base}/sessions/${id}/upload`, {

@@ -12,6 +12,7 @@ import { json, validationAt } from '../responses.js';
 import type { Route } from '../router.js';
 import { iterableStream } from '../stream-body.js';
 import { remoteError } from './remote-errors.js';
+import { UploadIncomplete } from '../../remote/files.js';
 import type { HttpResponse } from '../../transport/http.js';
 
 /** `bytes=a-b`, `bytes=a-` or `bytes=-n` (one range); null for no or an unusable Range (the whole file is sent). */
@@ -37,6 +38,13 @@ function unsatisfiable(size: number): HttpResponse {
   };
 }
 
+/** A failed upload's answer: why, and the files of it already written on the device (absent when none were). */
+const UploadFailed = Detail.extend({
+  written: z
+    .array(z.object({ filename: z.string(), path: z.string(), size: z.number().int(), sha256: z.string() }))
+    .optional(),
+});
+
 const missing = (name: string): HttpResponse => validationAt(['query', name], 'Field required', 'missing');
 
 export function remoteFileRoutes(deps: ApiDeps): Route[] {
@@ -53,7 +61,9 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
         responses: {
           200: ok('The files written'),
           404: notFoundDoc,
+          400: ok('The body is not valid multipart (or has too many files); see `written`', UploadFailed),
           415: ok('Not multipart/form-data', Detail),
+          502: ok('The device failed a file; see `written`', UploadFailed),
         },
       },
       body: 'stream',
@@ -78,7 +88,9 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
           }
         } catch (err) {
           bodyStream?.destroy();
-          return remoteError(err);
+          if (!(err instanceof UploadIncomplete)) return remoteError(err);
+          const res = remoteError(err.error);
+          return json(res.status, { ...(res.body as object), written: err.written });
         }
       },
     },
