@@ -219,6 +219,9 @@ export class RemoteExecutor implements ResultsSink {
     } finally {
       clearTimeout(timer);
       stop.removeEventListener('abort', onStop);
+      // The device's FIN ended its side; ours ends here, so the channel closes and its slot on the connection is
+      // freed (left half-closed, each run held one, and the connection refused channels after its limit).
+      if (!ep.finished) ep.end().catch(() => ep.reset(aipError('CHANNEL_CANCELLED')));
     }
     result.stdout = out.stdout.text();
     result.stderr = out.stderr.text();

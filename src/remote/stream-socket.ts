@@ -271,6 +271,10 @@ export class StreamSocket implements SocketHandler {
     };
     this.sendText({ type: 'exit', ...exit });
     const live = this.live!;
+    // The device's side ended with its FIN; ours ends too, so the channel closes and frees its slot on the device's
+    // connection (the client is being closed: nothing more goes to the device).
+    const ep = this.ep!;
+    if (!ep.finished) ep.end().catch(() => ep.reset(aipError('CHANNEL_CANCELLED')));
     this.finish();
     this.conn.close(CloseCode.NORMAL, 'stream ended');
     this.remote.record(live, 'stream.exit', exit);

@@ -128,6 +128,17 @@ describe('execute', () => {
     expect(r.text).toMatch(/event: exit\ndata: \{"status":"finished","exit_code":0/);
   });
 
+  it("frees each run's channel: more runs than a connection's channel limit (64) on one session all finish", async () => {
+    const id = await interactive();
+    const start = server.channels.stats().channels;
+    for (let i = 0; i < 70; i++) {
+      const r = await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: `echo run-${i}` });
+      expect(r.status, `run ${i}: ${r.text}`).toBe(200);
+      expect(r.json).toMatchObject({ status: 'finished', exit_code: 0, stdout: `run-${i}\n` });
+    }
+    await until(() => server.channels.stats().channels === start, 'no channel left open');
+  });
+
   it('runs AIP actions in batch mode', async () => {
     const id = await interactive();
     const r = await a.call('POST', `/sessions/${id}/execute`, {
@@ -298,6 +309,27 @@ describe('Standard_Stream', () => {
       async () => (await a.call('GET', `/sessions/${r.json.id}`)).json.status === 'completed',
       'completed',
     );
+  });
+
+  it("closes a Port connection's channel when the device's service closes first", async () => {
+    const r = await a.call('POST', '/sessions', {
+      agent_id: DEV,
+      session_type: 'Port',
+      parameters: { portNumber: [String(webPort)] },
+    });
+    expect(r.status, r.text).toBe(201);
+    const start = server.channels.stats().channels;
+    let token = r.json.token_value as string;
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) token = (await a.call('POST', `/sessions/${r.json.id}/token`)).json.token_value as string;
+      const s = new StreamClient(r.json.stream_url as string);
+      await s.start(token);
+      await s.until(() => s.text('ready') !== undefined, 'ready');
+      s.input('GET /port HTTP/1.0\r\n\r\n'); // HTTP/1.0: the web server closes after its answer
+      expect((await s.closed).code).toBe(1000);
+      await until(() => server.channels.stats().channels === start, `connection ${i}: its channel closed`);
+    }
+    expect((await a.call('DELETE', `/sessions/${r.json.id}`)).status).toBe(204);
   });
 
   it('refuses a reused token and a token of another session', async () => {
