@@ -48,10 +48,16 @@ export type ChannelLifecycle =
   | { type: 'opened'; sessionId: string; kind: ChannelKind }
   | { type: 'closed'; sessionId: string; kind: ChannelKind; bytes: number };
 
+/** `ChannelRouterOptions.openTimeoutMs` when none is given (the server's --channel-open-timeout-ms). */
+export const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
+
 export interface ChannelRouterOptions {
   /** Largest window passed on (bytes); bounds what one channel can queue towards a reader. Default 1 MiB. */
   readonly maxWindow?: number;
-  /** How long a relayed OPEN may wait for ACCEPT or REJECT before both ends get RESET. Default 30 s. */
+  /**
+   * How long an OPEN may wait for ACCEPT or REJECT: a relayed one before both ends get RESET, the server's own
+   * before it is reset and its open fails with CHANNEL_OPEN_TIMEOUT. Default 30 s.
+   */
   readonly openTimeoutMs?: number;
   /** Channels one connection may take part in. Default 64. */
   readonly maxChannelsPerConnection?: number;
@@ -159,6 +165,8 @@ export class ChannelRouter {
     kind: ChannelKind;
     params?: Record<string, unknown>;
     receiveWindow?: number;
+    /** Aborted while the party has not answered the OPEN: the channel is reset and the open fails. */
+    signal?: AbortSignal;
   }): Promise<ChannelEndpoint> {
     const parties = this.host.sessionParties(req.sessionId);
     if (!parties) throw aipError('CHANNEL_SESSION_NOT_LIVE', { sid: req.sessionId });
@@ -182,7 +190,19 @@ export class ChannelRouter {
       if (ep.finished) this.free(chan);
     });
     ep.sendOpen({ session_id: req.sessionId, kind: req.kind, params: req.params ?? {} });
-    await ep.opened();
+    // A party that never answers the OPEN fails the open after openTimeoutMs, as a relayed OPEN does.
+    const ms = this.opts.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+    const timer = setTimeout(() => ep.reset(aipError('CHANNEL_OPEN_TIMEOUT', { ms })), ms);
+    timer.unref();
+    const cancel = (): void => ep.reset(aipError('CHANNEL_CANCELLED'));
+    req.signal?.addEventListener('abort', cancel, { once: true });
+    if (req.signal?.aborted) cancel();
+    try {
+      await ep.opened();
+    } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', cancel);
+    }
     return ep;
   }
 
@@ -248,7 +268,7 @@ export class ChannelRouter {
     theirs.refs.set(bId, { chan, side: 'b' });
     this.index(chan);
     this.send(other, encodeOpen(bId, openerWindow, f.body));
-    const ms = this.opts.openTimeoutMs ?? 30_000;
+    const ms = this.opts.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
     chan.openTimer = setTimeout(() => {
       chan.openTimer = null;
       if (!chan.open) this.kill(chan, aipError('CHANNEL_OPEN_TIMEOUT', { ms }), null);

@@ -158,31 +158,49 @@ export class RemoteExecutor implements ResultsSink {
       truncated: false,
     };
     const out = { stdout: new Capped(this.outputMaxBytes), stderr: new Capped(this.outputMaxBytes) };
+    // timeout_ms bounds the whole run, the device's answer to the OPEN included; an interrupt stops the open too.
+    const opening = new AbortController();
+    const stopOpening = (): void => opening.abort();
+    stop.addEventListener('abort', stopOpening, { once: true });
+    if (stop.aborted) opening.abort();
+    const openTimer = setTimeout(stopOpening, req.timeoutMs);
     let ep: ChannelEndpoint;
     try {
-      ep = await this.remote.openChannel(live, 'stream', {
-        framing: 'stdio',
-        mode: 'command',
-        command: req.code,
-        shell: true,
-        ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
-        ...(req.env !== undefined ? { env: req.env } : {}),
-      });
+      ep = await this.remote.openChannel(
+        live,
+        'stream',
+        {
+          framing: 'stdio',
+          mode: 'command',
+          command: req.code,
+          shell: true,
+          ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
+          ...(req.env !== undefined ? { env: req.env } : {}),
+        },
+        opening.signal,
+      );
     } catch (err) {
-      // Interrupted (or the session deleted, which interrupts first) while the device was opening the channel: the
-      // channel's reset is the consequence, the interrupt the answer.
-      if (!stop.aborted) throw err;
-      return { ...result, status: 'interrupted', duration_ms: Date.now() - started };
+      // Interrupted (or the session deleted, which interrupts first), or out of time, while the device was opening
+      // the channel: the channel's reset is the consequence, the interrupt or the timeout the answer.
+      if (!opening.signal.aborted) throw err;
+      const status = stop.aborted ? 'interrupted' : 'timeout';
+      return { ...result, status, duration_ms: Date.now() - started };
+    } finally {
+      clearTimeout(openTimer);
+      stop.removeEventListener('abort', stopOpening);
     }
     let why: ExecStatus | null = null;
     let halt: () => void = () => undefined;
     /** Settles when the run is stopped (interrupt or timeout), so a wait on a slow reader ends too. */
     const halted = new Promise<void>((r) => (halt = r));
-    const timer = setTimeout(() => {
-      why = 'timeout';
-      ep.reset(aipError('CHANNEL_CANCELLED'));
-      halt();
-    }, req.timeoutMs);
+    const timer = setTimeout(
+      () => {
+        why = 'timeout';
+        ep.reset(aipError('CHANNEL_CANCELLED'));
+        halt();
+      },
+      Math.max(0, req.timeoutMs - (Date.now() - started)),
+    );
     const onStop = (): void => {
       why = 'interrupted';
       ep.reset(aipError('CHANNEL_CANCELLED'));

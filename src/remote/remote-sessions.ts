@@ -158,6 +158,8 @@ export class RemoteSessions {
     live: LiveRemote,
     kind: ChannelKind,
     params: Record<string, unknown>,
+    /** Aborted before the device answers the OPEN: the open fails (CHANNEL_CANCELLED). */
+    signal?: AbortSignal,
   ): Promise<ChannelEndpoint> {
     const caps = this.capabilities(live);
     if (!caps.channels.includes(kind))
@@ -168,6 +170,7 @@ export class RemoteSessions {
       kind,
       params,
       ...(kind === 'file' ? { receiveWindow: FILE_RECEIVE_WINDOW } : {}),
+      ...(signal ? { signal } : {}),
     });
   }
 

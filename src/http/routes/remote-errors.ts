@@ -1,6 +1,6 @@
 /**
  * The HTTP status of each error a remote-execution route can meet, in one table: the request's fault (400, 403,
- * 404, 409, 416, 422), or the device's (502: it failed or broke the protocol).
+ * 404, 409, 416, 422), or the device's (502: it failed or broke the protocol; 504: it did not answer in time).
  */
 import { AipError, type ErrorName } from '../../../protocol/index.js';
 import type { HttpResponse } from '../../transport/http.js';
@@ -32,6 +32,7 @@ const STATUS: Partial<Record<ErrorName, number>> = {
   CHANNEL_PEER_NOT_CONNECTED: 409,
   CHANNEL_SESSION_NOT_LIVE: 409,
   CHANNEL_TOO_MANY: 409,
+  CHANNEL_OPEN_TIMEOUT: 504,
 };
 
 export function remoteErrorStatus(err: AipError): number {
