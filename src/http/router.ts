@@ -11,6 +11,12 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { aipError, jsonBytesShape } from '../../protocol/index.js';
+import {
+  isStorableText,
+  jsonMayHoldUnstorable,
+  unstorableJsonPath,
+  UNSTORABLE_TEXT_MESSAGE,
+} from '../lib/storable-text.js';
 import type { HttpHandler, HttpRequest, HttpRequestHead, HttpResponse } from '../transport/http.js';
 import { detail, validationAt } from './responses.js';
 
@@ -170,22 +176,36 @@ export class Router implements HttpHandler {
       return early;
     }
     const m = this.match(req.method, req.path) as { compiled: Compiled; params: Record<string, string> };
-    if (m.compiled.route.body === 'json' && req.body.byteLength > 0) {
-      const shape = jsonBytesShape(req.body, this.limits.maxDepth, this.limits.maxContainers);
-      if (shape !== null) {
-        const why =
-          shape === 'deep'
-            ? `nested deeper than ${this.limits.maxDepth} levels`
-            : `more than ${this.limits.maxContainers} objects and arrays`;
-        return validationAt(['body'], `JSON decode error: ${why}`, 'json_invalid');
-      }
+    const query = new URLSearchParams(req.query);
+    const refused = m.compiled.route.body === 'json' ? this.jsonBodyRefused(req.body) : null;
+    const text = refused ?? unstorableInput(m.params, query);
+    if (text) {
+      bodyStream?.destroy();
+      return text;
     }
-    return m.compiled.route.handle({
-      req,
-      params: m.params,
-      query: new URLSearchParams(req.query),
-      bodyStream: bodyStream ?? null,
-    });
+    return m.compiled.route.handle({ req, params: m.params, query, bodyStream: bodyStream ?? null });
+  }
+
+  /** A JSON body nested too deep or too wide (checked on its bytes), or holding a string no store keeps: 422. */
+  private jsonBodyRefused(body: Uint8Array): HttpResponse | null {
+    if (body.byteLength === 0) return null;
+    const shape = jsonBytesShape(body, this.limits.maxDepth, this.limits.maxContainers);
+    if (shape !== null) {
+      const why =
+        shape === 'deep'
+          ? `nested deeper than ${this.limits.maxDepth} levels`
+          : `more than ${this.limits.maxContainers} objects and arrays`;
+      return validationAt(['body'], `JSON decode error: ${why}`, 'json_invalid');
+    }
+    if (!jsonMayHoldUnstorable(body)) return null;
+    let value: unknown;
+    try {
+      value = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    } catch {
+      return null; // the route answers a body that does not parse
+    }
+    const at = unstorableJsonPath(value);
+    return at ? validationAt(['body', ...at.map(String)], UNSTORABLE_TEXT_MESSAGE, 'string_invalid') : null;
   }
 
   private match(
@@ -207,6 +227,15 @@ export class Router implements HttpHandler {
     }
     return best ?? (pathMatched ? 'method' : null);
   }
+}
+
+/** A path parameter or query value holding a string no store keeps (see storable-text.ts): 422 naming it. */
+function unstorableInput(params: Record<string, string>, query: URLSearchParams): HttpResponse | null {
+  for (const [k, v] of Object.entries(params))
+    if (!isStorableText(v)) return validationAt(['path', k], UNSTORABLE_TEXT_MESSAGE, 'string_invalid');
+  for (const [k, v] of query)
+    if (!isStorableText(v)) return validationAt(['query', k], UNSTORABLE_TEXT_MESSAGE, 'string_invalid');
+  return null;
 }
 
 /** `/a/b/` → `/a/b`; the root stays `/`. One slash only: `/a//` keeps its empty segment (and matches nothing). */

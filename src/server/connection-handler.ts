@@ -8,6 +8,7 @@
  * bounded queue and are replayed in order. All per-connection state lives here (S4): the pinned identity, the
  * logger, the registration timer.
  */
+import { isStorableText, unstorableField } from '../lib/storable-text.js';
 import {
   AipError,
   aipError,
@@ -224,6 +225,8 @@ export class ConnectionHandler implements SocketHandler {
       );
     if (!msg.client_id)
       return this.fail(aipError('REGISTRATION_INVALID', { reason: 'client_id is required' }));
+    if (!isStorableText(msg.client_id))
+      return this.fail(aipError('REGISTRATION_INVALID', { reason: unstorableField('client_id') }));
     const metadata = msg.metadata ?? {};
     const platform = typeof metadata.platform === 'string' ? metadata.platform : this.ctx.config.platform;
     if (

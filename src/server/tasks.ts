@@ -9,6 +9,7 @@
  * - Every task is a durable session record (task-records.ts): created before the ACK, checkpointed per batch,
  *   and ended (with its result) before `task_end` goes out. Crash recovery and resume are in recovery.ts.
  */
+import { isStorableText, unstorableField } from '../lib/storable-text.js';
 import { randomUUID } from 'node:crypto';
 import {
   AipError,
@@ -116,6 +117,7 @@ export class TaskService {
     const sessionId = msg.session_id ?? randomUUID();
     if (sessionId.length > MAX_ID_LENGTH || sessionId.length === 0)
       return aipError('VALIDATION', { detail: `session_id must be 1–${MAX_ID_LENGTH} characters` });
+    if (!isStorableText(sessionId)) return aipError('VALIDATION', { detail: unstorableField('session_id') });
     const routed = this.route?.(requester, { ...msg, session_id: sessionId }, executorId) ?? null;
     if (routed !== null) return routed === true ? sessionId : routed;
     const existing = this.live.get(sessionId);

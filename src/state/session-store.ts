@@ -19,6 +19,7 @@
  *   listener.
  */
 import type { JsonObject, SessionRecord, SessionStatus } from './session-model.js';
+import { isStorableText } from '../lib/storable-text.js';
 
 export type { SessionRecord } from './session-model.js';
 
@@ -112,7 +113,14 @@ export function cursorOf(r: SessionRecord): string {
 export function parseCursor(cursor: string): [string, string] | null {
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string')
+    if (
+      Array.isArray(v) &&
+      v.length === 2 &&
+      typeof v[0] === 'string' &&
+      typeof v[1] === 'string' &&
+      isStorableText(v[0]) &&
+      isStorableText(v[1])
+    )
       return [v[0], v[1]];
   } catch {
     // not ours

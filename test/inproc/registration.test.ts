@@ -84,6 +84,16 @@ describe('registration in-process (ufo-aip.md §5)', () => {
       /^Registration failed: client_id is required$/,
     ],
     [
+      'a client_id with U+0000 (no store keeps it)',
+      JSON.stringify({ type: 'register', status: 'ok', client_id: 'dev\u0000x' }),
+      /^Registration failed: client_id must not contain U\+0000 or an unpaired UTF-16 surrogate$/,
+    ],
+    [
+      'a client_id with an unpaired surrogate',
+      JSON.stringify({ type: 'register', status: 'ok', client_id: 'dev\ud800' }),
+      /^Registration failed: client_id must not contain U\+0000/,
+    ],
+    [
       'an invalid register',
       JSON.stringify({ type: 'register', status: 'ok', client_id: 5 }),
       /^Registration failed: 1 validation error for ClientMessage\nclient_id\n/,

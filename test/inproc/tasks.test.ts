@@ -223,6 +223,19 @@ describe.each<Codec>(['json', 'msgpack'])('tasks in-process over %s (ufo-aip.md 
     expect((await scoped.next((m) => m.type === 'error')).error).toBe(
       'Not authorized to run tasks on this device',
     );
+    // msgpack carries strings as UTF-8, which has no unpaired surrogates: its decoder refuses such a frame first.
+    for (const [sid, why] of [
+      ['s\u0000x', 'session_id must not contain U+0000 or an unpaired UTF-16 surrogate'],
+      [
+        's\udc00',
+        codec === 'json'
+          ? 'session_id must not contain U+0000 or an unpaired UTF-16 surrogate'
+          : 'Frame is not valid UTF-8',
+      ],
+    ]) {
+      d.send(task({ request: planRequest(1), session_id: sid }));
+      expect((await d.next((m) => m.type === 'error')).error).toBe(why);
+    }
     d.send(task({ request: 'x', metadata: { mode: 'warp' } }));
     expect((await d.next((m) => m.type === 'error')).error).toMatch(
       /^The warp mode is not supported on linux\. Supported modes: /,
