@@ -48,6 +48,7 @@ export function wireCluster(
     directory,
     tasks,
     channelFrame: (peer, bytes) => channels.onFrame(peer, bytes),
+    channelIds: channels,
     maxForwarded: config.clusterForwardedMax,
     cancelWaitMs: config.clusterCancelWaitMs,
     log,
@@ -73,6 +74,7 @@ export function wireCluster(
       await cluster.bus.start(crossNode);
       directory.onRemoteSeen((id) => recovery.deliver(id));
       cluster.reaper.start(async (nodeId) => {
+        crossNode.foreign.nodeGone(nodeId);
         const n = await recovery.markCrashed(nodeId, deadNodeReason(nodeId));
         log.warn({ dead: nodeId, sessions: n }, 'dead node reaped');
         if (n === 0) return;

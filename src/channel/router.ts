@@ -96,10 +96,11 @@ interface Local {
   readonly ep: ChannelEndpoint;
 }
 type Chan = Relay | Local;
-interface Ref {
-  readonly chan: Chan;
-  readonly side: 'a' | 'b' | 'local';
-}
+/** A channel this router takes part in, or an id reserved for a channel another cluster node routes. */
+type Ref =
+  | { readonly chan: Chan; readonly side: 'a' | 'b' | 'local' }
+  | { readonly chan: null; readonly side: 'foreign' };
+const FOREIGN: Ref = { chan: null, side: 'foreign' };
 interface ConnEntry {
   nextEven: number;
   readonly refs: Map<number, Ref>;
@@ -132,7 +133,8 @@ export class ChannelRouter {
   onConnectionClosed(conn: Connection): void {
     const entry = this.conns.get(conn);
     if (!entry) return;
-    for (const ref of [...entry.refs.values()]) this.kill(ref.chan, aipError('CHANNEL_PEER_GONE'), conn);
+    for (const ref of [...entry.refs.values()])
+      if (ref.chan) this.kill(ref.chan, aipError('CHANNEL_PEER_GONE'), conn);
     this.conns.delete(conn);
   }
 
@@ -156,6 +158,25 @@ export class ChannelRouter {
       }
     }
     return { channels, bufferedBytes };
+  }
+
+  /**
+   * Reserves an even id on `conn` for a channel another cluster node opened towards this node's client (see
+   * foreign-channels.ts): this router will not number one of its own channels so, and the id counts towards the
+   * connection's limit (CHANNEL_TOO_MANY when it is reached).
+   */
+  reserveForeign(conn: Connection): number | AipError {
+    const entry = this.entry(conn);
+    if (entry.refs.size >= this.maxPerConn) return aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn });
+    const id = this.allocEven(entry);
+    entry.refs.set(id, FOREIGN);
+    return id;
+  }
+
+  /** Frees an id `reserveForeign` gave. */
+  releaseForeign(conn: Connection, id: number): void {
+    const entry = this.conns.get(conn);
+    if (entry?.refs.get(id)?.side === 'foreign') entry.refs.delete(id);
   }
 
   /** The server opens a channel to one party of a session (e.g. a file to the executor). */
@@ -212,7 +233,7 @@ export class ChannelRouter {
       if (bytes.byteLength >= 6) {
         const id = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2);
         const ref = this.conns.get(conn)?.refs.get(id);
-        if (ref) this.kill(ref.chan, d.error, null);
+        if (ref?.chan) this.kill(ref.chan, d.error, null);
         else this.send(conn, encodeReset(id, d.error.code, d.error.message));
       }
       return;
@@ -228,6 +249,7 @@ export class ChannelRouter {
       }
       return;
     }
+    if (ref.side === 'foreign') return; // its node's frames go there before they reach this router
     if (ref.side === 'local') return (ref.chan as Local).ep.handleFrame(f);
     this.onRelayFrame(ref.chan as Relay, ref.side, f, bytes);
   }

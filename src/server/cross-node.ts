@@ -11,13 +11,12 @@
  *   §8.4 cancel), as on one node. A node that dies reports nothing: its requesters' tasks go on (their results
  *   are readable from any node).
  * - Channel frames: a channel OPEN relayed to a client here by node N makes N the router of that channel; the
- *   client's later frames on it go back to N (`chan`).
+ *   client's later frames on it go back to N (`chan`), with the channel's id translated (foreign-channels.ts).
  * - A gap in a sender's sequence numbers (its messages trimmed unread) cancels every session here whose requester
  *   is on that node, and tells local requesters of sessions there: loudly, never silently.
  */
 import { LRUCache } from 'lru-cache';
 import { AipError, aipError, type ClientMessage } from '../../protocol/index.js';
-import { ChannelOp } from '../../protocol/channel.js';
 import type { ClusterBus } from '../cluster/bus.js';
 import type { BusMessage, Envelope, OutboundFrame } from '../cluster/envelope.js';
 import type { Logger } from '../logger.js';
@@ -26,6 +25,7 @@ import type { RedisClientDirectory } from '../state/redis-client-directory.js';
 import type { ChannelPeer } from '../channel/router.js';
 import { sendError } from './dispatch.js';
 import type { TaskService } from './tasks.js';
+import { ForeignChannels, type ForeignIds } from './foreign-channels.js';
 
 /** A session this node's client requested that runs on another node. */
 interface Forwarded {
@@ -40,6 +40,8 @@ export interface CrossNodeOptions {
   readonly tasks: TaskService;
   /** The channel router's frame entry (a frame from a client, as if it had arrived here). */
   readonly channelFrame: (peer: ChannelPeer, bytes: Uint8Array) => void;
+  /** The channel router's ids for channels other nodes route to clients here. */
+  readonly channelIds: ForeignIds;
   /** `clusterForwardedMax`: sessions handed to other nodes remembered at most. */
   readonly maxForwarded: number;
   /** `clusterCancelWaitMs`: how long a cancel sent to another node waits for the session to end there. */
@@ -51,8 +53,8 @@ export class CrossNode {
   private readonly forwarded: LRUCache<string, Forwarded>;
   /** Requester id → the ids of its sessions in `forwarded` (kept in step by the cache's dispose). */
   private readonly byRequester = new Map<string, Set<string>>();
-  /** Local client id → its channel ids routed by another node → that node. */
-  private readonly routedChannels = new Map<string, Map<number, string>>();
+  /** Channels other nodes route to clients here, with their ids translated (see foreign-channels.ts). */
+  readonly foreign: ForeignChannels;
   private readonly log: Logger;
 
   constructor(private readonly opts: CrossNodeOptions) {
@@ -64,6 +66,7 @@ export class CrossNode {
       },
     });
     this.log = opts.log.child({ component: 'cross-node' });
+    this.foreign = new ForeignChannels(opts.channelIds);
     opts.tasks.route = (requester, msg, executorId) => this.route(requester, msg, executorId);
     opts.tasks.remoteParties = (sid) => this.forwarded.get(sid) ?? null;
     opts.tasks.cancelElsewhere = (sid, reason, wait) => this.cancelElsewhere(sid, reason, wait);
@@ -136,7 +139,7 @@ export class CrossNode {
 
   /** A local client disconnected: the nodes running sessions it requested cancel them (UFO §8.4). */
   clientGone(clientId: string, reason: 'disconnected' | 'slow_consumer'): void {
-    this.routedChannels.delete(clientId);
+    this.foreign.clientGone(clientId);
     const nodes = new Set<string>();
     for (const sid of [...(this.byRequester.get(clientId) ?? [])]) {
       const f = this.forwarded.get(sid);
@@ -151,17 +154,11 @@ export class CrossNode {
    * there), false when this node's router takes it.
    */
   channelFromClient(client: ClientInfo, bytes: Uint8Array): boolean {
-    const routed = this.routedChannels.get(client.clientId);
-    if (!routed || bytes.length < 6) return false;
-    const ch = channelIdOf(bytes);
-    const node = routed.get(ch);
-    if (node === undefined) return false;
+    const to = this.foreign.fromClient(client.clientId, bytes);
+    if (to === null) return false;
     const me = this.opts.directory.localEntry(client.clientId);
-    if (!me) return true;
-    const op = bytes[1];
-    if (op === ChannelOp.RESET || op === ChannelOp.REJECT) routed.delete(ch);
-    // Bytes from the transport may live in a reused buffer: the bus encodes them before returning.
-    this.opts.bus.send(node, { t: 'chan', from: client.clientId, fence: me.fence, data: bytes });
+    if (me)
+      this.opts.bus.send(to.node, { t: 'chan', from: client.clientId, fence: me.fence, data: to.frame });
     return true;
   }
 
@@ -228,22 +225,18 @@ export class CrossNode {
         return;
       }
       case 'raw': {
-        const data = typeof frame.data === 'string' ? frame.data : toBytes(frame.data);
-        if (typeof data !== 'string' && frame.isBinary) this.noteChannel(from, clientId, data);
-        link.sendRaw(data, frame.isBinary);
+        let data: string | Uint8Array | null =
+          typeof frame.data === 'string' ? frame.data : toBytes(frame.data);
+        if (typeof data !== 'string' && frame.isBinary)
+          data = this.foreign.fromNode(from, clientId, link, data, (reject) =>
+            this.opts.bus.send(from, { t: 'chan', from: clientId, fence, data: reject }),
+          );
+        if (data !== null) link.sendRaw(data, frame.isBinary);
         return;
       }
       case 'close':
         link.close(frame.code, frame.reason);
     }
-  }
-
-  /** An OPEN relayed by `node` to a local client makes `node` the router of that channel. */
-  private noteChannel(node: string, clientId: string, bytes: Uint8Array): void {
-    if (bytes.length < 6 || bytes[0] !== 0xc1 || bytes[1] !== ChannelOp.OPEN) return;
-    let routed = this.routedChannels.get(clientId);
-    if (!routed) this.routedChannels.set(clientId, (routed = new Map<number, string>()));
-    routed.set(channelIdOf(bytes), node);
   }
 
   private startTask(node: string, m: Extract<BusMessage, { t: 'task' }>): void {
@@ -259,10 +252,6 @@ export class CrossNode {
     if (link) sendError(link, r.message);
     if (msg.session_id) this.opts.bus.send(node, { t: 'forget', sid: msg.session_id });
   }
-}
-
-function channelIdOf(bytes: Uint8Array): number {
-  return ((bytes[2]! << 24) | (bytes[3]! << 16) | (bytes[4]! << 8) | bytes[5]!) >>> 0;
 }
 
 /** Bytes as decoded from an envelope (msgpackr gives a Buffer, itself a Uint8Array; anything else is copied). */
