@@ -33,6 +33,16 @@ export interface ChannelPeer {
   readonly id: string;
   readonly closed: boolean;
   sendRaw(data: Uint8Array, isBinary: boolean): boolean;
+  /**
+   * A peer on another cluster node takes the router's frames here, marked as channel frames (other binary frames,
+   * such as UFO transfers, must pass that node untouched); a local socket has none, and takes them by sendRaw.
+   */
+  sendChannel?(frame: Uint8Array): boolean;
+}
+
+/** Sends one of the router's channel frames to `conn`. */
+function sendChannelFrame(conn: ChannelPeer, frame: Uint8Array): boolean {
+  return conn.sendChannel ? conn.sendChannel(frame) : conn.sendRaw(frame, true);
 }
 type Connection = ChannelPeer;
 
@@ -199,7 +209,7 @@ export class ChannelRouter {
     const id = this.allocEven(entry);
     const ep = new ChannelEndpoint({
       channel: id,
-      send: (f) => conn.sendRaw(f, true),
+      send: (f) => sendChannelFrame(conn, f),
       receiveWindow: Math.min(req.receiveWindow ?? DEFAULT_RECEIVE_WINDOW, this.maxWindow),
       maxChunk: DEFAULT_MAX_CHUNK,
       initialState: 'opening',
@@ -414,6 +424,6 @@ export class ChannelRouter {
   }
 
   private send(conn: Connection, frame: Uint8Array): void {
-    if (!conn.closed) conn.sendRaw(frame, true);
+    if (!conn.closed) sendChannelFrame(conn, frame);
   }
 }

@@ -15,6 +15,8 @@ import type { ServerMessageInput } from '../../protocol/index.js';
 export type OutboundFrame =
   | { readonly kind: 'message'; readonly msg: ServerMessageInput }
   | { readonly kind: 'raw'; readonly data: string | Uint8Array; readonly isBinary: boolean }
+  /** A data-channel frame (binary) from the sending node's channel router: its id is translated on arrival. */
+  | { readonly kind: 'chan'; readonly data: Uint8Array }
   | { readonly kind: 'close'; readonly code: number; readonly reason: string };
 
 export type BusMessage =

@@ -224,14 +224,14 @@ export class CrossNode {
         link.send(msg);
         return;
       }
-      case 'raw': {
-        let data: string | Uint8Array | null =
-          typeof frame.data === 'string' ? frame.data : toBytes(frame.data);
-        if (typeof data !== 'string' && frame.isBinary)
-          data = this.foreign.fromNode(from, clientId, link, data, (reject) =>
-            this.opts.bus.send(from, { t: 'chan', from: clientId, fence, data: reject }),
-          );
-        if (data !== null) link.sendRaw(data, frame.isBinary);
+      case 'raw':
+        link.sendRaw(typeof frame.data === 'string' ? frame.data : toBytes(frame.data), frame.isBinary);
+        return;
+      case 'chan': {
+        const data = this.foreign.fromNode(from, clientId, link, toBytes(frame.data), (reject) =>
+          this.opts.bus.send(from, { t: 'chan', from: clientId, fence, data: reject }),
+        );
+        if (data !== null) link.sendRaw(data, true);
         return;
       }
       case 'close':

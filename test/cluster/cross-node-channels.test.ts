@@ -6,7 +6,8 @@
  * - a `stream` channel opened from A runs `echo` on the device and returns its output and exit status;
  * - `file` channels upload and download a file with its SHA-256 intact;
  * - a UFO `binary_data` pair and a chunked file transfer from the device reach the constellation frame for frame;
- *   a transfer from the constellation reaches the device the same way.
+ *   a transfer from the constellation reaches the device the same way, payloads that begin like a channel frame
+ *   included (only the channel router's frames are channel frames to the node that relays them).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -115,8 +116,13 @@ describe('channels and UFO transfers across cluster nodes', () => {
         'the ACK on node a',
       );
 
+      // Payloads that start as a channel frame would (0xC1, OPEN or DATA, an id): a transfer's bytes, not a channel's.
+      const channelLike = (op: number, id: number): Buffer =>
+        Buffer.concat([Buffer.from([0xc1, op, 0, 0, 0, id]), randomBytes(300)]);
       const up = [
         ...inSession(binaryMessageFrames(randomBytes(5000), { description: 'screenshot' }), SID),
+        ...inSession(binaryMessageFrames(channelLike(1, 9), { description: 'looks like OPEN' }), SID),
+        ...inSession(binaryMessageFrames(channelLike(4, 7), { description: 'looks like DATA' }), SID),
         ...inSession(
           fileTransferFrames('logs/r.bin', randomBytes(200 * 1024 + 9), { chunkSize: 64 * 1024 }),
           SID,
@@ -127,10 +133,11 @@ describe('channels and UFO transfers across cluster nodes', () => {
       await waitUntil(() => galaxy.frames.length - from >= up.length, 10_000, 'every frame on node a');
       expect(galaxy.frames.slice(from)).toEqual(up.map(asFrame));
 
-      const downFrames = inSession(
-        fileTransferFrames('in/cfg.bin', randomBytes(90 * 1024), { chunkSize: 32 * 1024 }),
-        SID,
-      );
+      const downFrames = [
+        ...inSession(fileTransferFrames('in/cfg.bin', randomBytes(90 * 1024), { chunkSize: 32 * 1024 }), SID),
+        ...inSession(binaryMessageFrames(channelLike(1, 9), { description: 'looks like OPEN' }), SID),
+        ...inSession(binaryMessageFrames(channelLike(4, 7), { description: 'looks like DATA' }), SID),
+      ];
       const from2 = device.frames.length;
       for (const f of downFrames) galaxy.sendFrame(f);
       await waitUntil(

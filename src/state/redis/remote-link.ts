@@ -46,6 +46,13 @@ export class RemoteClientLink implements ClientLink {
     );
   }
 
+  /** A channel router's frame: marked as one, so the client's node translates its channel id (cross-node.ts). */
+  sendChannel(frame: Uint8Array): boolean {
+    return (
+      !this.closed && this.sender()(this.nodeId, this.clientId, this.fence, { kind: 'chan', data: frame })
+    );
+  }
+
   /** Bytes wait on the client's own node (and in the bus), not here. */
   bufferedBytes(): number {
     return 0;
