@@ -54,6 +54,14 @@ export function wireCluster(
     log,
   });
   directory.setRemoteSender(crossNode.sender);
+  // Channels through a proxy link end when its client leaves the view (as a local socket's do when it closes).
+  directory.onRemoteGone((link) => channels.onConnectionClosed(link));
+  // Channels other nodes opened to clients here end when their node's incarnation is no longer live.
+  cluster.reaper.watch((nodes) => {
+    const live = new Map<string, string>();
+    for (const n of nodes) if (n.incarnation !== null) live.set(n.nodeId, n.incarnation);
+    crossNode.foreign.retainLive(live);
+  });
   events.on('client.gone', (e) => crossNode.clientGone(e.clientId, e.reason));
   cluster.lease.onFenced(() => {
     const n = tasks.abandonAll();
@@ -74,7 +82,6 @@ export function wireCluster(
       await cluster.bus.start(crossNode);
       directory.onRemoteSeen((id) => recovery.deliver(id));
       cluster.reaper.start(async (nodeId) => {
-        crossNode.foreign.nodeGone(nodeId);
         const n = await recovery.markCrashed(nodeId, deadNodeReason(nodeId));
         log.warn({ dead: nodeId, sessions: n }, 'dead node reaped');
         if (n === 0) return;

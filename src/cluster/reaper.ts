@@ -8,7 +8,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { ClusterKeys } from './keys.js';
-import { listNodes, type NodeLease } from './node-lease.js';
+import { listNodes, type NodeInfo, type NodeLease } from './node-lease.js';
 
 export interface NodeReaperOptions {
   readonly redis: Redis;
@@ -28,10 +28,16 @@ export class NodeReaper {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private onDead: DeadNodeHandler | null = null;
+  private onLook: ((nodes: readonly NodeInfo[]) => void) | null = null;
   private readonly log: Logger;
 
   constructor(private readonly opts: NodeReaperOptions) {
     this.log = opts.log.child({ component: 'reaper' });
+  }
+
+  /** Also tells `fn` the cluster's nodes at each look (every live node looks, so every node hears of a death). */
+  watch(fn: (nodes: readonly NodeInfo[]) => void): void {
+    this.onLook = fn;
   }
 
   start(onDead: DeadNodeHandler): void {
@@ -51,7 +57,13 @@ export class NodeReaper {
     const reaped: string[] = [];
     const { redis, keys, lease } = this.opts;
     if (lease.state !== 'live' || !this.onDead) return reaped;
-    for (const n of await listNodes(redis, keys)) {
+    const nodes = await listNodes(redis, keys);
+    try {
+      this.onLook?.(nodes);
+    } catch (err) {
+      this.log.error({ err }, 'node watcher failed');
+    }
+    for (const n of nodes) {
       if (n.incarnation !== null || n.nodeId === lease.nodeId) continue;
       const claim = keys.reap(n.nodeId, String(n.lastHeartbeatMs));
       const won = await redis.set(claim, lease.nodeId, 'PX', this.opts.claimMs, 'NX');

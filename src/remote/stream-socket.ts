@@ -272,9 +272,11 @@ export class StreamSocket implements SocketHandler {
     this.sendText({ type: 'exit', ...exit });
     const live = this.live!;
     // The device's side ended with its FIN; ours ends too, so the channel closes and frees its slot on the device's
-    // connection (the client is being closed: nothing more goes to the device).
+    // connection (the client is being closed: nothing more goes to the device). Input still waiting for the
+    // device's credit would hold the FIN back, so then the channel is reset instead.
     const ep = this.ep!;
-    if (!ep.finished) ep.end().catch(() => ep.reset(aipError('CHANNEL_CANCELLED')));
+    if (ep.stats().pendingWrites > 0) ep.reset(aipError('CHANNEL_CANCELLED'));
+    else if (!ep.finished) ep.end().catch(() => ep.reset(aipError('CHANNEL_CANCELLED')));
     this.finish();
     this.conn.close(CloseCode.NORMAL, 'stream ended');
     this.remote.record(live, 'stream.exit', exit);

@@ -167,7 +167,7 @@ export class CrossNode {
     const m = env.m;
     switch (m.t) {
       case 'frame':
-        return this.deliver(env.s, m.to, m.fence, m.frame);
+        return this.deliver(env.s, env.i, m.to, m.fence, m.frame);
       case 'task':
         return this.startTask(env.s, m);
       case 'gone':
@@ -213,7 +213,13 @@ export class CrossNode {
     }
   }
 
-  private deliver(from: string, clientId: string, fence: number, frame: OutboundFrame): void {
+  private deliver(
+    from: string,
+    incarnation: string,
+    clientId: string,
+    fence: number,
+    frame: OutboundFrame,
+  ): void {
     const link = this.opts.directory.localLink(clientId, fence);
     if (!link) return; // the registration it was meant for is gone
     switch (frame.kind) {
@@ -228,7 +234,7 @@ export class CrossNode {
         link.sendRaw(typeof frame.data === 'string' ? frame.data : toBytes(frame.data), frame.isBinary);
         return;
       case 'chan': {
-        const data = this.foreign.fromNode(from, clientId, link, toBytes(frame.data), (reject) =>
+        const data = this.foreign.fromNode(from, incarnation, clientId, link, toBytes(frame.data), (reject) =>
           this.opts.bus.send(from, { t: 'chan', from: clientId, fence, data: reject }),
         );
         if (data !== null) link.sendRaw(data, true);

@@ -8,9 +8,11 @@
  * (`reserveForeign`), written into it and into every later frame N sends on that channel; the client's frames on
  * that id go back to N with N's id written in.
  *
- * A channel's translation ends when a RESET or REJECT passes either way, when both FINs have passed, when the
- * client goes (its connection's ids go with it), or when node N is reaped (the client's end is reset). Each one
- * holds a reserved id, so a connection's limit bounds them.
+ * A channel's translation ends when a RESET or REJECT passes either way, when both FINs have passed, or when the
+ * client goes (its connection's ids go with it). It also ends, with the client's end reset, when its node's
+ * incarnation is no longer live: a frame from a newer incarnation of that node, or a look at the cluster's nodes
+ * (`retainLive`, every node on each reaper pass) that finds it dead or restarted. Each one holds a reserved id,
+ * so a connection's limit bounds them.
  */
 import { AipError, aipError } from '../../protocol/index.js';
 import { ChannelOp, encodeReject, encodeReset } from '../../protocol/channel.js';
@@ -24,6 +26,8 @@ export interface ForeignIds {
 
 interface Route {
   readonly node: string;
+  /** The incarnation of `node` that opened it. */
+  readonly incarnation: string;
   /** The channel's id at `node`. */
   readonly remoteId: number;
   /** FIN sent by the client, and by `node`. */
@@ -36,7 +40,7 @@ interface ClientRoutes {
   readonly conn: ChannelPeer;
   /** Local id → route. */
   readonly byLocal: Map<number, Route>;
-  /** `${node} ${remote id}` → local id. */
+  /** `${node} ${incarnation} ${remote id}` → local id. */
   readonly byRemote: Map<string, number>;
 }
 
@@ -51,6 +55,8 @@ function withId(b: Uint8Array, id: number): Uint8Array {
 
 export class ForeignChannels {
   private readonly clients = new Map<string, ClientRoutes>();
+  /** The incarnation of each node last heard from here. */
+  private readonly incarnations = new Map<string, string>();
 
   constructor(private readonly ids: ForeignIds) {}
 
@@ -68,6 +74,7 @@ export class ForeignChannels {
    */
   fromNode(
     node: string,
+    incarnation: string,
     clientId: string,
     conn: ChannelPeer,
     bytes: Uint8Array,
@@ -75,19 +82,27 @@ export class ForeignChannels {
   ): Uint8Array | null {
     if (!isChannelFrame(bytes)) return bytes;
     const remoteId = idOf(bytes);
-    const key = `${node} ${remoteId}`;
+    const key = `${node} ${incarnation} ${remoteId}`;
+    if (this.incarnations.get(node) !== incarnation) {
+      this.drop((r) => r.node === node); // that node restarted: its earlier channels are over
+      this.incarnations.set(node, incarnation);
+    }
     let c = this.clients.get(clientId);
     if (bytes[1] === ChannelOp.OPEN) {
       if (c && c.conn !== conn) this.clientGone(clientId); // a new registration: the old one's ids went with it
       c = this.clients.get(clientId);
-      if (c?.byRemote.has(key)) return null; // a second OPEN on a live id: its router will time it out
+      if (c?.byRemote.has(key)) {
+        const e = aipError('CHANNEL_ID_IN_USE', { channel: remoteId });
+        reply(encodeReject(remoteId, e.code, e.message));
+        return null;
+      }
       const local = this.ids.reserveForeign(conn);
       if (local instanceof AipError) {
         reply(encodeReject(remoteId, local.code, local.message));
         return null;
       }
       if (!c) this.clients.set(clientId, (c = { clientId, conn, byLocal: new Map(), byRemote: new Map() }));
-      c.byLocal.set(local, { node, remoteId, finIn: false, finOut: false });
+      c.byLocal.set(local, { node, incarnation, remoteId, finIn: false, finOut: false });
       c.byRemote.set(key, local);
       return withId(bytes, local);
     }
@@ -126,12 +141,20 @@ export class ForeignChannels {
     for (const local of c.byLocal.keys()) this.ids.releaseForeign(c.conn, local);
   }
 
-  /** Node `node` is gone: each of its channels here is reset at the client's end. */
-  nodeGone(node: string): void {
+  /**
+   * The cluster's live nodes (node id → the incarnation holding its lease): the channels of any other node or
+   * incarnation are over, and each is reset at the client's end.
+   */
+  retainLive(live: ReadonlyMap<string, string>): void {
+    this.drop((r) => live.get(r.node) !== r.incarnation);
+    for (const node of [...this.incarnations.keys()]) if (!live.has(node)) this.incarnations.delete(node);
+  }
+
+  private drop(stale: (r: Route) => boolean): void {
     const e = aipError('CHANNEL_PEER_GONE');
     for (const c of [...this.clients.values()])
       for (const [local, route] of [...c.byLocal])
-        if (route.node === node) {
+        if (stale(route)) {
           if (!c.conn.closed) c.conn.sendRaw(encodeReset(local, e.code, e.message), true);
           this.end(c, local, route);
         }
@@ -139,7 +162,7 @@ export class ForeignChannels {
 
   private end(c: ClientRoutes, local: number, route: Route): void {
     c.byLocal.delete(local);
-    c.byRemote.delete(`${route.node} ${route.remoteId}`);
+    c.byRemote.delete(`${route.node} ${route.incarnation} ${route.remoteId}`);
     this.ids.releaseForeign(c.conn, local);
     if (c.byLocal.size === 0 && this.clients.get(c.clientId) === c) this.clients.delete(c.clientId);
   }

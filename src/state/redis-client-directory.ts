@@ -89,6 +89,7 @@ export class RedisClientDirectory implements ClientDirectory {
   private started = false;
   private draining = false;
   private readonly seenListeners = new Set<(clientId: string) => void>();
+  private readonly goneListeners = new Set<(link: ClientLink) => void>();
   private readonly log: Logger;
   private readonly offFenced: () => void;
   private readonly onMessage = (channel: string, message: string): void => {
@@ -155,7 +156,7 @@ export class RedisClientDirectory implements ClientDirectory {
     const rec = clusterRecord(info, link, claimed.fence, claimed.incarnation, undefined);
     this.local.set(info.clientId, rec);
     this.byLink.set(link, rec);
-    this.remote.delete(info.clientId);
+    this.dropRemote(info.clientId);
     return true;
   }
 
@@ -312,6 +313,33 @@ export class RedisClientDirectory implements ClientDirectory {
     return () => this.seenListeners.delete(fn);
   }
 
+  /**
+   * Tells `fn` when another node's client leaves this node's view, with the proxy link made for it (only when one
+   * was): what this node had going with it through that link (channels) is over.
+   */
+  onRemoteGone(fn: (link: ClientLink) => void): () => void {
+    this.goneListeners.add(fn);
+    return () => this.goneListeners.delete(fn);
+  }
+
+  private dropRemote(clientId: string): void {
+    const r = this.remote.get(clientId);
+    if (!r) return;
+    this.remote.delete(clientId);
+    this.gone(r);
+  }
+
+  private gone(r: RemoteRecord): void {
+    if (!r.link) return;
+    for (const fn of this.goneListeners) {
+      try {
+        fn(r.link);
+      } catch (err) {
+        this.log.error({ err, client_id: r.clientId }, 'directory listener failed');
+      }
+    }
+  }
+
   private seen(clientId: string): void {
     for (const fn of this.seenListeners) {
       try {
@@ -424,7 +452,9 @@ export class RedisClientDirectory implements ClientDirectory {
       next.set(e.clientId, old?.fence === e.fence ? old : { ...e, link: null, record: null });
     }
     const added = [...next.keys()].filter((id) => !this.remote.has(id));
+    const dropped = [...this.remote.values()].filter((r) => next.get(r.clientId) !== r);
     this.remote = next;
+    for (const r of dropped) this.gone(r);
     for (const id of added) this.seen(id);
     const replay = this.replay;
     this.replay = null;
@@ -437,7 +467,7 @@ export class RedisClientDirectory implements ClientDirectory {
     const change = parseChange(message);
     if (!change) return void this.log.warn('unreadable directory change skipped');
     if (change.op === 'del') {
-      if (this.remote.get(change.clientId)?.fence === change.fence) this.remote.delete(change.clientId);
+      if (this.remote.get(change.clientId)?.fence === change.fence) this.dropRemote(change.clientId);
       return;
     }
     const e = change.entry;

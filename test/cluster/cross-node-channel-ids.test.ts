@@ -9,9 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_KEY } from '../helpers/aip-server.js';
+import { Peer } from '../helpers/ws-peer.js';
 import { waitFor } from '../helpers/redis.js';
 import { api, startDevice, until, type Api, type DeviceProc } from '../remote/helpers.js';
 import { InProcessNodes, type NodeServer } from './in-process-nodes.js';
+import { encodeAccept } from '../../protocol/channel.js';
 
 describe('channel ids across cluster nodes', () => {
   let nodes: InProcessNodes;
@@ -89,5 +91,34 @@ describe('channel ids across cluster nodes', () => {
       expect(r.status, `listing ${i}: ${r.text}`).toBe(200);
     }
     expect(await listed(onB, await session(onB))).toHaveLength(4);
+  });
+
+  it('ends a request on A whose channel is open when the device leaves B (not left waiting)', async () => {
+    const raw = await Peer.connect(`ws://127.0.0.1:${b.port}/ws?token=${TEST_KEY}`);
+    raw.send({
+      type: 'register',
+      status: 'ok',
+      client_id: 'ids-raw',
+      metadata: {
+        platform: 'linux',
+        aipd_device: { version: 1, channels: ['file'], exec: false, pty: false, root: true, ports: [] },
+      },
+    });
+    await waitFor('node a to see ids-raw', () => a.registry.get('ids-raw') !== undefined);
+    const r = await onA.call('POST', '/sessions', { agent_id: 'ids-raw', session_type: 'interactive' });
+    expect(r.status, r.text).toBe(201);
+    const listing = onA.call('GET', `/sessions/${r.json.id}/files?path=.`);
+    // The OPEN reaches the device; it accepts, then leaves without answering.
+    const isOpen = (f: (typeof raw.frames)[number]): boolean =>
+      'binary' in f && f.binary[0] === 0xc1 && f.binary[1] === 1;
+    await until(() => raw.frames.some(isOpen), 'the OPEN at the device');
+    const open = raw.frames.find(isOpen) as { binary: Buffer };
+    raw.ws.send(encodeAccept(open.binary.readUInt32BE(2), 65536));
+    await until(() => a.channels.stats().channels === 1, 'the channel open on A');
+    raw.ws.terminate();
+    const answer = await listing;
+    expect(answer.status, answer.text).toBe(502);
+    expect(answer.json.detail).toMatch(/gone|disconnected|closed/i);
+    await until(() => a.channels.stats().channels === 0, 'the channel freed on A');
   });
 });
