@@ -192,6 +192,16 @@ export const Errors = {
     (p) =>
       `Invalid arguments for tool '${p.tool}': ${p.detail}. Nothing was run; call it again with arguments that match its schema.`,
   ),
+  LLM_TOO_MANY_TOOL_CALLS: spec<{ calls: number; max: number }>(
+    3071,
+    (p) =>
+      `The model asked for ${p.calls} tool calls in one turn; at most ${p.max} are run (--llm-max-tool-calls)`,
+  ),
+  LLM_CONVERSATION_TOO_LARGE: spec<{ bytes: number; max: number }>(
+    3072,
+    (p) =>
+      `The conversation grew to ${p.bytes} bytes, over --llm-max-conversation-bytes (${p.max}); the task ends here`,
+  ),
 
   // 4000–4099: device info (UFO texts)
   DEVICE_INFO_ROLE: spec(4000, () => 'DEVICE_INFO_REQUEST is permitted only for constellation clients'),

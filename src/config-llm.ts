@@ -32,6 +32,20 @@ export const LLM_CONFIG = {
     .int()
     .min(256)
     .default(16 * 1024),
+  /** Largest answer body read from the endpoint, in bytes; a larger one fails the call (LLM_BAD_RESPONSE). */
+  llmMaxResponseBytes: z
+    .number()
+    .int()
+    .min(4 * 1024)
+    .default(4 * 1024 * 1024),
+  /** Tool calls one model turn may ask for; more end the task (LLM_TOO_MANY_TOOL_CALLS). */
+  llmMaxToolCalls: z.number().int().min(1).max(10_000).default(64),
+  /** Largest conversation sent to the endpoint, in bytes of JSON; a larger one ends the task. */
+  llmMaxConversationBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(16 * 1024 * 1024),
   /** Retries of a call after a 408, 429, 5xx or a network error. */
   llmRetries: z.number().int().min(0).max(20).default(4),
   /** First retry delay; it doubles per retry, with jitter. A Retry-After header replaces it. */
@@ -50,6 +64,9 @@ export const LLM_FLAGS = {
   'llm-timeout-ms': { key: 'llmTimeoutMs', type: 'int' },
   'llm-temperature': { key: 'llmTemperature', type: 'number' },
   'llm-tool-result-max-bytes': { key: 'llmToolResultMaxBytes', type: 'int' },
+  'llm-max-response-bytes': { key: 'llmMaxResponseBytes', type: 'int' },
+  'llm-max-tool-calls': { key: 'llmMaxToolCalls', type: 'int' },
+  'llm-max-conversation-bytes': { key: 'llmMaxConversationBytes', type: 'int' },
   'llm-retries': { key: 'llmRetries', type: 'int' },
   'llm-retry-base-ms': { key: 'llmRetryBaseMs', type: 'int' },
   'llm-retry-max-ms': { key: 'llmRetryMaxMs', type: 'int' },

@@ -26,6 +26,9 @@ export function agentRegistryFor(config: ServerConfig): AgentRegistry {
       tokenBudget: config.llmTokenBudget,
       temperature: config.llmTemperature,
       toolResultMaxBytes: config.llmToolResultMaxBytes,
+      maxResponseBytes: config.llmMaxResponseBytes,
+      maxToolCalls: config.llmMaxToolCalls,
+      maxConversationBytes: config.llmMaxConversationBytes,
     }),
   );
   return registry.setDefault(LLM_AGENT_NAME);

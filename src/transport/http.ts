@@ -94,13 +94,29 @@ export function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
 }
 
-/** The bytes and content type a response goes out with. */
-export function encodeHttpBody(res: HttpResponse): { contentType: string; body: string | Uint8Array } {
+/**
+ * The bytes and content type a response goes out with. A body JSON cannot hold (a string over V8's limit of about
+ * 512 MiB, nesting deeper than the stack) is a handler's failure: it answers 500 (the error goes to `onError`),
+ * never an exception out of the transport's write, which nothing would catch.
+ */
+export function encodeHttpBody(
+  res: HttpResponse,
+  onError?: (err: unknown) => void,
+): { status: number; contentType: string; body: string | Uint8Array } {
   const declared = res.headers?.['content-type'];
   if (declared !== undefined && (typeof res.body === 'string' || res.body instanceof Uint8Array)) {
-    return { contentType: declared, body: res.body };
+    return { status: res.status, contentType: declared, body: res.body };
   }
-  return { contentType: declared ?? 'application/json', body: JSON.stringify(res.body) };
+  try {
+    return {
+      status: res.status,
+      contentType: declared ?? 'application/json',
+      body: JSON.stringify(res.body),
+    };
+  } catch (err) {
+    onError?.(err);
+    return { status: 500, contentType: 'application/json', body: JSON.stringify(INTERNAL_ERROR.body) };
+  }
 }
 
 export const INTERNAL_ERROR: HttpResponse = { status: 500, body: { detail: 'Internal Server Error' } };

@@ -251,9 +251,11 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
         streamGone = startStream(res, out, out.stream, streams);
         return;
       }
-      const { contentType, body } = encodeHttpBody(out);
+      const { status, contentType, body } = encodeHttpBody(out, (err) =>
+        opts.log.error({ err, status: out.status }, 'HTTP answer could not be encoded'),
+      );
       res.cork(() => {
-        res.writeStatus(statusLine(out.status));
+        res.writeStatus(statusLine(status));
         res.writeHeader('content-type', contentType);
         for (const [k, v] of Object.entries(out.headers ?? {}))
           if (k !== 'content-type') res.writeHeader(k, v);

@@ -4,7 +4,7 @@
  * whether the client aborted it before the answer), so tests can check what aipd sent: the model, the tools
  * offered, the tool messages, the auth header. Always `close()` it in teardown.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ChatBody {
@@ -32,8 +32,16 @@ export interface SeenRequest {
   aborted: boolean;
 }
 
-/** An answer: a status (200 by default), headers and a JSON body; or `hang` (never answer). */
-export type Reply = { status?: number; headers?: Record<string, string>; body?: unknown } | { hang: true };
+/**
+ * An answer: a status (200 by default), headers and a JSON body; `hang` (never answer); or `endless` (a 200 with no
+ * Content-Length whose body streams on in 64 KiB chunks until the client leaves, or 256 MiB have gone); or `raw`
+ * (a 200 whose body is that text as it is).
+ */
+export type Reply =
+  | { status?: number; headers?: Record<string, string>; body?: unknown }
+  | { hang: true }
+  | { endless: true }
+  | { raw: string };
 /** Picks the answer to the `index`-th request (0-based). */
 export type Script = (req: SeenRequest, index: number) => Reply;
 
@@ -120,6 +128,11 @@ export class OpenAiDouble {
         d.notify();
         const reply = pick(seen, index);
         if ('hang' in reply) return;
+        if ('endless' in reply) return void endless(res);
+        if ('raw' in reply) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          return void res.end(reply.raw);
+        }
         res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
         res.end(JSON.stringify(reply.body ?? {}));
       });
@@ -157,4 +170,20 @@ export class OpenAiDouble {
   private notify(): void {
     for (const w of this.waiters.splice(0)) w();
   }
+}
+
+/** Streams `{"choices":[{"message":{"content":"xxx…` on and on, bounded, until the client leaves. */
+function endless(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.write('{"choices":[{"message":{"content":"');
+  const chunk = 'x'.repeat(64 * 1024);
+  let sent = 0;
+  const more = (): void => {
+    while (!res.destroyed && sent < 256 * 1024 * 1024) {
+      sent += chunk.length;
+      if (!res.write(chunk)) return void res.once('drain', more);
+    }
+    if (!res.destroyed) res.end('"}}]}');
+  };
+  more();
 }

@@ -28,7 +28,18 @@ export interface ChatClientOptions {
   readonly retryMaxMs: number;
   /** Random source for jitter, in [0, 1). */
   readonly random?: () => number;
+  /** Largest answer body read, in bytes (a larger one fails the call, not retried). Default 4 MiB. */
+  readonly maxResponseBytes?: number;
+  /** Largest request body (the conversation), in bytes: a larger one is not sent. Default 16 MiB. */
+  readonly maxConversationBytes?: number;
 }
+
+/** ChatClientOptions.maxResponseBytes and maxConversationBytes when none are given (the flags' defaults). */
+export const LLM_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+export const LLM_MAX_CONVERSATION_BYTES = 16 * 1024 * 1024;
+
+/** Thrown out of a body read that went over its limit. */
+class BodyTooLarge extends Error {}
 
 /** Most characters of an error body quoted in an error text. */
 const BODY_QUOTE = 300;
@@ -52,6 +63,9 @@ export class ChatClient {
   async complete(req: ChatRequest, signal: AbortSignal): Promise<ChatReply> {
     const started = performance.now();
     const body = JSON.stringify(req);
+    const max = this.opts.maxConversationBytes ?? LLM_MAX_CONVERSATION_BYTES;
+    const bytes = Buffer.byteLength(body);
+    if (bytes > max) throw aipError('LLM_CONVERSATION_TOO_LARGE', { bytes, max });
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.attempt(body, signal, attempt);
       signal.throwIfAborted();
@@ -78,9 +92,11 @@ export class ChatClient {
     let text: string;
     try {
       res = await fetch(this.url, { method: 'POST', headers: this.headers, body, signal: both });
-      text = await res.text();
+      text = await readCapped(res, this.opts.maxResponseBytes ?? LLM_MAX_RESPONSE_BYTES);
     } catch (err) {
       signal.throwIfAborted();
+      if (err instanceof BodyTooLarge)
+        return { error: aipError('LLM_BAD_RESPONSE', { detail: err.message }), retryInMs: null };
       if (timeout.aborted)
         return { error: aipError('LLM_TIMEOUT', { ms: this.opts.timeoutMs }), retryInMs: null };
       const error = aipError('LLM_UNREACHABLE', { url: this.url, reason: networkReason(err) });
@@ -106,6 +122,35 @@ export class ChatClient {
   private backoff(n: number): number {
     return backoffMs(n, this.opts.retryBaseMs, this.opts.retryMaxMs, this.random());
   }
+}
+
+/**
+ * The body as text, read as it streams in; past `max` bytes the read stops, the connection is dropped and
+ * BodyTooLarge is thrown (a Content-Length over it is refused before anything is read).
+ */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const tooLarge = (): BodyTooLarge =>
+    new BodyTooLarge(`the body is larger than ${max} bytes (--llm-max-response-bytes)`);
+  const declared = Number(res.headers.get('content-length'));
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 /** The wait before retry `n` (0-based): base·2^n capped at `maxMs`, with "equal jitter" (half fixed, half random). */

@@ -47,7 +47,12 @@ export interface LlmAgentOptions extends ChatClientOptions {
   readonly temperature: number;
   /** Largest tool message, in bytes of UTF-8. */
   readonly toolResultMaxBytes: number;
+  /** Tool calls one turn may ask for; more end the task. Default LLM_MAX_TOOL_CALLS. */
+  readonly maxToolCalls?: number;
 }
+
+/** LlmAgentOptions.maxToolCalls when none is given (the --llm-max-tool-calls default). */
+export const LLM_MAX_TOOL_CALLS = 64;
 
 export class LlmAgent implements Agent {
   readonly name = LLM_AGENT_NAME;
@@ -72,6 +77,8 @@ export class LlmAgent implements Agent {
     } catch (e) {
       if (ctx.signal.aborted) return failed(errorText(ctx.signal.reason));
       if (e instanceof AipError) return failed(e.message);
+      // What the model's answers made too big for the engine (a string over its limit): the task's failure.
+      if (e instanceof RangeError) return failed(aipError('LLM_BAD_RESPONSE', { detail: e.message }).message);
       throw e;
     }
   }
@@ -108,6 +115,9 @@ export class LlmAgent implements Agent {
           : { role: 'assistant', content: reply.content },
       );
       if (calls.length === 0) return this.completed(ctx, state, reply.content ?? '');
+      const maxCalls = this.opts.maxToolCalls ?? LLM_MAX_TOOL_CALLS;
+      if (calls.length > maxCalls)
+        return failed(aipError('LLM_TOO_MANY_TOOL_CALLS', { calls: calls.length, max: maxCalls }).message);
       const finish = calls.find((c) => c.function.name === FINISH);
       if (finish) {
         const args = checkArguments(finish.function.arguments, {});

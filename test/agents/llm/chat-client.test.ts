@@ -125,6 +125,41 @@ describe('ChatClient', () => {
     expect(double.requests).toHaveLength(1);
   });
 
+  it('refuses an answer over maxResponseBytes, declared or streamed, without retrying or reading it all', async () => {
+    const { double, client: c } = await client([answerReply('x'.repeat(100_000)), { endless: true }], {
+      maxResponseBytes: 8_192,
+    });
+    const declared = await rejection(c.complete(REQ, never));
+    expect((declared as Error).message).toBe(
+      "The LLM endpoint's answer is not a chat completion: the body is larger than 8192 bytes (--llm-max-response-bytes)",
+    );
+    const streamed = await rejection(c.complete(REQ, never));
+    expect((streamed as Error).message).toBe((declared as Error).message);
+    expect(double.requests).toHaveLength(2);
+    await double.until(() => double.requests[1]!.aborted, 'the endless answer torn down');
+  });
+
+  it('does not send a conversation over maxConversationBytes', async () => {
+    const { double, client: c } = await client([answerReply('never asked')], {
+      maxConversationBytes: 65_536,
+    });
+    const big = { model: 'm', messages: [{ role: 'user' as const, content: 'y'.repeat(70_000) }] };
+    const err = await rejection(c.complete(big, never));
+    expect(err).toBeInstanceOf(AipError);
+    expect((err as AipError).kind).toBe('LLM_CONVERSATION_TOO_LARGE');
+    expect(double.requests).toHaveLength(0);
+  });
+
+  it('refuses an answer nested deeper than 64 levels (tool arguments included) before parsing it', async () => {
+    const nested = '{"a":'.repeat(20_000) + '{}' + '}'.repeat(20_000);
+    const raw = `{"choices":[{"message":{"content":null,"tool_calls":[{"function":{"name":"t","arguments":${nested}}}]}}]}`;
+    const { client: c } = await client([{ raw }]);
+    const err = await rejection(c.complete(REQ, never));
+    expect((err as Error).message).toBe(
+      "The LLM endpoint's answer is not a chat completion: the body is nested deeper than 64 levels",
+    );
+  });
+
   it('accepts object arguments, missing call ids and missing usage (Ollama and friends)', async () => {
     const { client: c } = await client([
       {

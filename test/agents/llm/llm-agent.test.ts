@@ -120,6 +120,19 @@ describe('llm agent', () => {
     expect(last.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'assistant']);
   });
 
+  it('ends the task when one turn asks for more tool calls than maxToolCalls, sending none of them', async () => {
+    const calls: [string, Record<string, unknown>][] = Array.from({ length: 3 }, (_, i) => [
+      'type_text',
+      { text: `t${i}` },
+    ]);
+    const { agent: a } = await agent([toolCallsReply(calls, 0)], { maxToolCalls: 2 });
+    const { ctx, countYield } = context();
+    const { outcome, batches } = await drive(a.run(ctx), () => LISTING, countYield);
+    const error = aipError('LLM_TOO_MANY_TOOL_CALLS', { calls: 3, max: 2 }).message;
+    expect(outcome).toEqual({ status: 'failed', result: { failure: error }, error });
+    expect(batches).toHaveLength(1); // list_tools only
+  });
+
   it('resumed with a batch in flight, sends that batch first without asking the model again', async () => {
     const first = await agent([toolCallsReply([['type_text', { text: 'hello' }]], 0)]);
     const run1 = context();
