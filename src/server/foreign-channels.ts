@@ -20,8 +20,8 @@ import type { ChannelPeer } from '../channel/router.js';
 
 /** What the router gives and takes back (ChannelRouter.reserveForeign / releaseForeign). */
 export interface ForeignIds {
-  reserveForeign(conn: ChannelPeer): number | AipError;
-  releaseForeign(conn: ChannelPeer, id: number): void;
+  reserveForeign(peer: ChannelPeer): number | AipError;
+  releaseForeign(peer: ChannelPeer, id: number): void;
 }
 
 interface Route {
@@ -37,7 +37,7 @@ interface Route {
 
 interface ClientRoutes {
   readonly clientId: string;
-  readonly conn: ChannelPeer;
+  readonly peer: ChannelPeer;
   /** Local id → route. */
   readonly byLocal: Map<number, Route>;
   /** `${node} ${incarnation} ${remote id}` → local id. */
@@ -68,7 +68,7 @@ export class ForeignChannels {
   }
 
   /**
-   * A binary frame node `node` sends to local client `clientId` over `conn`: the frame to send to the client, or
+   * A binary frame node `node` sends to local client `clientId` over `peer`: the frame to send to the client, or
    * null when nothing goes (a frame of a channel not known here, or an OPEN over the connection's limit, which is
    * refused to `node` through `reply`). Frames that are not channel frames pass as they are.
    */
@@ -76,7 +76,7 @@ export class ForeignChannels {
     node: string,
     incarnation: string,
     clientId: string,
-    conn: ChannelPeer,
+    peer: ChannelPeer,
     bytes: Uint8Array,
     reply: (frame: Uint8Array) => void,
   ): Uint8Array | null {
@@ -89,19 +89,19 @@ export class ForeignChannels {
     }
     let c = this.clients.get(clientId);
     if (bytes[1] === ChannelOp.OPEN) {
-      if (c && c.conn !== conn) this.clientGone(clientId); // a new registration: the old one's ids went with it
+      if (c && c.peer !== peer) this.clientGone(clientId); // a new registration: the old one's ids went with it
       c = this.clients.get(clientId);
       if (c?.byRemote.has(key)) {
         const e = aipError('CHANNEL_ID_IN_USE', { channel: remoteId });
         reply(encodeReject(remoteId, e.code, e.message));
         return null;
       }
-      const local = this.ids.reserveForeign(conn);
+      const local = this.ids.reserveForeign(peer);
       if (local instanceof AipError) {
         reply(encodeReject(remoteId, local.code, local.message));
         return null;
       }
-      if (!c) this.clients.set(clientId, (c = { clientId, conn, byLocal: new Map(), byRemote: new Map() }));
+      if (!c) this.clients.set(clientId, (c = { clientId, peer, byLocal: new Map(), byRemote: new Map() }));
       c.byLocal.set(local, { node, incarnation, remoteId, finIn: false, finOut: false });
       c.byRemote.set(key, local);
       return withId(bytes, local);
@@ -138,7 +138,7 @@ export class ForeignChannels {
     const c = this.clients.get(clientId);
     if (!c) return;
     this.clients.delete(clientId);
-    for (const local of c.byLocal.keys()) this.ids.releaseForeign(c.conn, local);
+    for (const local of c.byLocal.keys()) this.ids.releaseForeign(c.peer, local);
   }
 
   /**
@@ -155,7 +155,7 @@ export class ForeignChannels {
     for (const c of [...this.clients.values()])
       for (const [local, route] of [...c.byLocal])
         if (stale(route)) {
-          if (!c.conn.closed) c.conn.sendRaw(encodeReset(local, e.code, e.message), true);
+          if (!c.peer.closed) c.peer.sendRaw(encodeReset(local, e.code, e.message), true);
           this.end(c, local, route);
         }
   }
@@ -163,7 +163,7 @@ export class ForeignChannels {
   private end(c: ClientRoutes, local: number, route: Route): void {
     c.byLocal.delete(local);
     c.byRemote.delete(`${route.node} ${route.incarnation} ${route.remoteId}`);
-    this.ids.releaseForeign(c.conn, local);
+    this.ids.releaseForeign(c.peer, local);
     if (c.byLocal.size === 0 && this.clients.get(c.clientId) === c) this.clients.delete(c.clientId);
   }
 }

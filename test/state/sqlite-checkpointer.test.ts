@@ -48,15 +48,20 @@ describe('SQLite WAL checkpoints in a worker thread', () => {
     });
     await store.open();
     expect(store.walCheckpointer).not.toBeNull();
-    await store.create(sessionRecord('s-0'), sessionEvent('s-0', 'session.created'));
-    // about 40 MB through the WAL
-    const maxWal = await writeSteadily(store, 400, () => walBytes(path));
-    const report = await store.walCheckpointer!.checkpointNow();
-    expect(report.busy).toBe(0);
+    let maxWal: number;
+    try {
+      await store.create(sessionRecord('s-0'), sessionEvent('s-0', 'session.created'));
+      // about 40 MB through the WAL
+      maxWal = await writeSteadily(store, 400, () => walBytes(path));
+      const report = await store.walCheckpointer!.checkpointNow();
+      expect(report.busy).toBe(0);
+    } finally {
+      await store.close(); // a failure here must not leave its worker thread to the next test
+    }
     // Without the store's finishing checkpoints the WAL would hold everything written (~40 MB); with them it is
-    // started over again and again, so its file never gets near that.
-    expect(maxWal).toBeLessThan(8 * 1024 * 1024);
-    await store.close();
+    // started over again and again, so its file never gets near that. (The worker runs at a lower priority: on a
+    // machine busy with other work it falls behind, and a fresh-clone CI run saw 8.3 MB; 16 MiB leaves room.)
+    expect(maxWal).toBeLessThan(16 * 1024 * 1024);
     expect(walBytes(path)).toBe(0); // the last connection to close checkpointed and removed it
 
     const again = new SqliteSessionStore({ path, maxEventsPerSession: 100_000 });
