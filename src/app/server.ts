@@ -298,12 +298,17 @@ export async function startServer(
     log,
     acceptUpgrade: (req) => {
       if (req.path === '/ws') return wsGate(req);
-      // A stream socket authenticates with its single-use token in its first frame, not with the API key.
-      if (ssmSessionId(req.path) !== null)
+      // A stream socket authenticates with its single-use token in its first frame, not with the API key. It must
+      // name a session live on this node: sockets for no session would only take places among those waiting.
+      const ssmId = ssmSessionId(req.path);
+      const streamId = ssmId === null ? streamSessionId(req.path) : null;
+      if (ssmId === null && streamId === null) return { accept: false, status: 404, body: 'Not Found' };
+      if (!remote.sessions.isLive((ssmId ?? streamId)!))
+        return { accept: false, status: 404, body: 'No such live session on this node' };
+      if (ssmId !== null)
         return ssm.accepts()
           ? { accept: true, protocol: null }
           : { accept: false, status: 503, body: 'Too many stream sockets waiting for their token' };
-      if (streamSessionId(req.path) === null) return { accept: false, status: 404, body: 'Not Found' };
       if (!remote.acceptsStream())
         return { accept: false, status: 503, body: 'Too many stream sockets waiting for their token' };
       const offer = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());

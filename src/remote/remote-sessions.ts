@@ -67,6 +67,11 @@ export class RemoteSessions {
     return this.live.size;
   }
 
+  /** Whether session `id` is live on this node (what a stream or SSM socket must name to be taken). */
+  isLive(id: string): boolean {
+    return this.live.has(id);
+  }
+
   /** The requester and executor of a live remote session, for the channel router (the server is the requester). */
   parties(sessionId: string): { requesterId: string; executorId: string } | null {
     const live = this.live.get(sessionId);

@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tar from 'tar-stream';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { alive } from '../helpers/process.js';
@@ -361,10 +362,23 @@ describe('Standard_Stream', () => {
     await ok.until(() => ok.stdout.includes('echo through cat'), 'cat to echo');
     expect(ok.stdout.indexOf('sent before ready')).toBeGreaterThanOrEqual(0);
     expect(ok.stdout.indexOf('sent before ready')).toBeLessThan(ok.stdout.indexOf('echo through cat'));
-    ok.ws.close();
     const again = new StreamClient(one.json.stream_url as string);
     await again.start(fresh.json.token_value as string);
     expect((await again.closed).code).toBe(4010);
+    ok.ws.close(); // the session ends with its stream: a socket for it is refused at the upgrade from now on
+    await until(
+      async () => (await a.call('GET', `/sessions/${one.json.id}`)).json.status !== 'active',
+      'the session to end',
+    );
+    const refused = new WebSocket(one.json.stream_url as string, ['aipd.stream.v1']);
+    refused.on('error', () => undefined);
+    const status = await new Promise<number>((r) =>
+      refused.once('unexpected-response', (req, res) => {
+        req.destroy(); // with this listener, ws leaves the request to us
+        r(res.statusCode ?? 0);
+      }),
+    );
+    expect(status).toBe(404);
   });
 });
 

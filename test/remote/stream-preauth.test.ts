@@ -5,15 +5,38 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer } from '../helpers/aip-server.js';
+import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
+import { Peer } from '../helpers/ws-peer.js';
+import { api, until } from './helpers.js';
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
+let device: Peer;
+/** A live Standard_Stream session (its device says it serves streams; it never has to open one here). */
+let sid: string;
 const TOKEN_WAIT_MS = 8_000;
 
 beforeAll(async () => {
   server = await startTestServer({ streamTokenWaitMs: TOKEN_WAIT_MS, maxStreamTokenWaits: 2 });
+  device = await Peer.connect(server.url);
+  device.send({
+    type: 'register',
+    status: 'ok',
+    client_id: 'preauth-dev',
+    metadata: {
+      platform: 'linux',
+      aipd_device: { version: 1, channels: ['stream'], exec: true, pty: true, root: false, ports: [] },
+    },
+  });
+  await until(() => server.registry.get('preauth-dev') !== undefined, 'the device registered');
+  const r = await api(`http://127.0.0.1:${server.port}`, TEST_KEY).call('POST', '/sessions', {
+    agent_id: 'preauth-dev',
+    session_type: 'Standard_Stream',
+  });
+  expect(r.status, r.text).toBe(201);
+  sid = r.json.id as string;
 });
 afterAll(async () => {
+  device?.ws.close();
   await server?.close();
 });
 
@@ -52,9 +75,17 @@ const closed = (sock: net.Socket): Promise<void> =>
   new Promise((r) => (sock.destroyed ? r() : sock.once('close', () => r())));
 
 describe('stream sockets before their token', () => {
-  for (const path of ['/sessions/no-such-session/stream', '/sessions/no-such-session/ssm']) {
-    it(`closes ${path} at once on a frame announced larger than the path takes`, async () => {
+  it('refuses a socket for a session that is not live here, so none takes a place among those waiting', async () => {
+    for (const path of ['/sessions/no-such-session/stream', '/sessions/no-such-session/ssm']) {
       const { sock, status } = await upgrade(path);
+      expect(status).toBe('HTTP/1.1 404 Not Found');
+      sock.destroy();
+    }
+  });
+
+  for (const kind of ['stream', 'ssm']) {
+    it(`closes a ${kind} socket at once on a frame announced larger than the path takes`, async () => {
+      const { sock, status } = await upgrade(`/sessions/${sid}/${kind}`);
       expect(status).toBe('HTTP/1.1 101 Switching Protocols');
       const start = performance.now();
       sock.write(frameHead(120 * 1024 * 1024));
@@ -66,21 +97,21 @@ describe('stream sockets before their token', () => {
   }
 
   it('lets at most --max-stream-token-waits sockets wait for their token, and another once one has gone', async () => {
-    const a = await upgrade('/sessions/s1/stream');
-    const b = await upgrade('/sessions/s2/ssm');
+    const a = await upgrade(`/sessions/${sid}/stream`);
+    const b = await upgrade(`/sessions/${sid}/ssm`);
     expect([a.status, b.status]).toEqual([
       'HTTP/1.1 101 Switching Protocols',
       'HTTP/1.1 101 Switching Protocols',
     ]);
-    const c = await upgrade('/sessions/s3/stream');
+    const c = await upgrade(`/sessions/${sid}/stream`);
     expect(c.status).toBe('HTTP/1.1 503 Service Unavailable');
     c.sock.destroy();
     a.sock.destroy();
-    let d = await upgrade('/sessions/s4/stream');
+    let d = await upgrade(`/sessions/${sid}/stream`);
     for (let i = 0; i < 50 && d.status !== 'HTTP/1.1 101 Switching Protocols'; i++) {
       d.sock.destroy();
       await new Promise((r) => setTimeout(r, 20));
-      d = await upgrade('/sessions/s4/stream');
+      d = await upgrade(`/sessions/${sid}/stream`);
     }
     expect(d.status).toBe('HTTP/1.1 101 Switching Protocols');
     b.sock.destroy();
