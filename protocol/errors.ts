@@ -409,6 +409,10 @@ export const Errors = {
   ),
   CHANNEL_BAD_PARAMS: spec<{ detail: string }>(7015, (p) => `Invalid channel parameters: ${p.detail}`),
   CHANNEL_OPEN_TIMEOUT: spec<{ ms: number }>(7016, (p) => `Channel open was not answered within ${p.ms} ms`),
+  CHANNEL_SESSION_TOO_MANY: spec<{ sid: string; max: number }>(
+    7017,
+    (p) => `Too many open channels in session '${p.sid}' (limit ${p.max}, --max-channels-per-session)`,
+  ),
   FILE_PATH_ESCAPE: spec<{ path: string }>(7020, (p) => `Path '${p.path}' escapes the file root`),
   FILE_NOT_FOUND: spec<{ path: string }>(7021, (p) => `File '${p.path}' not found`),
   FILE_CHECKSUM_MISMATCH: spec<{ expected: string; got: string }>(

@@ -79,6 +79,10 @@ export const ServerConfig = z.object({
   idleTimeoutSec: z.number().int().min(0).max(960).default(60),
   /** How long a data-channel OPEN may wait for the other party's answer. */
   channelOpenTimeoutMs: positiveMs.default(30_000),
+  /** Data channels one connection (a device's socket) may take part in at once. */
+  maxChannelsPerConnection: z.number().int().min(1).max(65_536).default(64),
+  /** Data channels one session may have open at once (so one cannot take a device's connection from the rest). */
+  maxChannelsPerSession: z.number().int().min(1).max(65_536).default(32),
   /** With `--store memory`: bytes (by a content estimate) of ended sessions kept; the oldest are forgotten. */
   memoryStoreEndedBytes: z
     .number()
@@ -266,6 +270,8 @@ const FLAGS = {
   'slow-consumer-timeout-ms': { key: 'slowConsumerTimeoutMs', type: 'int' },
   'idle-timeout-sec': { key: 'idleTimeoutSec', type: 'int' },
   'channel-open-timeout-ms': { key: 'channelOpenTimeoutMs', type: 'int' },
+  'max-channels-per-connection': { key: 'maxChannelsPerConnection', type: 'int' },
+  'max-channels-per-session': { key: 'maxChannelsPerSession', type: 'int' },
   'max-depth': { key: 'maxDepth', type: 'int' },
   'max-containers': { key: 'maxContainers', type: 'int' },
   'socket-payload-factor': { key: 'socketPayloadFactor', type: 'int' },

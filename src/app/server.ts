@@ -204,6 +204,8 @@ export async function startServer(
     {
       logger: log.child({ component: 'channels' }),
       openTimeoutMs: config.channelOpenTimeoutMs,
+      maxChannelsPerConnection: config.maxChannelsPerConnection,
+      maxChannelsPerSession: config.maxChannelsPerSession,
       onChannel: (e) => {
         if (e.type === 'opened') events.emit('channel.opened', { sessionId: e.sessionId, kind: e.kind });
         else events.emit('channel.closed', { sessionId: e.sessionId, kind: e.kind, bytes: e.bytes });

@@ -71,6 +71,11 @@ export interface ChannelRouterOptions {
   readonly openTimeoutMs?: number;
   /** Channels one connection may take part in. Default 64. */
   readonly maxChannelsPerConnection?: number;
+  /**
+   * Channels one session may have open at once, so that one session (an SSM port forward opening stream after
+   * stream, say) cannot take all of a device's connection from its other sessions. Default 32.
+   */
+  readonly maxChannelsPerSession?: number;
   readonly logger?: Logger;
   /** Told when a channel begins and ends. */
   readonly onChannel?: (event: ChannelLifecycle) => void;
@@ -121,6 +126,7 @@ export class ChannelRouter {
   private readonly sessions = new Map<string, Set<Chan>>();
   private readonly maxWindow: number;
   private readonly maxPerConn: number;
+  private readonly maxPerSession: number;
 
   constructor(
     private readonly host: ChannelHost,
@@ -128,6 +134,7 @@ export class ChannelRouter {
   ) {
     this.maxWindow = opts.maxWindow ?? 1024 * 1024;
     this.maxPerConn = opts.maxChannelsPerConnection ?? 64;
+    this.maxPerSession = opts.maxChannelsPerSession ?? 32;
   }
 
   /** One channel frame from `conn`. Never throws; bad input is answered with REJECT or RESET. */
@@ -206,6 +213,8 @@ export class ChannelRouter {
     if (!conn || conn.closed) throw aipError('CHANNEL_PEER_NOT_CONNECTED', { id: target });
     const entry = this.entry(conn);
     if (entry.refs.size >= this.maxPerConn) throw aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn });
+    const full = this.sessionFull(req.sessionId);
+    if (full) throw full;
     const id = this.allocEven(entry);
     const ep = new ChannelEndpoint({
       channel: id,
@@ -285,6 +294,8 @@ export class ChannelRouter {
     const theirs = this.entry(other);
     if (mine.refs.size >= this.maxPerConn || theirs.refs.size >= this.maxPerConn)
       return refuse(aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn }));
+    const full = this.sessionFull(sid);
+    if (full) return refuse(full);
     const bId = this.allocEven(theirs);
     const openerWindow = Math.min(f.window, this.maxWindow);
     const chan: Relay = {
@@ -401,6 +412,14 @@ export class ChannelRouter {
           : chan.ep.stats().sentBytes + chan.ep.stats().receivedBytes;
       this.opts.onChannel?.({ type: 'closed', sessionId: chan.sessionId, kind: chan.kind, bytes });
     }
+  }
+
+  /** The refusal when session `sid` has its limit of open channels, or null. */
+  private sessionFull(sid: string): AipError | null {
+    const n = this.sessions.get(sid)?.size ?? 0;
+    return n >= this.maxPerSession
+      ? aipError('CHANNEL_SESSION_TOO_MANY', { sid, max: this.maxPerSession })
+      : null;
   }
 
   private index(chan: Chan): void {

@@ -18,7 +18,7 @@ describe('channel fairness', () => {
   let server: Server;
   const pairs: LivePair[] = [];
   beforeEach(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ maxChannelsPerSession: 64 }); // 50 channels in each session (default 32)
   });
   afterEach(async () => {
     await Promise.all(pairs.splice(0).map((p) => p.close()));

@@ -18,7 +18,7 @@ const opens = (): number =>
   device.frames.filter((f) => 'binary' in f && f.binary[0] === 0xc1 && f.binary[1] === 1).length;
 
 beforeAll(async () => {
-  server = await startTestServer({ channelOpenTimeoutMs: OPEN_TIMEOUT_MS });
+  server = await startTestServer({ channelOpenTimeoutMs: OPEN_TIMEOUT_MS, maxChannelsPerSession: 2 });
   a = api(`http://127.0.0.1:${server.port}`, TEST_KEY);
   device = await Peer.connect(server.url);
   device.send({
@@ -102,5 +102,23 @@ describe('a device that never answers an OPEN', () => {
       timeout_ms: 100,
     });
     expect(next.json.status).toBe('timeout');
+  });
+
+  it("refuses a session's channel over --max-channels-per-session (409), while another session on the device opens its own", async () => {
+    const one = await session();
+    const two = await session();
+    const before = opens();
+    const held = [1, 2].map(() => a.call('GET', `/sessions/${one}/files?path=.`));
+    await until(() => opens() === before + 2, 'two OPENs at the device');
+    const third = await a.call('GET', `/sessions/${one}/files?path=.`);
+    expect(third.status).toBe(409);
+    expect(third.json.detail).toBe(
+      `Too many open channels in session '${one}' (limit 2, --max-channels-per-session)`,
+    );
+    // The device's connection has room: the other session's channel goes out (and times out, unanswered).
+    const other = await a.call('GET', `/sessions/${two}/files?path=.`);
+    expect(other.status).toBe(504);
+    expect(opens()).toBe(before + 3);
+    for (const r of await Promise.all(held)) expect(r.status).toBe(504);
   });
 });
