@@ -9,6 +9,6 @@ export * from './validators.js';
 export * from './wire.js';
 export * from './codec/index.js';
 export { checkTree } from './codec/guards.js';
-export { jsonBytesShape, type JsonShape } from './codec/prescan.js';
+export { jsonBytesShape, jsonShape, type JsonShape } from './codec/prescan.js';
 export { packValue } from './codec/msgpack.js';
 export const PROTOCOL_VERSION = '1.0';

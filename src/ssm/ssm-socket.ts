@@ -5,7 +5,8 @@
  *         └──── no token in time / bad token / session not live / device offline / busy ──▶ closed
  *
  * The first frame is the text JSON `OpenDataChannelInput` whose `TokenValue` is a single-use session token
- * (`token_value`). Every refusal is a `channel_closed` whose Output says why (the plugin prints it), then close.
+ * (`token_value`). Every refusal is a `channel_closed` whose Output says why (the plugin prints it), then close. (A
+ * socket for a session not live on this node never gets here: the upgrade is refused with 404, see server.ts.)
  * Once attached, frames go to the session's SsmSession (created by the first socket, resumed by later ones).
  */
 import { aipError, type AipError } from '../../protocol/index.js';

@@ -240,20 +240,26 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       streamGone?.();
     });
     const head = readHead(req);
-    const write = (answer: HttpResponse): void => {
+    const write = (given: HttpResponse): void => {
+      // Encoded before `finish` logs and counts it: an answer JSON cannot hold goes out, and is recorded, as 500.
+      let answer = given;
+      const encoded = answer.stream
+        ? null
+        : encodeHttpBody(answer, (err) =>
+            opts.log.error({ err, status: given.status }, 'HTTP answer could not be encoded'),
+          );
+      if (encoded && encoded.status !== answer.status) answer = INTERNAL_ERROR;
       const out = opts.http.finish ? opts.http.finish(head, answer) : answer;
       if (aborted) {
         out.stream?.close(); // the client left before the answer: the stream must still release what it holds
         return;
       }
       aborted = true;
-      if (out.stream) {
-        streamGone = startStream(res, out, out.stream, streams);
+      if (out.stream || !encoded) {
+        if (out.stream) streamGone = startStream(res, out, out.stream, streams);
         return;
       }
-      const { status, contentType, body } = encodeHttpBody(out, (err) =>
-        opts.log.error({ err, status: out.status }, 'HTTP answer could not be encoded'),
-      );
+      const { status, contentType, body } = encoded;
       res.cork(() => {
         res.writeStatus(statusLine(status));
         res.writeHeader('content-type', contentType);

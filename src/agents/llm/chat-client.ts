@@ -43,6 +43,8 @@ class BodyTooLarge extends Error {}
 
 /** Most characters of an error body quoted in an error text. */
 const BODY_QUOTE = 300;
+/** Most bytes of an error answer's body read (the rest is dropped unread). */
+const ERROR_BODY_MAX_BYTES = 64 * 1024;
 
 export class ChatClient {
   readonly url: string;
@@ -92,7 +94,11 @@ export class ChatClient {
     let text: string;
     try {
       res = await fetch(this.url, { method: 'POST', headers: this.headers, body, signal: both });
-      text = await readCapped(res, this.opts.maxResponseBytes ?? LLM_MAX_RESPONSE_BYTES);
+      // An error page is only quoted (BODY_QUOTE characters), so it is read up to a small cap and cut, never refused:
+      // its status still decides the retry.
+      text = res.ok
+        ? await readCapped(res, this.opts.maxResponseBytes ?? LLM_MAX_RESPONSE_BYTES, 'refuse')
+        : await readCapped(res, ERROR_BODY_MAX_BYTES, 'cut');
     } catch (err) {
       signal.throwIfAborted();
       if (err instanceof BodyTooLarge)
@@ -125,14 +131,15 @@ export class ChatClient {
 }
 
 /**
- * The body as text, read as it streams in; past `max` bytes the read stops, the connection is dropped and
- * BodyTooLarge is thrown (a Content-Length over it is refused before anything is read).
+ * The body as text (UTF-8, a leading BOM dropped), read as it streams in. Past `max` bytes the read stops and the
+ * connection is dropped; then `refuse` throws BodyTooLarge (a Content-Length over `max` is refused before anything
+ * is read), and `cut` returns the first `max` bytes.
  */
-async function readCapped(res: Response, max: number): Promise<string> {
+async function readCapped(res: Response, max: number, over: 'refuse' | 'cut'): Promise<string> {
   const tooLarge = (): BodyTooLarge =>
     new BodyTooLarge(`the body is larger than ${max} bytes (--llm-max-response-bytes)`);
   const declared = Number(res.headers.get('content-length'));
-  if (declared > max) {
+  if (over === 'refuse' && declared > max) {
     await res.body?.cancel().catch(() => undefined);
     throw tooLarge();
   }
@@ -143,14 +150,17 @@ async function readCapped(res: Response, max: number): Promise<string> {
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    size += value.byteLength;
-    if (size > max) {
+    if (size + value.byteLength > max) {
       await reader.cancel().catch(() => undefined);
-      throw tooLarge();
+      if (over === 'refuse') throw tooLarge();
+      chunks.push(value.subarray(0, max - size));
+      size = max;
+      break;
     }
+    size += value.byteLength;
     chunks.push(value);
   }
-  return Buffer.concat(chunks, size).toString('utf8');
+  return new TextDecoder().decode(Buffer.concat(chunks, size));
 }
 
 /** The wait before retry `n` (0-based): base·2^n capped at `maxMs`, with "equal jitter" (half fixed, half random). */

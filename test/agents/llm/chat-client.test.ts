@@ -139,6 +139,22 @@ describe('ChatClient', () => {
     await double.until(() => double.requests[1]!.aborted, 'the endless answer torn down');
   });
 
+  it('still retries an error answer whose page is larger than maxResponseBytes (it is cut, not refused)', async () => {
+    const page = { status: 503, headers: { 'content-type': 'text/html' }, body: 'x'.repeat(100_000) };
+    const { double, client: c } = await client([page, answerReply('after the error page')], {
+      maxResponseBytes: 8_192,
+    });
+    const reply = await c.complete(REQ, never);
+    expect(reply.content).toBe('after the error page');
+    expect(reply.attempts).toBe(2);
+    expect(double.requests).toHaveLength(2);
+  });
+
+  it('reads an answer that starts with a UTF-8 byte order mark', async () => {
+    const { client: c } = await client([{ raw: '\uFEFF{"choices":[{"message":{"content":"with a BOM"}}]}' }]);
+    expect((await c.complete(REQ, never)).content).toBe('with a BOM');
+  });
+
   it('does not send a conversation over maxConversationBytes', async () => {
     const { double, client: c } = await client([answerReply('never asked')], {
       maxConversationBytes: 65_536,

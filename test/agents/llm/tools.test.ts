@@ -109,6 +109,9 @@ describe('checkArguments', () => {
     expect(checkArguments('[1]', schema)).toBe('the arguments must be a JSON object');
     expect(checkArguments('{}', schema)).toBe("missing required 'text'");
     expect(checkArguments('{"text":"a","n":1.5}', schema)).toBe("'n' must be of type integer");
+    // OpenAI's string form: nesting inside the string is checked before it is parsed.
+    const deep = '{"text":"a","x":' + '['.repeat(1_000) + ']'.repeat(1_000) + '}';
+    expect(checkArguments(deep, schema)).toBe('the arguments are nested deeper than 64 levels');
   });
 });
 
