@@ -7,6 +7,7 @@ import {
   encodeData,
   encodeFin,
   encodeOpen,
+  encodeReject,
   type ChannelFrame,
 } from '../../protocol/channel.js';
 import type { ChannelEndpoint } from '../../src/channel/endpoint.js';
@@ -21,7 +22,7 @@ const frames = (c: FakeConnection): ChannelFrame[] =>
   });
 
 /** A router with raw (recording-only) connections: ctl and dev are parties of s1, eve is registered but not. */
-function rawRouter(maxWindow?: number, openTimeoutMs?: number) {
+function rawRouter(maxWindow?: number, openTimeoutMs?: number, maxChannelsPerSession?: number) {
   const conns = {
     ctl: new FakeConnection('1'),
     dev: new FakeConnection('2'),
@@ -35,7 +36,11 @@ function rawRouter(maxWindow?: number, openTimeoutMs?: number) {
     connectionOf: (id) =>
       id === 'ctl' ? conns.ctl : id === 'dev' ? conns.dev : id === 'eve' ? conns.eve : null,
   };
-  return { router: new ChannelRouter(host, { maxWindow, openTimeoutMs }), ...conns, sessions };
+  return {
+    router: new ChannelRouter(host, { maxWindow, openTimeoutMs, maxChannelsPerSession }),
+    ...conns,
+    sessions,
+  };
 }
 
 const open = (id: number, sid = 's1', window = 1000) =>
@@ -77,6 +82,22 @@ describe('ChannelRouter', () => {
     ]);
     expect(r.dev.sent).toEqual([]);
     expect(r.router.stats().channels).toBe(0);
+  });
+
+  it('refuses a relayed OPEN over the session quota (7017), and takes one again once a channel is freed', () => {
+    const r = rawRouter(undefined, undefined, 2);
+    r.router.onFrame(r.ctl, open(1));
+    r.router.onFrame(r.ctl, open(3));
+    r.router.onFrame(r.ctl, open(5));
+    const refused = frames(r.ctl).filter((f) => f.op === ChannelOp.REJECT);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ channel: 5, code: 7017 });
+    expect(frames(r.dev).filter((f) => f.op === ChannelOp.OPEN)).toHaveLength(2);
+    // The device refuses the first: its place is free, and the next OPEN goes through.
+    const first = frames(r.dev).find((f) => f.op === ChannelOp.OPEN)!;
+    r.router.onFrame(r.dev, encodeReject(first.channel, 7012, 'no'));
+    r.router.onFrame(r.ctl, open(7));
+    expect(frames(r.dev).filter((f) => f.op === ChannelOp.OPEN)).toHaveLength(3);
   });
 
   it('resets both ends when the other party never answers an OPEN', async () => {
