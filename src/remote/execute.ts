@@ -158,12 +158,23 @@ export class RemoteExecutor implements ResultsSink {
       truncated: false,
     };
     const out = { stdout: new Capped(this.outputMaxBytes), stderr: new Capped(this.outputMaxBytes) };
-    // timeout_ms bounds the whole run, the device's answer to the OPEN included; an interrupt stops the open too.
-    const opening = new AbortController();
-    const stopOpening = (): void => opening.abort();
-    stop.addEventListener('abort', stopOpening, { once: true });
-    if (stop.aborted) opening.abort();
-    const openTimer = setTimeout(stopOpening, req.timeoutMs);
+    // One end for the whole run, the device's answer to the OPEN included: timeout_ms, or an interrupt.
+    let why: ExecStatus | null = null;
+    const ended = new AbortController();
+    const end = (reason: ExecStatus): void => {
+      if (why !== null) return;
+      why = reason;
+      ended.abort();
+    };
+    const onStop = (): void => end('interrupted');
+    stop.addEventListener('abort', onStop, { once: true });
+    const timer = setTimeout(() => end('timeout'), req.timeoutMs);
+    timer.unref();
+    if (stop.aborted) onStop();
+    const done = (): void => {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', onStop);
+    };
     let ep: ChannelEndpoint;
     try {
       ep = await this.remote.openChannel(
@@ -177,38 +188,25 @@ export class RemoteExecutor implements ResultsSink {
           ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
           ...(req.env !== undefined ? { env: req.env } : {}),
         },
-        opening.signal,
+        ended.signal,
       );
     } catch (err) {
-      // Interrupted (or the session deleted, which interrupts first), or out of time, while the device was opening
-      // the channel: the channel's reset is the consequence, the interrupt or the timeout the answer.
-      if (!opening.signal.aborted) throw err;
-      const status = stop.aborted ? 'interrupted' : 'timeout';
+      done();
+      // Ended (interrupted, the session deleted, or out of time) while the device was opening the channel: the
+      // channel's reset is the consequence, the interrupt or the timeout the answer.
+      const status = why as ExecStatus | null;
+      if (status === null) throw err;
       return { ...result, status, duration_ms: Date.now() - started };
-    } finally {
-      clearTimeout(openTimer);
-      stop.removeEventListener('abort', stopOpening);
     }
-    let why: ExecStatus | null = null;
     let halt: () => void = () => undefined;
-    /** Settles when the run is stopped (interrupt or timeout), so a wait on a slow reader ends too. */
+    /** Settles when the run is ended (interrupt or timeout), so a wait on a slow reader ends too. */
     const halted = new Promise<void>((r) => (halt = r));
-    const timer = setTimeout(
-      () => {
-        why = 'timeout';
-        ep.reset(aipError('CHANNEL_CANCELLED'));
-        halt();
-      },
-      Math.max(0, req.timeoutMs - (Date.now() - started)),
-    );
-    const onStop = (): void => {
-      why = 'interrupted';
+    const onEnd = (): void => {
       ep.reset(aipError('CHANNEL_CANCELLED'));
       halt();
     };
-    stop.addEventListener('abort', onStop, { once: true });
-    if (stop.aborted) onStop(); // interrupted while the channel was opening
-    timer.unref();
+    ended.signal.addEventListener('abort', onEnd, { once: true });
+    if (ended.signal.aborted) onEnd();
     try {
       void ep.write(encodeStdio(StdioTag.EOF)).catch(() => undefined); // nothing comes on stdin
       const decoder = new StdioDecoder();
@@ -232,11 +230,12 @@ export class RemoteExecutor implements ResultsSink {
       result.exit_code = typeof t.exit_code === 'number' ? t.exit_code : null;
       result.signal = typeof t.signal === 'string' ? t.signal : null;
     } catch (err) {
-      result.status = why ?? 'failed';
-      if (why === null) result.error = err instanceof Error ? err.message : String(err);
+      const status = why as ExecStatus | null;
+      result.status = status ?? 'failed';
+      if (status === null) result.error = err instanceof Error ? err.message : String(err);
     } finally {
-      clearTimeout(timer);
-      stop.removeEventListener('abort', onStop);
+      done();
+      ended.signal.removeEventListener('abort', onEnd);
       // The device's FIN ended its side; ours ends here, so the channel closes and its slot on the connection is
       // freed (left half-closed, each run held one, and the connection refused channels after its limit).
       if (!ep.finished) ep.end().catch(() => ep.reset(aipError('CHANNEL_CANCELLED')));

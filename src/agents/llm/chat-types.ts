@@ -5,7 +5,7 @@
  * with a message).
  */
 import { z } from 'zod';
-import { jsonBytesShape } from '../../../protocol/index.js';
+import { jsonShape } from '../../../protocol/index.js';
 
 export interface ChatToolCall {
   readonly id: string;
@@ -84,13 +84,14 @@ const Completion = z.object({
     .optional(),
 });
 
-/** How deep a completion body may nest, and how many objects and arrays it may hold (tool arguments included). */
+/** How deep a completion body, and a tool call's arguments in OpenAI's string form, may nest, and how many objects and
+ * arrays each may hold. */
 export const COMPLETION_MAX_DEPTH = 64;
 export const COMPLETION_MAX_CONTAINERS = 100_000;
 
 /** The first choice of a completion body, or a sentence saying why it is not one. */
 export function parseCompletion(text: string): Omit<ChatReply, 'attempts' | 'latency_ms'> | string {
-  const shape = jsonBytesShape(Buffer.from(text), COMPLETION_MAX_DEPTH, COMPLETION_MAX_CONTAINERS);
+  const shape = jsonShape(text, COMPLETION_MAX_DEPTH, COMPLETION_MAX_CONTAINERS);
   if (shape !== null)
     return shape === 'deep'
       ? `the body is nested deeper than ${COMPLETION_MAX_DEPTH} levels`

@@ -8,7 +8,7 @@
 import type { CommandInput, Result, ToolType } from '../../../protocol/index.js';
 import { truncateUtf8 } from '../../lib/truncate.js';
 import { jsonShape } from '../../../protocol/index.js';
-import type { ChatTool } from './chat-types.js';
+import { COMPLETION_MAX_CONTAINERS, COMPLETION_MAX_DEPTH, type ChatTool } from './chat-types.js';
 
 /** A tool the device listed: what the model calls it, and what the device calls it. */
 export interface ToolSpec {
@@ -102,20 +102,16 @@ export function chatTools(tools: readonly ToolSpec[]): ChatTool[] {
   ];
 }
 
-/** How deep a tool call's arguments may nest, and how many objects and arrays they may hold (as a completion may). */
-const ARGUMENTS_MAX_DEPTH = 64;
-const ARGUMENTS_MAX_CONTAINERS = 100_000;
-
 /** A call's arguments as an object, or what is wrong with them. */
 export function checkArguments(
   text: string,
   schema: Record<string, unknown>,
 ): Record<string, unknown> | string {
-  const shape = jsonShape(text, ARGUMENTS_MAX_DEPTH, ARGUMENTS_MAX_CONTAINERS);
+  const shape = jsonShape(text, COMPLETION_MAX_DEPTH, COMPLETION_MAX_CONTAINERS);
   if (shape !== null)
     return shape === 'deep'
-      ? `the arguments are nested deeper than ${ARGUMENTS_MAX_DEPTH} levels`
-      : `the arguments hold more than ${ARGUMENTS_MAX_CONTAINERS} objects and arrays`;
+      ? `the arguments are nested deeper than ${COMPLETION_MAX_DEPTH} levels`
+      : `the arguments hold more than ${COMPLETION_MAX_CONTAINERS} objects and arrays`;
   let args: unknown;
   try {
     args = text.trim() === '' ? {} : JSON.parse(text);
