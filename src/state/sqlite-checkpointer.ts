@@ -162,6 +162,7 @@ export class WalCheckpointer {
   /** Follow-up checkpoints asked of the worker since the store's connection last finished one. */
   private followUps = 0;
   private reportCount = 0;
+  private finishCount = 0;
   /** Resolves once the worker has opened its connection (or failed to). */
   readonly ready: Promise<void>;
 
@@ -205,6 +206,11 @@ export class WalCheckpointer {
   /** Checkpoints the worker has reported so far: on its interval, asked for, and follow-ups (tests and tools). */
   get reports(): number {
     return this.reportCount;
+  }
+
+  /** Checkpoints the store's connection finished after a caught-up report, so that the WAL started over (tests). */
+  get finished(): number {
+    return this.finishCount;
   }
 
   /** Runs a checkpoint now; resolves its report (tests and tools). */
@@ -252,7 +258,12 @@ export class WalCheckpointer {
     }
     this.followUps = 0;
     try {
-      db.pragma('wal_checkpoint(PASSIVE)');
+      const [done] = db.pragma('wal_checkpoint(PASSIVE)') as {
+        busy: number;
+        log: number;
+        checkpointed: number;
+      }[];
+      if (done && done.busy === 0 && done.checkpointed === done.log) this.finishCount++;
     } catch {
       // busy (the worker began its next one): the next report tries again
     }
