@@ -182,6 +182,18 @@ export class SsmSession implements BridgeHost {
     if (m.messageType !== MessageType.INPUT) return; // publication and other messages: nothing to do
     const seq = m.sequenceNumber;
     if (seq < 0n || seq > BigInt(Number.MAX_SAFE_INTEGER)) return this.dropped(`sequence number ${seq}`);
+    // The plugin's first input is its handshake response (in#0); anything else there would wait for one forever
+    // and the handshake end in a timeout that blames a response the client did send, later.
+    if (
+      this.fsm.state === 'handshaking' &&
+      Number(seq) === this.rel.sequence.expected &&
+      m.payloadType !== PayloadType.HANDSHAKE_RESPONSE
+    )
+      return this.fail(
+        aipError('SSM_HANDSHAKE_REFUSED', {
+          reason: `the client sent input of payload type ${m.payloadType} at sequence ${seq}, before its handshake response`,
+        }),
+      );
     const r = this.rel.receive(Number(seq), m, (x) => this.canTake(x));
     if (r.kind === 'refused') return;
     this.conn?.send(encodeAck(m), true);

@@ -156,6 +156,46 @@ describe('resume', () => {
   });
 });
 
+describe('handshake', () => {
+  /** A new shell session on a socket, its HandshakeRequest (out#0) sent. */
+  const attached = (): { s: SsmSession; conn: FakeConn } => {
+    const s = new SsmSession(
+      fakeLive('Standard_Stream'),
+      fakeRemote().remote,
+      'client-A',
+      options({}),
+      log,
+      () => undefined,
+    );
+    const conn = new FakeConn();
+    s.attach(conn);
+    return { s, conn };
+  };
+
+  it('refuses input ahead of the handshake response with a reason that says so, not a timeout', () => {
+    const { s, conn } = attached();
+    const p = new PluginFrames();
+    s.message(p.ack(0));
+    s.message(p.input(PayloadType.OUTPUT, 'ls\n')); // in#0: data, not the response
+    expect(s.state).toBe('closed');
+    expect(conn.channelClosed()).toBe(
+      'The handshake failed: the client sent input of payload type 1 at sequence 0, before its handshake response',
+    );
+    expect(conn.closed).toBe(true);
+  });
+
+  it('still takes a handshake response that arrives after a later input (kept until it can be delivered)', () => {
+    const { s } = attached();
+    const early = new PluginFrames();
+    const response = early.input(PayloadType.HANDSHAKE_RESPONSE, HANDSHAKE_OK); // in#0
+    const size = early.input(PayloadType.SIZE, JSON.stringify({ cols: 80, rows: 24 })); // in#1
+    s.message(size); // out of order: kept
+    s.message(response);
+    expect(s.state).toBe('open');
+    s.fail(aipError('SSM_TERMINATED'));
+  });
+});
+
 describe('ending the session with its data channel', () => {
   it('a plugin that drops while the shell is closing still ends the session', () => {
     const fr = fakeRemote();
