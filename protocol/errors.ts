@@ -286,6 +286,11 @@ export const Errors = {
     6017,
     (p) => `Session ID '${p.sid}' is held by another session that has not ended`,
   ),
+  SESSION_LIVE_STATUS: spec<{ sid: string; status: string; allowed: string }>(
+    6018,
+    (p) =>
+      `Session '${p.sid}' is running: its status is the server's, and a PATCH may only end it ('${p.allowed}'), not set it to '${p.status}'`,
+  ),
   // 6100–6199: remote execution sessions (typed sessions, execute, files, services, streams)
   REMOTE_UNKNOWN_DEVICE: spec<Id>(6100, (p) => `Device '${p.id}' is not known (it has never registered)`),
   REMOTE_DEVICE_OFFLINE: spec<Id>(6101, (p) => `Device '${p.id}' is not connected`),

@@ -186,6 +186,44 @@ describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
     expect(log[log.length - 1].type).toBe('session.deleted');
   });
 
+  it('PATCH status cancelled of a running task cancels it: task_end failed with the reason, record cancelled', async () => {
+    const { device, requester } = await setup();
+    runTask(requester, 'k@t5', 3);
+    await device.next((m) => m.type === 'command');
+    const path = `/sessions/${encodeURIComponent('k@t5')}`;
+    const r = await api.patch(path, { status: 'cancelled', reason: 'operator stop', context: { by: 'ops' } });
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ status: 'cancelled', context: { by: 'ops' } });
+    const end = await requester.next((m) => m.type === 'task_end', 5000, 0);
+    expect(end).toMatchObject({ status: 'failed', session_id: 'k@t5', error: 'operator stop' });
+    expect(server.tasks.live.size).toBe(0);
+    const rec = (await api.get(path)).json;
+    expect(rec).toMatchObject({ status: 'cancelled', task: { state: 'cancelled', error: 'operator stop' } });
+  });
+
+  it('PATCH of a running task to any other status is refused (409) and the task runs on to its task_end', async () => {
+    const { device, requester } = await setup();
+    runTask(requester, 'k@t6', 1);
+    const cmd = await device.next((m) => m.type === 'command');
+    const path = `/sessions/${encodeURIComponent('k@t6')}`;
+    for (const status of ['crashed', 'completed', 'failed', 'paused']) {
+      const r = await api.patch(path, { status });
+      expect(r.status).toBe(409);
+      expect(r.json.detail).toBe(
+        `Session 'k@t6' is running: its status is the server's, and a PATCH may only end it ('cancelled'), not set it to '${status}'`,
+      );
+    }
+    expect((await api.get(path)).json.status).toBe('active');
+    answer(device, cmd, 'success');
+    const end = await requester.next((m) => m.type === 'task_end', 5000, 0);
+    expect(end).toMatchObject({ status: 'completed', session_id: 'k@t6' });
+    const done = await eventually(async () => {
+      const rec = (await api.get(path)).json;
+      return rec.task?.state === 'completed' ? rec : undefined;
+    });
+    expect(done).toMatchObject({ status: 'completed', task: { state: 'completed', error: null } });
+  });
+
   it('a bulk delete cancels the running tasks among the sessions it deletes', async () => {
     const { device, requester } = await setup();
     await api.post('/sessions', { id: 'rest-1', agent_id: 'dev-1', session_type: 'conversation' });

@@ -413,6 +413,45 @@ describe('delete', () => {
   });
 });
 
+describe('status set over PATCH', () => {
+  it('a terminal status ends the live session: its execute call, listener and channels close, and it runs nothing more', async () => {
+    const start = server.channels.stats().channels;
+    const id = await interactive();
+    const svc = await a.call('POST', `/sessions/${id}/services`, { port: webPort });
+    expect(svc.status).toBe(201);
+    const running = a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'sleep 30' });
+    await until(() => server.channels.stats().channels === start + 1, 'the execute channel');
+    const listeningBefore = server.remote.services.listening;
+
+    const done = await a.call('PATCH', `/sessions/${id}`, { status: 'completed', reason: 'work done' });
+    expect(done.status, done.text).toBe(200);
+    expect(done.json.status).toBe('completed');
+    expect((await running).json.status).toBe('interrupted');
+    await until(() => server.channels.stats().channels === start, 'the session channels to close');
+    expect(server.remote.services.listening).toBe(listeningBefore - 1);
+    expect(await refused(svc.json.local_port as number)).toBe(true);
+    const after = await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'true' });
+    expect(after.status).toBe(409);
+    expect(after.json.detail).toBe(`Session '${id}' is completed, not active: it cannot run anything`);
+    const rec = (await a.call('GET', `/sessions/${id}`)).json;
+    expect(rec.status_history.at(-1)).toMatchObject({ status: 'completed', reason: 'work done' });
+  });
+
+  it('paused or crashed are refused for a live session (409), which stays usable', async () => {
+    const id = await interactive();
+    for (const status of ['paused', 'crashed']) {
+      const r = await a.call('PATCH', `/sessions/${id}`, { status });
+      expect(r.status).toBe(409);
+      expect(r.json.detail).toBe(
+        `Session '${id}' is running: its status is the server's, and a PATCH may only end it ('completed', 'failed', 'cancelled'), not set it to '${status}'`,
+      );
+    }
+    const run = await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'echo still here' });
+    expect(run.json.stdout).toBe('still here\n');
+    expect((await a.call('PATCH', `/sessions/${id}`, { status: 'cancelled' })).json.status).toBe('cancelled');
+  });
+});
+
 describe('delete while the device is still opening the command', () => {
   it('answers the execute call `interrupted`, not the channel reset the deletion caused', async () => {
     const id = await interactive();

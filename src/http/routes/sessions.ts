@@ -17,6 +17,7 @@ import { detail, json, noContent, validationAt } from '../responses.js';
 import { SESSION_TYPES, sessionType } from '../../remote/index.js';
 import { remoteError } from './remote-errors.js';
 import { startAnswer } from './remote.js';
+import { liveStatusChange, restOfPatch } from './session-status.js';
 import type { Route } from '../router.js';
 import { jsonObject, parseBody, parseObjectBody } from '../validation.js';
 import { MAX_LIST_LIMIT, nextPageLink, readFilter, readListQuery } from './sessions-query.js';
@@ -200,7 +201,11 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
         summary: 'Change status, merge context (JSON Merge Patch), set the checkpoint',
         tag: 'sessions',
         body: PatchBody,
-        responses: { 200: ok('The session after the change'), 404: notFoundDoc, 409: conflict },
+        responses: {
+          200: ok('The session after the change (a running one is ended first: see the README)'),
+          404: notFoundDoc,
+          409: conflict,
+        },
       },
       body: 'json',
       handle: async ({ req, params }) => {
@@ -216,8 +221,18 @@ export function sessionRoutes(deps: ApiDeps): Route[] {
         if (b.runtime_backend != null) input.runtime_backend = b.runtime_backend;
         if (b.runtime_metadata != null) input.runtime_metadata = b.runtime_metadata;
         // The service loads the record to patch it; a missing one is answered here first.
-        if (!(await deps.sessions.get(id))) return notFound();
+        const rec = await deps.sessions.get(id);
+        if (!rec) return notFound();
         try {
+          if (input.status !== undefined) {
+            const live = await liveStatusChange(deps, rec, input.status, input.reason);
+            if (live.kind === 'refuse') return live.res;
+            if (live.kind === 'ended') {
+              const rest = restOfPatch(input);
+              const after = rest ? await deps.sessions.patch(id, rest) : await deps.sessions.get(id);
+              return after ? json(200, sessionJson(after)) : notFound();
+            }
+          }
           return json(200, sessionJson(await deps.sessions.patch(id, input)));
         } catch (err) {
           return sessionError(err);
