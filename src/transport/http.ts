@@ -18,6 +18,11 @@ export interface HttpRequestHead {
 
 export interface HttpRequest extends HttpRequestHead {
   readonly body: Uint8Array;
+  /**
+   * Aborted when the client goes away before the answer is sent, so that work done only for it can stop (absent
+   * where the transport cannot tell).
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface HttpResponse {

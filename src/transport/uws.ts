@@ -18,6 +18,7 @@ import {
   CLIENT_CLOSED,
   INTERNAL_ERROR,
   statusLine,
+  type HttpRequest,
   type HttpRequestHead,
   type HttpResponse,
   type HttpStream,
@@ -229,6 +230,20 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
     const chunks: Buffer[] = [];
     /** Ends a streamed response that is under way (set while one is). */
     let streamGone: (() => void) | null = null;
+    /** The request's `signal`, made when a handler first asks for it; aborted when the client goes away. */
+    let left: AbortController | null = null;
+    let clientGone = false;
+    const goneSignal = (): AbortSignal => {
+      if (!left) {
+        left = new AbortController();
+        if (clientGone) left.abort();
+      }
+      return left.signal;
+    };
+    const gone = (): void => {
+      clientGone = true;
+      left?.abort();
+    };
     const release = (): void => {
       bodyBytesInFlight -= size;
       size = 0;
@@ -238,6 +253,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       aborted = true;
       release();
       streamGone?.();
+      gone();
     });
     const head = readHead(req);
     const write = (given: HttpResponse): void => {
@@ -276,9 +292,10 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
         aborted = true;
         body.destroy(new Error('request aborted by the client'));
         streamGone?.();
+        gone();
       });
       void Promise.resolve()
-        .then(() => opts.http.handle({ ...head, body: new Uint8Array(0) }, body))
+        .then(() => opts.http.handle(request(head, new Uint8Array(0), goneSignal), body))
         .catch((err: unknown) => {
           // A client that leaves mid-body fails the handler's read: its fault, and nobody is left to answer.
           if (aborted) {
@@ -321,7 +338,7 @@ export function startUwsTransport(opts: TransportOptions): Promise<Transport> {
       if (!isLast) return;
       const body = Buffer.concat(chunks);
       void Promise.resolve()
-        .then(() => opts.http.handle({ ...head, body }))
+        .then(() => opts.http.handle(request(head, body, goneSignal)))
         .catch((err: unknown) => {
           opts.log.error({ err }, 'HTTP handler failed');
           return INTERNAL_ERROR;
@@ -505,4 +522,15 @@ function safely(fn: () => HttpResponse | null, opts: TransportOptions): HttpResp
     opts.log.error({ err }, 'HTTP head handler failed');
     return INTERNAL_ERROR;
   }
+}
+
+/** The request a handler gets: its `signal` is made only if the handler reads it. */
+function request(head: HttpRequestHead, body: Uint8Array, signal: () => AbortSignal): HttpRequest {
+  return {
+    ...head,
+    body,
+    get signal() {
+      return signal();
+    },
+  };
 }

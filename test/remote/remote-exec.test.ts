@@ -181,6 +181,31 @@ describe('execute', () => {
     expect(logs.text).toMatch(/remote\.execute .*"status":"interrupted"/);
   });
 
+  it('interrupts a JSON call whose client leaves: the process is gone and the session takes the next call', async () => {
+    const id = await interactive();
+    const pidFile = path.join(root, `left-${id}.pid`);
+    const body = JSON.stringify({ mode: 'query', code: `sleep 30 & echo $! > '${pidFile}'; wait` });
+    const req = http.request(`${base}/sessions/${id}/execute`, {
+      method: 'POST',
+      headers: { 'x-api-key': TEST_KEY, 'content-type': 'application/json' },
+    });
+    req.on('error', () => undefined); // destroyed below
+    req.end(body);
+    await until(
+      async () => (await readFile(pidFile, 'utf8').catch(() => '')).trim().length > 0,
+      'the pid file',
+    );
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    expect(alive(pid)).toBe(true);
+    req.destroy(); // the client goes away without its answer
+    await until(() => !alive(pid), `process ${pid} to be gone`);
+    const next = await a.call('POST', `/sessions/${id}/execute`, { mode: 'query', code: 'echo next' });
+    expect(next.status, next.text).toBe(200);
+    expect(next.json.stdout).toBe('next\n');
+    const logs = await a.call('GET', `/sessions/${id}/logs`);
+    expect(logs.text).toMatch(/remote\.execute .*"status":"interrupted"/);
+  });
+
   it('times out a command that outlives timeout_ms', async () => {
     const id = await interactive();
     const r = await a.call('POST', `/sessions/${id}/execute`, {

@@ -132,11 +132,13 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
         return withLive(params.id!, async (live) => {
           remote.sessions.touch(live);
           if (b.mode === 'batch') {
-            const r = await remote.exec.batch(live, {
-              actions: b.actions,
-              agentName: b.agent_name ?? null,
-              timeoutMs: ms,
-            });
+            const r = await whileClientWaits(req.signal, live, () =>
+              remote.exec.batch(live, {
+                actions: b.actions,
+                agentName: b.agent_name ?? null,
+                timeoutMs: ms,
+              }),
+            );
             remote.sessions.record(live, 'remote.execute', {
               mode: 'batch',
               tools: b.actions.map((a) => a.tool_name),
@@ -160,7 +162,7 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
               duration_ms: r.duration_ms,
             });
           if (!(req.headers.accept ?? '').includes('text/event-stream')) {
-            const r = await remote.exec.query(live, q, null);
+            const r = await whileClientWaits(req.signal, live, () => remote.exec.query(live, q, null));
             recordEnd(r);
             return json(200, r);
           }
@@ -313,5 +315,30 @@ class SseOutput implements OutputSink {
     const w = this.wakeReader;
     this.wakeReader = null;
     w?.();
+  }
+}
+
+/**
+ * Runs a JSON execute call (query or batch) while its client waits: a client that goes away before the answer
+ * interrupts the call, as one reading the SSE form does, so the session is not left busy with work nobody reads.
+ * Only the call `run` started is interrupted (a call refused as busy started none).
+ */
+async function whileClientWaits<T>(
+  signal: AbortSignal | undefined,
+  live: LiveRemote,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (!signal) return run();
+  const before = live.execution;
+  const p = run(); // takes the session's execute slot at once, or is refused
+  const mine = live.execution !== before ? live.execution : null;
+  if (!mine) return p;
+  const gone = (): void => mine.interrupt();
+  if (signal.aborted) gone();
+  else signal.addEventListener('abort', gone, { once: true });
+  try {
+    return await p;
+  } finally {
+    signal.removeEventListener('abort', gone);
   }
 }
