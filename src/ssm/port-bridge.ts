@@ -54,7 +54,14 @@ export class PortBridge implements Bridge {
     this.deviceDone = false;
     ep.onReadable(() => this.pump());
     ep.onStateChange(() => {
-      if (ep.state === 'reset' && this.ep === ep) this.deviceClosed();
+      if (ep.state !== 'reset' || this.ep !== ep || this.closed) return;
+      const err = ep.error ?? aipError('CHANNEL_CANCELLED');
+      // A reset is not an end: in stdio mode the plugin is told why, and in basic mode a device that went away
+      // fails the session (its next connection could not open), where a service that reset its connection is
+      // one more connection closed (the plugin's DisconnectToPort opens the next).
+      if (this.mode === 'basic' && err.kind !== 'CHANNEL_PEER_GONE') return this.deviceClosed();
+      this.closed = true;
+      this.host.fail(err);
     });
   }
 

@@ -10,6 +10,7 @@ import { ServerConfig } from '../../src/config.js';
 import type { Connection, SocketHandler } from '../../src/transport/connection.js';
 import type { LiveRemote, RemoteSessions } from '../../src/remote/remote-sessions.js';
 import type { ChannelEndpoint } from '../../src/channel/endpoint.js';
+import type { AipError } from '../../protocol/index.js';
 
 export function options(over: Partial<SsmOptions> = {}): SsmOptions {
   return { ...ssmOptions({ ...ServerConfig.parse({}), apiKey: 'x' }), ...over };
@@ -104,7 +105,11 @@ export function fakeLive(
 }
 
 /** A channel endpoint that takes writes (kept in `got`) and never has output; reset() marks it. */
-export type FakeEndpoint = ChannelEndpoint & { readonly got: Uint8Array[]; resetCalled: boolean };
+export type FakeEndpoint = ChannelEndpoint & {
+  readonly got: Uint8Array[];
+  resetCalled: boolean;
+  peerReset(err: AipError): void;
+};
 
 export function fakeEndpoint(): FakeEndpoint {
   const ep = {
@@ -112,10 +117,18 @@ export function fakeEndpoint(): FakeEndpoint {
     resetCalled: false,
     finished: false,
     state: 'open',
-    error: null,
+    error: null as AipError | null,
     trailer: null,
     onReadable: () => undefined,
-    onStateChange: () => undefined,
+    stateListeners: [] as (() => void)[],
+    onStateChange: (l: () => void) => void ep.stateListeners.push(l),
+    /** The device's side resets the channel (the device went away, or its service reset the connection). */
+    peerReset: (err: AipError) => {
+      ep.finished = true;
+      ep.state = 'reset';
+      ep.error = err;
+      for (const l of ep.stateListeners) l();
+    },
     take: () => undefined,
     write: (b: Uint8Array) => {
       ep.got.push(b);

@@ -267,6 +267,44 @@ describe('shell bridge input bound', () => {
   });
 });
 
+describe('port bridge, the device side reset', () => {
+  const portOn = async (
+    params: Record<string, string[]>,
+  ): Promise<{ s: SsmSession; conn: FakeConn; p: PluginFrames; ep: FakeEndpoint; fr: FakeRemote }> => {
+    const ep = fakeEndpoint();
+    const fr = fakeRemote({ openChannel: () => Promise.resolve(ep) });
+    const o = openSession(fakeLive('Port', params), fr);
+    await waitFor(() => o.s.stats().state === 'open', 'the session to open');
+    await new Promise((r) => setImmediate(r));
+    return { ...o, ep, fr };
+  };
+
+  it('stdio: a reset reaches the plugin as channel_closed with its reason, not as a clean end', async () => {
+    const { s, conn, ep } = await portOn({ portNumber: ['80'], forwardingType: ['Stdio'] });
+    ep.peerReset(aipError('CHANNEL_PEER_GONE'));
+    expect(s.state).toBe('closed');
+    expect(conn.channelClosed()).toBe("The channel's peer disconnected");
+  });
+
+  it('basic: the device gone fails the session; its input is no longer acked and dropped', async () => {
+    const { s, conn, p, ep } = await portOn({ portNumber: ['80'], ssmAgentVersion: ['3.0.0.0'] });
+    ep.peerReset(aipError('CHANNEL_PEER_GONE'));
+    expect(s.state).toBe('closed');
+    expect(conn.channelClosed()).toBe("The channel's peer disconnected");
+    const acksBefore = conn.messages().filter((m) => m.messageType === 'acknowledge').length;
+    s.message(p.input(PayloadType.OUTPUT, 'lost?'));
+    expect(conn.messages().filter((m) => m.messageType === 'acknowledge')).toHaveLength(acksBefore);
+  });
+
+  it('basic: a service that reset its connection is one connection closed; the session stays for the next', async () => {
+    const { s, conn, ep } = await portOn({ portNumber: ['80'], ssmAgentVersion: ['3.0.0.0'] });
+    ep.peerReset(aipError('CHANNEL_CANCELLED'));
+    expect(s.state).toBe('open');
+    expect(conn.channelClosed()).toBeNull();
+    s.fail(aipError('SSM_TERMINATED'));
+  });
+});
+
 describe('port bridge, basic mode', () => {
   it('repeated DisconnectToPort while a connection opens: one device connection, the others reset', async () => {
     const eps: FakeEndpoint[] = [];
