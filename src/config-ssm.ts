@@ -33,6 +33,11 @@ export const SSM_CONFIG = {
   ssmResendIntervalMs: positive.default(100),
   /** Sends of one message before the plugin counts as unresponsive (SSM: 3000). */
   ssmMaxResendAttempts: positive.default(3_000),
+  /**
+   * After a resume, how long output sent again on the new socket may go unacknowledged before it counts as output
+   * the plugin already had (the plugin never acknowledges a duplicate).
+   */
+  ssmResumeAckWaitMs: positive.default(5_000),
   /** At the end of a session, how long to wait for the last output's acks before `channel_closed`. */
   ssmCloseWaitMs: positive.default(5_000),
   /** A shell's PTY opens with the plugin's first Size message, or after this long with the session's size. */
@@ -54,6 +59,7 @@ export const SSM_FLAGS = {
   'ssm-max-frame-bytes': { key: 'ssmMaxFrameBytes', type: 'int' },
   'ssm-resend-interval-ms': { key: 'ssmResendIntervalMs', type: 'int' },
   'ssm-max-resend-attempts': { key: 'ssmMaxResendAttempts', type: 'int' },
+  'ssm-resume-ack-wait-ms': { key: 'ssmResumeAckWaitMs', type: 'int' },
   'ssm-close-wait-ms': { key: 'ssmCloseWaitMs', type: 'int' },
   'ssm-first-size-wait-ms': { key: 'ssmFirstSizeWaitMs', type: 'int' },
   'ssm-max-mux-streams': { key: 'ssmMaxMuxStreams', type: 'int' },

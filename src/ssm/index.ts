@@ -32,6 +32,7 @@ export function ssmOptions(config: ServerConfig): SsmOptions {
     incomingBufferMessages: config.ssmIncomingBufferMessages,
     incomingBufferBytes: config.ssmIncomingBufferBytes,
     maxResendAttempts: config.ssmMaxResendAttempts,
+    resumeAckWaitMs: config.ssmResumeAckWaitMs,
     mux: { maxStreams: config.ssmMaxMuxStreams, keepaliveMs: config.ssmSmuxKeepaliveMs },
   };
 }

@@ -25,6 +25,11 @@ export interface ReliabilityLimits {
   readonly incomingBufferBytes: number;
   /** Sends of one message before the plugin counts as unresponsive. */
   readonly maxResendAttempts: number;
+  /**
+   * After a resume: how long output sent again on the new socket may wait for its ack before it counts as output
+   * the plugin already had (it never acknowledges a duplicate; what it lacked it acknowledges on arrival).
+   */
+  readonly resumeAckWaitMs: number;
 }
 
 /** Where frames go: `ready()` is false while the socket is gone or over its high-water mark. */
@@ -116,14 +121,23 @@ export class Reliability {
    * the plugin acks everything it gets, so only a lost message needs this, and the rest follow as the head is
    * acked). Returns the number of a message that reached `maxResendAttempts` while nothing after it was
    * acknowledged (the plugin is not listening), else null. A message at the cap that was probably delivered
-   * with its ack lost (a later one was acked, or it was sent again on a new socket) is dropped instead: the
-   * plugin never acks a duplicate again.
+   * with its ack lost (a later one was acked) is dropped instead: the plugin never acks a duplicate again. Messages
+   * sent again on a new socket after a resume are not resent: unacked after `resumeAckWaitMs`, they are dropped.
    */
   resendDue(sink: FrameSink, now: number): number | null {
     for (const o of this.outgoing.values()) {
-      if (o.sentAt === null || now - o.sentAt < this.rto.rtoMs) return null;
+      if (o.sentAt === null) return null;
+      if (o.rewound) {
+        // Sent again on the new socket, which delivers in order: unacked past the wait, the plugin had it. All
+        // such messages go at once, not one cap's worth of resends each, so they do not hold the window for
+        // minutes after a resume.
+        if (now - o.sentAt < this.limits.resumeAckWaitMs) return null;
+        this.outgoing.delete(o.seq);
+        continue;
+      }
+      if (now - o.sentAt < this.rto.rtoMs) return null;
       if (o.attempts >= this.limits.maxResendAttempts) {
-        if (o.rewound || this.highestAcked > o.seq) {
+        if (this.highestAcked > o.seq) {
           this.outgoing.delete(o.seq);
           continue;
         }

@@ -16,6 +16,7 @@ const LIMITS: ReliabilityLimits = {
   incomingBufferMessages: 3,
   incomingBufferBytes: 1000,
   maxResendAttempts: 3,
+  resumeAckWaitMs: 1_000,
 };
 
 function sink(): FrameSink & { sent: string[]; open: boolean } {
@@ -130,16 +131,39 @@ describe('outgoing', () => {
     expect(s.sent.at(-1)).toBe('f1'); // the next head goes once the first is acked
   });
 
-  it('drops a message sent again on a new socket at the cap instead of failing (its ack died with the socket)', () => {
+  it('after a resume, drops every message sent again that stays unacked past resumeAckWaitMs, all at once', () => {
+    const r = new Reliability({ ...LIMITS, outgoingWindow: 100, maxResendAttempts: 3000 });
+    const s = sink();
+    for (let i = 0; i < 50; i++) r.enqueue((seq) => Buffer.from(`f${seq}`));
+    r.flush(s, 0); // all 50 reach the plugin; their acks die with the socket
+    r.rewind();
+    const s2 = sink();
+    r.flush(s2, 10); // the plugin had f0..f48 (duplicates, never acked) but not f49
+    r.acknowledge(49, 20);
+    for (const t of [300, 600, 900]) expect(r.resendDue(s2, t)).toBeNull();
+    expect(s2.sent).toHaveLength(50); // nothing resent on the new socket: it delivers what it was given
+    expect(r.unacked.messages).toBe(49);
+    expect(r.resendDue(s2, 1010)).toBeNull();
+    expect(r.unacked.messages).toBe(0); // the window is free again, ~1 s after the resume, not 49 × 3000 scans
+    r.enqueue((seq) => Buffer.from(`f${seq}`));
+    r.flush(s2, 1020);
+    expect(s2.sent.at(-1)).toBe('f50');
+  });
+
+  it('after a resume, output new to the socket is still resent and fails at the cap as before', () => {
     const r = new Reliability(LIMITS);
     const s = sink();
     r.enqueue(() => Buffer.from('a'));
     r.flush(s, 0);
     r.rewind();
     const s2 = sink();
-    r.flush(s2, 10); // the plugin had it: a duplicate, never acked
-    for (const t of [300, 600, 900]) expect(r.resendDue(s2, t)).toBeNull();
-    expect(r.unacked.messages).toBe(0);
+    r.flush(s2, 10);
+    r.enqueue(() => Buffer.from('b')); // first sent on the new socket
+    r.flush(s2, 20);
+    expect(r.resendDue(s2, 1100)).toBeNull(); // 'a' dropped as a duplicate; 'b' (attempt 2) goes again
+    expect(s2.sent).toEqual(['a', 'b', 'b']);
+    expect(r.resendDue(s2, 1400)).toBeNull();
+    expect(r.resendDue(s2, 1700)).toBe(1);
   });
 
   it('rewinds on a new socket: everything unacked goes again, in order', () => {

@@ -139,16 +139,17 @@ describe('resume', () => {
     expect(late.channelClosed()).toMatch(/ended|closed|terminated/i);
   });
 
-  it('frames resent onto a new socket whose ack was lost are dropped at the cap, not failed', async () => {
+  it('frames sent again on a new socket whose ack was lost are dropped after resumeAckWaitMs, not failed', async () => {
     const fr = fakeRemote();
     const { s, conn } = openSession(fakeLive('Standard_Stream'), fr, {
       maxResendAttempts: 4,
       resendIntervalMs: 5,
+      resumeAckWaitMs: 50,
     });
     s.output(text('$ ')); // #2: the plugin got it, its ack died with the socket
     s.detach(conn);
     const c2 = new FakeConn();
-    s.attach(c2); // the plugin already expects #3: every resend of #2 is a duplicate it drops unacked
+    s.attach(c2); // the plugin already expects #3: #2 sent again is a duplicate it drops unacked
     await waitFor(() => s.stats().unackedMessages === 0, 'the duplicate to be dropped');
     expect(s.state).not.toBe('closed');
     expect(c2.channelClosed()).toBeNull();
