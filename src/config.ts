@@ -11,6 +11,7 @@ import { PLAN_ERROR_MAX_BYTES, PLAN_RESULT_MAX_BYTES } from './agents/plan-agent
 import { CLUSTER_CONFIG, CLUSTER_FLAGS } from './config-cluster.js';
 import { LLM_CONFIG, LLM_FLAGS } from './config-llm.js';
 import { SSM_CONFIG, SSM_FLAGS } from './config-ssm.js';
+import { DEFAULT_EVENT_PAGE_MAX_BYTES } from './records/session-service.js';
 import { DEFAULT_GROUP_COMMIT_MS } from './state/group-commit.js';
 import {
   DEFAULT_SQLITE_CHECKPOINT_MS,
@@ -176,6 +177,11 @@ export const ServerConfig = z.object({
     .int()
     .positive()
     .default(16 * 1024),
+  /**
+   * Event data (JSON characters) one page of a log read over the API holds at most: `GET …/events` pages, SSE
+   * replay pages and `/logs` reads stop before the event past it (the first of a page is always in).
+   */
+  eventPageMaxBytes: z.number().int().min(1024).default(DEFAULT_EVENT_PAGE_MAX_BYTES),
   /** Store writes that arrive within this many ms are committed together (0: at the end of the current tick). */
   groupCommitMs: z.number().int().min(0).max(1000).default(DEFAULT_GROUP_COMMIT_MS),
   /** SQLite: WAL checkpoints in a worker thread at this interval (0: SQLite's own, on the event loop). */
@@ -297,6 +303,7 @@ const FLAGS = {
   'resume-grace-ms': { key: 'resumeGraceMs', type: 'int' },
   'event-log-max': { key: 'eventLogMax', type: 'int' },
   'event-data-max-bytes': { key: 'eventDataMaxBytes', type: 'int' },
+  'event-page-max-bytes': { key: 'eventPageMaxBytes', type: 'int' },
   'plan-result-max-bytes': { key: 'planResultMaxBytes', type: 'int' },
   'plan-error-max-bytes': { key: 'planErrorMaxBytes', type: 'int' },
   'group-commit-ms': { key: 'groupCommitMs', type: 'int' },

@@ -145,6 +145,7 @@ export async function startServer(
   if (probe) metrics?.setBusLag(() => probe.lag());
   const sessions = new SessionService(store, log.child({ component: 'sessions' }), {
     maxEventDataBytes: config.eventDataMaxBytes,
+    eventPageMaxChars: config.eventPageMaxBytes,
     serialWrites: cluster !== null,
   });
   // --redis: session lifecycle events also go to Redis `events:session` (bounded; Redis down never blocks us).

@@ -9,6 +9,7 @@ import type {
   Page,
   PageRequest,
   SessionChanges,
+  EventPage,
   SessionEvent,
   SessionFilter,
   SessionStore,
@@ -65,6 +66,10 @@ export class TimedSessionStore implements SessionStore {
 
   allEvents(after: number, limit: number): Promise<SessionEvent[]> {
     return this.inner.allEvents(after, limit);
+  }
+
+  eventPage(sessionId: string | null, after: number, limit: number, maxChars: number): Promise<EventPage> {
+    return this.inner.eventPage(sessionId, after, limit, maxChars);
   }
 
   /** When a write starts, or NaN when nobody listens for `store.write` (the write is then not wrapped). */

@@ -22,6 +22,7 @@ import type {
   Page,
   PageRequest,
   SessionChanges,
+  EventPage,
   SessionEvent,
   SessionFilter,
   SessionStore,
@@ -70,9 +71,17 @@ interface CacheEntry {
   pinned: boolean;
 }
 
+/** The default of `--event-page-max-bytes`: event data one page of a log read over the API holds at most. */
+export const DEFAULT_EVENT_PAGE_MAX_BYTES = 8 * 1024 * 1024;
+
 export interface SessionServiceOptions {
   /** Event payloads larger than this (as JSON) are replaced by a note of their size; a task's results are kept. */
   readonly maxEventDataBytes: number;
+  /**
+   * Characters of event data (JSON) one page of a log read over the API may hold (`--event-page-max-bytes`); the
+   * first event of a page is always in. Default `DEFAULT_EVENT_PAGE_MAX_BYTES`.
+   */
+  readonly eventPageMaxChars?: number;
   readonly clock?: () => Date;
   /**
    * Writes of one record wait for the one before it to commit instead of being pipelined on a predicted version.
@@ -362,6 +371,20 @@ export class SessionService {
 
   allEvents(after: number, limit: number): Promise<SessionEvent[]> {
     return this.store.allEvents(after, limit);
+  }
+
+  /**
+   * A page of one session's log (or every session's, `id` null) for an API reader: at most `limit` events, and no
+   * more event data than `eventPageMaxChars` (`SessionStore.eventPage`), so that large events (a task's results
+   * are kept whole) are not built into one answer by the thousand.
+   */
+  eventPage(id: string | null, after: number, limit: number): Promise<EventPage> {
+    return this.store.eventPage(
+      id,
+      after,
+      limit,
+      this.opts.eventPageMaxChars ?? DEFAULT_EVENT_PAGE_MAX_BYTES,
+    );
   }
 
   private entry(id: string): CacheEntry {

@@ -22,6 +22,7 @@ import {
   type Page,
   type PageRequest,
   type SessionChanges,
+  type EventPage,
   type SessionEvent,
   type SessionFilter,
   type SessionStore,
@@ -163,6 +164,19 @@ export class MemorySessionStore implements SessionStore {
       if (e.id > after) out.push(handOut(e));
     }
     return Promise.resolve(out);
+  }
+
+  eventPage(sessionId: string | null, after: number, limit: number, maxChars: number): Promise<EventPage> {
+    const events: SessionEvent[] = [];
+    let chars = 0;
+    for (const e of sessionId === null ? this.all : (this.logs.get(sessionId) ?? [])) {
+      if (events.length >= limit) break;
+      if (e.id <= after || (sessionId === null && this.dropped.has(e))) continue;
+      chars += e.data.length;
+      if (events.length > 0 && chars > maxChars) return Promise.resolve({ events, cut: true });
+      events.push(handOut(e));
+    }
+    return Promise.resolve({ events, cut: false });
   }
 
   allEvents(after: number, limit: number): Promise<SessionEvent[]> {

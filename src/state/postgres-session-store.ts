@@ -57,6 +57,7 @@ import type {
   Page,
   PageRequest,
   SessionChanges,
+  EventPage,
   SessionEvent,
   SessionFilter,
   SessionStore,
@@ -156,6 +157,20 @@ const TYPES: pg.CustomTypesConfig = {
 };
 
 const EVENT_COLUMNS = 'id, session_id, type, at, data';
+
+/**
+ * A page of events (`where`, at most `limit`) cut before the event whose data takes the running total of JSON
+ * characters past `maxChars`, the first always in; each row also carries the page's size before the cut.
+ */
+function sizedPage(where: string, limit: string, maxChars: string): string {
+  return (
+    `SELECT ${EVENT_COLUMNS}, in_page FROM (` +
+    `SELECT ${EVENT_COLUMNS}, count(*) OVER () AS in_page, row_number() OVER (ORDER BY id) AS n, ` +
+    'sum(length(data::text)) OVER (ORDER BY id) AS chars ' +
+    `FROM (SELECT ${EVENT_COLUMNS} FROM session_events WHERE ${where} ORDER BY id LIMIT ${limit}) page` +
+    `) sized WHERE n = 1 OR chars <= ${maxChars} ORDER BY id`
+  );
+}
 const SQL = {
   insert:
     `INSERT INTO sessions (${WRITE_COLUMNS.join(', ')}) ` +
@@ -168,6 +183,8 @@ const SQL = {
   get: `SELECT ${READ_COLUMNS.join(', ')} FROM sessions WHERE id = $1`,
   events: `SELECT ${EVENT_COLUMNS} FROM session_events WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
   allEvents: `SELECT ${EVENT_COLUMNS} FROM session_events WHERE id > $1 ORDER BY id LIMIT $2`,
+  eventPage: sizedPage('session_id = $1 AND id > $2', '$3', '$4'),
+  allEventPage: sizedPage('id > $1', '$2', '$3'),
   // The batch's events in call order (ids follow it), and the logs they push over the limit ($5).
   appendEvents: `WITH ins AS (
       INSERT INTO session_events (session_id, type, at, data)
@@ -293,6 +310,21 @@ export class PostgresSessionStore implements SessionStore {
 
   async events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]> {
     return (await this.read('aipd_events', SQL.events, [sessionId, after, limit])).map(rowToEvent);
+  }
+
+  async eventPage(
+    sessionId: string | null,
+    after: number,
+    limit: number,
+    maxChars: number,
+  ): Promise<EventPage> {
+    const rows =
+      sessionId === null
+        ? await this.read('aipd_all_event_page', SQL.allEventPage, [after, limit, maxChars])
+        : await this.read('aipd_event_page', SQL.eventPage, [sessionId, after, limit, maxChars]);
+    // Each row ends with the page's row count before the budget was applied.
+    const inPage = rows.length > 0 ? Number(rows[0]![5]) : 0;
+    return { events: rows.map(rowToEvent), cut: rows.length < inPage };
   }
 
   async allEvents(after: number, limit: number): Promise<SessionEvent[]> {

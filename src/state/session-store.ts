@@ -66,6 +66,13 @@ export interface SessionEvent {
 }
 export type NewEvent = Omit<SessionEvent, 'id'>;
 
+/** A page of a log read under a size budget (`SessionStore.eventPage`). */
+export interface EventPage {
+  readonly events: SessionEvent[];
+  /** An event after the last one was left out because it would have taken the page past its budget. */
+  readonly cut: boolean;
+}
+
 /**
  * Column changes of one update. A key that is absent, or present with the value `undefined`, leaves its column as
  * it is (the SQL stores cannot tell the two apart); `null` is a value (it clears `checkpoint`, `task`,
@@ -102,6 +109,12 @@ export interface SessionStore {
   events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]>;
   /** Events of every session with id > `after`, oldest first. */
   allEvents(after: number, limit: number): Promise<SessionEvent[]>;
+  /**
+   * As `events` (a session's, or with `sessionId` null every session's), but the page also stops before the event
+   * whose data would take its total past `maxChars` characters of JSON (the first event is always in), so that a
+   * page of large events is not built whole.
+   */
+  eventPage(sessionId: string | null, after: number, limit: number, maxChars: number): Promise<EventPage>;
 }
 
 /** The cursor of a page that ended at `r`. */

@@ -7,6 +7,7 @@ import type { JsonObject, SessionRecord, StatusEntry, TaskFields } from './sessi
 import {
   cursorOf,
   parseCursor,
+  type EventPage,
   type NewEvent,
   type Page,
   type PageRequest,
@@ -225,6 +226,21 @@ export function decodeEvent(id: number, e: EncodedEvent): SessionEvent {
       return (data ??= JSON.parse(json) as JsonObject);
     },
   };
+}
+
+/**
+ * The events of rows `id, session_id, type, at, data` (data as JSON text) up to `maxChars` of data in all, the
+ * first always; read lazily, so rows past the budget are never decoded (an iterating statement stops there).
+ */
+export function eventsWithin(rows: Iterable<readonly unknown[]>, maxChars: number): EventPage {
+  const events: SessionEvent[] = [];
+  let chars = 0;
+  for (const row of rows) {
+    chars += (row[4] as string).length;
+    if (events.length > 0 && chars > maxChars) return { events, cut: true };
+    events.push(rowToEvent(row));
+  }
+  return { events, cut: false };
 }
 
 /** An event from a row `id, session_id, type, at, data`. */

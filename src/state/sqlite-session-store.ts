@@ -89,6 +89,7 @@ import type {
   Page,
   PageRequest,
   SessionChanges,
+  EventPage,
   SessionEvent,
   SessionFilter,
   SessionStore,
@@ -101,6 +102,7 @@ import {
   encodeEvent,
   listQuery,
   pageOf,
+  eventsWithin,
   rowToEvent,
   rowToRecord,
   type EncodedEvent,
@@ -359,6 +361,16 @@ export class SqliteSessionStore implements SessionStore {
       // Only this log needs to be indexed (and trimmed) for this read.
       if (this.log!.behindFor(sessionId)) this.indexOneTx!(sessionId);
       return (st.events.all(sessionId, after, limit) as unknown[][]).map(rowToEvent);
+    });
+  }
+
+  eventPage(sessionId: string | null, after: number, limit: number, maxChars: number): Promise<EventPage> {
+    return this.read((st) => {
+      if (sessionId === null) this.indexLog();
+      else if (this.log!.behindFor(sessionId)) this.indexOneTx!(sessionId);
+      const rows =
+        sessionId === null ? st.allEvents.iterate(after, limit) : st.events.iterate(sessionId, after, limit);
+      return eventsWithin(rows as IterableIterator<unknown[]>, maxChars);
     });
   }
 

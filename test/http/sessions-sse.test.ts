@@ -26,7 +26,8 @@ async function fullLog(api: Client, path: string): Promise<LogEvent[]> {
     const r = await api.get(`${path}?after=${after}&limit=1000`);
     expect(r.status, r.text).toBe(200);
     out.push(...r.json);
-    if (r.json.length < 1000) return out;
+    // The next page is named by the Link header: a page may be short when its events are large (the size budget).
+    if (!r.headers.get('link')) return out;
     after = out[out.length - 1]!.id;
   }
 }
@@ -163,6 +164,33 @@ describe.each(STORE_KINDS)('SSE over real HTTP (%s store)', (kind) => {
     expect(a.ended).toBe(false);
     await api.patch('/sessions/bulk', { status: 'paused' });
     await a.until(() => a.messages[a.messages.length - 1]!.event === 'session.updated');
+  });
+
+  it('pages of large events stop at --event-page-max-bytes: JSON pages with a Link, SSE replay and /logs get all', async () => {
+    server = await kit.start({ eventDataMaxBytes: 64 * 1024, eventPageMaxBytes: 100 * 1024 });
+    api = client(server);
+    await api.post('/sessions', { id: 'big', agent_id: 'a', session_type: 't' });
+    await appendBulk(server, 'big', 30, 16 * 1024); // ~490 KB of event data
+    const first = await api.get('/sessions/big/events?limit=1000');
+    const pageChars = (evs: LogEvent[]): number => evs.reduce((n, e) => n + JSON.stringify(e.data).length, 0);
+    expect(first.json.length).toBeGreaterThan(1);
+    expect(first.json.length).toBeLessThan(10); // cut by size, far below the count limit
+    expect(pageChars(first.json)).toBeLessThanOrEqual(100 * 1024);
+    expect(first.headers.get('link')).toContain(`after=${first.json.at(-1).id}`);
+    const log = await fullLog(api, '/sessions/big/events');
+    expect(log.map((e) => e.data.n ?? 'created')).toEqual([
+      'created',
+      ...Array.from({ length: 30 }, (_, i) => i),
+    ]);
+    expect(await fullLog(api, '/sessions/events')).toEqual(log);
+    // the SSE replay reads the same pages and goes on past each cut
+    const sse = await open('/sessions/big/events');
+    await sse.until(() => sse.lastId === log.at(-1)!.id, 10_000, 'the replay');
+    expect(sse.ids()).toEqual(log.map((e) => e.id));
+    // /logs streams every line
+    const lines = (await api.get('/sessions/big/logs')).text.trim().split('\n');
+    expect(lines).toHaveLength(31);
+    expect(lines.at(-1)).toContain('"n":29');
   });
 
   it('a slow reader over the budget is closed, and resumes with Last-Event-ID losing nothing', async () => {

@@ -13,7 +13,7 @@ import {
 } from '../../src/http/routes/sessions-sse.js';
 import { silentLogger } from '../../src/logger.js';
 import { EventFeed } from '../../src/records/event-feed.js';
-import type { SessionEvent } from '../../src/state/session-store.js';
+import type { EventPage, SessionEvent } from '../../src/state/session-store.js';
 import { InjectedStream } from '../../src/transport/memory.js';
 import { startMemoryServer, TEST_KEY, type MemoryHarness } from '../inproc/harness.js';
 
@@ -40,9 +40,9 @@ class FakeSource implements SseSource {
   subscribe(l: (e: SessionEvent) => void): () => void {
     return this.feed.subscribe(l);
   }
-  page(after: number, limit: number): Promise<SessionEvent[]> {
+  page(after: number, limit: number): Promise<EventPage> {
     this.pageCalls++;
-    const read = () => this.log.filter((e) => e.id > after).slice(0, limit);
+    const read = () => ({ events: this.log.filter((e) => e.id > after).slice(0, limit), cut: false });
     if (!this.holdPages) return Promise.resolve(read());
     // the read happens now; its answer arrives when released (commits in between are not in it)
     const snapshot = read();

@@ -508,6 +508,36 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
       expect(await s.events('s1', 0, 0)).toEqual([]);
     });
 
+    it('reads pages under a size budget: stops before the event past it, the first always in, and says it cut', async () => {
+      const size = (n: number): JsonObject => ({ blob: 'x'.repeat(n) }); // JSON: n + 11 characters
+      await s.create(sessionRecord('big'), sessionEvent('big', 'session.created', size(89))); // 100
+      await s.appendEvents([
+        sessionEvent('big', 'task.results', size(189)), // 200
+        sessionEvent('other', 'task.results', size(5_000)),
+        sessionEvent('big', 'task.results', size(289)), // 300
+        sessionEvent('big', 'task.results', size(9_989)), // 10,000
+        sessionEvent('big', 'task.results', size(89)), // 100
+      ]);
+      const log = await s.events('big', 0, 100);
+      expect(log).toHaveLength(5);
+      const ids = (p: { events: SessionEvent[] }): number[] => p.events.map((e) => e.id);
+      // 100 + 200 + 300 = 600 fits 600 exactly; the 10,000 does not
+      const first = await s.eventPage('big', 0, 100, 600);
+      expect(first).toEqual({ events: log.slice(0, 3), cut: true });
+      // alone past the budget: still one event a page, so a reader always gets on
+      expect(ids(await s.eventPage('big', log[2]!.id, 100, 600))).toEqual([log[3]!.id]);
+      expect(await s.eventPage('big', log[3]!.id, 100, 600)).toEqual({ events: log.slice(4), cut: false });
+      // the count limit as before, and no cut when the budget holds everything
+      expect(await s.eventPage('big', 0, 2, 1_000_000)).toEqual({ events: log.slice(0, 2), cut: false });
+      expect(await s.eventPage('big', 0, 100, 1_000_000)).toEqual({ events: log, cut: false });
+      expect(await s.eventPage('nobody', 0, 100, 600)).toEqual({ events: [], cut: false });
+      // every session's log: 'other' (5,011) comes third
+      const all = await s.allEvents(0, 100);
+      const allPage = await s.eventPage(null, 0, 100, 5_000);
+      expect(allPage).toEqual({ events: all.slice(0, 2), cut: true });
+      expect(ids(await s.eventPage(null, all[1]!.id, 100, 10))).toEqual([all[2]!.id]);
+    });
+
     it('trims each log to maxEventsPerSession, oldest first, in the write that grows it', async () => {
       const small = await fresh(5);
       await small.create(sessionRecord('s1'), sessionEvent('s1', 'session.created', { n: 0 }));

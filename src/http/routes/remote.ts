@@ -227,18 +227,21 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
       handle: async ({ params }) => {
         const id = params.id!;
         if (!(await deps.sessions.get(id))) return remoteError(aipError('HTTP_SESSION_NOT_FOUND'));
-        const lines: string[] = [];
-        let after = 0;
-        for (;;) {
-          const page = await deps.sessions.events(id, after, LOG_PAGE);
-          for (const e of page) lines.push(`${e.at} ${e.type} ${JSON.stringify(e.data)}\n`);
-          if (page.length < LOG_PAGE) break;
-          after = page[page.length - 1]!.id;
+        // Streamed a page at a time, at the reader's pace: a log of large events is never held whole.
+        async function* lines(): AsyncGenerator<string> {
+          for (let after = 0; ;) {
+            const { events, cut } = await deps.sessions.eventPage(id, after, LOG_PAGE);
+            if (events.length > 0)
+              yield events.map((e) => `${e.at} ${e.type} ${JSON.stringify(e.data)}\n`).join('');
+            if (events.length < LOG_PAGE && !cut) return;
+            after = events[events.length - 1]!.id;
+          }
         }
         return {
           status: 200,
-          body: lines.join(''),
+          body: null,
           headers: { 'content-type': 'text/plain; charset=utf-8' },
+          stream: iterableStream(lines(), deps.log),
         };
       },
     },

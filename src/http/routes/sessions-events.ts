@@ -6,7 +6,7 @@
  */
 import { eventsQuery, notFoundDoc } from '../route-docs.js';
 import { aipError } from '../../../protocol/index.js';
-import type { SessionEvent } from '../../state/session-store.js';
+import type { EventPage } from '../../state/session-store.js';
 import type { HttpRequestHead, HttpResponse } from '../../transport/http.js';
 import type { ApiDeps } from '../deps.js';
 import { detail, json, linkNext } from '../responses.js';
@@ -38,13 +38,9 @@ function resumePoint(req: HttpRequestHead, query: URLSearchParams, errors: Query
   return errors.int(query, 'after', 0, 0, Number.MAX_SAFE_INTEGER);
 }
 
-/** The JSON page, with a `Link` to the next when it is full. */
-function eventPage(
-  path: string,
-  query: URLSearchParams,
-  events: SessionEvent[],
-  limit: number,
-): HttpResponse {
+/** The JSON page, with a `Link` to the next when it is full or was cut at the size budget. */
+function eventPage(path: string, query: URLSearchParams, page: EventPage, limit: number): HttpResponse {
+  const events = page.events;
   const body = events.map((e) => ({
     id: e.id,
     session_id: e.session_id,
@@ -52,7 +48,7 @@ function eventPage(
     at: e.at,
     data: e.data,
   }));
-  if (events.length < limit || events.length === 0) return json(200, body);
+  if ((events.length < limit && !page.cut) || events.length === 0) return json(200, body);
   const next = new URLSearchParams();
   for (const [k, v] of query) if (k !== 'after') next.append(k, v);
   next.append('after', String(events[events.length - 1]!.id));
@@ -84,12 +80,12 @@ export function sessionEventRoutes(deps: ApiDeps, sse: SseOptions = sseSettings)
         if (wantsSse(req)) {
           const source: SseSource = {
             subscribe: (l) => feed.subscribe(l),
-            page: (a, n) => deps.sessions.allEvents(a, n),
+            page: (a, n) => deps.sessions.eventPage(null, a, n),
             matches: () => true,
           };
           return sseResponse(new SseStream(source, after, { ...sse }, log));
         }
-        return eventPage('/sessions/events', query, await deps.sessions.allEvents(after, limit), limit);
+        return eventPage('/sessions/events', query, await deps.sessions.eventPage(null, after, limit), limit);
       },
     },
     {
@@ -112,21 +108,21 @@ export function sessionEventRoutes(deps: ApiDeps, sse: SseOptions = sseSettings)
         const bad = errors.response();
         if (bad) return bad;
         const live = wantsSse(req);
-        const events = await deps.sessions.events(id, live ? 0 : after, live ? 1 : limit);
+        const page = await deps.sessions.eventPage(id, live ? 0 : after, live ? 1 : limit);
         // Unknown: no record and nothing ever logged (a deleted session keeps its log, ending in session.deleted).
-        if (events.length === 0 && !(await deps.sessions.get(id))) {
-          const any = live || after === 0 ? [] : await deps.sessions.events(id, 0, 1);
+        if (page.events.length === 0 && !(await deps.sessions.get(id))) {
+          const any = live || after === 0 ? [] : (await deps.sessions.eventPage(id, 0, 1)).events;
           if (any.length === 0) return detail(404, aipError('HTTP_SESSION_NOT_FOUND').message);
         }
         if (live) {
           const source: SseSource = {
             subscribe: (l) => feed.subscribe(l),
-            page: (a, n) => deps.sessions.events(id, a, n),
+            page: (a, n) => deps.sessions.eventPage(id, a, n),
             matches: (e) => e.session_id === id,
           };
           return sseResponse(new SseStream(source, after, { ...sse }, log));
         }
-        return eventPage(`/sessions/${encodeURIComponent(id)}/events`, query, events, limit);
+        return eventPage(`/sessions/${encodeURIComponent(id)}/events`, query, page, limit);
       },
     },
   ];

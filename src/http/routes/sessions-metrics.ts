@@ -64,9 +64,9 @@ export function sessionMetricsRoutes(deps: ApiDeps): Route[] {
         const counts = new EventCounts();
         let after = 0;
         for (;;) {
-          const page = await deps.sessions.events(id, after, METRICS_PAGE);
+          const { events: page, cut } = await deps.sessions.eventPage(id, after, METRICS_PAGE);
           for (const e of page) counts.add(e);
-          if (page.length < METRICS_PAGE) break;
+          if (page.length < METRICS_PAGE && !cut) break;
           after = page[page.length - 1]!.id;
         }
         return json(200, sessionMetrics(rec, counts, Date.now()));

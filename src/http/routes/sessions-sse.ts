@@ -15,7 +15,7 @@
  * A comment line (`: keepalive`) goes out every `heartbeatMs` so proxies and clients see the stream alive.
  */
 import type { Logger } from '../../logger.js';
-import type { SessionEvent } from '../../state/session-store.js';
+import type { EventPage, SessionEvent } from '../../state/session-store.js';
 import type { HttpResponse, HttpStream, HttpStreamSink } from '../../transport/http.js';
 
 /** Time between keepalive comments. */
@@ -45,8 +45,8 @@ export const sseSettings: { -readonly [K in keyof SseOptions]: SseOptions[K] } =
 export interface SseSource {
   /** Subscribes to committed events as they happen (in commit order); returns the unsubscribe function. */
   subscribe(listener: (e: SessionEvent) => void): () => void;
-  /** Logged events with id > `after`, oldest first. */
-  page(after: number, limit: number): Promise<SessionEvent[]>;
+  /** Logged events with id > `after`, oldest first: at most `limit`, fewer if the page was cut at its size budget. */
+  page(after: number, limit: number): Promise<EventPage>;
   /** Whether a live event belongs to this stream. */
   matches(e: SessionEvent): boolean;
 }
@@ -163,7 +163,7 @@ export class SseStream implements HttpStream {
 
   private async replay(): Promise<void> {
     for (;;) {
-      const page = await this.source.page(this.lastId, this.opts.replayPage);
+      const { events: page, cut } = await this.source.page(this.lastId, this.opts.replayPage);
       for (const e of page) {
         // The replay goes at the client's pace: at most one event waits here, whatever the page size.
         await this.writable();
@@ -171,7 +171,7 @@ export class SseStream implements HttpStream {
         this.emit(e.id, sseFrame(e));
       }
       if (this.closed) return;
-      if (page.length < this.opts.replayPage) break;
+      if (page.length < this.opts.replayPage && !cut) break;
     }
     // No await from here to the end: no feed event can come between the buffer and the pass-through.
     const heard = this.live;
