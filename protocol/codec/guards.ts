@@ -24,7 +24,8 @@ export function checkTree(root: unknown, maxDepth: number): AipError | null {
       }
       continue;
     }
-    if (ArrayBuffer.isView(node)) continue;
+    if (ArrayBuffer.isView(node))
+      return aipError('UNSUPPORTED_VALUE', { what: 'a binary value', path: `depth ${depth}` });
     const proto = Object.getPrototypeOf(node) as unknown;
     if (proto !== Object.prototype && proto !== null) {
       // A msgpack extension msgpackr decodes to a class (a timestamp is a Date): not a JSON value.

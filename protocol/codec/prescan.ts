@@ -173,7 +173,8 @@ const RESTRUCTURING = -2;
  * structured-clone ids), which would make unpack's structure differ from this walk's.
  *
  * Null means unpack may run. A truncated frame also gets null: unpack reads the same tokens and rejects it at the
- * same point. The walk ends with the first top-level value; unpack rejects any bytes after it.
+ * same point. Bytes after the first top-level value are refused (INVALID_MSGPACK), and so are bin values
+ * (UNSUPPORTED_VALUE): AIP carries JSON values only.
  */
 export function prescanMsgpack(
   b: Uint8Array,
@@ -211,6 +212,10 @@ export function prescanMsgpack(
       children = t >= 0xde ? count * 2 : count;
       i += header;
     } else {
+      // bin: bytes are not a JSON value (msgpackr would hand them on as a Uint8Array, and each later JSON
+      // measure or encode of it costs ~12 characters a byte)
+      if (t >= 0xc4 && t <= 0xc6)
+        return aipError('UNSUPPORTED_VALUE', { what: 'a binary (bin) value', path: `depth ${depth}` });
       const size = scalarSize(b, i);
       if (size === TRUNCATED) return null;
       if (size === RESTRUCTURING)
@@ -228,7 +233,10 @@ export function prescanMsgpack(
     }
     // A complete token: count it against its container, and close every container it completes.
     while (depth > 0 && (stack[depth - 1] = stack[depth - 1]! - 1) === 0) depth--;
-    if (depth === 0) return null;
+    // The message is whole: anything after it is refused here, before msgpackr, whose error for it writes the
+    // whole decoded value out as JSON (seconds and hundreds of MB for a few MB of bytes).
+    if (depth === 0)
+      return i === end ? null : aipError('INVALID_MSGPACK', { detail: `${end - i} bytes after the message` });
   }
   return null;
 }

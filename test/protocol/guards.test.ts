@@ -239,7 +239,7 @@ describe('msgpack specifics', () => {
     expectCode(decodeClientMessage(msgpackCodec, packValue('heartbeat'), true), Errors.NOT_AN_OBJECT.code);
     expectCode(
       decodeClientMessage(msgpackCodec, packValue(new Uint8Array([1, 2])), true),
-      Errors.NOT_AN_OBJECT.code,
+      Errors.UNSUPPORTED_VALUE.code, // a bin: refused before it is unpacked
     );
   });
 

@@ -104,7 +104,11 @@ describe('msgpack token walk', () => {
   it('agrees with the depth of the unpacked tree on 5,000 random trees', () => {
     const rand = prng(0x0ddba11);
     for (let k = 0; k < 5000; k++) {
-      const tree = { root: randomTree(rand, 1), bin: new Uint8Array([0x91, 0x91, 0xa9]) };
+      // a float whose bytes look like containers and a string header: skipped as one token
+      const tree = {
+        root: randomTree(rand, 1),
+        f: new DataView(Uint8Array.of(0x91, 0x91, 0xa9, 0, 0, 0, 0, 0).buffer).getFloat64(0),
+      };
       const depth = depthOf({ root: tree.root });
       const packed = packValue(tree);
       for (const max of [depth - 1, depth, depth + 1]) {
@@ -123,14 +127,38 @@ describe('msgpack token walk', () => {
     }
   });
 
-  it('bytes that only look like a __proto__ key (inside a bin or a longer string) are not refused', () => {
+  it('bytes that only look like a __proto__ key (inside a longer string) are not refused; a bin is, as a bin', () => {
     const lookalike = Buffer.from([0xa9, ...Buffer.from('__proto__')]);
-    expect(
-      decodeClientMessage(msgpackCodec, packValue({ ...HB, metadata: { blob: lookalike } }), true).ok,
-    ).toBe(true);
+    const bin = decodeClientMessage(msgpackCodec, packValue({ ...HB, metadata: { blob: lookalike } }), true);
+    expect(bin.ok || bin.error.message).toBe(
+      'Unsupported value at depth 2: a binary (bin) value; AIP messages carry JSON values only',
+    );
     expect(
       decodeClientMessage(msgpackCodec, packValue({ ...HB, client_id: '\u00a9__proto__' }), true).ok,
     ).toBe(true);
+  });
+
+  it('refuses bytes after the message at once, before unpack (whose error would write the whole value out)', () => {
+    const big = packValue({ ...HB, metadata: { s: 'x'.repeat(4 * 1024 * 1024) } });
+    const trailing = Buffer.concat([big, Buffer.from([0xc0])]);
+    const r = decodeClientMessage(msgpackCodec, trailing, true);
+    expect(r.ok || r.error.message).toBe('Invalid msgpack: 1 bytes after the message');
+    expect(prescanMsgpack(Buffer.concat([packValue(HB), packValue(HB)]), 128)?.code).toBe(
+      Errors.INVALID_MSGPACK.code,
+    );
+    expect(prescanMsgpack(packValue(HB), 128)).toBeNull();
+  });
+
+  it('refuses bin values anywhere in a message: AIP carries JSON values only', () => {
+    for (const [value, depth] of [
+      [{ ...HB, metadata: { b: new Uint8Array(2 * 1024 * 1024) } }, 2],
+      [{ ...HB, client_id: new Uint8Array([1]) }, 1],
+    ] as const) {
+      const r = decodeClientMessage(msgpackCodec, packValue(value), true);
+      expect(r.ok || r.error.message).toBe(
+        `Unsupported value at depth ${depth}: a binary (bin) value; AIP messages carry JSON values only`,
+      );
+    }
   });
 
   it('msgpackr extensions that read the following tokens as their content are refused before unpack', () => {
