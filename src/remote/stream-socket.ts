@@ -293,7 +293,7 @@ export class StreamSocket implements SocketHandler {
     const wasOpen = this.fsm.state === 'open';
     this.finish();
     this.ep?.reset(err);
-    this.conn.close(code, err.message.slice(0, 120));
+    this.conn.close(code, err.message); // the transport cuts it to what a close frame holds
     if (wasOpen && this.live?.type.endsWithStream)
       void this.remote.end(this.sessionId, 'failed', err.message).catch(() => undefined);
   }

@@ -317,7 +317,7 @@ export class ConnectionHandler implements SocketHandler {
     if (code !== CloseCode.REGISTRATION_FAILED)
       this.log.info({ code: err.code, close: code, reason: err.message }, 'closing connection');
     sendError(this.peer, err.message);
-    this.socket.close(code, err.message.slice(0, 120));
+    this.socket.close(code, err.message); // the transport cuts it to what a close frame holds
   }
 
   private clearRegistrationTimer(countedUnregistered: boolean): void {

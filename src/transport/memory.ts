@@ -6,6 +6,7 @@
  * re-entrancy match a real socket; text frames reach the server as bytes, as uWS delivers them.
  */
 import { randomUUID } from 'node:crypto';
+import { MAX_CLOSE_REASON_BYTES, utf8Prefix } from '../lib/truncate.js';
 import { Readable } from 'node:stream';
 import { CloseCode } from '../../protocol/index.js';
 import type { Connection, SocketHandler } from './connection.js';
@@ -146,7 +147,7 @@ class MemoryConnection implements Connection {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.closing = { code, reason };
+    this.closing = { code, reason: utf8Prefix(reason, MAX_CLOSE_REASON_BYTES) };
     if (this.out.queuedFrameBytes === 0) this.finishClose();
     else this.closeTimer = setTimeout(() => this.finishClose(), this.opts.limits.slowConsumerTimeoutMs);
   }

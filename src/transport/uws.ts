@@ -11,6 +11,7 @@
 import { Readable } from 'node:stream';
 import uWS from 'uWebSockets.js';
 import { aipError, CloseCode } from '../../protocol/index.js';
+import { MAX_CLOSE_REASON_BYTES, utf8Prefix } from '../lib/truncate.js';
 import { uuid } from '../lib/uuid.js';
 import type { Connection, SocketHandler } from './connection.js';
 import {
@@ -107,7 +108,8 @@ class UwsConnection implements Connection, RawSocket {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.closing = { code, reason };
+    // A reason cut inside a character is invalid UTF-8, and a conforming client then fails the connection (1006)
+    this.closing = { code, reason: utf8Prefix(reason, MAX_CLOSE_REASON_BYTES) };
     if (!this.flushed())
       this.closeTimer = setTimeout(() => this.terminate(), this.opts.limits.slowConsumerTimeoutMs);
   }

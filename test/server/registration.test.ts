@@ -96,6 +96,15 @@ describe('registration (ufo-aip.md §5)', () => {
     expect(await k.waitClose()).toBe(CloseCode.TARGET_NOT_CONNECTED);
   });
 
+  it('cuts a long non-ASCII close reason on a character boundary: the client sees the close code, not 1006', async () => {
+    const k = await connect();
+    const target = 'x' + 'ü'.repeat(100); // quoted in the reason; byte 123 falls inside a 'ü'
+    await k.register('k@ü', { client_type: 'constellation', target_id: target });
+    expect(await k.waitClose()).toBe(CloseCode.TARGET_NOT_CONNECTED);
+    expect(Buffer.byteLength(k.closeReason)).toBeLessThanOrEqual(123);
+    expect(k.closeReason).toMatch(/^Target device 'xü+$/);
+  });
+
   it('accepts a constellation without target_id, and one whose target is a connected device', async () => {
     const d = await connect();
     await d.register('dev-1');
