@@ -76,10 +76,12 @@ export class TaskRecords {
   }
 
   /**
-   * Creates the record, replacing an ended one with the same id (a session id is reused only once its session has
-   * ended, Q8). Resolves false when a record that is not ended holds the id (a REST record, or a crashed task).
+   * Creates the record, replacing an ended task of the same requester with the same id (a session id is reused
+   * only once its session has ended, Q8, and only by its owner). Resolves the refusal instead when the id is held:
+   * `in-use` by a record that has not ended (a REST record, or a crashed task), `owned` by another client's ended
+   * task or by a REST record (their results and history are not another client's to erase).
    */
-  async begin(record: SessionRecord): Promise<boolean> {
+  async begin(record: SessionRecord): Promise<true | 'in-use' | 'owned'> {
     const data = {
       agent_id: record.agent_id,
       session_type: record.session_type,
@@ -90,7 +92,8 @@ export class TaskRecords {
       await this.sessions.create(record, data);
     } catch {
       const old = await this.sessions.get(record.id);
-      if (old && ['active', 'paused', 'crashed'].includes(old.status)) return false;
+      if (old && ['active', 'paused', 'crashed'].includes(old.status)) return 'in-use';
+      if (old && (old.session_type !== 'task' || old.task?.requester !== record.task!.requester)) return 'owned';
       await this.sessions.delete(record.id);
       await this.sessions.create(record, data);
     }

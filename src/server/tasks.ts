@@ -153,7 +153,8 @@ export class TaskService {
     live.done = this.track(
       this.records.begin(record).then(
         (ok) => {
-          if (!ok) return this.refuse(live, aipError('SESSION_ID_IN_USE', { sid: sessionId }));
+          if (ok === 'in-use') return this.refuse(live, aipError('SESSION_ID_IN_USE', { sid: sessionId }));
+          if (ok === 'owned') return this.refuse(live, aipError('SESSION_OWNED', { sid: sessionId }));
           this.directory.link(requester.clientId)?.send({
             type: 'heartbeat',
             status: 'ok',

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { planRequest, startTestServer } from '../helpers/aip-server.js';
+import { planRequest, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { RawClient, type Codec } from '../helpers/raw-client.js';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -17,6 +17,8 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
     await d.register(id, { metadata: { platform, system_info: { device_id: id, hostname: `host-${id}` } } });
     return d;
   };
+  const getJson = async (path: string): Promise<unknown> =>
+    (await fetch(`http://127.0.0.1:${server.port}${path}`, { headers: { 'x-api-key': TEST_KEY } })).json();
   const constellation = async (id: string, target: string | null, c: Codec = codec) => {
     const k = await client(c);
     await k.register(id, { client_type: 'constellation', target_id: target });
@@ -156,38 +158,26 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
   });
 
   it('guards session ids: another client gets "owned by another client", the owner "already running"', async () => {
+    const sameId = (c: RawClient): void =>
+      c.send({
+        type: 'task',
+        status: 'continue',
+        client_type: 'constellation',
+        target_id: 'dev-1',
+        request: planRequest(1),
+        session_id: 'constellation-demo@task_001',
+      });
     const d = await device('dev-1');
     const k = await constellation('k@dev-1', 'dev-1');
     const other = await constellation('other@dev-1', 'dev-1');
-    k.send({
-      type: 'task',
-      status: 'continue',
-      client_type: 'constellation',
-      target_id: 'dev-1',
-      request: planRequest(1),
-      session_id: 'constellation-demo@task_001',
-    });
+    sameId(k);
     await k.next((m) => m.type === 'heartbeat' && m.session_id !== null);
     await d.next((m) => m.type === 'command', 5000, 0);
-    other.send({
-      type: 'task',
-      status: 'continue',
-      client_type: 'constellation',
-      target_id: 'dev-1',
-      request: planRequest(1),
-      session_id: 'constellation-demo@task_001',
-    });
+    sameId(other);
     expect((await other.next((m) => m.type === 'error')).error).toBe(
       "session_id 'constellation-demo@task_001' is owned by another client",
     );
-    k.send({
-      type: 'task',
-      status: 'continue',
-      client_type: 'constellation',
-      target_id: 'dev-1',
-      request: planRequest(1),
-      session_id: 'constellation-demo@task_001',
-    });
+    sameId(k);
     expect((await k.next((m) => m.type === 'error')).error).toBe(
       "session_id 'constellation-demo@task_001' is already running",
     );
@@ -204,17 +194,18 @@ describe.each<Codec>(['json', 'msgpack'])('tasks and commands over %s (ufo-aip.m
       action_results: [{ status: 'success', result: 'first', call_id: cmd.actions![0]!.call_id }],
     });
     await k.next((m) => m.type === 'task_end');
-    k.send({
-      type: 'task',
-      status: 'continue',
-      client_type: 'constellation',
-      target_id: 'dev-1',
-      request: planRequest(1),
-      session_id: 'constellation-demo@task_001',
-    });
+    sameId(k);
     const end2 = await k.next((m) => m.type === 'task_end');
     expect(end2.status).toBe('completed');
     expect(JSON.stringify(end2.result)).not.toContain('first');
+    // Ended, the id is still the owner's: another client cannot replace its record (and result) with its own run.
+    const before = await getJson(`/sessions/${encodeURIComponent('constellation-demo@task_001')}`);
+    sameId(other);
+    expect((await other.next((m) => m.type === 'error')).error).toBe(
+      "session_id 'constellation-demo@task_001' is owned by another client",
+    );
+    expect(other.ofType('heartbeat').filter((m) => m.session_id)).toHaveLength(0);
+    expect(await getJson(`/sessions/${encodeURIComponent('constellation-demo@task_001')}`)).toEqual(before);
   });
 
   it('drops command_results from anyone but the executor, and never creates a session from them', async () => {
