@@ -48,6 +48,15 @@ export const ServerConfig = z.object({
   registrationTimeoutMs: positiveMs.default(30_000),
   /** Cap on connections that have not registered yet. */
   maxUnregistered: z.number().int().positive().default(10_000),
+  /**
+   * Largest `metadata` (system_info included) a client may register with, as JSON: it is kept, in the directory,
+   * for as long as the client stays connected; a larger one is refused.
+   */
+  maxRegistrationMetadataBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024),
   /** Time to wait for `command_results` before answering the agent with synthetic failures (UFO: 6000 s). */
   commandTimeoutMs: positiveMs.default(600_000),
   /** Sessions one device may execute at once; further tasks get an error. */
@@ -269,6 +278,7 @@ const FLAGS = {
   local: { key: 'local', type: 'boolean' },
   'registration-timeout-ms': { key: 'registrationTimeoutMs', type: 'int' },
   'max-unregistered': { key: 'maxUnregistered', type: 'int' },
+  'max-registration-metadata-bytes': { key: 'maxRegistrationMetadataBytes', type: 'int' },
   'command-timeout-ms': { key: 'commandTimeoutMs', type: 'int' },
   'max-sessions-per-device': { key: 'maxSessionsPerDevice', type: 'int' },
   'max-payload-bytes': { key: 'maxPayloadBytes', type: 'int' },

@@ -9,6 +9,7 @@
  * logger, the registration timer.
  */
 import { isStorableText, unstorableField } from '../lib/storable-text.js';
+import { jsonSizeEstimate } from '../lib/json-bound.js';
 import {
   AipError,
   aipError,
@@ -228,6 +229,14 @@ export class ConnectionHandler implements SocketHandler {
     if (!isStorableText(msg.client_id))
       return this.fail(aipError('REGISTRATION_INVALID', { reason: unstorableField('client_id') }));
     const metadata = msg.metadata ?? {};
+    const maxMeta = this.ctx.config.maxRegistrationMetadataBytes;
+    if (jsonSizeEstimate(metadata) > maxMeta)
+      // a walk, never a write: cheap whatever its size
+      return this.fail(
+        aipError('REGISTRATION_INVALID', {
+          reason: `metadata is over ${maxMeta} bytes as JSON (--max-registration-metadata-bytes)`,
+        }),
+      );
     const platform = typeof metadata.platform === 'string' ? metadata.platform : this.ctx.config.platform;
     if (
       msg.client_type === 'constellation' &&

@@ -65,6 +65,28 @@ describe('registration (ufo-aip.md §5)', () => {
     expect(server.registry.list()).toEqual([]);
   });
 
+  it('refuses metadata over --max-registration-metadata-bytes (64 KiB), and takes metadata just under it', async () => {
+    const big = await connect();
+    big.sendText(
+      JSON.stringify({
+        type: 'register',
+        status: 'ok',
+        client_id: 'meta-big',
+        metadata: { system_info: { junk: 'x'.repeat(2 * 1024 * 1024) } },
+      }),
+    );
+    expect((await big.next((m) => m.type === 'error')).error).toBe(
+      'Registration failed: metadata is over 65536 bytes as JSON (--max-registration-metadata-bytes)',
+    );
+    expect(await big.waitClose()).toBe(CloseCode.REGISTRATION_FAILED);
+    const fits = await connect();
+    const reply = await fits.register('meta-fits', {
+      metadata: { system_info: { notes: 'y'.repeat(60_000) } },
+    });
+    expect(reply).toMatchObject({ type: 'heartbeat', status: 'ok' });
+    expect(server.registry.list()).toEqual(['meta-fits']);
+  });
+
   it('refuses a duplicate client_id and leaves the original connection untouched', async () => {
     const a = await connect();
     await a.register('dup');
