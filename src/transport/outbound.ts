@@ -103,11 +103,17 @@ export class OutboundQueue {
     this.checkBudget();
   }
 
-  /** Over budget: start the slow-consumer clock; far over (the hard cap): slow at once. Back under: stop it. */
+  /**
+   * Over budget: start the slow-consumer clock; far over (the hard cap): slow at once. Back under: stop it. The
+   * hard cap is never below one frame of the largest size a client may send plus the budget, so that a single
+   * accepted frame relayed whole (a command carrying a plan's 70 MiB parameter) does not close a reader that keeps
+   * up; the clock still judges it.
+   */
   private checkBudget(): void {
     const budget = this.limits.outboundBudgetBytes;
     const pending = this.bufferedBytes();
-    if (pending > budget * this.limits.slowConsumerHardCap) return this.slow();
+    const hardCap = Math.max(budget * this.limits.slowConsumerHardCap, this.limits.maxPayloadBytes + budget);
+    if (pending > hardCap) return this.slow();
     if (pending > budget) {
       if (!this.over) {
         this.over = true;

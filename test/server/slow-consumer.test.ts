@@ -80,7 +80,12 @@ describe('slow consumers', () => {
 
 describe('slow consumers far over budget', () => {
   it('closes at once a client whose queue passes four times its budget', async () => {
-    const server = await startTestServer({ outboundBudgetBytes: 64 * 1024, slowConsumerTimeoutMs: 60_000 });
+    // The hard cap is never below the largest frame a client may send plus the budget: small frames here.
+    const server = await startTestServer({
+      outboundBudgetBytes: 64 * 1024,
+      maxPayloadBytes: 64 * 1024,
+      slowConsumerTimeoutMs: 60_000,
+    });
     const d = await RawClient.connect(server.url);
     try {
       await d.register('flooder');
