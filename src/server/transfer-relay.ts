@@ -8,11 +8,13 @@ import { aipError, type AipError } from '../../protocol/index.js';
 import { AipTransferReceiver } from '../channel/aip-transfer.js';
 import type { ServerContext } from './context.js';
 import type { ClientInfo, ClientLink } from '../state/client-directory.js';
+import { sendError } from './dispatch.js';
 
 export class TransferRelay {
   private readonly receiver: AipTransferReceiver;
-  /** The peer of the transfer in progress. */
+  /** The peer of the transfer in progress, and the session it was found by. */
   private peer: ClientLink | null = null;
+  private sessionId: unknown = null;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -32,7 +34,8 @@ export class TransferRelay {
       const peer = this.peerFor(obj.session_id);
       if (!peer) return aipError('TRANSFER_NO_SESSION');
       this.peer = peer;
-    }
+      this.sessionId = obj.session_id;
+    } else if (!this.sessionGoesOn()) return this.failed(aipError('TRANSFER_NO_SESSION'));
     const r = this.receiver.text(obj);
     if (!r.ok) return this.failed(r.error);
     this.forward(JSON.stringify(obj), false);
@@ -42,6 +45,7 @@ export class TransferRelay {
 
   /** A binary frame while `busy`. */
   binary(bytes: Uint8Array): AipError | null {
+    if (!this.sessionGoesOn()) return this.failed(aipError('TRANSFER_NO_SESSION'));
     const r = this.receiver.binary(bytes);
     if (!r.ok) return this.failed(r.error);
     this.forward(bytes, true);
@@ -59,8 +63,20 @@ export class TransferRelay {
     this.peer?.sendRaw(data, isBinary);
   }
 
+  /** The session of the transfer in progress still has the same other party (it may have ended mid-transfer). */
+  private sessionGoesOn(): boolean {
+    return this.peer !== null && this.peerFor(this.sessionId) === this.peer;
+  }
+
+  /**
+   * The transfer failed: the sender gets the error (returned), and so does a receiver that already had part of it,
+   * which would otherwise wait for the rest; nothing more of it is relayed.
+   */
   private failed(err: AipError): AipError {
+    const peer = this.peer;
+    this.receiver.reset();
     this.peer = null;
+    if (peer && !peer.closed) sendError(peer, err.message);
     return err;
   }
 

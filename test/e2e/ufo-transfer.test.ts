@@ -118,8 +118,12 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
     const md5 = createHash('md5').update(file).digest('hex');
     expect(err.error).toBe(`Checksum mismatch: expected ${'0'.repeat(32)}, got ${md5}`);
     await waitFor(() => galaxy.frames.length - from >= frames.length, 5000, 'the valid frames');
-    expect(galaxy.frames.slice(from)).toEqual(frames.map(asFrame));
+    expect(galaxy.frames.slice(from, from + frames.length)).toEqual(frames.map(asFrame));
     expect(galaxy.texts('file_transfer_complete')).toEqual([]);
+    // the receiver, which had the start and the chunks, is told too, instead of waiting for the rest
+    expect((await galaxy.next('error', from)).error).toBe(
+      `Checksum mismatch: expected ${'0'.repeat(32)}, got ${md5}`,
+    );
   });
 
   it('refuses transfers that name no live session, also after the session ended', async () => {
@@ -130,6 +134,20 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
     errFrom = device.frames.length;
     device.sendFrame(inSession(fileTransferFrames('x.bin', randomBytes(10)), 'no-such-session')[0]!);
     expect((await device.next('error', errFrom)).error).toBe(noSession);
+
+    // A transfer under way when the task ends: what comes after the end is not relayed, and both sides are told.
+    const pending = inSession(
+      fileTransferFrames('mid.bin', randomBytes(100_000), { chunkSize: 40_000 }),
+      SID,
+    );
+    const galaxyFrom = galaxy.frames.length;
+    for (const f of pending.slice(0, 3)) device.sendFrame(f); // start, and the first chunk's metadata and bytes
+    await waitFor(
+      () => galaxy.frames.slice(galaxyFrom).some((f) => 'binary' in f),
+      5000,
+      'the first chunk to be relayed',
+    );
+    expect(galaxy.frames.slice(galaxyFrom)).toEqual(pending.slice(0, 3).map(asFrame));
 
     // End the task (answer the held command), then try its session id again.
     const cmd = device.texts('command')[0]!;
@@ -144,8 +162,17 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
     });
     await galaxy.next('task_end', 0);
     errFrom = device.frames.length;
+    const relayed = galaxy.frames.length;
+    for (const f of pending.slice(3)) device.sendFrame(f);
+    expect((await device.next('error', errFrom)).error).toBe(noSession);
+    expect((await galaxy.next('error', relayed)).error).toBe(noSession);
+    await new Promise((r) => setTimeout(r, 100));
+    // nothing of the transfer after the end: only the error
+    expect(galaxy.frames.slice(relayed).filter((f) => 'binary' in f || f.text.type !== 'error')).toEqual([]);
+    errFrom = device.frames.length;
+    const relayedBefore = galaxy.texts('binary_data').length; // the mid-transfer chunk's metadata, before the end
     device.sendFrame(inSession(binaryMessageFrames(randomBytes(10)), SID)[0]!);
     expect((await device.next('error', errFrom)).error).toBe(noSession);
-    expect(galaxy.texts('binary_data')).toEqual([]);
+    expect(galaxy.texts('binary_data')).toHaveLength(relayedBefore);
   });
 });
