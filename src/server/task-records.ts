@@ -93,7 +93,8 @@ export class TaskRecords {
     } catch {
       const old = await this.sessions.get(record.id);
       if (old && ['active', 'paused', 'crashed'].includes(old.status)) return 'in-use';
-      if (old && (old.session_type !== 'task' || old.task?.requester !== record.task!.requester)) return 'owned';
+      if (old && (old.session_type !== 'task' || old.task?.requester !== record.task!.requester))
+        return 'owned';
       await this.sessions.delete(record.id);
       await this.sessions.create(record, data);
     }
