@@ -42,7 +42,13 @@ async function serve(argv: string[]): Promise<number> {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void server.close().then(resolve);
+      void server.close().then(() => {
+        // Everything is closed and stored. A socket whose close frame its peer never read may still be held by
+        // uWS for its own timeout (15 s): it gets one more --shutdown-grace-ms, then the process ends anyway. The
+        // timer is unref'd, so an otherwise idle process exits at once.
+        setTimeout(() => process.exit(process.exitCode ?? 0), config.shutdownGraceMs).unref();
+        resolve();
+      });
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -1,9 +1,11 @@
 /**
  * One server per port, and instant restart (real processes): a second `aipd serve` on a busy port exits 2 with a
  * clear message; a server killed (SIGKILL or SIGTERM) with 20 clients connected is restarted on the same port,
- * explicit or picked by `--port 0`, and its first attempt to listen succeeds.
+ * explicit or picked by `--port 0`, and its first attempt to listen succeeds. A client that stopped reading does
+ * not hold a SIGTERM'd server past its shutdown grace.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,4 +93,21 @@ describe('instant restart on the same port', () => {
       });
     }
   }
+});
+
+describe('shutdown with a client that stopped reading', () => {
+  it('SIGTERM exits within twice --shutdown-grace-ms, not after uWS holds the unanswered close (15 s)', async () => {
+    const served = await serveProcess(0, KEY, { track: procs, extra: ['--shutdown-grace-ms', '500'] });
+    const c = await RawClient.connect(`ws://127.0.0.1:${served.port}/ws?token=${KEY}`);
+    await c.register('stopped-reading');
+    (c.ws as unknown as { _socket: Socket })._socket.pause();
+    const t0 = Date.now();
+    served.proc.kill('SIGTERM');
+    try {
+      expect(await served.exit).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      c.ws.terminate(); // it never reads the close: no handshake to wait for
+    }
+  });
 });
