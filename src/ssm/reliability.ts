@@ -46,6 +46,12 @@ interface Outgoing {
   attempts: number;
   /** Sent again on a new socket: the plugin may have had it already (its ack lost with the old socket). */
   rewound: boolean;
+  /**
+   * Rewound and unacknowledged past `resumeAckWaitMs`: most likely a duplicate the plugin never acknowledges. Kept
+   * (a later socket sends it again) but no longer resent and not counted in the window; it goes once a later
+   * message is acknowledged, which the plugin can only have after it.
+   */
+  parked: boolean;
 }
 
 export type Receipt =
@@ -66,6 +72,7 @@ export class Reliability {
   private readonly incoming = new Map<number, ClientMessage>();
   private incomingBytes = 0;
   private highestAcked = -1;
+  private parkedCount = 0;
 
   constructor(private readonly limits: ReliabilityLimits) {}
 
@@ -87,13 +94,20 @@ export class Reliability {
 
   /** True when no more output may be produced until acks arrive. */
   get windowFull(): boolean {
-    return this.outgoing.size >= this.limits.outgoingWindow;
+    return this.outgoing.size - this.parkedCount >= this.limits.outgoingWindow;
   }
 
   /** Numbers a message: `build(seq)` gives its frame. It waits in the window until acked. */
   enqueue(build: (seq: number) => Uint8Array): number {
     const seq = this.nextSeq++;
-    this.outgoing.set(seq, { seq, frame: build(seq), sentAt: null, attempts: 0, rewound: false });
+    this.outgoing.set(seq, {
+      seq,
+      frame: build(seq),
+      sentAt: null,
+      attempts: 0,
+      rewound: false,
+      parked: false,
+    });
     return seq;
   }
 
@@ -113,7 +127,9 @@ export class Reliability {
     for (const o of this.outgoing.values()) {
       if (o.sentAt !== null) o.rewound = true;
       o.sentAt = null;
+      o.parked = false;
     }
+    this.parkedCount = 0;
   }
 
   /**
@@ -122,17 +138,25 @@ export class Reliability {
    * acked). Returns the number of a message that reached `maxResendAttempts` while nothing after it was
    * acknowledged (the plugin is not listening), else null. A message at the cap that was probably delivered
    * with its ack lost (a later one was acked) is dropped instead: the plugin never acks a duplicate again. Messages
-   * sent again on a new socket after a resume are not resent: unacked after `resumeAckWaitMs`, they are dropped.
+   * sent again on a new socket after a resume are not resent: unacked after `resumeAckWaitMs`, they are parked.
    */
   resendDue(sink: FrameSink, now: number): number | null {
     for (const o of this.outgoing.values()) {
       if (o.sentAt === null) return null;
       if (o.rewound) {
-        // Sent again on the new socket, which delivers in order: unacked past the wait, the plugin had it. All
-        // such messages go at once, not one cap's worth of resends each, so they do not hold the window for
-        // minutes after a resume.
+        // Sent again on the new socket, which delivers in order, so never resent on it: the plugin acknowledges
+        // at once what it lacked. Unacknowledged past the wait, it is parked (see `parked`), all such messages
+        // together, so that duplicates do not hold the window for minutes after a resume.
+        if (this.highestAcked > o.seq) {
+          // a later message was acknowledged: this one, before it on the same socket, arrived
+          this.outgoing.delete(o.seq);
+          if (o.parked) this.parkedCount--;
+          continue;
+        }
+        if (o.parked) continue;
         if (now - o.sentAt < this.limits.resumeAckWaitMs) return null;
-        this.outgoing.delete(o.seq);
+        o.parked = true;
+        this.parkedCount++;
         continue;
       }
       if (now - o.sentAt < this.rto.rtoMs) return null;
@@ -157,14 +181,23 @@ export class Reliability {
     const o = this.outgoing.get(seq);
     if (!o) return false;
     this.outgoing.delete(seq);
+    if (o.parked) this.parkedCount--;
     if (seq > this.highestAcked) this.highestAcked = seq;
+    // Messages sent again after a resume and before it arrived before it (one socket delivers in order): they go.
+    // (In the steady state the window's head is past `seq`, and this stops at once.)
+    for (const p of this.outgoing.values()) {
+      if (p.seq > seq) break;
+      if (!p.rewound) continue;
+      this.outgoing.delete(p.seq);
+      if (p.parked) this.parkedCount--;
+    }
     if (o.attempts === 1 && o.sentAt !== null) this.rto.sample(now - o.sentAt);
     return true;
   }
 
   /** Whether any sent message is waiting for its ack (the resend scan has work). */
   get awaitingAcks(): boolean {
-    for (const o of this.outgoing.values()) if (o.sentAt !== null) return true;
+    for (const o of this.outgoing.values()) if (o.sentAt !== null && !o.parked) return true;
     return false;
   }
 

@@ -131,7 +131,7 @@ describe('outgoing', () => {
     expect(s.sent.at(-1)).toBe('f1'); // the next head goes once the first is acked
   });
 
-  it('after a resume, drops every message sent again that stays unacked past resumeAckWaitMs, all at once', () => {
+  it('after a resume, a later ack clears every message sent again before it; nothing is resent on the socket', () => {
     const r = new Reliability({ ...LIMITS, outgoingWindow: 100, maxResendAttempts: 3000 });
     const s = sink();
     for (let i = 0; i < 50; i++) r.enqueue((seq) => Buffer.from(`f${seq}`));
@@ -139,15 +139,37 @@ describe('outgoing', () => {
     r.rewind();
     const s2 = sink();
     r.flush(s2, 10); // the plugin had f0..f48 (duplicates, never acked) but not f49
-    r.acknowledge(49, 20);
-    for (const t of [300, 600, 900]) expect(r.resendDue(s2, t)).toBeNull();
+    expect(r.resendDue(s2, 300)).toBeNull();
     expect(s2.sent).toHaveLength(50); // nothing resent on the new socket: it delivers what it was given
-    expect(r.unacked.messages).toBe(49);
+    r.acknowledge(49, 320);
+    expect(r.unacked.messages).toBe(0); // f0..f48 went before f49 on the socket: they arrived
+    r.enqueue((seq) => Buffer.from(`f${seq}`));
+    r.flush(s2, 330);
+    expect(s2.sent.at(-1)).toBe('f50');
+  });
+
+  it('after a resume, parks unacked duplicates with no later ack: the window frees, they are kept, and go on a later ack', () => {
+    const r = new Reliability({ ...LIMITS, outgoingWindow: 4, maxResendAttempts: 3000 });
+    const s = sink();
+    for (let i = 0; i < 4; i++) r.enqueue((seq) => Buffer.from(`f${seq}`));
+    r.flush(s, 0);
+    r.rewind();
+    const s2 = sink();
+    r.flush(s2, 10); // the plugin had all four: no acks will come for them
+    expect(r.windowFull).toBe(true);
     expect(r.resendDue(s2, 1010)).toBeNull();
-    expect(r.unacked.messages).toBe(0); // the window is free again, ~1 s after the resume, not 49 × 3000 scans
+    expect(r.windowFull).toBe(false); // parked: no longer holding the window
+    expect(r.unacked.messages).toBe(4); // but kept: a broken socket now would send them again
+    expect(r.awaitingAcks).toBe(false); // and the scan has nothing to do for them
     r.enqueue((seq) => Buffer.from(`f${seq}`));
     r.flush(s2, 1020);
-    expect(s2.sent.at(-1)).toBe('f50');
+    expect(s2.sent.at(-1)).toBe('f4');
+    r.rewind(); // a parked message goes again on the next socket
+    const s3 = sink();
+    r.flush(s3, 1030);
+    expect(s3.sent).toEqual(['f0', 'f1', 'f2', 'f3', 'f4']);
+    r.acknowledge(4, 1040); // the plugin lacked only f4: f0..f3, before it, arrived too
+    expect(r.unacked.messages).toBe(0);
   });
 
   it('after a resume, output new to the socket is still resent and fails at the cap as before', () => {
