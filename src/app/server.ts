@@ -284,6 +284,8 @@ export async function startServer(
     port: config.port,
     limits: {
       maxPayloadBytes: socketLimit(config.maxPayloadBytes),
+      // the application's own limit, not the socket layer's (which is larger by --socket-payload-factor)
+      largestOutboundFrameBytes: config.maxPayloadBytes,
       // A stream or SSM socket holds one frame before it has shown its token: the limit is what those sockets
       // read at most (a larger frame is refused by them anyway), not the AIP one.
       maxPayloadBytesByPath: {

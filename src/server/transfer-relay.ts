@@ -15,6 +15,8 @@ export class TransferRelay {
   /** The peer of the transfer in progress, and the session it was found by. */
   private peer: ClientLink | null = null;
   private sessionId: unknown = null;
+  /** The peer that has been sent part of the transfer in progress (told if it fails). */
+  private forwardedTo: ClientLink | null = null;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -31,6 +33,9 @@ export class TransferRelay {
   /** A transfer control frame (already decoded). Returns an error to report, or null. */
   text(obj: Record<string, unknown>): AipError | null {
     if (!this.receiver.busy || obj.type === 'file_transfer_start') {
+      // a new start in the middle of a transfer abandons it: its receiver is told
+      if (this.receiver.busy)
+        this.tellReceiver(aipError('TRANSFER_BAD_METADATA', { detail: 'a new transfer began' }));
       const peer = this.peerFor(obj.session_id);
       if (!peer) return aipError('TRANSFER_NO_SESSION');
       this.peer = peer;
@@ -39,7 +44,7 @@ export class TransferRelay {
     const r = this.receiver.text(obj);
     if (!r.ok) return this.failed(r.error);
     this.forward(JSON.stringify(obj), false);
-    if (!this.receiver.busy) this.peer = null;
+    if (!this.receiver.busy) this.done();
     return null;
   }
 
@@ -49,18 +54,25 @@ export class TransferRelay {
     const r = this.receiver.binary(bytes);
     if (!r.ok) return this.failed(r.error);
     this.forward(bytes, true);
-    if (!this.receiver.busy) this.peer = null;
+    if (!this.receiver.busy) this.done();
     return null;
   }
 
   reset(): void {
     this.receiver.reset();
+    this.done();
+  }
+
+  private done(): void {
     this.peer = null;
+    this.forwardedTo = null;
   }
 
   private forward(data: string | Uint8Array, isBinary: boolean): void {
     // Control frames stay JSON text (UFO's framing); sendRaw copies bytes it has to queue.
-    this.peer?.sendRaw(data, isBinary);
+    if (!this.peer) return;
+    this.peer.sendRaw(data, isBinary);
+    this.forwardedTo = this.peer;
   }
 
   /** The session of the transfer in progress still has the same other party (it may have ended mid-transfer). */
@@ -73,11 +85,17 @@ export class TransferRelay {
    * which would otherwise wait for the rest; nothing more of it is relayed.
    */
   private failed(err: AipError): AipError {
-    const peer = this.peer;
     this.receiver.reset();
-    this.peer = null;
-    if (peer && !peer.closed) sendError(peer, err.message);
+    this.tellReceiver(err);
+    this.done();
     return err;
+  }
+
+  /** A receiver that was sent part of the transfer gets its failure too (one that was sent nothing, nothing). */
+  private tellReceiver(err: AipError): void {
+    const peer = this.forwardedTo;
+    this.forwardedTo = null;
+    if (peer && !peer.closed) sendError(peer, err.message);
   }
 
   private peerFor(sessionId: unknown): ClientLink | null {

@@ -112,7 +112,8 @@ export class OutboundQueue {
   private checkBudget(): void {
     const budget = this.limits.outboundBudgetBytes;
     const pending = this.bufferedBytes();
-    const hardCap = Math.max(budget * this.limits.slowConsumerHardCap, this.limits.maxPayloadBytes + budget);
+    const largest = this.limits.largestOutboundFrameBytes ?? this.limits.maxPayloadBytes;
+    const hardCap = Math.max(budget * this.limits.slowConsumerHardCap, largest + budget);
     if (pending > hardCap) return this.slow();
     if (pending > budget) {
       if (!this.over) {

@@ -42,6 +42,11 @@ export interface TransportLimits {
   readonly slowConsumerTimeoutMs: number;
   /** Over budget × this factor, a connection is closed at once. */
   readonly slowConsumerHardCap: number;
+  /**
+   * The largest frame the application sends whole (a command relaying a client's largest message): the immediate
+   * close also needs this plus the budget. Default `maxPayloadBytes`.
+   */
+  readonly largestOutboundFrameBytes?: number;
   /** Bytes the socket layer may hold for a connection before frames wait in our own queue. */
   readonly highWaterMarkBytes: number;
   /** Largest HTTP request body. */

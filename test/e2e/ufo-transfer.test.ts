@@ -105,6 +105,19 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
     expect(events.filter((e) => e.type === 'file_chunk')).toHaveLength(5);
   });
 
+  it('a transfer refused at its first frame is the sender’s error only: the receiver, sent nothing, is told nothing', async () => {
+    const errFrom = device.frames.length;
+    const from = galaxy.frames.length;
+    device.send({ type: 'file_transfer_start', session_id: SID, filename: 42 }); // not a file name
+    expect((await device.next('error', errFrom)).error).toMatch(/^Invalid transfer metadata: /);
+    // a heartbeat round trip later, the constellation has still received nothing
+    const hb = device.frames.length;
+    device.send({ type: 'heartbeat', status: 'ok', client_id: 'ufo-dev' });
+    await device.next('heartbeat', hb);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(galaxy.frames.slice(from)).toEqual([]);
+  });
+
   it("answers a wrong MD5 with UFO's 'Checksum mismatch' error and does not relay the bad completion", async () => {
     const file = randomBytes(100_000);
     const frames = inSession(fileTransferFrames('a.bin', file, { chunkSize: 40_000 }), SID);
