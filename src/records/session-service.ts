@@ -387,6 +387,16 @@ export class SessionService {
     );
   }
 
+  /** One session's whole log, oldest first, a page (`eventPage`, at most `pageSize` events) at a time. */
+  async *eventPages(id: string, pageSize: number): AsyncGenerator<SessionEvent[]> {
+    for (let after = 0; ;) {
+      const { events, cut } = await this.eventPage(id, after, pageSize);
+      if (events.length > 0) yield events;
+      if (events.length < pageSize && !cut) return;
+      after = events[events.length - 1]!.id;
+    }
+  }
+
   private entry(id: string): CacheEntry {
     let e = this.cache.get(id);
     if (!e)

@@ -229,13 +229,8 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
         if (!(await deps.sessions.get(id))) return remoteError(aipError('HTTP_SESSION_NOT_FOUND'));
         // Streamed a page at a time, at the reader's pace: a log of large events is never held whole.
         async function* lines(): AsyncGenerator<string> {
-          for (let after = 0; ;) {
-            const { events, cut } = await deps.sessions.eventPage(id, after, LOG_PAGE);
-            if (events.length > 0)
-              yield events.map((e) => `${e.at} ${e.type} ${JSON.stringify(e.data)}\n`).join('');
-            if (events.length < LOG_PAGE && !cut) return;
-            after = events[events.length - 1]!.id;
-          }
+          for await (const page of deps.sessions.eventPages(id, LOG_PAGE))
+            yield page.map((e) => `${e.at} ${e.type} ${JSON.stringify(e.data)}\n`).join('');
         }
         return {
           status: 200,

@@ -62,13 +62,8 @@ export function sessionMetricsRoutes(deps: ApiDeps): Route[] {
         const rec = await deps.sessions.get(id);
         if (!rec) return detail(404, aipError('HTTP_SESSION_NOT_FOUND').message);
         const counts = new EventCounts();
-        let after = 0;
-        for (;;) {
-          const { events: page, cut } = await deps.sessions.eventPage(id, after, METRICS_PAGE);
+        for await (const page of deps.sessions.eventPages(id, METRICS_PAGE))
           for (const e of page) counts.add(e);
-          if (page.length < METRICS_PAGE && !cut) break;
-          after = page[page.length - 1]!.id;
-        }
         return json(200, sessionMetrics(rec, counts, Date.now()));
       },
     },
