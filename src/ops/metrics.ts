@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventBus } from '../state/events.js';
+import { SlotMap } from '../lib/slot-map.js';
 import { HotHistogram, type Observer } from './hot-histogram.js';
 import { SESSION_STATUSES, isTerminalStatus } from '../state/session-model.js';
 import type { SessionStore } from '../state/session-store.js';
@@ -46,8 +47,11 @@ export interface MetricsOptions {
 export class Metrics {
   readonly registry = new Registry();
   private readonly unsubscribe: (() => void)[] = [];
-  /** command sent → its time, per session (dropped when the session ends, so bounded by what is in flight). */
-  private readonly inFlight = new Map<string, Map<string, number>>();
+  /**
+   * command sent → its time, per session (dropped when the session ends, so bounded by what is in flight). Usually
+   * one command per session: a SlotMap, which does not reallocate as it empties and fills each round trip.
+   */
+  private readonly inFlight = new Map<string, SlotMap<string, number>>();
   /** Labels of each registered client, to take it off the gauge when it goes. */
   private readonly clients = new Map<string, { role: string; codec: string; connId: string }>();
   /** Bytes queued on each connection over its high-water mark (between backpressure on and off). */
@@ -224,7 +228,7 @@ export class Metrics {
       events.on('command.sent', (e) => {
         commands.inc();
         let m = this.inFlight.get(e.sessionId);
-        if (!m) this.inFlight.set(e.sessionId, (m = new Map<string, number>()));
+        if (!m) this.inFlight.set(e.sessionId, (m = new SlotMap<string, number>()));
         m.set(e.responseId, performance.now());
       }),
       events.on('results.received', (e) => {

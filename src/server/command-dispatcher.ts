@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { aipError, type Command, type Result } from '../../protocol/index.js';
 import { isoNow } from '../lib/iso-now.js';
+import { SlotMap } from '../lib/slot-map.js';
 import { uuid } from '../lib/uuid.js';
 import type { Logger } from '../logger.js';
 import type { CommandBatch, CommandExecutor } from '../session/types.js';
@@ -45,7 +46,8 @@ export interface DispatcherOptions {
  * Abort: one listener per AbortSignal (a session passes the same signal to every batch), not one per batch.
  */
 export class CommandDispatcher implements CommandExecutor {
-  private readonly pending = new Map<string, Pending>();
+  /** In send order. Usually one entry (AIP has one outstanding command per session): see SlotMap. */
+  private readonly pending = new SlotMap<string, Pending>();
   private gone: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Whether `timer` is armed (it is kept, unreffed, after firing with nothing pending). */
@@ -136,7 +138,7 @@ export class CommandDispatcher implements CommandExecutor {
   /** The executor disconnected: every pending and future batch fails at once. */
   executorGone(reason: string): void {
     this.gone = reason;
-    for (const p of [...this.pending.values()]) p.settle(synthetic(p.actions, reason));
+    for (const p of this.pending.values()) p.settle(synthetic(p.actions, reason));
   }
 
   /** The session has ended: drop the timer now, so nothing holds this dispatcher until it would have fired. */
@@ -159,7 +161,7 @@ export class CommandDispatcher implements CommandExecutor {
     signal.addEventListener(
       'abort',
       () => {
-        for (const p of [...this.pending.values()]) if (p.signal === signal) p.abort(signal.reason as Error);
+        for (const p of this.pending.values()) if (p.signal === signal) p.abort(signal.reason as Error);
       },
       { once: true },
     );
@@ -184,7 +186,7 @@ export class CommandDispatcher implements CommandExecutor {
   private sweep(): void {
     this.armed = false;
     const now = performance.now();
-    for (const [responseId, p] of this.pending) {
+    for (const [responseId, p] of this.pending.entries()) {
       const left = p.deadline - now;
       if (left > 0) {
         this.armed = true;
