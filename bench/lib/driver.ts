@@ -9,6 +9,7 @@ import type { AipSnapshot } from '../../src/cli/loadtest-core.js';
 import type { ChildMsg, LoadgenConfig, ParentMsg } from '../loadgen.js';
 import { bar, progress } from './progress.js';
 import { cpuSeconds, rssBytes, sleep, track, type StartedServer } from './proc.js';
+import { probeWindow, type ProbeReading, type ProbeWindow } from './server-probe.js';
 
 const LOADGEN = fileURLToPath(new URL('../loadgen.js', import.meta.url));
 
@@ -23,6 +24,8 @@ export interface Measured {
   /** Server CPU seconds spent while the devices connected and registered. */
   connect_cpu_s: number;
   connected: number;
+  /** The server's own GC and event-loop figures over the window (when `DriveOptions.probe` is given). */
+  probe: ProbeWindow | null;
 }
 
 class Child {
@@ -110,6 +113,8 @@ export interface DriveOptions {
   kind: 'load' | 'idle';
   warmupS: number;
   durationS: number;
+  /** Reads the server's probe (server-probe.ts) as the window opens and closes. */
+  probe?: () => Promise<ProbeReading | null>;
 }
 
 export async function drive(o: DriveOptions): Promise<Measured> {
@@ -137,6 +142,9 @@ export async function drive(o: DriveOptions): Promise<Measured> {
       for (const c of children) c.tell({ t: 'start' });
       await countdown(o.scenario, 'warm-up', o.warmupS);
     }
+    // Read before the load generators reset and after they snapshot, so the reads fall outside their histograms.
+    const probe0 = (await o.probe?.()) ?? null;
+    const p0 = performance.now();
     for (const c of children) c.tell({ t: 'reset' });
     if (o.kind === 'idle') {
       // one heartbeat per device; wait (bounded) until all are answered, then hold idle and measure
@@ -159,6 +167,8 @@ export async function drive(o: DriveOptions): Promise<Measured> {
     const wall = (performance.now() - w0) / 1000;
     const rssAfter = rssBytes(pid);
     const { snap, hist } = merge(await Promise.all(children.map((c) => c.snapshot())));
+    const probe1 = probe0 ? await o.probe!() : null;
+    const probeS = (performance.now() - p0) / 1000;
     return {
       snap,
       hist,
@@ -169,6 +179,7 @@ export async function drive(o: DriveOptions): Promise<Measured> {
       connect_s: connectS,
       connect_cpu_s: connectCpu,
       connected,
+      probe: probe0 && probe1 ? probeWindow(probe0, probe1, probeS) : null,
     };
   } finally {
     await Promise.all(children.map((c) => c.stop()));

@@ -125,6 +125,10 @@ export function markdown(rep: BenchReport): string {
       notes.push(`${r.rss_per_conn_bytes} B RSS/conn, ${fmt(r.heartbeats_answered)} heartbeats answered`);
     if (typeof r.tasks_completed === 'number')
       notes.push(`${r.tasks_completed} tasks done (${fmt(r.steps_per_task)} steps)`);
+    if (typeof r.gc_share === 'number')
+      notes.push(
+        `GC ${(r.gc_share * 100).toFixed(1)} % (${fmt(r.scavenges_per_s)} scavenges/s, ${fmt(r.scavenge_mean_ms)} ms), loop delay p99 ${fmt(r.loop_delay_p99_ms)} ms`,
+      );
     if (typeof r.first_error === 'string') notes.push(`first error: ${r.first_error}`);
     const pc = perCpu(r);
     lines.push(

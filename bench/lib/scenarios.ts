@@ -14,6 +14,7 @@ import { drive, type Measured } from './driver.js';
 import { runAutocannon } from './http.js';
 import { sampleResultsFrame } from './echo-load.js';
 import { startServer, stopChild, type StartedServer } from './proc.js';
+import { readProbe } from './server-probe.js';
 
 export interface BenchSettings {
   warmupS: number;
@@ -111,6 +112,8 @@ export function row(
     payload_bytes: payload,
     duration_s: round(m.wall_s, 2),
     per_server_cpu_s: m.cpu_s > 0 ? Math.round(m.snap.round_trips / m.cpu_s) : null,
+    // aipd's own view of the window (server-probe.ts): GC pauses and event-loop delay.
+    ...(m.probe ?? {}),
     p90_ms: m.hist.ms(0.9),
     max_ms: round(m.hist.maxUs / 1000),
     errors: m.snap.errors,
@@ -207,6 +210,7 @@ export async function aipScenario(
       kind: 'load',
       warmupS: s.warmupS,
       durationS: s.durationS,
+      ...(metrics === 'on' ? { probe: () => readProbe(server.port, API_KEY) } : {}),
     });
     return row(m, s.conns, payloadBytes(codec), {
       window: 1,
