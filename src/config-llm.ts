@@ -11,7 +11,19 @@ export const LLM_CONFIG = {
    * Base URL of an OpenAI-compatible chat-completions API (`…/v1`). With --llm-model it makes the `llm` agent the
    * default for requests that are not plans.
    */
-  llmBaseUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  llmBaseUrl: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .refine(
+      (u) => {
+        const p = new URL(u);
+        return p.username === '' && p.password === '';
+      },
+      {
+        error:
+          'must not contain credentials (user:password@): give the key with AIPD_LLM_API_KEY or --llm-api-key',
+      },
+    )
+    .optional(),
   /** The model name the endpoint knows (e.g. `gpt-4o-mini`, `qwen2.5:7b`). */
   llmModel: z.string().min(1).optional(),
   /** API key for the endpoint; prefer the env var AIPD_LLM_API_KEY (flags show in `ps`). Never logged. */

@@ -60,6 +60,11 @@ describe('--llm-* configuration', () => {
     expect(configError(() => loadConfig(['--llm-base-url', 'ftp://x', '--llm-model', 'm'], {}))).toBe(
       '--llm-base-url: must be an http:// or https:// URL',
     );
+    expect(
+      configError(() => loadConfig(['--llm-base-url', 'https://u:sk-SECRET@x/v1', '--llm-model', 'm'], {})),
+    ).toBe(
+      '--llm-base-url: must not contain credentials (user:password@): give the key with AIPD_LLM_API_KEY or --llm-api-key',
+    );
     expect(configError(() => loadConfig([...BASE, '--llm-temperature', '3'], {}))).toMatch(
       /^--llm-temperature: /,
     );

@@ -48,11 +48,17 @@ const ERROR_BODY_MAX_BYTES = 64 * 1024;
 
 export class ChatClient {
   readonly url: string;
+  /** The URL as error texts quote it: no credentials, and the query's values hidden (they may hold a key). */
+  readonly shownUrl: string;
+  /** Texts that must never reach an error text (task_end, events, logs): the key and the query's values. */
+  private readonly secrets: string[];
   private readonly headers: Record<string, string>;
   private readonly random: () => number;
 
   constructor(private readonly opts: ChatClientOptions) {
     this.url = completionsUrl(opts.baseUrl);
+    this.shownUrl = shownUrl(this.url);
+    this.secrets = secretsOf(this.url, opts.apiKey);
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (opts.apiKey) {
       if (opts.authHeader === 'api-key') this.headers['api-key'] = opts.apiKey;
@@ -105,7 +111,10 @@ export class ChatClient {
         return { error: aipError('LLM_BAD_RESPONSE', { detail: err.message }), retryInMs: null };
       if (timeout.aborted)
         return { error: aipError('LLM_TIMEOUT', { ms: this.opts.timeoutMs }), retryInMs: null };
-      const error = aipError('LLM_UNREACHABLE', { url: this.url, reason: networkReason(err) });
+      const error = aipError('LLM_UNREACHABLE', {
+        url: this.shownUrl,
+        reason: this.redact(networkReason(err)),
+      });
       return { error, retryInMs: this.backoff(n - 1) };
     }
     if (res.ok) {
@@ -114,7 +123,7 @@ export class ChatClient {
         ? { error: aipError('LLM_BAD_RESPONSE', { detail: reply }), retryInMs: null }
         : { reply };
     }
-    const error = aipError('LLM_HTTP_ERROR', { status: res.status, detail: errorDetail(text) });
+    const error = aipError('LLM_HTTP_ERROR', { status: res.status, detail: this.redact(errorDetail(text)) });
     if (!retryable(res.status)) return { error, retryInMs: null };
     const asked = retryAfterMs(res.headers, Date.now());
     if (asked !== null && asked > this.opts.retryMaxMs)
@@ -123,6 +132,13 @@ export class ChatClient {
         retryInMs: null,
       };
     return { error, retryInMs: asked ?? this.backoff(n - 1) };
+  }
+
+  /** `text` with every secret (the key, the query's values) replaced by `***`. */
+  private redact(text: string): string {
+    let out = text;
+    for (const s of this.secrets) out = out.split(s).join('***');
+    return out;
   }
 
   private backoff(n: number): number {
@@ -174,6 +190,28 @@ export function completionsUrl(baseUrl: string): string {
   const u = new URL(baseUrl);
   u.pathname = `${u.pathname.replace(/\/+$/, '')}/chat/completions`;
   return u.toString();
+}
+
+/** Shortest query value treated as a secret when redacting (shorter ones, like `v=1`, would blank out prose). */
+const MIN_SECRET_CHARS = 4;
+
+/** `url` without credentials, each query value replaced by `***`. */
+export function shownUrl(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  const shown = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=***`).join('&');
+  u.search = shown;
+  return u.toString();
+}
+
+/** The texts an error must not quote: the API key, the URL's password and its query's values (raw and encoded). */
+function secretsOf(url: string, apiKey: string | undefined): string[] {
+  const u = new URL(url);
+  const all = [apiKey ?? '', decodeURIComponent(u.password), u.password, ...u.searchParams.values()];
+  for (const raw of u.search.slice(1).split('&')) all.push(raw.slice(raw.indexOf('=') + 1));
+  // Longest first, so that a secret containing another is replaced whole.
+  return [...new Set(all.filter((s) => s.length >= MIN_SECRET_CHARS))].sort((a, b) => b.length - a.length);
 }
 
 export function retryable(status: number): boolean {

@@ -79,6 +79,34 @@ describe('ChatClient', () => {
     expect(double.requests).toHaveLength(3);
   });
 
+  it('never quotes the key or the query of the URL in an error, from an answer or from a failed connection', async () => {
+    // An endpoint whose error page echoes what it was sent (the key, the query), as some proxies do.
+    const echo: Reply = {
+      status: 400,
+      body: { error: { message: 'bad key sk-unit for api_key=q-SECRET-1' } },
+    };
+    const { double } = await client([echo]);
+    const withQuery = new ChatClient({
+      baseUrl: `${double.baseUrl}?api_key=q-SECRET-1`,
+      apiKey: 'sk-unit',
+      timeoutMs: 10_000,
+      retries: 0,
+      retryBaseMs: 5,
+      retryMaxMs: 5_000,
+    });
+    const answered = (await rejection(withQuery.complete(REQ, never))) as Error;
+    expect(answered.message).toBe('The LLM endpoint answered HTTP 400: bad key *** for api_key=***');
+    expect(double.requests[0]!.path).toBe('/v1/chat/completions?api_key=q-SECRET-1');
+    // Nothing listens on the double's port once it is closed: a network error, which quotes the URL.
+    await double.close();
+    const unreachable = (await rejection(withQuery.complete(REQ, never))) as Error;
+    expect(unreachable.message).toMatch(
+      /^The LLM endpoint http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions\?api_key=\*\*\* is unreachable: /,
+    );
+    expect(unreachable.message).not.toContain('SECRET');
+    expect(unreachable.message).not.toContain('sk-unit');
+  });
+
   it('does not retry other 4xx answers', async () => {
     const { double, client: c } = await client([{ status: 401, body: { error: { message: 'bad key' } } }]);
     const err = await rejection(c.complete(REQ, never));
