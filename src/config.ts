@@ -166,7 +166,7 @@ export const ServerConfig = z.object({
     .optional(),
   // Cluster membership and its bus: the knobs live in config-cluster.ts.
   ...CLUSTER_CONFIG,
-  /** Resume crashed AIP tasks when their device registers again (`auto`), or leave them crashed (`never`). */
+  /** Resume crashed AIP tasks when their device registers again (`auto`), or end them failed at once (`never`). */
   resume: z.enum(['auto', 'never']).default('auto'),
   /** How long after a restart a crashed task may wait for its device before it ends failed. */
   resumeGraceMs: positiveMs.default(30_000),

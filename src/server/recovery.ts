@@ -11,6 +11,7 @@
  *   registers again if it was away then.
  * - A crashed task whose device has not come back within `--resume-grace-ms` of the restart ends `failed`, saying
  *   so: it never resumes days later by surprise.
+ * - With `--resume never`, crashed tasks end `failed` at once (at start, and in a cluster at each sweep), saying so.
  */
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -50,6 +51,9 @@ const PAGE = 500;
 const EVENT_PAGE = 1000;
 
 export const CRASH_REASON = 'aipd stopped unexpectedly while this session was active';
+/** Why a crashed task ends failed under `--resume never`. */
+const NOT_RESUMED_NEVER =
+  'the task was not resumed: aipd stopped while running it, and runs with --resume never';
 
 export class TaskRecovery {
   /** Crashed task sessions that may still resume, by id → executor. */
@@ -121,11 +125,15 @@ export class TaskRecovery {
         this.graceTimer = setTimeout(() => void this.expire(), this.opts.resumeGraceMs);
         this.graceTimer.unref();
       }
+    } else {
+      await this.failCrashed();
     }
-    const shared = this.opts.clusterSweepMs !== undefined && this.opts.resume === 'auto';
+    // In a cluster every node sweeps the crashed tasks (of nodes that died since, too): to resume or fail them.
+    const shared = this.opts.clusterSweepMs !== undefined;
+    const resumes = this.opts.resume === 'auto';
     this.unsubscribe = this.bus.on('client.registered', (e) => {
       this.deliver(e.clientId);
-      if (e.clientType !== 'device') return;
+      if (e.clientType !== 'device' || !resumes) return;
       if (shared) return void this.resumeCrashedOf(e.clientId);
       for (const [id, executor] of this.waiting) if (executor === e.clientId) void this.resume(id);
     });
@@ -218,6 +226,29 @@ export class TaskRecovery {
     }
   }
 
+  /**
+   * `--resume never`: every crashed task of this node ends failed now, and its requester is told (now, or when it
+   * registers again). Left crashed, its requester would wait for `task_end` and `/api/task_result` answer
+   * `pending` forever, and its session id could never be used again.
+   */
+  private async failCrashed(): Promise<void> {
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await this.records.sessions.list(
+        { managed_by: this.records.nodeId, status: ['crashed'], session_type: 'task' },
+        { limit: PAGE, cursor },
+      );
+      for (const rec of page.items) if (rec.task) ids.push(rec.id);
+      cursor = page.next;
+    } while (cursor);
+    for (const id of ids) {
+      const rec = await this.records.sessions.get(id);
+      if (rec?.status === 'crashed') await this.fail(rec, NOT_RESUMED_NEVER, true);
+    }
+    if (ids.length > 0) this.log.warn({ tasks: ids.length }, 'crashed tasks ended failed (--resume never)');
+  }
+
   /** The grace period is over: every task still waiting ends failed, and its requester is told. */
   private async expire(): Promise<void> {
     const seconds = Math.round(this.opts.resumeGraceMs / 1000);
@@ -303,6 +334,11 @@ export class TaskRecovery {
         );
         for (const rec of page.items) {
           if (!rec.task) continue;
+          if (this.opts.resume === 'never') {
+            await this.fail(rec, NOT_RESUMED_NEVER, true);
+            n++;
+            continue;
+          }
           // Its device registered here before the reaper marked the task crashed: resume it now.
           if (this.directory.isLocal(rec.task.executor)) {
             this.waiting.set(rec.id, rec.task.executor);

@@ -25,9 +25,53 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function serve(port: number, dataDir: string): Promise<ServedProcess> {
+function serve(port: number, dataDir: string, extra: string[] = []): Promise<ServedProcess> {
   const env = { AIPD_STORE: 'sqlite', AIPD_DATA_DIR: dataDir };
-  return serveProcess(port, KEY, { extra: ['--resume-grace-ms', '30000'], env, track: procs });
+  return serveProcess(port, KEY, { extra: ['--resume-grace-ms', '30000', ...extra], env, track: procs });
+}
+
+/** A device that records every step it runs (40 ms each) and a controller that keeps every task_end. */
+function pair(url: string): {
+  device: AipDeviceClient;
+  controller: AipControllerClient;
+  ran: number[];
+  ends: ServerMessage[];
+} {
+  const reconnect = { initialDelayMs: 100, maxDelayMs: 500 };
+  const ran: number[] = [];
+  const device = new AipDeviceClient({
+    url,
+    token: KEY,
+    clientId: 'crash-dev',
+    platform: 'linux',
+    reconnect,
+    onCommand: async (cmd) => {
+      const results = [];
+      for (const a of cmd.actions ?? []) {
+        ran.push((a.parameters as { i: number }).i);
+        await new Promise((r) => setTimeout(r, 40));
+        results.push({
+          status: 'success' as const,
+          result: `step ${(a.parameters as { i: number }).i}`,
+          call_id: a.call_id,
+        });
+      }
+      return results;
+    },
+  });
+  const controller = new AipControllerClient({
+    url,
+    token: KEY,
+    clientId: 'crash-ctl',
+    targetId: 'crash-dev',
+    reconnect,
+  });
+  for (const c of [device, controller]) c.on('error', () => undefined);
+  const ends: ServerMessage[] = [];
+  controller.on('frame', (m) => {
+    if (m.type === 'task_end') ends.push(m);
+  });
+  return { device, controller, ran, ends };
 }
 
 async function waitUntil(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -44,40 +88,7 @@ describe('crash recovery', () => {
     dirs.push(dataDir);
     const first = await serve(0, dataDir);
     const url = `ws://127.0.0.1:${first.port}/ws`;
-    const reconnect = { initialDelayMs: 100, maxDelayMs: 500 };
-    const ran: number[] = [];
-    const device = new AipDeviceClient({
-      url,
-      token: KEY,
-      clientId: 'crash-dev',
-      platform: 'linux',
-      reconnect,
-      onCommand: async (cmd) => {
-        const results = [];
-        for (const a of cmd.actions ?? []) {
-          ran.push((a.parameters as { i: number }).i);
-          await new Promise((r) => setTimeout(r, 40));
-          results.push({
-            status: 'success' as const,
-            result: `step ${(a.parameters as { i: number }).i}`,
-            call_id: a.call_id,
-          });
-        }
-        return results;
-      },
-    });
-    const controller = new AipControllerClient({
-      url,
-      token: KEY,
-      clientId: 'crash-ctl',
-      targetId: 'crash-dev',
-      reconnect,
-    });
-    for (const c of [device, controller]) c.on('error', () => undefined);
-    const ends: ServerMessage[] = [];
-    controller.on('frame', (m) => {
-      if (m.type === 'task_end') ends.push(m);
-    });
+    const { device, controller, ran, ends } = pair(url);
     try {
       await device.connect();
       await controller.connect();
@@ -124,6 +135,48 @@ describe('crash recovery', () => {
         await fetch(`${base}/api/task_result/crash_task`, { headers })
       ).json()) as Record<string, unknown>;
       expect(result).toMatchObject({ status: 'done', task_status: 'completed', session_id: 'crash-task' });
+    } finally {
+      await device.close();
+      await controller.close();
+    }
+  }, 120_000);
+
+  it('with --resume never, ends a crashed task failed at the restart and tells its requester', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'aipd-crash-'));
+    dirs.push(dataDir);
+    const first = await serve(0, dataDir, ['--resume', 'never']);
+    const { device, controller, ran, ends } = pair(`ws://127.0.0.1:${first.port}/ws`);
+    try {
+      await device.connect();
+      await controller.connect();
+      await controller.requestTask({
+        request: planRequest(STEPS, 'work'),
+        sessionId: 'never-task',
+        taskName: 'never_task',
+      });
+      await waitUntil(() => ran.length >= 3, 20_000, '3 steps');
+      first.proc.kill('SIGKILL');
+      await first.exit;
+      const ranBefore = ran.length;
+
+      await serve(first.port, dataDir, ['--resume', 'never']);
+      // Well within the 30 s grace: `never` does not wait for the device.
+      await waitUntil(() => ends.length > 0, 15_000, 'task_end after the restart');
+      const reason = 'the task was not resumed: aipd stopped while running it, and runs with --resume never';
+      expect(ends[0]).toMatchObject({ status: 'failed', session_id: 'never-task', error: reason });
+      expect(ran.length).toBe(ranBefore);
+
+      const base = `http://127.0.0.1:${first.port}`;
+      const headers = { 'x-api-key': KEY };
+      const session = (await (await fetch(`${base}/sessions/never-task`, { headers })).json()) as {
+        status: string;
+        status_history: { status: string }[];
+      };
+      expect(session.status_history.map((h) => h.status)).toEqual(['active', 'crashed', 'failed']);
+      const result = (await (
+        await fetch(`${base}/api/task_result/never_task`, { headers })
+      ).json()) as Record<string, unknown>;
+      expect(result).toMatchObject({ status: 'done', task_status: 'failed', session_id: 'never-task' });
     } finally {
       await device.close();
       await controller.close();
