@@ -170,7 +170,7 @@ export const ServerConfig = z.object({
   resume: z.enum(['auto', 'never']).default('auto'),
   /** How long after a restart a crashed task may wait for its device before it ends failed. */
   resumeGraceMs: positiveMs.default(30_000),
-  /** Events kept in each session's log; the oldest go first (a task's recorded batch results are kept). */
+  /** Events kept in each session's log; the oldest go first (a resumed task replays trimmed steps as done). */
   eventLogMax: z.number().int().positive().default(10_000),
   /**
    * Estimated JSON bytes of step results a plan task's outcome (`task_end.result`) keeps whole; the outcome is held

@@ -41,6 +41,24 @@ export interface AgentCheckpoint {
   readonly state: unknown;
 }
 
+/**
+ * Marks the results a resumed task hands its agent for a batch that ran before the crash but whose results were
+ * trimmed from the session's log (`--event-log-max`) before the resume: an empty array with this key set. The
+ * batch is not sent again. The plan agent counts such a step as done (it went on after it, so it succeeded); an
+ * agent whose next batch depends on earlier results should keep what it needs in its own checkpoint.
+ */
+export const RESULTS_TRIMMED: unique symbol = Symbol.for('aipd.resultsTrimmed');
+
+/** Results replayed for a batch whose recorded results were trimmed (see RESULTS_TRIMMED). */
+export function trimmedResults(): Result[] {
+  return Object.assign([] as Result[], { [RESULTS_TRIMMED]: true });
+}
+
+/** Whether `results` stand for a batch whose recorded results were trimmed (see RESULTS_TRIMMED). */
+export function isTrimmedReplay(results: readonly Result[]): boolean {
+  return (results as { [RESULTS_TRIMMED]?: boolean })[RESULTS_TRIMMED] === true;
+}
+
 /** One call to a model, for the session's event log and metrics. */
 export interface ModelCall {
   readonly model: string;

@@ -7,6 +7,8 @@
  *   results do not fit is listed as `{ step, results: [], results_omitted: { count, bytes } }`. Its results are
  *   whole in the session's `task.results` event for that step (GET /sessions/{id}/events), and they still decide
  *   whether the step failed.
+ * - A resumed task's steps whose recorded results were trimmed from the log are listed as
+ *   `{ step, results: [], results_trimmed: true }` (they succeeded: the plan went on after them).
  * - Every step succeeded (or the plan has no steps) → `completed`.
  * - A step's results include a `failure` → `failed` with PLAN_STEP_FAILED naming the step (0-based), the tool and
  *   the device's error text, cut to `errorMaxBytes` of UTF-8 (`truncateUtf8`, which says how much was left out),
@@ -20,6 +22,7 @@ import { aipError } from '../../protocol/index.js';
 import type { Result } from '../../protocol/index.js';
 import { jsonSizeEstimate } from '../lib/json-bound.js';
 import { truncateUtf8 } from '../lib/truncate.js';
+import { isTrimmedReplay } from './contract.js';
 import type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from './contract.js';
 import { loadPlanFile, parsePlanText } from './plan.js';
 import type { ActionStep, Plan } from './plan.js';
@@ -30,6 +33,11 @@ export interface PlanStepRecord {
   results: Result[];
   /** Set when the results did not fit in the outcome's budget: how many there were and their estimated JSON size. */
   results_omitted?: { count: number; bytes: number };
+  /**
+   * Set when the step ran before a crash and its results were trimmed from the session's log (`--event-log-max`)
+   * before the task resumed: it succeeded (the plan went on after it), but its results are gone.
+   */
+  results_trimmed?: true;
 }
 export interface PlanResult {
   steps_completed: number;
@@ -108,6 +116,11 @@ export class PlanAgent implements Agent {
         results = yield toBatch(step);
       } catch (e) {
         return failed(record, errorText(e));
+      }
+      if (isTrimmedReplay(results)) {
+        record.steps.push({ step: i, results: [], results_trimmed: true });
+        record.steps_completed = i + 1;
+        continue;
       }
       const bytes = jsonSizeEstimate(results);
       if (kept + bytes <= this.resultMaxBytes) {

@@ -11,6 +11,7 @@
  * batch it had in flight is replayed if its results were recorded, and sent again otherwise.
  */
 import type { Result } from '../../protocol/index.js';
+import { trimmedResults } from '../agents/contract.js';
 import type { AgentCheckpoint, CommandBatch, CommandExecutor } from '../session/types.js';
 import type { SessionEvent } from '../state/session-store.js';
 
@@ -25,18 +26,27 @@ export interface TaskCheckpoint {
   readonly agent?: AgentCheckpoint;
 }
 
-/** Each recorded batch's results, by batch index, from a task's `task.results` events (the last one of a step wins). */
+/**
+ * Each recorded batch's results, by batch index, from a task's `task.results` events (the last one of a step wins).
+ * The log keeps a session's newest `--event-log-max` events, so a long task's oldest steps may be gone: the batches
+ * before the oldest one still in the log are replayed as trimmed (`trimmedResults`), not sent again. Replay ends at
+ * the first batch after that with no recorded results.
+ */
 export function replayFrom(events: readonly SessionEvent[], steps: number): Result[][] {
-  const out: Result[][] = [];
+  const out: (Result[] | undefined)[] = [];
   for (const e of events) {
     if (e.type !== 'task.results') continue;
     const step = e.data.step;
     if (typeof step === 'number' && step < steps && Array.isArray(e.data.results))
       out[step] = e.data.results as Result[];
   }
-  // Only an unbroken prefix can be replayed.
+  // Every batch below `steps` was recorded; those before the oldest one left were trimmed.
+  const oldest = out.findIndex((r) => r !== undefined);
+  const first = oldest === -1 ? steps : oldest;
+  for (let i = 0; i < first; i++) out[i] = trimmedResults();
+  // Only an unbroken run can be replayed.
   const n = out.findIndex((r) => r === undefined);
-  return n === -1 ? out : out.slice(0, n);
+  return (n === -1 ? out : out.slice(0, n)) as Result[][];
 }
 
 export class CheckpointExecutor implements CommandExecutor {

@@ -182,4 +182,50 @@ describe('crash recovery', () => {
       await controller.close();
     }
   }, 120_000);
+
+  it('resumes where it stopped when the oldest steps were trimmed from the log (--event-log-max), not from step 0', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'aipd-crash-'));
+    dirs.push(dataDir);
+    const steps = 40;
+    const first = await serve(0, dataDir, ['--event-log-max', '20']);
+    const { device, controller, ran, ends } = pair(`ws://127.0.0.1:${first.port}/ws`);
+    try {
+      await device.connect();
+      await controller.connect();
+      await controller.requestTask({
+        request: planRequest(steps, 'work'),
+        sessionId: 'trim-task',
+        taskName: 'trim_task',
+      });
+      await waitUntil(() => ran.length >= 30, 30_000, '30 steps');
+      first.proc.kill('SIGKILL');
+      await first.exit;
+      const ranBefore = new Set(ran);
+
+      await serve(first.port, dataDir, ['--event-log-max', '20']);
+      await waitUntil(() => ends.length > 0, 60_000, 'task_end after the restart');
+      expect(ends[0]).toMatchObject({ status: 'completed', session_id: 'trim-task' });
+      const result = ends[0]!.result as {
+        steps_completed: number;
+        steps: { step: number; results: unknown[]; results_trimmed?: true }[];
+      };
+      expect(result.steps_completed).toBe(steps);
+      expect(result.steps.map((s) => s.step)).toEqual(Array.from({ length: steps }, (_, i) => i));
+      // The oldest steps' results were trimmed (20 events are about 10 steps), and they say so; the rest are whole.
+      const trimmed = result.steps.filter((s) => s.results_trimmed);
+      expect(trimmed.length).toBeGreaterThan(0);
+      expect(trimmed.every((s) => s.results.length === 0 && s.step < ranBefore.size)).toBe(true);
+      expect(result.steps[steps - 1]!.results).toHaveLength(1);
+
+      // Every step ran; at most the one in flight at the crash ran twice.
+      const counts = new Map<number, number>();
+      for (const i of ran) counts.set(i, (counts.get(i) ?? 0) + 1);
+      expect([...counts.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: steps }, (_, i) => i));
+      expect([...counts.values()].filter((n) => n > 1).length).toBeLessThanOrEqual(1);
+      expect(ran.length).toBeLessThanOrEqual(steps + 1);
+    } finally {
+      await device.close();
+      await controller.close();
+    }
+  }, 120_000);
 });
