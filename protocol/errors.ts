@@ -202,6 +202,10 @@ export const Errors = {
     (p) =>
       `The conversation grew to ${p.bytes} bytes, over --llm-max-conversation-bytes (${p.max}); the task ends here`,
   ),
+  LLM_NO_ANSWER: spec<{ reason: string }>(
+    3073,
+    (p) => `The model ended its turn without an answer or a tool call: ${p.reason}`,
+  ),
 
   // 4000–4099: device info (UFO texts)
   DEVICE_INFO_ROLE: spec(4000, () => 'DEVICE_INFO_REQUEST is permitted only for constellation clients'),

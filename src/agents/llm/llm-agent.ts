@@ -16,7 +16,8 @@
 import type { Result } from '../../../protocol/index.js';
 import { aipError, AipError } from '../../../protocol/index.js';
 import type { Agent, AgentContext, AgentOutcome, AgentRouting, AgentRun, CommandBatch } from '../contract.js';
-import { ChatClient, type ChatClientOptions } from './chat-client.js';
+import { jsonSizeEstimate } from '../../lib/json-bound.js';
+import { ChatClient, LLM_MAX_CONVERSATION_BYTES, type ChatClientOptions } from './chat-client.js';
 import type { ChatMessage, ChatReply, ChatToolCall } from './chat-types.js';
 import {
   contextKey,
@@ -30,6 +31,7 @@ import {
   chatTools,
   checkArguments,
   FINISH,
+  FINISH_PARAMETERS,
   listToolsActions,
   toolMessageText,
   toolsFromListing,
@@ -114,19 +116,21 @@ export class LlmAgent implements Agent {
           ? { role: 'assistant', content: reply.content, tool_calls: calls }
           : { role: 'assistant', content: reply.content },
       );
-      if (calls.length === 0) return this.completed(ctx, state, reply.content ?? '');
+      if (calls.length === 0) {
+        const missing = noAnswer(reply.content, reply.finish_reason);
+        if (missing) return failed(aipError('LLM_NO_ANSWER', { reason: missing }).message);
+        return this.completed(ctx, state, reply.content!);
+      }
       const maxCalls = this.opts.maxToolCalls ?? LLM_MAX_TOOL_CALLS;
       if (calls.length > maxCalls)
         return failed(aipError('LLM_TOO_MANY_TOOL_CALLS', { calls: calls.length, max: maxCalls }).message);
       const finish = calls.find((c) => c.function.name === FINISH);
-      if (finish) {
-        const args = checkArguments(finish.function.arguments, {});
-        const answer =
-          typeof args === 'object' && typeof args.answer === 'string' ? args.answer : (reply.content ?? '');
-        return this.completed(ctx, state, answer);
-      }
+      const finishArgs = finish ? checkArguments(finish.function.arguments, FINISH_PARAMETERS) : null;
+      if (finishArgs !== null && typeof finishArgs === 'object')
+        return this.completed(ctx, state, finishArgs.answer as string);
 
-      const { pending, invalid } = decide(calls, tools, route, key);
+      // A `finish` whose arguments are wrong is told so as any other call, and nothing else of the turn ends it.
+      const { pending, invalid } = decide(calls, tools, route, key, finishArgs);
       if (invalid) {
         if (state.invalidTurns >= 1) return failed(aipError('LLM_INVALID_TOOL_ARGS', invalid).message);
         state.invalidTurns++;
@@ -155,6 +159,11 @@ export class LlmAgent implements Agent {
           aipError('LLM_LIST_TOOLS_FAILED', { agent: p.batch.agent_name ?? 'the device', detail: tools })
             .message,
         );
+      // Bounded before it is kept (and saved in the checkpoint): a listing larger than the whole conversation may
+      // be could never be offered to the model.
+      const bytes = jsonSizeEstimate(tools);
+      const max = this.opts.maxConversationBytes ?? LLM_MAX_CONVERSATION_BYTES;
+      if (bytes > max) return failed(aipError('LLM_CONVERSATION_TOO_LARGE', { bytes, max }).message);
       state.tools[p.key] = tools;
     } else {
       let next = 0;
@@ -227,12 +236,22 @@ function decide(
   tools: readonly ToolSpec[],
   route: AgentRouting | null,
   key: string,
+  /** Why the turn's `finish` call's arguments were refused, when it had one. */
+  finishRefused: string | null,
 ): { pending: PendingBatch; invalid: { tool: string; detail: string } | null } {
   const byName = new Map(tools.map((t) => [t.name, t]));
   const batch = routed(route, { actions: [] });
   const slots: { id: string; text: string | null }[] = [];
   let invalid: { tool: string; detail: string } | null = null;
   for (const c of calls) {
+    if (c.function.name === FINISH && finishRefused !== null) {
+      invalid ??= { tool: FINISH, detail: finishRefused };
+      slots.push({
+        id: c.id,
+        text: aipError('LLM_TOOL_ARGS_REJECTED', { tool: FINISH, detail: finishRefused }).message,
+      });
+      continue;
+    }
     const tool = byName.get(c.function.name);
     if (!tool) {
       slots.push({ id: c.id, text: aipError('LLM_TOOL_NOT_LISTED', { tool: c.function.name }).message });
@@ -249,6 +268,19 @@ function decide(
     slots.push({ id: c.id, text: null });
   }
   return { pending: { kind: 'calls', key, batch, slots }, invalid };
+}
+
+/**
+ * Why a turn with no tool call is not an answer, or null when it is one: no text, or a model that stopped for a
+ * reason other than finishing (its answer cut at the token limit, or withheld by a content filter).
+ */
+function noAnswer(content: string | null, finishReason: string | null): string | null {
+  if (finishReason === 'length') return 'its answer was cut at the token limit (finish_reason "length")';
+  if (finishReason === 'content_filter')
+    return 'its answer was withheld by a content filter (finish_reason "content_filter")';
+  if (content === null || content.trim() === '')
+    return `it gave no text (finish_reason ${finishReason === null ? 'missing' : `"${finishReason}"`})`;
+  return null;
 }
 
 /** `batch` with the routing context set explicitly (so the session keeps it), when there is one. */

@@ -78,16 +78,19 @@ function toolSpec(raw: unknown, listedAs: ToolType, taken: ReadonlySet<string>):
   return { name, tool_name: t.tool_name, tool_type, description, parameters };
 }
 
+/** The `finish` function's parameters (checked as a device tool's are). */
+export const FINISH_PARAMETERS: Record<string, unknown> = {
+  type: 'object',
+  properties: { answer: { type: 'string', description: 'The final answer or summary for the user.' } },
+  required: ['answer'],
+};
+
 const FINISH_TOOL: ChatTool = {
   type: 'function',
   function: {
     name: FINISH,
     description: 'End the task. Give the final answer for the user in `answer`.',
-    parameters: {
-      type: 'object',
-      properties: { answer: { type: 'string', description: 'The final answer or summary for the user.' } },
-      required: ['answer'],
-    },
+    parameters: FINISH_PARAMETERS,
   },
 };
 

@@ -173,6 +173,82 @@ describe('llm agent', () => {
     expect(double.requests).toHaveLength(2);
   });
 
+  it('tells the model when its finish call has bad arguments, and ends failed if it does it again', async () => {
+    const { double, agent: a } = await agent([
+      toolCallsReply([['finish', '{not json']], 0),
+      toolCallsReply([['finish', { answer: 'all typed' }]], 1),
+    ]);
+    const { ctx, countYield } = context();
+    const { outcome } = await drive(a.run(ctx), () => LISTING, countYield);
+    expect(outcome).toMatchObject({ status: 'completed', error: null });
+    expect(JSON.stringify(outcome.result)).toContain('all typed');
+    const told = (double.requests[1]!.body as { messages: { role: string; content: string }[] }).messages.at(
+      -1,
+    )!;
+    expect(told).toMatchObject({
+      role: 'tool',
+      content: aipError('LLM_TOOL_ARGS_REJECTED', {
+        tool: 'finish',
+        detail: 'the arguments are not valid JSON',
+      }).message,
+    });
+
+    const again = await agent([
+      toolCallsReply([['finish', { text: 'no answer field' }]], 0),
+      toolCallsReply([['finish', '']], 1),
+    ]);
+    const second = context();
+    const { outcome: failedOutcome } = await drive(
+      again.agent.run(second.ctx),
+      () => LISTING,
+      second.countYield,
+    );
+    const error = aipError('LLM_INVALID_TOOL_ARGS', {
+      tool: 'finish',
+      detail: "missing required 'answer'",
+    }).message;
+    expect(failedOutcome).toEqual({ status: 'failed', result: { failure: error }, error });
+  });
+
+  it('ends failed, not completed with an empty answer, when the model gives no text or is cut off', async () => {
+    const reply = (content: string | null, finish_reason: string): Reply => ({
+      body: {
+        id: 'chatcmpl-x',
+        object: 'chat.completion',
+        choices: [{ index: 0, finish_reason, message: { role: 'assistant', content } }],
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+      },
+    });
+    const cases: [Reply, string][] = [
+      [reply(null, 'stop'), 'it gave no text (finish_reason "stop")'],
+      [reply('The answer is', 'length'), 'its answer was cut at the token limit (finish_reason "length")'],
+      [
+        reply('', 'content_filter'),
+        'its answer was withheld by a content filter (finish_reason "content_filter")',
+      ],
+    ];
+    for (const [r, reason] of cases) {
+      const { agent: a } = await agent([r]);
+      const { ctx, countYield } = context();
+      const { outcome } = await drive(a.run(ctx), () => LISTING, countYield);
+      const error = aipError('LLM_NO_ANSWER', { reason }).message;
+      expect(outcome).toEqual({ status: 'failed', result: { failure: error }, error });
+    }
+  });
+
+  it('refuses a tool listing larger than the conversation may be, before keeping or saving it', async () => {
+    const { double, agent: a } = await agent([], { maxConversationBytes: 4096 });
+    const { ctx, saved, countYield } = context();
+    const big = { ...TOOL, description: 'x'.repeat(10_000) };
+    const { outcome } = await drive(a.run(ctx), () => [success([big]), success([])], countYield);
+    expect(outcome.status).toBe('failed');
+    expect(outcome.error).toMatch(
+      /^The conversation grew to \d+ bytes, over --llm-max-conversation-bytes \(4096\)/,
+    );
+    expect(double.requests).toHaveLength(0);
+    for (const s of saved) expect(JSON.stringify(s.c).length).toBeLessThan(4096);
+  });
+
   it('ends failed when the device lists no tools', async () => {
     const { double, agent: a } = await agent([]);
     const { ctx, countYield } = context();
