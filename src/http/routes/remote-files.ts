@@ -61,7 +61,11 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
         responses: {
           200: ok('The files written'),
           404: notFoundDoc,
-          400: ok('The body is not valid multipart (or has too many files); see `written`', UploadFailed),
+          400: ok(
+            'The body is not valid multipart (or has too many files), or a folder is where a file goes or a file ' +
+              'where a folder goes (a file already there is replaced); see `written`',
+            UploadFailed,
+          ),
           403: ok('A file path leads out of the root; see `written`', UploadFailed),
           409: ok('The device left or cannot take files; see `written`', UploadFailed),
           415: ok('Not multipart/form-data', Detail),
