@@ -11,10 +11,13 @@
  *   backpressured reader stops ACKing, which stops the writer. This is what bounds memory, since uWS cannot pause
  *   reading a socket.
  * - The server may also open channels itself (`openLocal`), e.g. to push a file to a device.
+ * - A malformed frame is answered with RESET (CHANNEL_BAD_FRAME) on the channel it names, or on channel 0, which no
+ *   channel uses, when it is too short to name one.
  */
 import type { Logger } from 'pino';
 import { aipError, type AipError } from '../../protocol/index.js';
 import {
+  CHANNEL_HEADER_BYTES,
   ChannelOp,
   decodeChannelFrame,
   encodeAccept,
@@ -249,12 +252,14 @@ export class ChannelRouter {
   private dispatch(conn: Connection, bytes: Uint8Array): void {
     const d = decodeChannelFrame(bytes);
     if (!d.ok) {
-      if (bytes.byteLength >= 6) {
-        const id = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2);
-        const ref = this.conns.get(conn)?.refs.get(id);
-        if (ref?.chan) this.kill(ref.chan, d.error, null);
-        else this.send(conn, encodeReset(id, d.error.code, d.error.message));
-      }
+      // A frame too short to name a channel is answered on channel 0, which no channel uses.
+      const id =
+        bytes.byteLength >= CHANNEL_HEADER_BYTES
+          ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2)
+          : 0;
+      const ref = this.conns.get(conn)?.refs.get(id);
+      if (ref?.chan) this.kill(ref.chan, d.error, null);
+      else this.send(conn, encodeReset(id, d.error.code, d.error.message));
       return;
     }
     const f = d.value;
