@@ -88,4 +88,65 @@ describe('malformed channel frames through aipd', () => {
     expect(galaxy.ws.readyState).toBe(galaxy.ws.OPEN);
     expect(server.channels.stats().channels).toBe(1);
   });
+
+  it('tells each party of a channel reset for a protocol violation its own channel id, and the innocent one whose fault it was', async () => {
+    const devId = await openChannel(3);
+    expect(devId).not.toBe(3);
+    const [g, d] = [galaxy.frames.length, device.frames.length];
+    galaxy.ws.send(encodeData(3, 7, Buffer.from('out of order'))); // the first DATA must be seq 0
+    await waitFor(() => resets(galaxy, g).length > 0 && resets(device, d).length > 0, 5000, 'both RESETs');
+    expect(resets(galaxy, g)).toEqual([
+      {
+        op: ChannelOp.RESET,
+        channel: 3,
+        code: 7006,
+        reason: 'Channel 3: protocol violation: DATA seq 7, expected 0',
+      },
+    ]);
+    expect(resets(device, d)).toEqual([
+      {
+        op: ChannelOp.RESET,
+        channel: devId,
+        code: 7006,
+        reason: `Channel ${devId}: protocol violation: DATA seq 7, expected 0 (from the other party)`,
+      },
+    ]);
+
+    // the device writes past the 4-byte window the galaxy opened with
+    const devId2 = await openChannel(5, 4);
+    const [g2, d2] = [galaxy.frames.length, device.frames.length];
+    device.ws.send(encodeData(devId2, 0, Buffer.from('ten bytes!')));
+    await waitFor(() => resets(galaxy, g2).length > 0 && resets(device, d2).length > 0, 5000, 'both RESETs');
+    expect(resets(device, d2)).toEqual([
+      {
+        op: ChannelOp.RESET,
+        channel: devId2,
+        code: 7005,
+        reason: `Channel ${devId2}: 10 bytes in flight exceed the advertised window of 4 bytes`,
+      },
+    ]);
+    expect(resets(galaxy, g2)).toEqual([
+      {
+        op: ChannelOp.RESET,
+        channel: 5,
+        code: 7005,
+        reason:
+          'Channel 5: 10 bytes in flight exceed the advertised window of 4 bytes (from the other party)',
+      },
+    ]);
+
+    // a malformed frame on an open channel: its sender is told what was wrong, the other party that it was not it
+    const devId3 = await openChannel(7);
+    const [g3, d3] = [galaxy.frames.length, device.frames.length];
+    galaxy.ws.send(Buffer.from([0xc1, ChannelOp.ACK, 0, 0, 0, 7, 0]));
+    await waitFor(() => resets(galaxy, g3).length > 0 && resets(device, d3).length > 0, 5000, 'both RESETs');
+    const why = 'Invalid channel frame: op 5 needs at least 22 bytes, got 7';
+    expect(resets(galaxy, g3)).toEqual([{ op: ChannelOp.RESET, channel: 7, code: 7000, reason: why }]);
+    expect(resets(device, d3)).toEqual([
+      { op: ChannelOp.RESET, channel: devId3, code: 7000, reason: `${why} (from the other party)` },
+    ]);
+    expect(server.channels.stats().channels).toBe(0);
+    expect(device.ws.readyState).toBe(device.ws.OPEN);
+    expect(galaxy.ws.readyState).toBe(galaxy.ws.OPEN);
+  });
 });
