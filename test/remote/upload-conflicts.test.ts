@@ -3,36 +3,23 @@
  * replaced (as Backend.AI's upload does), and a file standing where the upload needs a folder is the client's
  * fault, a 400 naming that file, not a 502 as if the device had failed.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
-import { api, startDevice, type Api, type DeviceProc } from './helpers.js';
+import { TEST_KEY } from '../helpers/aip-server.js';
+import { startDeviceServer, type DeviceServer } from './helpers.js';
 
-let server: Awaited<ReturnType<typeof startTestServer>>;
-let device: DeviceProc;
+let ds: DeviceServer;
 let root: string;
-let base: string;
-let a: Api;
 let sid: string;
 
 beforeAll(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), 'aipd-upload-conflicts-'));
-  server = await startTestServer();
-  base = `http://127.0.0.1:${server.port}`;
-  a = api(base, TEST_KEY);
-  device = await startDevice(base, TEST_KEY, 'upload-dev', ['--root', root]);
-  const r = await a.call('POST', '/sessions', { agent_id: 'upload-dev', session_type: 'interactive' });
-  expect(r.status, r.text).toBe(201);
-  sid = r.json.id as string;
+  ds = await startDeviceServer('upload-dev');
+  root = ds.root;
+  sid = await ds.interactive();
 }, 60_000);
 
-afterAll(async () => {
-  await device?.stop();
-  await server?.close();
-  await rm(root, { recursive: true, force: true });
-});
+afterAll(() => ds?.stop());
 
 async function upload(
   query: string,
@@ -41,7 +28,7 @@ async function upload(
 ): Promise<{ status: number; body: unknown }> {
   const form = new FormData();
   form.append('f', new Blob([content]), name);
-  const r = await fetch(`${base}/sessions/${sid}/upload${query}`, {
+  const r = await fetch(`${ds.base}/sessions/${sid}/upload${query}`, {
     method: 'POST',
     headers: { 'x-api-key': TEST_KEY },
     body: form,

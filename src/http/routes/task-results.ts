@@ -1,5 +1,5 @@
 /** `GET /api/task_result/{name}`: by task name or dispatch id; never hangs (Q2), `pending` until done. */
-import { ok } from '../route-docs.js';
+import { Detail, ok } from '../route-docs.js';
 import { taskNameError } from '../../server/task-name.js';
 import type { ApiDeps } from '../deps.js';
 import { detail, json } from '../responses.js';
@@ -13,7 +13,10 @@ export function taskResultRoutes(deps: ApiDeps): Route[] {
       doc: {
         summary: 'UFO: a task’s result by task name or dispatch id',
         tag: 'ufo',
-        responses: { 200: ok('The result, or status pending') },
+        responses: {
+          200: ok('The result, or status pending'),
+          400: ok('Not a safe task name, or longer than 256 characters', Detail),
+        },
       },
       handle: async ({ params }) => {
         const nameOrId = params.name!;
