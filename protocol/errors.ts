@@ -256,6 +256,10 @@ export const Errors = {
   HTTP_EMPTY_REQUEST: spec(6001, () => 'Empty task content'),
   HTTP_EMPTY_CLIENT_ID: spec(6002, () => 'Empty client ID'),
   HTTP_INVALID_TASK_NAME: spec(6003, () => INVALID_TASK_NAME_TEXT),
+  HTTP_TASK_NAME_TOO_LONG: spec<{ length: number; max: number }>(
+    6019,
+    (p) => `Invalid task_name: it is ${p.length} characters long; at most ${p.max} are allowed`,
+  ),
   HTTP_CLIENT_OFFLINE: spec(6004, () => 'Client not online'),
   HTTP_NOT_FOUND: spec(6005, () => 'Not Found'),
   HTTP_SESSION_NOT_FOUND: spec(6007, () => 'Session not found'),

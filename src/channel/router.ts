@@ -11,10 +11,13 @@
  *   backpressured reader stops ACKing, which stops the writer. This is what bounds memory, since uWS cannot pause
  *   reading a socket.
  * - The server may also open channels itself (`openLocal`), e.g. to push a file to a device.
+ * - A malformed frame is answered with RESET (CHANNEL_BAD_FRAME) on the channel it names, or on channel 0, which no
+ *   channel uses, when it is too short to name one.
  */
 import type { Logger } from 'pino';
 import { aipError, type AipError } from '../../protocol/index.js';
 import {
+  CHANNEL_HEADER_BYTES,
   ChannelOp,
   decodeChannelFrame,
   encodeAccept,
@@ -249,12 +252,15 @@ export class ChannelRouter {
   private dispatch(conn: Connection, bytes: Uint8Array): void {
     const d = decodeChannelFrame(bytes);
     if (!d.ok) {
-      if (bytes.byteLength >= 6) {
-        const id = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2);
-        const ref = this.conns.get(conn)?.refs.get(id);
-        if (ref?.chan) this.kill(ref.chan, d.error, null);
-        else this.send(conn, encodeReset(id, d.error.code, d.error.message));
-      }
+      // A frame too short to name a channel is answered on channel 0, which no channel uses.
+      const id =
+        bytes.byteLength >= CHANNEL_HEADER_BYTES
+          ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2)
+          : 0;
+      const ref = this.conns.get(conn)?.refs.get(id);
+      if (ref?.side === 'a' || ref?.side === 'b') this.blame(ref.chan as Relay, ref.side, () => d.error);
+      else if (ref?.chan) this.kill(ref.chan, d.error, null);
+      else this.send(conn, encodeReset(id, d.error.code, d.error.message));
       return;
     }
     const f = d.value;
@@ -323,7 +329,7 @@ export class ChannelRouter {
     const me = chan[side];
     const peer = side === 'a' ? chan.b : chan.a;
     const violation = (detail: string): void =>
-      this.kill(chan, aipError('CHANNEL_PROTOCOL', { channel: me.id, detail }), null);
+      this.blame(chan, side, (channel) => aipError('CHANNEL_PROTOCOL', { channel, detail }));
     switch (f.op) {
       case ChannelOp.ACCEPT:
       case ChannelOp.REJECT:
@@ -343,10 +349,8 @@ export class ChannelRouter {
         if (f.seq !== me.seq) return violation(`DATA seq ${f.seq}, expected ${me.seq}`);
         const inFlight = me.sent + f.payload.byteLength - me.consumed;
         if (inFlight > me.window)
-          return this.kill(
-            chan,
-            aipError('CHANNEL_WINDOW_EXCEEDED', { channel: me.id, inFlight, window: me.window }),
-            null,
+          return this.blame(chan, side, (channel) =>
+            aipError('CHANNEL_WINDOW_EXCEEDED', { channel, inFlight, window: me.window }),
           );
         me.seq = (me.seq + 1) >>> 0;
         me.sent += f.payload.byteLength;
@@ -376,6 +380,20 @@ export class ChannelRouter {
       case ChannelOp.OPEN:
         return; // handled in dispatch
     }
+  }
+
+  /**
+   * Resets relayed channel `chan`, which the party on `side` broke, and frees it. Each end is told in its own
+   * channel id (`make(id)`); the other end is told too that the fault came from the other party, not from it.
+   */
+  private blame(chan: Relay, side: 'a' | 'b', make: (channel: number) => AipError): void {
+    for (const s of ['a', 'b'] as const) {
+      const end = chan[s];
+      const e = make(end.id);
+      const text = s === side ? e.message : `${e.message} (from the other party)`;
+      this.send(end.conn, encodeReset(end.id, e.code, text));
+    }
+    this.free(chan);
   }
 
   /** Resets a channel on every side except `skip` (a closed connection) and frees it. */

@@ -64,6 +64,33 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
+const BOUNDS = {
+  greater_than: { words: 'greater than', key: 'gt' },
+  greater_than_equal: { words: 'greater than or equal to', key: 'ge' },
+  less_than: { words: 'less than', key: 'lt' },
+  less_than_equal: { words: 'less than or equal to', key: 'le' },
+} as const;
+
+/**
+ * pydantic's entry for a number out of bounds: `gt`/`lt` for an exclusive bound (zod's `.positive()` is `> 0`, so
+ * 0 is told "greater than 0"), `ge`/`le` for an inclusive one.
+ */
+function bound(
+  loc: (string | number)[],
+  input: unknown,
+  type: keyof typeof BOUNDS,
+  limit: number | bigint,
+): FastApiError {
+  const { words, key } = BOUNDS[type];
+  return {
+    type,
+    loc,
+    msg: `Input should be ${words} ${String(limit)}`,
+    input,
+    ctx: { [key]: Number(limit) },
+  };
+}
+
 /** FastAPI entries for zod issues of `input` (parsed with `reportInput`), located under `prefix`. */
 export function fastApiErrors(
   issues: readonly z.core.$ZodIssue[],
@@ -99,13 +126,12 @@ export function fastApiErrors(
             ctx: { min_length: n },
           };
         }
-        return {
-          type: 'greater_than_equal',
+        return bound(
           loc,
-          msg: `Input should be greater than or equal to ${String(issue.minimum)}`,
-          input: at,
-          ctx: { ge: Number(issue.minimum) },
-        };
+          at,
+          issue.inclusive === false ? 'greater_than' : 'greater_than_equal',
+          issue.minimum,
+        );
       case 'too_big':
         if (issue.origin === 'string') {
           const n = Number(issue.maximum);
@@ -117,13 +143,7 @@ export function fastApiErrors(
             ctx: { max_length: n },
           };
         }
-        return {
-          type: 'less_than_equal',
-          loc,
-          msg: `Input should be less than or equal to ${String(issue.maximum)}`,
-          input: at,
-          ctx: { le: Number(issue.maximum) },
-        };
+        return bound(loc, at, issue.inclusive === false ? 'less_than' : 'less_than_equal', issue.maximum);
       case 'invalid_value': {
         const expected = expectedList(issue.values);
         return { type: 'enum', loc, msg: `Input should be ${expected}`, input: at, ctx: { expected } };
@@ -234,24 +254,10 @@ export class QueryErrors {
       return fallback;
     }
     const n = Number(raw);
-    if (n < min) {
-      this.add({
-        type: 'greater_than_equal',
-        loc,
-        msg: `Input should be greater than or equal to ${min}`,
-        input: raw,
-        ctx: { ge: min },
-      });
-      return fallback;
-    }
-    if (n > max) {
-      this.add({
-        type: 'less_than_equal',
-        loc,
-        msg: `Input should be less than or equal to ${max}`,
-        input: raw,
-        ctx: { le: max },
-      });
+    if (n < min || n > max) {
+      this.add(
+        n < min ? bound(loc, raw, 'greater_than_equal', min) : bound(loc, raw, 'less_than_equal', max),
+      );
       return fallback;
     }
     return n;

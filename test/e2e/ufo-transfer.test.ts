@@ -14,8 +14,8 @@ import {
   fileTransferFrames,
   type TransferEvent,
 } from '../../src/channel/aip-transfer.js';
-import { planRequest, startTestServer } from '../helpers/aip-server.js';
-import { asFrame, inSession, Peer } from '../helpers/ws-peer.js';
+import { startTestServer } from '../helpers/aip-server.js';
+import { asFrame, heldSession, inSession, type Peer } from '../helpers/ws-peer.js';
 import { waitFor } from './helpers.js';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -26,34 +26,7 @@ describe('UFO binary and file transfers through aipd (ufo-aip.md §10)', () => {
   const SID = 'k@ufo-dev@task1';
   beforeEach(async () => {
     server = await startTestServer({ commandTimeoutMs: 60_000 });
-    device = await Peer.connect(server.url);
-    galaxy = await Peer.connect(server.url);
-    device.send({
-      type: 'register',
-      status: 'ok',
-      client_type: 'device',
-      client_id: 'ufo-dev',
-      metadata: { platform: 'linux' },
-    });
-    await device.next('heartbeat', 0);
-    galaxy.send({
-      type: 'register',
-      status: 'ok',
-      client_type: 'constellation',
-      client_id: 'k@ufo-dev',
-      target_id: 'ufo-dev',
-    });
-    await galaxy.next('heartbeat', 0);
-    galaxy.send({
-      type: 'task',
-      status: 'continue',
-      client_type: 'constellation',
-      client_id: 'k@ufo-dev',
-      target_id: 'ufo-dev',
-      request: planRequest(1, 'hold'),
-      session_id: SID,
-    });
-    await device.next('command', 0); // the device holds it: the session stays live
+    ({ device, galaxy } = await heldSession(server.url, 'ufo-dev', SID)); // the device holds its command
   });
   afterEach(async () => {
     device.ws.terminate();

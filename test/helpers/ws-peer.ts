@@ -2,6 +2,7 @@
 import WebSocket from 'ws';
 import type { OutFrame } from '../../src/channel/aip-transfer.js';
 import { waitFor } from '../e2e/helpers.js';
+import { planRequest } from './aip-server.js';
 
 export type Frame = { text: Record<string, unknown> } | { binary: Buffer };
 
@@ -54,3 +55,44 @@ export function inSession(frames: Iterable<OutFrame>, sessionId: string): OutFra
 /** A frame as a Peer receives it. */
 export const asFrame = (f: OutFrame): Frame =>
   'text' in f ? { text: JSON.parse(f.text) as Record<string, unknown> } : { binary: Buffer.from(f.binary) };
+
+/**
+ * A device and a constellation, plain `ws` peers of the server at `url`, joined by the live session `sid`: the
+ * constellation's task is one `hold` command, which the device is sent and never answers, so the session stays live.
+ */
+export async function heldSession(
+  url: string,
+  deviceId: string,
+  sid: string,
+): Promise<{ device: Peer; galaxy: Peer }> {
+  const device = await Peer.connect(url);
+  const galaxy = await Peer.connect(url);
+  device.send({
+    type: 'register',
+    status: 'ok',
+    client_type: 'device',
+    client_id: deviceId,
+    metadata: { platform: 'linux' },
+  });
+  await device.next('heartbeat', 0);
+  const galaxyId = `k@${deviceId}`;
+  galaxy.send({
+    type: 'register',
+    status: 'ok',
+    client_type: 'constellation',
+    client_id: galaxyId,
+    target_id: deviceId,
+  });
+  await galaxy.next('heartbeat', 0);
+  galaxy.send({
+    type: 'task',
+    status: 'continue',
+    client_type: 'constellation',
+    client_id: galaxyId,
+    target_id: deviceId,
+    request: planRequest(1, 'hold'),
+    session_id: sid,
+  });
+  await device.next('command', 0);
+  return { device, galaxy };
+}

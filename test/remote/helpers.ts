@@ -1,6 +1,10 @@
 /** Real-process helpers for the remote-execution tests: a real `aipd device` child, HTTP calls, a stream client. */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import WebSocket from 'ws';
+import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { aipdProcess, collect, type Collected } from '../helpers/cli-process.js';
 
 export interface DeviceProc {
@@ -41,6 +45,43 @@ export async function startDevice(
       const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
       await io.exit;
       clearTimeout(t);
+    },
+  };
+}
+
+/** A real aipd and a real `aipd device` whose --root is a fresh temporary folder; `stop()` ends both and removes it. */
+export interface DeviceServer {
+  readonly server: Awaited<ReturnType<typeof startTestServer>>;
+  readonly device: DeviceProc;
+  readonly root: string;
+  readonly base: string;
+  readonly api: Api;
+  /** A new `interactive` session on the device: its id. */
+  interactive(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startDeviceServer(clientId: string, flags: string[] = []): Promise<DeviceServer> {
+  const root = await mkdtemp(path.join(os.tmpdir(), `aipd-${clientId}-`));
+  const server = await startTestServer();
+  const base = `http://127.0.0.1:${server.port}`;
+  const a = api(base, TEST_KEY);
+  const device = await startDevice(base, TEST_KEY, clientId, ['--root', root, ...flags]);
+  return {
+    server,
+    device,
+    root,
+    base,
+    api: a,
+    interactive: async () => {
+      const r = await a.call('POST', '/sessions', { agent_id: clientId, session_type: 'interactive' });
+      if (r.status !== 201) throw new Error(`no interactive session: ${r.status} ${r.text}`);
+      return r.json.id as string;
+    },
+    stop: async () => {
+      await device.stop();
+      await server.close();
+      await rm(root, { recursive: true, force: true });
     },
   };
 }

@@ -81,6 +81,20 @@ describe('HTTP API (ufo-aip.md §9.6)', () => {
     });
   });
 
+  it('tells a task name that is too long so, on /api/dispatch and /api/task_result', async () => {
+    const tooLong = { detail: 'Invalid task_name: it is 300 characters long; at most 256 are allowed' };
+    const name = 'a'.repeat(300);
+    expect(await dispatch({ client_id: 'dev-1', request: 'x', task_name: name })).toEqual({
+      status: 400,
+      body: tooLong,
+    });
+    expect(await api(`/api/task_result/${name}`)).toEqual({ status: 400, body: tooLong });
+    // 256 characters are a valid name (the client is just not online)
+    expect((await dispatch({ client_id: 'dev-1', request: 'x', task_name: 'a'.repeat(256) })).status).toBe(
+      404,
+    );
+  });
+
   it('dispatches a task frame to the device and reports its result by task_name or dispatch id', async () => {
     const d = await RawClient.connect(server.url);
     clients.push(d);

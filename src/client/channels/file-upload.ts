@@ -8,11 +8,14 @@
  * streamed  params {op:'upload', path} (no size, no sha256: not known in advance): device → `{offset: 0}`;
  *           controller → bytes, then FIN with the trailer `{size, sha256}`; the device hashes as it writes and
  *           checks both against the trailer. A failed streamed upload removes its `.part` file.
+ *
+ * A file already at `path` is replaced (as Backend.AI's upload does); a folder there is refused with FILE_NOT_A_FILE,
+ * and a file where a folder of `path` has to be with FILE_NOT_A_DIRECTORY. Missing folders are created.
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, relative } from 'node:path';
 import { aipError, type AipError } from '../../../protocol/index.js';
 import type { ChannelEndpoint } from '../../channel/endpoint.js';
 import type { IncomingChannel } from '../../channel/mux.js';
@@ -27,6 +30,7 @@ export async function upload(
   incoming: IncomingChannel,
   file: string,
   p: Record<string, unknown>,
+  root: string,
 ): Promise<void> {
   const streamed = p.size === undefined && p.sha256 === undefined;
   const size = p.size;
@@ -61,7 +65,7 @@ export async function upload(
     fh = await open(part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
     await fh.truncate(offset);
   } catch (e) {
-    return incoming.reject(asError(e));
+    return incoming.reject((await fileInTheWay(root, dirname(part))) ?? asError(e));
   }
   const ep = incoming.accept();
   const closed = { value: false };
@@ -77,6 +81,18 @@ export async function upload(
     if (streamed) await unlinkAfterClose(fh, part, closed);
   } finally {
     if (!closed.value) await fh.close();
+  }
+}
+
+/**
+ * FILE_NOT_A_DIRECTORY naming (relative to the root) the nearest existing ancestor of `dir` when it is not a folder,
+ * i.e. a file stands where the upload needs a folder; null when that ancestor is a folder.
+ */
+async function fileInTheWay(root: string, dir: string): Promise<AipError | null> {
+  for (let d = dir; ; d = dirname(d)) {
+    const st = await stat(d).catch(() => null);
+    if (st) return st.isDirectory() ? null : aipError('FILE_NOT_A_DIRECTORY', { path: relative(root, d) });
+    if (d === dirname(d)) return null;
   }
 }
 

@@ -27,7 +27,7 @@ export async function handleFileChannel(incoming: IncomingChannel, root: string)
   const resolved = await resolveInRoot(root, p.path);
   if (!resolved.ok) return incoming.reject(resolved.error);
   if (p.op === 'download') return download(incoming, resolved.path, p.offset, p.length);
-  if (p.op === 'upload') return upload(incoming, resolved.path, p);
+  if (p.op === 'upload') return upload(incoming, resolved.path, p, resolved.root);
   if (p.op === 'list') return listDirectory(incoming, resolved.path);
   incoming.reject(
     aipError('CHANNEL_BAD_PARAMS', { detail: "file op must be 'upload', 'download' or 'list'" }),

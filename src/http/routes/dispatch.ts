@@ -6,7 +6,7 @@ import { Detail, ok } from '../route-docs.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { aipError } from '../../../protocol/index.js';
-import { isSafeTaskName } from '../../server/task-name.js';
+import { taskNameError } from '../../server/task-name.js';
 import type { ApiDeps } from '../deps.js';
 import { detail, json, parseJsonBody, validation } from '../responses.js';
 import type { Route } from '../router.js';
@@ -32,7 +32,7 @@ export function dispatchRoutes(deps: ApiDeps): Route[] {
         body: DispatchBody,
         responses: {
           200: ok('Dispatched'),
-          400: ok('Empty request or client id, or a bad task name', Detail),
+          400: ok('Empty request or client id, or a task name that is unsafe or too long', Detail),
           404: ok('The client is not online', Detail),
         },
       },
@@ -56,7 +56,8 @@ export function dispatchRoutes(deps: ApiDeps): Route[] {
         if (!request.trim()) return detail(400, aipError('HTTP_EMPTY_REQUEST').message);
         if (!clientId) return detail(400, aipError('HTTP_EMPTY_CLIENT_ID').message);
         const taskName = 'task_name' in b ? (b.task_name as string) : randomUUID();
-        if (!isSafeTaskName(taskName)) return detail(400, aipError('HTTP_INVALID_TASK_NAME').message);
+        const badName = taskNameError(taskName);
+        if (badName) return detail(400, badName.message);
         const target = deps.directory.link(clientId);
         if (!target) return detail(404, aipError('HTTP_CLIENT_OFFLINE').message);
         const sessionId = randomUUID();

@@ -5,6 +5,8 @@
 import { AipError, type ErrorName } from '../../../protocol/index.js';
 import type { HttpResponse } from '../../transport/http.js';
 import { detail } from '../responses.js';
+import { Detail, notFoundDoc, ok } from '../route-docs.js';
+import type { ResponseDoc } from '../router.js';
 
 const STATUS: Partial<Record<ErrorName, number>> = {
   HTTP_SESSION_NOT_FOUND: 404,
@@ -45,3 +47,29 @@ export function remoteError(err: unknown): HttpResponse {
   if (err instanceof AipError) return detail(remoteErrorStatus(err), err.message);
   throw err;
 }
+
+type Docs = Readonly<Record<number, ResponseDoc>>;
+
+/** The OpenAPI answers of a route on a live remote session, besides its success (from the table above). */
+export const liveDocs = {
+  404: notFoundDoc,
+  409: ok(
+    'The session is not active here or not of a remote type, or its device is offline, busy or does not offer this',
+    Detail,
+  ),
+} satisfies Docs;
+
+/** …of a route that reaches the session's device: it failed or broke the protocol (502), or did not answer (504). */
+export const deviceDocs = {
+  ...liveDocs,
+  502: ok('The device failed the request or broke the protocol', Detail),
+  504: ok('The device did not answer in time', Detail),
+} satisfies Docs;
+
+/** …of a route that names a path under the device's root (a file, a folder, or execute's `cwd`). */
+export const pathDocs = {
+  ...deviceDocs,
+  400: ok('The path is a file where a folder is needed, or a folder where a file is needed', Detail),
+  403: ok('The path leads out of the device’s root', Detail),
+  404: ok('No such session, or no such file or folder on the device', Detail),
+} satisfies Docs;

@@ -11,7 +11,7 @@ import type { ApiDeps } from '../deps.js';
 import { json, validationAt } from '../responses.js';
 import type { Route } from '../router.js';
 import { iterableStream } from '../stream-body.js';
-import { remoteError } from './remote-errors.js';
+import { pathDocs, remoteError } from './remote-errors.js';
 import { UploadIncomplete } from '../../remote/files.js';
 import type { HttpResponse } from '../../transport/http.js';
 
@@ -61,7 +61,11 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
         responses: {
           200: ok('The files written'),
           404: notFoundDoc,
-          400: ok('The body is not valid multipart (or has too many files); see `written`', UploadFailed),
+          400: ok(
+            'The body is not valid multipart (or has too many files), or a folder is where a file goes or a file ' +
+              'where a folder goes (a file already there is replaced); see `written`',
+            UploadFailed,
+          ),
           403: ok('A file path leads out of the root; see `written`', UploadFailed),
           409: ok('The device left or cannot take files; see `written`', UploadFailed),
           415: ok('Not multipart/form-data', Detail),
@@ -107,7 +111,7 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
         responses: {
           200: { description: 'The file', contentType: 'application/octet-stream' },
           206: { description: 'Part of the file', contentType: 'application/octet-stream' },
-          404: notFoundDoc,
+          ...pathDocs,
           416: ok('Range not satisfiable', Detail),
         },
       },
@@ -167,7 +171,7 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
         query: z.object({ files: z.array(z.string()).describe('repeatable') }),
         responses: {
           200: { description: 'A tar archive', contentType: 'application/x-tar' },
-          404: notFoundDoc,
+          ...pathDocs,
         },
       },
       handle: async ({ params, query }) => {
@@ -207,7 +211,7 @@ export function remoteFileRoutes(deps: ApiDeps): Route[] {
         summary: 'List a folder of the device',
         tag: 'files',
         query: z.object({ path: z.string().optional() }),
-        responses: { 200: ok('The entries'), 404: notFoundDoc },
+        responses: { 200: ok('The entries'), ...pathDocs },
       },
       handle: async ({ params, query }) => {
         try {

@@ -8,7 +8,7 @@ import type { ApiDeps } from '../deps.js';
 import { json, noContent } from '../responses.js';
 import type { Route } from '../router.js';
 import { parseBody } from '../validation.js';
-import { remoteError } from './remote-errors.js';
+import { liveDocs, remoteError } from './remote-errors.js';
 
 const port = z.number().int().min(1).max(65535);
 const OpenBody = z.object({ port, local_port: z.number().int().min(0).max(65535).optional() });
@@ -22,7 +22,7 @@ export function remoteServiceRoutes(deps: ApiDeps): Route[] {
       doc: {
         summary: 'Open service listeners (port forwards)',
         tag: 'remote',
-        responses: { 200: ok('The listeners'), 404: notFoundDoc },
+        responses: { 200: ok('The listeners'), ...liveDocs },
       },
       handle: async ({ params }) => {
         try {
@@ -71,7 +71,11 @@ export function remoteServiceRoutes(deps: ApiDeps): Route[] {
       doc: {
         summary: 'Close a service listener',
         tag: 'remote',
-        responses: { 204: noContentDoc, 404: notFoundDoc },
+        responses: {
+          204: noContentDoc,
+          ...liveDocs,
+          404: ok('No such session, or no listener for that port', Detail),
+        },
       },
       handle: async ({ params }) => {
         const p = Number(params.port);

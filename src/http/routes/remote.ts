@@ -3,7 +3,7 @@
  * server-sent events), interrupt, a fresh stream token, and the session's log as text. Files are in
  * remote-files.ts, services in remote-services.ts; typed creation is in sessions.ts (POST /sessions).
  */
-import { conflict, notFoundDoc, ok } from '../route-docs.js';
+import { notFoundDoc, ok } from '../route-docs.js';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { aipError } from '../../../protocol/index.js';
@@ -16,7 +16,7 @@ import { json } from '../responses.js';
 import type { Route } from '../router.js';
 import { iterableStream } from '../stream-body.js';
 import { jsonObject, parseBody } from '../validation.js';
-import { remoteError } from './remote-errors.js';
+import { liveDocs, pathDocs, remoteError } from './remote-errors.js';
 
 const timeoutMs = z.number().int().positive().optional();
 const ExecuteBody = z.discriminatedUnion('mode', [
@@ -97,7 +97,7 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
       doc: {
         summary: 'A fresh single-use token for the session’s stream WebSocket',
         tag: 'remote',
-        responses: { 200: ok('stream_url and token_value'), 404: notFoundDoc, 409: conflict },
+        responses: { 200: ok('stream_url and token_value'), ...liveDocs },
       },
       handle: ({ params, req }) =>
         withLive(params.id!, (live) => {
@@ -118,8 +118,7 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
         body: ExecuteBody,
         responses: {
           200: { description: 'The result, or its progress as SSE', contentType: 'text/event-stream' },
-          404: notFoundDoc,
-          409: conflict,
+          ...pathDocs,
         },
       },
       body: 'json',
@@ -206,7 +205,7 @@ export function remoteRoutes(deps: ApiDeps): Route[] {
       doc: {
         summary: 'Interrupt the running execute',
         tag: 'remote',
-        responses: { 200: ok('Whether something was interrupted'), 404: notFoundDoc },
+        responses: { 200: ok('Whether something was interrupted'), ...liveDocs },
       },
       handle: ({ params }) =>
         withLive(params.id!, (live) => {

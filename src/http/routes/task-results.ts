@@ -1,7 +1,6 @@
 /** `GET /api/task_result/{name}`: by task name or dispatch id; never hangs (Q2), `pending` until done. */
-import { ok } from '../route-docs.js';
-import { aipError } from '../../../protocol/index.js';
-import { isSafeTaskName } from '../../server/task-name.js';
+import { Detail, ok } from '../route-docs.js';
+import { taskNameError } from '../../server/task-name.js';
 import type { ApiDeps } from '../deps.js';
 import { detail, json } from '../responses.js';
 import type { Route } from '../router.js';
@@ -14,12 +13,16 @@ export function taskResultRoutes(deps: ApiDeps): Route[] {
       doc: {
         summary: 'UFO: a task’s result by task name or dispatch id',
         tag: 'ufo',
-        responses: { 200: ok('The result, or status pending') },
+        responses: {
+          200: ok('The result, or status pending'),
+          400: ok('Not a safe task name, or longer than 256 characters', Detail),
+        },
       },
       handle: async ({ params }) => {
         const nameOrId = params.name!;
         const name = (await deps.results.resolveAlias(nameOrId)) ?? nameOrId;
-        if (!isSafeTaskName(name)) return detail(400, aipError('HTTP_INVALID_TASK_NAME').message);
+        const badName = taskNameError(name);
+        if (badName) return detail(400, badName.message);
         const entry = await deps.results.get(name);
         if (!entry || entry.status === 'pending') return json(200, { status: 'pending' });
         return json(200, {
