@@ -271,10 +271,19 @@ export class TaskRecovery {
         // In a cluster several nodes sweep: the one that finds it still crashed ends it and tells the requester.
         if (onlyIfCrashed && cur.status !== 'crashed')
           throw aipError('CLUSTER_SESSION_MOVED', { id: rec.id, node: this.records.nodeId });
+        const change = sessions.statusChange(cur, 'failed', reason);
+        const at = change.status_history?.at(-1)?.at ?? sessions.now();
         return {
           changes: {
-            ...sessions.statusChange(cur, 'failed', reason),
-            task: { ...cur.task!, result, error: reason },
+            ...change,
+            // The task's own machine ends too: a failed record whose task says `running` contradicts itself.
+            task: {
+              ...cur.task!,
+              state: 'failed',
+              state_history: [...cur.task!.state_history, { state: 'failed', at, reason }],
+              result,
+              error: reason,
+            },
           },
           type: 'task.ended',
           data: { updates: ['status', 'task'], task_status: 'failed', error: reason },

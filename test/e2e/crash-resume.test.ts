@@ -162,8 +162,11 @@ describe('crash recovery', () => {
     const headers = { 'x-api-key': KEY };
     const session = (await (await fetch(`${r.base}/sessions/never-task`, { headers })).json()) as {
       status_history: { status: string }[];
+      task: { state: string; state_history: { state: string; reason?: string }[] };
     };
     expect(session.status_history.map((h) => h.status)).toEqual(['active', 'crashed', 'failed']);
+    expect(session.task.state).toBe('failed');
+    expect(session.task.state_history.at(-1)).toMatchObject({ state: 'failed', reason });
     const result = (await (
       await fetch(`${r.base}/api/task_result/never_task`, { headers })
     ).json()) as Record<string, unknown>;
