@@ -165,9 +165,9 @@ describe('aipd batch against a real server and device', () => {
     expect(first.out).toContain(`status file: ${statusFile}\n`);
     expect(actions.sort()).toEqual(['echo:a1', 'echo:a2', 'echo:b1', 'echo:b2', 'echo:c1']);
     expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
-      'plan-a': true,
-      'plan-b': true,
-      'plan-c': true,
+      'plans/plan-a': true,
+      'plans/plan-b': true,
+      'plans/plan-c': true,
     });
 
     // Re-run with the token in the URL instead: everything is skipped, the device sees nothing.
@@ -248,13 +248,65 @@ describe('aipd batch against a real server and device', () => {
     ];
     const r1 = await batch(args);
     expect(r1.code).toBe(1);
-    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({ a: true, b: false });
+    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
+      '../plans/a': true,
+      '../plans/b': false,
+    });
     await writeFile(join(plans, 'b.json'), planText([echo('b fixed')]));
     const r2 = await batch(args);
     expect(r2.code).toBe(0);
     expect(r2.out).toMatch(/: 2 plans, 1 completed, 0 failed, 1 skipped in /);
     expect(actions).toEqual(['echo:a', 'boom:', 'echo:b fixed']);
-    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({ a: true, b: true });
+    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
+      '../plans/a': true,
+      '../plans/b': true,
+    });
+  });
+
+  it('batch_normal keys tasks_status.json by folder: a plan of the same name in a sibling folder still runs', async () => {
+    const { port, actions } = await startServerAndDevice();
+    const url = `ws://127.0.0.1:${port}/ws`;
+    const plans = join(root, 'plans');
+    for (const folder of ['A', 'B', 'U']) {
+      await mkdir(join(plans, folder), { recursive: true });
+      await writeFile(join(plans, folder, 'deploy.json'), planText([echo(`${folder} deploy`)]));
+    }
+    await writeFile(join(plans, 'B', 'other.json'), planText([echo('B other')]));
+    await writeFile(join(plans, 'U', 'notes.json'), planText([echo('U notes')]));
+    const statusFile = join(plans, 'tasks_status.json');
+    const status = async () => JSON.parse(await readFile(statusFile, 'utf8')) as Record<string, boolean>;
+
+    // A's deploy.json, as a single file.
+    const a = await batch(batchNormal(join(plans, 'A', 'deploy.json'), url));
+    expect(a.code).toBe(0);
+    expect(await status()).toEqual({ 'A/deploy': true });
+    // B's deploy.json is another plan: it runs, it is not "skipped … done".
+    const b = await batch(batchNormal(join(plans, 'B', 'deploy.json'), url));
+    expect(b.code).toBe(0);
+    expect(b.err).toMatch(/^\[1\/1\] deploy\.json completed/m);
+    expect(b.out).toMatch(/: 1 plan, 1 completed, 0 failed, 0 skipped in /);
+    expect(actions).toEqual(['echo:A deploy', 'echo:B deploy']);
+    // Folder B: its deploy (done above, as a file) is skipped, its other plan runs.
+    const folderB = await batch(batchNormal(join(plans, 'B'), url));
+    expect(folderB.code).toBe(0);
+    expect(folderB.err).toMatch(/^\[1\/2\] deploy\.json skipped/m);
+    expect(actions.at(-1)).toBe('echo:B other');
+    expect(await status()).toEqual({ 'A/deploy': true, 'B/deploy': true, 'B/other': true });
+
+    // A UFO status file (bare stems) written for folder U, whose plan files it matches best: U's done plan is
+    // skipped, the other runs, and its entries become U's.
+    await writeFile(statusFile, JSON.stringify({ ...(await status()), deploy: true, notes: false }));
+    const u = await batch(batchNormal(join(plans, 'U'), url));
+    expect(u.code).toBe(0);
+    expect(u.out).toMatch(/: 2 plans, 1 completed, 0 failed, 1 skipped in /);
+    expect(await status()).toEqual({
+      'A/deploy': true,
+      'B/deploy': true,
+      'B/other': true,
+      'U/deploy': true,
+      'U/notes': true,
+    });
+    expect(actions.slice(3)).toEqual(['echo:U notes']);
   });
 
   it('reports a device that is not connected up front (exit 2) and one that goes offline mid-batch (exit 1)', async () => {
@@ -287,9 +339,9 @@ describe('aipd batch against a real server and device', () => {
     expect(r.out).toMatch(/: 3 plans, 1 completed, 1 failed, 0 skipped, 1 not run in /);
     expect(actions).toEqual(['echo:a', 'vanish:']);
     expect(JSON.parse(await readFile(join(root, 'tasks_status.json'), 'utf8'))).toEqual({
-      a: true,
-      b: false,
-      c: false,
+      'plans/a': true,
+      'plans/b': false,
+      'plans/c': false,
     });
   });
 });
@@ -328,7 +380,10 @@ describe('aipd batch across a SIGKILL and restart of aipd serve', () => {
     expect(r.err).toMatch(new RegExp(`^\\[2/2\\] b\\.json completed \\(${T}\\)$`, 'm'));
     expect(r.out).toMatch(/: 2 plans, 2 completed, 0 failed, 0 skipped in /);
     expect(r.code).toBe(0);
-    expect(JSON.parse(await readFile(join(root, 'tasks_status.json'), 'utf8'))).toEqual({ a: true, b: true });
+    expect(JSON.parse(await readFile(join(root, 'tasks_status.json'), 'utf8'))).toEqual({
+      'plans/a': true,
+      'plans/b': true,
+    });
     // Every step of a ran (at most the one in flight at the kill twice), then b.
     expect(new Set(actions)).toEqual(new Set([...long.map((_, i) => `echo:a${i}`), 'echo:b0']));
     expect(actions.length).toBeLessThanOrEqual(12);
