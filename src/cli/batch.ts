@@ -3,7 +3,7 @@
  * running aipd, the way UFO's `follower` / `batch_normal` modes run a folder of plans (ufo-aip.md §9.5).
  *
  *   aipd batch --target DEVICE --mode follower|batch_normal --plan FILE_OR_FOLDER [--concurrency N]
- *              [--status-file F] [--url ws://HOST:PORT/ws] [--token KEY] [--client-id ID]
+ *              [--status-file F] [--url ws://HOST:PORT/ws] [--token KEY] [--client-id ID] [--resume-wait-ms MS]
  *
  * - It connects as a constellation (controller) client for DEVICE and sends one `task` per plan: `request` is the
  *   plan file's text, `task_name` is `<folder name>_<file stem>`, `metadata` is `{ "mode": MODE }`.
@@ -11,18 +11,22 @@
  *   (default 1, in file-name order); `batch_normal` resumes from `tasks_status.json` (default: next to the plan
  *   folder, in its parent, as TaskStatusFile places it), skipping plans already marked done and marking each
  *   completed one; `follower` runs every plan and keeps no status file unless `--status-file` is given.
+ * - A dropped connection does not end the run: it reconnects with backoff as the same client id, which is derived
+ *   from the status file (or, without one, the plan path) and the device unless `--client-id` is given, so a server
+ *   that restarted and resumed a task hands its `task_end` over and the status file records it. A task whose
+ *   `task_end` has not come within `--resume-wait-ms` of the drop fails, and plans not yet sent then are not run.
  * - Progress on stderr (one line per task start and end), a summary table and totals on stdout.
  * - Exit code 0 when every plan completed (or was skipped as done), 1 when any failed or did not run, 2 for usage
  *   and configuration errors (one line): missing or bad flags, a missing plan file or folder, a file that is not a
  *   plan, an unreachable server, a refused token, or a device that is not connected.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { listPlanFiles, loadPlanFile, type PlanFileEntry } from '../agents/plan.js';
-import { AipControllerClient } from '../client/index.js';
+import { AipControllerClient, DEFAULT_RESUME_WAIT_MS } from '../client/index.js';
 import { SessionPool, type PlanTask, type PoolTaskOutcome } from '../session/pool.js';
 import { TASK_STATUS_FILE, defaultStatusPath } from '../session/task-status.js';
 
@@ -31,7 +35,11 @@ export type BatchMode = (typeof BATCH_MODES)[number];
 
 export const BATCH_USAGE = `usage: aipd batch --target DEVICE --mode follower|batch_normal --plan FILE_OR_FOLDER
                   [--concurrency N] [--status-file F] [--url ws://HOST:PORT/ws] [--token KEY] [--client-id ID]
-  --url defaults to $AIPD_URL, else ws://127.0.0.1:5000/ws; --token to ?token= in --url, $AIPD_TOKEN, $AIPD_API_KEY`;
+                  [--resume-wait-ms MS]
+  --url defaults to $AIPD_URL, else ws://127.0.0.1:5000/ws; --token to ?token= in --url, $AIPD_TOKEN, $AIPD_API_KEY
+  --client-id defaults to batch-<hash of the status file, else the plan path>@DEVICE (the same on every run)
+  --resume-wait-ms: after a dropped connection, how long (from the drop) it reconnects and waits for the tasks in
+  flight (default ${DEFAULT_RESUME_WAIT_MS})`;
 
 export const DEFAULT_URL = 'ws://127.0.0.1:5000/ws';
 export const MAX_CONCURRENCY = 1000;
@@ -47,7 +55,10 @@ export interface BatchOptions {
   concurrency: number;
   /** Absolute path, when given. */
   statusFile?: string;
-  clientId: string;
+  /** When given; else `batchClientId` derives one. */
+  clientId?: string;
+  /** How long after a dropped connection the run reconnects and waits for its tasks in flight. */
+  resumeWaitMs: number;
 }
 
 export type ParsedBatchArgs =
@@ -73,6 +84,7 @@ export function parseBatchArgs(
         url: { type: 'string' },
         token: { type: 'string' },
         'client-id': { type: 'string' },
+        'resume-wait-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -130,8 +142,19 @@ export function parseBatchArgs(
     };
   url.searchParams.delete('token');
 
+  let resumeWaitMs = DEFAULT_RESUME_WAIT_MS;
+  const rawResumeWait = str('resume-wait-ms');
+  if (rawResumeWait !== undefined) {
+    resumeWaitMs = /^\d+$/.test(rawResumeWait) ? Number(rawResumeWait) : NaN;
+    if (!Number.isSafeInteger(resumeWaitMs))
+      return {
+        ok: false,
+        error: `--resume-wait-ms: expected a whole number of milliseconds, got ${JSON.stringify(rawResumeWait)}`,
+      };
+  }
+
   const statusFile = str('status-file');
-  const clientId = str('client-id') ?? `batch-${randomBytes(4).toString('hex')}@${target}`;
+  const clientId = str('client-id');
   return {
     ok: true,
     options: {
@@ -142,9 +165,21 @@ export function parseBatchArgs(
       plan: resolve(plan),
       concurrency,
       ...(statusFile ? { statusFile: resolve(statusFile) } : {}),
-      clientId,
+      ...(clientId ? { clientId } : {}),
+      resumeWaitMs,
     },
   };
+}
+
+/**
+ * The client id of a run without `--client-id`: `batch-<8 hex>@DEVICE`, the hex from the absolute path of the status
+ * file (else of the plan file or folder). Every run of the same plans on the same device registers as the same
+ * client, so a reconnecting run is the requester the server kept, and a second run on the same status file at the
+ * same time is refused (client_id already registered) instead of racing the first on that file.
+ */
+export function batchClientId(target: string, statusOrPlanPath: string): string {
+  const hex = createHash('sha256').update(resolve(statusOrPlanPath)).digest('hex').slice(0, 8);
+  return `batch-${hex}@${target}`;
 }
 
 /** The plan files of a run: a folder's, or one file. */
@@ -274,12 +309,16 @@ export async function runBatch(argv: string[], io: BatchIo = processIo): Promise
   const plans = await findBatchPlans(o.plan, o.statusFile);
   if ('error' in plans) return usageError(plans.error);
 
+  const statusPath = o.statusFile ?? (o.mode === 'batch_normal' ? defaultStatusPath(plans.folder) : null);
+  const clientId = o.clientId ?? batchClientId(o.target, statusPath ?? o.plan);
   const client = new AipControllerClient({
     url: o.url,
     token: o.token,
-    clientId: o.clientId,
+    clientId,
     targetId: o.target,
-    reconnect: false,
+    resumeWaitMs: o.resumeWaitMs,
+    // Unbounded retries: the tasks in flight are bounded by resumeWaitMs, and so is the wait for plans not yet sent.
+    reconnect: {},
   });
   try {
     await client.connect();
@@ -300,10 +339,48 @@ export async function runBatch(argv: string[], io: BatchIo = processIo): Promise
     halt.deviceGone = deviceGone;
   };
   let finished = false;
+  /** Since when the connection is down while it reconnects; null while registered. */
+  let downSince: number | null = null;
+  const lost = (code: number, reason: string): string =>
+    `lost the connection to ${o.url} (code ${code}${reason ? `: ${reason}` : ''})`;
   client.on('disconnected', (info) => {
     if (finished) return;
-    stop(`lost the connection to ${o.url} (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`);
+    if (!info.willReconnect) return stop(lost(info.code, info.reason));
+    downSince ??= Date.now();
+    io.stderr(
+      `aipd: ${lost(info.code, info.reason)}; reconnecting as ${clientId}, waiting up to ${duration(o.resumeWaitMs)} for the tasks in flight\n`,
+    );
   });
+  client.on('registered', ({ reconnected }) => {
+    downSince = null;
+    if (reconnected && !finished) io.stderr(`aipd: registered again with ${o.url}\n`);
+  });
+  /** Resolves true once registered, false if the connection has not come back within resumeWaitMs of the drop. */
+  const connected = (): Promise<boolean> => {
+    if (client.connected) return Promise.resolve(true);
+    const since = downSince ?? Date.now();
+    return new Promise<boolean>((done) => {
+      const settle = (ok: boolean): void => {
+        clearTimeout(timer);
+        client.off('registered', onRegistered);
+        client.off('disconnected', onClosed);
+        done(ok);
+      };
+      const onRegistered = (): void => settle(true);
+      const onClosed = (info: { willReconnect: boolean }): void => {
+        if (!info.willReconnect) settle(false);
+      };
+      const timer = setTimeout(
+        () => {
+          stop(`lost the connection to ${o.url} and it did not come back within ${duration(o.resumeWaitMs)}`);
+          settle(false);
+        },
+        Math.max(0, since + o.resumeWaitMs - Date.now()),
+      );
+      client.on('registered', onRegistered);
+      client.on('disconnected', onClosed);
+    });
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     stop(`interrupted (${signal})`);
     void client.close();
@@ -333,7 +410,8 @@ export async function runBatch(argv: string[], io: BatchIo = processIo): Promise
         outcome: { status: status === 'completed' ? 'completed' : 'failed', result, error },
       };
     };
-    if (halt.reason !== null) return finish('not run', null, `not run: ${halt.reason}`, task.sessionId);
+    if (halt.reason !== null || !(await connected()))
+      return finish('not run', null, `not run: ${halt.reason ?? ''}`, task.sessionId);
     const t0 = performance.now();
     let sessionId = task.sessionId;
     try {
@@ -357,7 +435,6 @@ export async function runBatch(argv: string[], io: BatchIo = processIo): Promise
     }
   };
 
-  const statusPath = o.statusFile ?? (o.mode === 'batch_normal' ? defaultStatusPath(plans.folder) : null);
   const t0 = performance.now();
   let report;
   try {

@@ -3,6 +3,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Platform } from '../../protocol/index.js';
+import { DEFAULT_RESUME_WAIT_MS } from '../client/client-base.js';
 import { ConfigError } from '../config.js';
 
 export interface DeviceFlags {
@@ -17,6 +18,8 @@ export interface DeviceFlags {
   readonly logLevel: string;
   /** The text of --plan FILE. */
   readonly plan: string | null;
+  /** --resume-wait-ms: with --plan, how long its task_end is awaited after a dropped connection. */
+  readonly resumeWaitMs: number;
 }
 
 export const DEVICE_FLAGS_HELP = `aipd device: a device agent for an aipd server
@@ -29,7 +32,9 @@ export const DEVICE_FLAGS_HELP = `aipd device: a device agent for an aipd server
   --allow-exec         allow stream channels (commands, shells, PTYs) and the execute_command tool
   --allow-port P[,P]   allow port channels to these loopback ports (repeatable; default: none)
   --log-level LEVEL    fatal | error | warn | info | debug | trace | silent (default info); JSON logs on stdout
-  --plan FILE          run the plan as this device's own task, print its task_end, and exit`;
+  --plan FILE          run the plan as this device's own task, print its task_end, and exit
+  --resume-wait-ms MS  with --plan: after a dropped connection, keep reconnecting and wait this long (from the
+                       drop) for the task_end of the resumed task (default ${DEFAULT_RESUME_WAIT_MS}; 0: give up at the drop)`;
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const PLATFORMS: readonly Platform[] = ['windows', 'linux', 'mobile'];
@@ -45,6 +50,14 @@ function parsePorts(values: readonly string[]): number[] {
       out.add(n);
     }
   return [...out].sort((a, b) => a - b);
+}
+
+/** A duration in whole milliseconds, 0 or more. */
+function parseMs(flag: string, value: unknown, fallback: number): number {
+  if (typeof value !== 'string') return fallback;
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)))
+    throw new ConfigError(`${flag}: '${value}' is not a whole number of milliseconds`);
+  return Number(value);
 }
 
 function parseRoot(dir: string): string {
@@ -71,6 +84,7 @@ export function parseDeviceFlags(argv: string[], env: NodeJS.ProcessEnv = proces
         'allow-port': { type: 'string', multiple: true, default: [] },
         'log-level': { type: 'string', default: 'info' },
         plan: { type: 'string' },
+        'resume-wait-ms': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -108,6 +122,7 @@ export function parseDeviceFlags(argv: string[], env: NodeJS.ProcessEnv = proces
       );
     }
   }
+  const resumeWaitMs = parseMs('--resume-wait-ms', values['resume-wait-ms'], DEFAULT_RESUME_WAIT_MS);
   return {
     url,
     token,
@@ -118,5 +133,6 @@ export function parseDeviceFlags(argv: string[], env: NodeJS.ProcessEnv = proces
     allowPorts: parsePorts(values['allow-port'] as string[]),
     logLevel,
     plan,
+    resumeWaitMs,
   };
 }

@@ -6,7 +6,9 @@
  * disconnects and exits 0.
  *
  * With `--plan FILE` it instead runs the plan as its own task, prints the `task_end` as JSON on stdout (logs go to
- * stderr) and exits 0 if the task completed.
+ * stderr) and exits 0 if the task completed. A dropped connection does not end the wait: it reconnects with
+ * backoff, and a server that restarted resumes the task and sends its `task_end` when the device registers again;
+ * it gives up (exit 1) if none has come within `--resume-wait-ms` of the drop.
  */
 import { pino } from 'pino';
 import { DeviceAgent } from '../client/agent/device-agent.js';
@@ -27,6 +29,7 @@ export async function runDevice(argv: string[]): Promise<number> {
     root: flags.root,
     allowExec: flags.allowExec,
     allowPorts: flags.allowPorts,
+    resumeWaitMs: flags.resumeWaitMs,
     logger,
   });
   if (flags.plan !== null) return runPlan(agent, flags.plan);
@@ -56,7 +59,13 @@ async function runPlan(agent: DeviceAgent, plan: string): Promise<number> {
   await agent.client.connect();
   try {
     const { sessionId } = await agent.client.requestTask({ request: plan, taskName: 'sample-plan' });
-    const end = await agent.client.waitTaskEnd(sessionId);
+    let end;
+    try {
+      end = await agent.client.waitTaskEnd(sessionId);
+    } catch (err) {
+      process.stderr.write(`aipd: ${err instanceof Error ? err.message : String(err)}\n`);
+      return 1;
+    }
     process.stdout.write(
       `${JSON.stringify({ status: end.status, error: end.error, result: end.result }, null, 2)}\n`,
     );

@@ -21,9 +21,9 @@ commands:
              --metrics on|off --metrics-token TOKEN --log-format json|pretty --ready-timeout-ms; each also as env
              AIPD_<FLAG>)
   device     run the device agent (--url --token --client-id --platform --root DIR --allow-exec
-             --allow-port PORT[,PORT] --log-level; --plan FILE runs a plan as its own task)
+             --allow-port PORT[,PORT] --log-level; --plan FILE runs a plan as its own task, --resume-wait-ms)
   batch      run a plan file or a folder of plans as tasks on a device (--target DEVICE --mode follower|batch_normal
-             --plan FILE_OR_FOLDER --concurrency 1 --status-file F --url --token --client-id)
+             --plan FILE_OR_FOLDER --concurrency 1 --status-file F --url --token --client-id --resume-wait-ms)
   loadtest   load-test an aipd server (--url --token --devices --steps --duration --codec json|msgpack)
   help       show this text`;
 

@@ -1,6 +1,12 @@
 /**
- * What the device and controller clients share: the connection, events, task requests with their ACKs,
- * `task_end` waiters, and the rejection of every waiter when the connection drops.
+ * What the device and controller clients share: the connection, events, task requests with their ACKs, and
+ * `task_end` waiters.
+ *
+ * When the connection drops, pending requests (ACKs, device info) are rejected: their replies cannot come. `task_end`
+ * waiters are kept while the client reconnects: a server that restarted resumes the task (`--resume auto`) and sends
+ * its `task_end` once this client registers again with the same `clientId`. Each kept waiter is rejected if its
+ * `task_end` has not come within `resumeWaitMs` of the drop (a server that stayed up cancels a task whose requester
+ * left, and tells nobody), and at once when the client is closed or gives up reconnecting.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -34,6 +40,11 @@ export interface BaseClientOptions {
   heartbeatIntervalMs?: number;
   /** How long a task ACK or device-info reply may take; default 30 s. */
   requestTimeoutMs?: number;
+  /**
+   * How long a `task_end` waiter outlives a dropped connection that reconnects, counted from the drop until its
+   * `task_end` arrives; default 10 min (`DEFAULT_RESUME_WAIT_MS`). 0 rejects the waiters at the drop.
+   */
+  resumeWaitMs?: number;
   logger?: Logger;
 }
 
@@ -51,6 +62,8 @@ export interface TaskAck {
 export type ClientEvents = ConnectionEvents;
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Default of `resumeWaitMs`: how long a `task_end` waiter outlives a dropped connection. */
+export const DEFAULT_RESUME_WAIT_MS = 600_000;
 
 const silentLogger: Logger = pino({ enabled: false });
 
@@ -61,11 +74,13 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
   protected readonly requests = new RequestQueue();
   protected readonly taskEnds = new TaskEndWaiters();
   protected readonly requestTimeoutMs: number;
+  readonly resumeWaitMs: number;
 
   protected constructor(opts: BaseClientOptions, clientType: ClientType) {
     super();
     this.clientId = opts.clientId;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.resumeWaitMs = opts.resumeWaitMs ?? DEFAULT_RESUME_WAIT_MS;
     this.log = (opts.logger ?? silentLogger).child({
       component: 'aip-client',
       clientId: opts.clientId,
@@ -88,7 +103,10 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
       }),
     });
     this.conn.on('frame', (msg) => this.onFrame(msg));
-    this.conn.on('registered', (info) => this.emit('registered', info));
+    this.conn.on('registered', (info) => {
+      this.taskEnds.attach();
+      this.emit('registered', info);
+    });
     this.conn.on('reconnecting', (info) => this.emit('reconnecting', info));
     this.conn.on('error', (err) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -99,7 +117,9 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
         `Connection lost (code ${info.code}${info.reason ? `: ${info.reason}` : ''}; ${why})`,
       );
       this.requests.rejectAll(err);
-      this.taskEnds.rejectAll(err);
+      if (info.willReconnect && this.resumeWaitMs > 0)
+        this.taskEnds.detach(this.resumeWaitMs, `code ${info.code}${info.reason ? `: ${info.reason}` : ''}`);
+      else this.taskEnds.rejectAll(err);
       this.emit('disconnected', info);
     });
   }
@@ -135,9 +155,13 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
     this.conn.setBinaryFrameHandler(handler);
   }
 
-  /** Resolves with the `task_end` frame of `sessionId` (also one that arrived before this call). */
+  /**
+   * Resolves with the `task_end` frame of `sessionId` (also one that arrived before this call). While the client
+   * reconnects it waits too, within `resumeWaitMs` of the drop; `timeoutMs` bounds the whole wait (default none).
+   */
   waitTaskEnd(sessionId: string, timeoutMs?: number): Promise<ServerMessage> {
-    if (!this.conn.isOpen && !this.taskEnds.hasUnclaimed(sessionId))
+    const reconnecting = this.conn.reconnecting && this.resumeWaitMs > 0;
+    if (!this.conn.isOpen && !reconnecting && !this.taskEnds.hasUnclaimed(sessionId))
       return Promise.reject(new Error(`Not connected; cannot wait for task_end of session ${sessionId}`));
     return this.taskEnds.wait(sessionId, timeoutMs);
   }

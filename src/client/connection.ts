@@ -110,6 +110,11 @@ export class AipConnection extends EventEmitter<ConnectionEvents> {
     return this.state === 'open' && this.ws?.readyState === WebSocket.OPEN;
   }
 
+  /** True between a drop and the next registration, while it retries. */
+  get reconnecting(): boolean {
+    return this.state === 'reconnecting';
+  }
+
   /** Opens and registers. Rejects with the server's error text (or the socket error) on failure; no retry. */
   async connect(): Promise<void> {
     if (this.state !== 'idle' && this.state !== 'closed')
@@ -254,12 +259,10 @@ export class AipConnection extends EventEmitter<ConnectionEvents> {
     this.stopHeartbeat();
     const willReconnect = this.state === 'open' && this.reconnect !== null;
     this.opts.logger.info({ code, reason, willReconnect }, 'connection lost');
-    if (!willReconnect) this.state = 'closed';
+    // Set before the event, so its listeners see `reconnecting` (and a close() in one of them is not undone).
+    this.state = willReconnect ? 'reconnecting' : 'closed';
     this.emit('disconnected', { code, reason, willReconnect });
-    if (willReconnect) {
-      this.state = 'reconnecting';
-      this.scheduleReconnect();
-    }
+    if (willReconnect) this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {

@@ -3,7 +3,7 @@ export { AipDeviceClient, NO_HANDLER_ERROR } from './device.js';
 export type { CommandHandler, DeviceClientOptions, TaskHandler } from './device.js';
 export { AipControllerClient, DEVICE_INFO_TIMEOUT_MS } from './controller.js';
 export type { ControllerClientOptions, ControllerTaskRequest, RunTaskRequest } from './controller.js';
-export { AipClientBase, DEFAULT_REQUEST_TIMEOUT_MS } from './client-base.js';
+export { AipClientBase, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RESUME_WAIT_MS } from './client-base.js';
 export type { BaseClientOptions, ClientEvents, TaskAck, TaskRequest } from './client-base.js';
 export { AipConnection, RECONNECT_DEFAULTS } from './connection.js';
 export type {

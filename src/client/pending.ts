@@ -6,7 +6,9 @@
  *   fails the oldest waiting request.
  * - `TaskEndWaiters` matches `task_end` frames by `session_id`, and remembers recent unclaimed ones so a
  *   `task_end` that arrives before `waitTaskEnd` is called (it can follow the ACK in the same TCP read)
- *   is not lost.
+ *   is not lost. Its waiters outlive a dropped connection that reconnects (`detach`): a server that restarted
+ *   resumes the task and hands the `task_end` over when the client registers again. Each such waiter is bounded
+ *   from the drop (the client's `resumeWaitMs`), so none waits forever for a task the server ended meanwhile.
  */
 import type { ServerMessage } from '../../protocol/index.js';
 
@@ -93,9 +95,23 @@ export class RequestQueue {
 /** How many unclaimed `task_end` frames are remembered (oldest dropped first). */
 export const TASK_END_MEMORY = 256;
 
+interface TaskEndEntry extends Settle<ServerMessage> {
+  sessionId: string;
+  /** The bound since the connection dropped (see `detach`); null while it has not dropped under this waiter. */
+  dropTimer: NodeJS.Timeout | null;
+}
+
+/** The connection is away: since when, how long waiters may outlive it, and why it went. */
+interface Detached {
+  at: number;
+  ms: number;
+  why: string;
+}
+
 export class TaskEndWaiters {
-  private readonly waiters = new Map<string, Settle<ServerMessage>[]>();
+  private readonly waiters = new Map<string, TaskEndEntry[]>();
   private readonly unclaimed = new Map<string, ServerMessage>();
+  private detached: Detached | null = null;
 
   constructor(private readonly memory = TASK_END_MEMORY) {}
 
@@ -106,15 +122,33 @@ export class TaskEndWaiters {
       return Promise.resolve(early);
     }
     return new Promise<ServerMessage>((resolve, reject) => {
-      const entry: Settle<ServerMessage> = { resolve, reject, timer: null };
+      const entry: TaskEndEntry = { sessionId, resolve, reject, timer: null, dropTimer: null };
       entry.timer = startTimer(timeoutMs, () => {
-        this.drop(sessionId, entry);
-        reject(new Error(`Timed out after ${timeoutMs} ms waiting for task_end of session ${sessionId}`));
+        this.fail(
+          entry,
+          new Error(`Timed out after ${timeoutMs} ms waiting for task_end of session ${sessionId}`),
+        );
       });
       const list = this.waiters.get(sessionId);
       if (list) list.push(entry);
       else this.waiters.set(sessionId, [entry]);
+      if (this.detached) this.bound(entry, this.detached);
     });
+  }
+
+  /**
+   * The connection dropped and will reconnect: every waiter is kept, but rejected unless its `task_end` arrives
+   * within `ms` of now (also waiters added before `attach`). `why` says how the connection was lost.
+   */
+  detach(ms: number, why: string): void {
+    if (this.detached) return; // the first drop starts the bound; a failed reconnect does not extend it
+    this.detached = { at: Date.now(), ms, why };
+    for (const list of this.waiters.values()) for (const w of list) this.bound(w, this.detached);
+  }
+
+  /** Registered again: waiters added from now on have no bound (those already bounded keep theirs). */
+  attach(): void {
+    this.detached = null;
   }
 
   /** Delivers a `task_end`; returns true if a waiter took it (otherwise it is remembered). */
@@ -125,7 +159,7 @@ export class TaskEndWaiters {
     if (list && list.length > 0) {
       this.waiters.delete(sid);
       for (const w of list) {
-        if (w.timer) clearTimeout(w.timer);
+        clearTimers(w);
         w.resolve(msg);
       }
       return true;
@@ -150,17 +184,44 @@ export class TaskEndWaiters {
   rejectAll(err: Error): void {
     const all = [...this.waiters.values()].flat();
     this.waiters.clear();
+    this.detached = null;
     for (const w of all) {
-      if (w.timer) clearTimeout(w.timer);
+      clearTimers(w);
       w.reject(err);
     }
   }
 
-  private drop(sessionId: string, entry: Settle<ServerMessage>): void {
-    const list = this.waiters.get(sessionId);
-    if (!list) return;
-    const i = list.indexOf(entry);
-    if (i !== -1) list.splice(i, 1);
-    if (list.length === 0) this.waiters.delete(sessionId);
+  /** Starts the waiter's bound since the drop, unless it has one. */
+  private bound(entry: TaskEndEntry, d: Detached): void {
+    if (entry.dropTimer) return;
+    const left = Math.max(0, d.at + d.ms - Date.now());
+    entry.dropTimer = setTimeout(() => {
+      this.fail(
+        entry,
+        new Error(
+          `No task_end for session ${entry.sessionId} within ${d.ms} ms (resumeWaitMs) of losing the ` +
+            `connection (${d.why}); the server may have ended the task while this client was away ` +
+            `(its record: GET /sessions/${entry.sessionId})`,
+        ),
+      );
+    }, left);
   }
+
+  private fail(entry: TaskEndEntry, err: Error): void {
+    clearTimers(entry);
+    const list = this.waiters.get(entry.sessionId);
+    if (list) {
+      const i = list.indexOf(entry);
+      if (i !== -1) list.splice(i, 1);
+      if (list.length === 0) this.waiters.delete(entry.sessionId);
+    }
+    entry.reject(err);
+  }
+}
+
+function clearTimers(entry: TaskEndEntry): void {
+  if (entry.timer) clearTimeout(entry.timer);
+  if (entry.dropTimer) clearTimeout(entry.dropTimer);
+  entry.timer = null;
+  entry.dropTimer = null;
 }

@@ -216,7 +216,7 @@ export class SessionPool {
           ? defaultStatusPath(folder)
           : null;
     const stems = files.map((f) => f.stem);
-    const status = statusPath ? await TaskStatusFile.open(statusPath, stems) : null;
+    const status = statusPath ? await TaskStatusFile.open(statusPath, stems, folder) : null;
     const runner = options.runner;
     if (!runner && options.platform === undefined)
       throw new TypeError('runFolder needs a platform, or a runner');

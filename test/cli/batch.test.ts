@@ -1,6 +1,7 @@
 /**
  * `aipd batch` end to end: a real aipd (in-process, port 0), a real device client recording the commands it
- * runs, and the CLI as a child process (`node --import tsx src/cli/main.ts batch ...`).
+ * runs, and the CLI as a child process (`node --import tsx src/cli/main.ts batch ...`). Across a crash: `aipd serve`
+ * as a process on SQLite, killed with SIGKILL mid-batch and restarted on the same port and data dir.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -9,9 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ResultInput } from '../../protocol/index.js';
-import { parseBatchArgs } from '../../src/cli/batch.js';
-import { AipDeviceClient } from '../../src/client/index.js';
+import { batchClientId, parseBatchArgs } from '../../src/cli/batch.js';
+import { AipDeviceClient, type ReconnectOptions } from '../../src/client/index.js';
 import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
+import { serveProcess, type ServedProcess } from '../helpers/cli-process.js';
+import { until } from '../helpers/process.js';
 import { MockAipServer } from '../client/mock-server.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -30,7 +33,7 @@ interface Run {
 }
 
 /** Runs `aipd batch ...` to completion (killed after 25 s), without any AIPD_* variables from this environment. */
-function batch(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function batch(args: string[], env: Record<string, string> = {}, killAfterMs = 25_000): Promise<Run> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AIPD_')));
   const p = spawn(process.execPath, ['--import', 'tsx', MAIN, 'batch', ...args], {
     env: { ...base, ...env },
@@ -40,7 +43,7 @@ function batch(args: string[], env: Record<string, string> = {}): Promise<Run> {
   let err = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => p.kill('SIGKILL'), 25_000);
+  const timer = setTimeout(() => p.kill('SIGKILL'), killAfterMs);
   return new Promise((resolve) =>
     p.on('close', (code) => {
       clearTimeout(timer);
@@ -49,22 +52,40 @@ function batch(args: string[], env: Record<string, string> = {}): Promise<Run> {
   );
 }
 
+/** `--target TARGET --mode batch_normal --plan PLANS --url URL --token TEST_KEY` */
+const batchNormal = (plans: string, url: string, target = DEVICE): string[] => [
+  '--target',
+  target,
+  '--mode',
+  'batch_normal',
+  '--plan',
+  plans,
+  '--url',
+  url,
+  '--token',
+  TEST_KEY,
+];
 const echo = (marker: string) => ({ tool_name: 'echo', tool_type: 'action', parameters: { marker } });
 const planText = (...steps: object[][]) =>
   JSON.stringify({ task: 'batch test', object: '', steps: steps.map((actions) => ({ actions })) });
 
-/** A real server and a device that records every action it runs: `boom` fails, `vanish` disconnects the device. */
-async function startServerAndDevice(): Promise<{ port: number; actions: string[] }> {
-  const server = await startTestServer();
-  cleanups.push(() => server.close());
+/**
+ * A connected device `dev-1` that records every action it runs as `tool:marker`, each taking `delayMs`: `boom`
+ * fails, `vanish` disconnects the device.
+ */
+async function recordingDevice(
+  url: string,
+  reconnect: ReconnectOptions | false,
+  delayMs = 0,
+): Promise<{ device: AipDeviceClient; actions: string[] }> {
   const actions: string[] = [];
   const device: AipDeviceClient = new AipDeviceClient({
-    url: `ws://127.0.0.1:${server.port}/ws`,
+    url,
     token: TEST_KEY,
     clientId: DEVICE,
     platform: 'linux',
-    reconnect: false,
-    onCommand: (cmd) => {
+    reconnect,
+    onCommand: async (cmd) => {
       const results: ResultInput[] = [];
       for (const a of cmd.actions ?? []) {
         const marker = typeof a.parameters?.marker === 'string' ? a.parameters.marker : '';
@@ -73,6 +94,7 @@ async function startServerAndDevice(): Promise<{ port: number; actions: string[]
           void device.close();
           return new Promise<ResultInput[]>(() => undefined);
         }
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
         results.push(
           a.tool_name === 'boom'
             ? { status: 'failure', error: 'boom went the tool' }
@@ -82,8 +104,17 @@ async function startServerAndDevice(): Promise<{ port: number; actions: string[]
       return results;
     },
   });
+  device.on('error', () => undefined);
   cleanups.push(() => device.close());
   await device.connect();
+  return { device, actions };
+}
+
+/** A real server and a `recordingDevice` on it. */
+async function startServerAndDevice(): Promise<{ port: number; actions: string[] }> {
+  const server = await startTestServer();
+  cleanups.push(() => server.close());
+  const { actions } = await recordingDevice(`ws://127.0.0.1:${server.port}/ws`, false);
   return { port: server.port, actions };
 }
 
@@ -134,9 +165,9 @@ describe('aipd batch against a real server and device', () => {
     expect(first.out).toContain(`status file: ${statusFile}\n`);
     expect(actions.sort()).toEqual(['echo:a1', 'echo:a2', 'echo:b1', 'echo:b2', 'echo:c1']);
     expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
-      'plan-a': true,
-      'plan-b': true,
-      'plan-c': true,
+      'plans/plan-a': true,
+      'plans/plan-b': true,
+      'plans/plan-c': true,
     });
 
     // Re-run with the token in the URL instead: everything is skipped, the device sees nothing.
@@ -217,13 +248,65 @@ describe('aipd batch against a real server and device', () => {
     ];
     const r1 = await batch(args);
     expect(r1.code).toBe(1);
-    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({ a: true, b: false });
+    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
+      '../plans/a': true,
+      '../plans/b': false,
+    });
     await writeFile(join(plans, 'b.json'), planText([echo('b fixed')]));
     const r2 = await batch(args);
     expect(r2.code).toBe(0);
     expect(r2.out).toMatch(/: 2 plans, 1 completed, 0 failed, 1 skipped in /);
     expect(actions).toEqual(['echo:a', 'boom:', 'echo:b fixed']);
-    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({ a: true, b: true });
+    expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
+      '../plans/a': true,
+      '../plans/b': true,
+    });
+  });
+
+  it('batch_normal keys tasks_status.json by folder: a plan of the same name in a sibling folder still runs', async () => {
+    const { port, actions } = await startServerAndDevice();
+    const url = `ws://127.0.0.1:${port}/ws`;
+    const plans = join(root, 'plans');
+    for (const folder of ['A', 'B', 'U']) {
+      await mkdir(join(plans, folder), { recursive: true });
+      await writeFile(join(plans, folder, 'deploy.json'), planText([echo(`${folder} deploy`)]));
+    }
+    await writeFile(join(plans, 'B', 'other.json'), planText([echo('B other')]));
+    await writeFile(join(plans, 'U', 'notes.json'), planText([echo('U notes')]));
+    const statusFile = join(plans, 'tasks_status.json');
+    const status = async () => JSON.parse(await readFile(statusFile, 'utf8')) as Record<string, boolean>;
+
+    // A's deploy.json, as a single file.
+    const a = await batch(batchNormal(join(plans, 'A', 'deploy.json'), url));
+    expect(a.code).toBe(0);
+    expect(await status()).toEqual({ 'A/deploy': true });
+    // B's deploy.json is another plan: it runs, it is not "skipped … done".
+    const b = await batch(batchNormal(join(plans, 'B', 'deploy.json'), url));
+    expect(b.code).toBe(0);
+    expect(b.err).toMatch(/^\[1\/1\] deploy\.json completed/m);
+    expect(b.out).toMatch(/: 1 plan, 1 completed, 0 failed, 0 skipped in /);
+    expect(actions).toEqual(['echo:A deploy', 'echo:B deploy']);
+    // Folder B: its deploy (done above, as a file) is skipped, its other plan runs.
+    const folderB = await batch(batchNormal(join(plans, 'B'), url));
+    expect(folderB.code).toBe(0);
+    expect(folderB.err).toMatch(/^\[1\/2\] deploy\.json skipped/m);
+    expect(actions.at(-1)).toBe('echo:B other');
+    expect(await status()).toEqual({ 'A/deploy': true, 'B/deploy': true, 'B/other': true });
+
+    // A UFO status file (bare stems) written for folder U, whose plan files it matches best: U's done plan is
+    // skipped, the other runs, and its entries become U's.
+    await writeFile(statusFile, JSON.stringify({ ...(await status()), deploy: true, notes: false }));
+    const u = await batch(batchNormal(join(plans, 'U'), url));
+    expect(u.code).toBe(0);
+    expect(u.out).toMatch(/: 2 plans, 1 completed, 0 failed, 1 skipped in /);
+    expect(await status()).toEqual({
+      'A/deploy': true,
+      'B/deploy': true,
+      'B/other': true,
+      'U/deploy': true,
+      'U/notes': true,
+    });
+    expect(actions.slice(3)).toEqual(['echo:U notes']);
   });
 
   it('reports a device that is not connected up front (exit 2) and one that goes offline mid-batch (exit 1)', async () => {
@@ -235,36 +318,14 @@ describe('aipd batch against a real server and device', () => {
     await writeFile(join(plans, 'c.json'), planText([echo('c')]));
     const url = `ws://127.0.0.1:${port}/ws`;
 
-    const ghost = await batch([
-      '--target',
-      'ghost',
-      '--mode',
-      'batch_normal',
-      '--plan',
-      plans,
-      '--url',
-      url,
-      '--token',
-      TEST_KEY,
-    ]);
+    const ghost = await batch(batchNormal(plans, url, 'ghost'));
     expect(ghost.code).toBe(2);
     expect(ghost.err).toBe(
       `aipd: device 'ghost' is not connected to ${url} (server: Target device 'ghost' is not connected)\n`,
     );
     expect(ghost.out).toBe('');
 
-    const r = await batch([
-      '--target',
-      DEVICE,
-      '--mode',
-      'batch_normal',
-      '--plan',
-      plans,
-      '--url',
-      url,
-      '--token',
-      TEST_KEY,
-    ]);
+    const r = await batch(batchNormal(plans, url));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^\[1\/3\] a\.json completed/m);
     expect(r.err).toMatch(
@@ -278,11 +339,60 @@ describe('aipd batch against a real server and device', () => {
     expect(r.out).toMatch(/: 3 plans, 1 completed, 1 failed, 0 skipped, 1 not run in /);
     expect(actions).toEqual(['echo:a', 'vanish:']);
     expect(JSON.parse(await readFile(join(root, 'tasks_status.json'), 'utf8'))).toEqual({
-      a: true,
-      b: false,
-      c: false,
+      'plans/a': true,
+      'plans/b': false,
+      'plans/c': false,
     });
   });
+});
+
+describe('aipd batch across a SIGKILL and restart of aipd serve', () => {
+  it('reconnects as the same client, gets the resumed task_end, records it in tasks_status.json and runs on (exit 0)', async () => {
+    const dataDir = join(root, 'data');
+    await mkdir(dataDir);
+    const serveOn = (port: number): Promise<ServedProcess> =>
+      serveProcess(port, TEST_KEY, { env: { AIPD_STORE: 'sqlite', AIPD_DATA_DIR: dataDir }, track: procs });
+    const first = await serveOn(0);
+    const url = `ws://127.0.0.1:${first.port}/ws`;
+    const { actions } = await recordingDevice(url, { initialDelayMs: 100, maxDelayMs: 500 }, 150);
+
+    const plans = join(root, 'plans');
+    await mkdir(plans);
+    const long = Array.from({ length: 10 }, (_, i) => [echo(`a${i}`)]);
+    await writeFile(join(plans, 'a.json'), planText(...long));
+    await writeFile(join(plans, 'b.json'), planText([echo('b0')]));
+    const args = batchNormal(plans, url);
+    const run = batch(args, {}, 80_000);
+    await until(() => actions.length >= 3, 'three steps of a.json', 30_000);
+    first.proc.kill('SIGKILL');
+    await first.exit;
+    await serveOn(first.port);
+
+    const r = await run;
+    expect(r.err).toMatch(
+      new RegExp(
+        String.raw`^aipd: lost the connection to ws://127\.0\.0\.1:${first.port}/ws \(code 1006\); reconnecting as batch-[0-9a-f]{8}@dev-1, waiting up to 600\.0 s for the tasks in flight$`,
+        'm',
+      ),
+    );
+    expect(r.err).toMatch(/^aipd: registered again with /m);
+    expect(r.err).toMatch(new RegExp(`^\\[1/2\\] a\\.json completed \\(${T}\\)$`, 'm'));
+    expect(r.err).toMatch(new RegExp(`^\\[2/2\\] b\\.json completed \\(${T}\\)$`, 'm'));
+    expect(r.out).toMatch(/: 2 plans, 2 completed, 0 failed, 0 skipped in /);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(await readFile(join(root, 'tasks_status.json'), 'utf8'))).toEqual({
+      'plans/a': true,
+      'plans/b': true,
+    });
+    // Every step of a ran (at most the one in flight at the kill twice), then b.
+    expect(new Set(actions)).toEqual(new Set([...long.map((_, i) => `echo:a${i}`), 'echo:b0']));
+    expect(actions.length).toBeLessThanOrEqual(12);
+    expect(actions.at(-1)).toBe('echo:b0');
+    // A re-run has nothing left to do.
+    const again = await batch(args);
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/: 2 plans, 0 completed, 0 failed, 2 skipped in /);
+  }, 120_000);
 });
 
 describe('aipd batch errors (exit 2, one line)', () => {
@@ -355,15 +465,21 @@ describe('aipd batch errors (exit 2, one line)', () => {
   });
 });
 
+/** A mock server (token `secret`) that ACKs every task and ends it completed at once. */
+async function completingServer(): Promise<MockAipServer> {
+  const srv = await MockAipServer.start({ token: 'secret' });
+  cleanups.push(() => srv.close());
+  srv.onMessage = (conn, m) => {
+    if (m.type !== 'task') return;
+    conn.send({ type: 'heartbeat', status: 'ok', session_id: m.session_id });
+    conn.send({ type: 'task_end', status: 'completed', session_id: m.session_id, result: { ok: true } });
+  };
+  return srv;
+}
+
 describe('aipd batch wire format and flags', () => {
   it('sends each plan as a constellation task for the device with metadata.mode and the plan text', async () => {
-    const srv = await MockAipServer.start({ token: 'secret' });
-    cleanups.push(() => srv.close());
-    srv.onMessage = (conn, m) => {
-      if (m.type !== 'task') return;
-      conn.send({ type: 'heartbeat', status: 'ok', session_id: m.session_id });
-      conn.send({ type: 'task_end', status: 'completed', session_id: m.session_id, result: { ok: true } });
-    };
+    const srv = await completingServer();
     const plans = join(root, 'my plans');
     await mkdir(plans);
     const text = planText([echo('x')]);
@@ -400,6 +516,32 @@ describe('aipd batch wire format and flags', () => {
     });
   });
 
+  it('registers as the same client id on every run of the same plans (derived from the status file), unless --client-id', async () => {
+    const srv = await completingServer();
+    const plans = join(root, 'plans');
+    await mkdir(join(plans, 'A'), { recursive: true });
+    await writeFile(join(plans, 'A', 'x.json'), planText([echo('x')]));
+    const args = ['--target', DEVICE, '--url', srv.url, '--token', 'secret'];
+    const runs = [
+      ['--mode', 'follower', '--plan', join(plans, 'A')],
+      ['--mode', 'follower', '--plan', join(plans, 'A')],
+      ['--mode', 'batch_normal', '--plan', join(plans, 'A')],
+      ['--mode', 'batch_normal', '--plan', join(plans, 'A', 'x.json')],
+      ['--mode', 'follower', '--plan', join(plans, 'A'), '--status-file', join(plans, 'tasks_status.json')],
+    ];
+    for (const extra of runs) expect((await batch([...args, ...extra])).code).toBe(0);
+    const ids = srv.registrations.map((m) => m.client_id);
+    expect(ids[0]).toMatch(/^batch-[0-9a-f]{8}@dev-1$/);
+    expect(ids[0]).toBe(ids[1]);
+    expect(ids[0]).toBe(batchClientId(DEVICE, join(plans, 'A')));
+    // batch_normal: the status file (plans/tasks_status.json) names the run, whether a folder or a file of it.
+    expect(ids[2]).toBe(batchClientId(DEVICE, join(plans, 'tasks_status.json')));
+    expect(ids[3]).toBe(ids[2]);
+    expect(ids[4]).toBe(ids[2]);
+    expect(ids[2]).not.toBe(ids[0]);
+    expect(batchClientId('other', join(plans, 'A'))).toMatch(/@other$/);
+  });
+
   it('parses flags and the environment', () => {
     const ok = parseBatchArgs(
       ['--target', 'd', '--mode', 'batch_normal', '--plan', 'p', '--concurrency', '4'],
@@ -433,6 +575,13 @@ describe('aipd batch wire format and flags', () => {
     expect(err([...base, '--url', 'http://x/ws'])).toMatch(/^--url: expected ws:/);
     expect(err(['--target', 'd', '--mode', 'follower', '--plan', 'p'])).toMatch(/^--token: required/);
     expect(err([...base, '--bogus'])).toMatch(/bogus/);
+    expect(err([...base, '--resume-wait-ms', '1.5'])).toBe(
+      '--resume-wait-ms: expected a whole number of milliseconds, got "1.5"',
+    );
+    expect(parseBatchArgs([...base, '--resume-wait-ms', '2500'], {})).toMatchObject({
+      options: { resumeWaitMs: 2500 },
+    });
+    expect(parseBatchArgs(base, {})).toMatchObject({ options: { resumeWaitMs: 600_000 } });
     expect(parseBatchArgs(['--help'], {})).toEqual({ ok: true, help: true });
   });
 });

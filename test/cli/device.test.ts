@@ -2,10 +2,11 @@
  * `aipd device` as a real child process against a real server: what it advertises at registration, channels
  * served through the server to a controller (a stdio command, a RESET that kills the process group, a file list),
  * SIGTERM (exit 0, its processes gone), waiting for a server that is not up yet and reconnecting after a server
- * restart, and bad flags (exit 2 with a message).
+ * restart, `--plan` through a SIGKILL and restart of `aipd serve` (and its bounded wait when the server stays
+ * down), and bad flags (exit 2 with a message).
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,9 +16,17 @@ import type { ChannelEndpoint } from '../../src/channel/endpoint.js';
 import { attachChannelMux } from '../../src/client/channels/attach.js';
 import { listFiles } from '../../src/client/channels/file-client.js';
 import { ptyAvailable } from '../../src/client/channels/pty.js';
+import { parseDeviceFlags } from '../../src/cli/device-flags.js';
 import { AipControllerClient } from '../../src/client/index.js';
 import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
-import { aipdProcess, collect, waitForLine, type Collected } from '../helpers/cli-process.js';
+import {
+  aipdProcess,
+  collect,
+  serveProcess,
+  waitForLine,
+  type Collected,
+  type ServedProcess,
+} from '../helpers/cli-process.js';
 import { alive, until } from '../helpers/process.js';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -239,4 +248,100 @@ describe('aipd device (a real child process)', () => {
       }),
     );
   });
+});
+
+describe('aipd device --plan across a server crash (real processes)', () => {
+  const STEPS = 8;
+  /** A plan whose step i appends `s<i>` to ran.log in the device's --root, then sleeps 300 ms. */
+  const slowPlan = JSON.stringify({
+    task: 'crash me',
+    steps: Array.from({ length: STEPS }, (_, i) => ({
+      actions: [
+        {
+          tool_name: 'execute_command',
+          tool_type: 'action',
+          parameters: { command: `echo s${i} >> ran.log; sleep 0.3` },
+        },
+      ],
+    })),
+  });
+
+  async function setUp(name: string): Promise<{ root: string; dataDir: string; planFile: string }> {
+    const root = await mkdtemp(path.join(tmp, `${name}-root-`));
+    const dataDir = await mkdtemp(path.join(tmp, `${name}-data-`));
+    const planFile = path.join(tmp, `${name}-plan.json`);
+    await writeFile(planFile, slowPlan);
+    return { root, dataDir, planFile };
+  }
+  const serveOn = (port: number, dataDir: string): Promise<ServedProcess> =>
+    serveProcess(port, TEST_KEY, { env: { AIPD_STORE: 'sqlite', AIPD_DATA_DIR: dataDir }, track: procs });
+  /** `aipd device --plan` with exec in `root`, logging warnings only. */
+  const planDevice = (port: number, id: string, root: string, planFile: string, extra: string[] = []) =>
+    device([
+      ...['--url', `ws://127.0.0.1:${port}/ws`, '--token', TEST_KEY, '--client-id', id],
+      ...['--root', root, '--allow-exec', '--log-level', 'warn', ...extra, '--plan', planFile],
+    ]);
+  const ranLines = async (root: string): Promise<string[]> =>
+    (await readFile(path.join(root, 'ran.log'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+
+  it('keeps reconnecting after SIGKILL of aipd serve and prints the task_end of the resumed task (exit 0)', async () => {
+    const { root, dataDir, planFile } = await setUp('resume');
+    const first = await serveOn(0, dataDir);
+    const { io } = planDevice(first.port, 'plan-dev', root, planFile);
+    await until(async () => (await ranLines(root)).length >= 2, 'two steps before the kill', 30_000);
+    first.proc.kill('SIGKILL');
+    await first.exit;
+    await serveOn(first.port, dataDir);
+
+    expect(await io.exit).toBe(0);
+    expect(io.err()).not.toMatch(/aipd:|Error/);
+    const printed = JSON.parse(io.out()) as { status: string; result: { steps_completed: number } };
+    expect(printed).toMatchObject({ status: 'completed', result: { steps_completed: STEPS } });
+    const ran = await ranLines(root);
+    expect(new Set(ran)).toEqual(new Set(Array.from({ length: STEPS }, (_, i) => `s${i}`)));
+    expect(ran.length).toBeLessThanOrEqual(STEPS + 1); // at most the step in flight ran twice
+
+    const list = (await (
+      await fetch(`http://127.0.0.1:${first.port}/sessions?session_type=task`, {
+        headers: { 'x-api-key': TEST_KEY },
+      })
+    ).json()) as {
+      status: string;
+      status_history: { status: string }[];
+      task: { requester_notified: boolean };
+    }[];
+    expect(list).toHaveLength(1);
+    expect(list[0]!.status_history.map((h) => h.status)).toEqual([
+      'active',
+      'crashed',
+      'active',
+      'completed',
+    ]);
+    expect(list[0]!.task.requester_notified).toBe(true);
+  }, 90_000);
+
+  it('--resume-wait-ms: 600000 by default, a whole number of milliseconds', () => {
+    expect(parseDeviceFlags(['--token', 'k']).resumeWaitMs).toBe(600_000);
+    expect(parseDeviceFlags(['--token', 'k', '--resume-wait-ms', '0']).resumeWaitMs).toBe(0);
+    expect(() => parseDeviceFlags(['--token', 'k', '--resume-wait-ms', 'soon'])).toThrow(
+      "--resume-wait-ms: 'soon' is not a whole number of milliseconds",
+    );
+  });
+
+  it('gives up with a one-line error (exit 1) when no task_end comes within --resume-wait-ms of the drop', async () => {
+    const { root, dataDir, planFile } = await setUp('gone');
+    const first = await serveOn(0, dataDir);
+    const { io } = planDevice(first.port, 'plan-dev-2', root, planFile, ['--resume-wait-ms', '1500']);
+    await until(async () => (await ranLines(root)).length >= 1, 'a step before the kill', 30_000);
+    first.proc.kill('SIGKILL');
+    await first.exit;
+    const t0 = Date.now();
+    expect(await io.exit).toBe(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+    expect(io.out()).toBe('');
+    expect(io.err()).toMatch(
+      /^aipd: No task_end for session \S+ within 1500 ms \(resumeWaitMs\) of losing the connection \(code 1006\); /m,
+    );
+    expect(io.err()).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
 });

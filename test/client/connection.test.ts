@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AipControllerClient, AipDeviceClient, type DisconnectInfo } from '../../src/client/index.js';
+import {
+  AipControllerClient,
+  AipDeviceClient,
+  type DeviceClientOptions,
+  type DisconnectInfo,
+} from '../../src/client/index.js';
 import { SUBPROTOCOL_MSGPACK } from '../../protocol/index.js';
 import { MockAipServer } from './mock-server.js';
 
@@ -191,6 +196,19 @@ describe('framing', () => {
   });
 });
 
+/** A tracked device client of `server` that reconnects within tens of ms; `opts` adds to or overrides that. */
+function reconnectingDevice(opts: Partial<DeviceClientOptions> = {}): AipDeviceClient {
+  return track(
+    new AipDeviceClient({
+      url: server!.url,
+      token: 'secret',
+      clientId: 'd1',
+      reconnect: { initialDelayMs: 20, maxDelayMs: 50 },
+      ...opts,
+    }),
+  );
+}
+
 describe('disconnects and reconnection', () => {
   it('rejects pending ACK and task_end waiters when the connection drops', async () => {
     server = await MockAipServer.start();
@@ -222,12 +240,10 @@ describe('disconnects and reconnection', () => {
     const attempts: number[] = [];
     c.on('reconnecting', (i) => attempts.push(i.attempt));
     await c.connect();
-    const pending = c.waitTaskEnd('s1');
     const drop = once<DisconnectInfo>(c, 'disconnected');
     const again = once<{ reconnected: boolean }>(c, 'registered');
     server.last.ws.terminate();
     expect((await drop).willReconnect).toBe(true);
-    await expect(pending).rejects.toThrow(/reconnecting/);
     expect(await again).toEqual({ reconnected: true });
     expect(attempts).toEqual([1]);
     expect(server.registrations).toHaveLength(2);
@@ -242,6 +258,82 @@ describe('disconnects and reconnection', () => {
     });
     const { conn } = await server.next((m) => m.prev_response_id === 'post');
     expect(conn).toBe(server.last);
+  });
+
+  it('keeps a task_end waiter through a reconnect: the task_end sent after the new registration resolves it', async () => {
+    server = await MockAipServer.start();
+    const c = reconnectingDevice();
+    await c.connect();
+    const before = c.waitTaskEnd('s1');
+    const settled: string[] = [];
+    void before.then(
+      () => settled.push('resolved'),
+      (e: Error) => settled.push(e.message),
+    );
+    const drop = once<DisconnectInfo>(c, 'disconnected');
+    server.last.ws.terminate();
+    expect((await drop).willReconnect).toBe(true);
+    // Asked while it reconnects (e.g. the ACK came just before the drop): kept as well.
+    const during = c.waitTaskEnd('s2');
+    await once(c, 'registered');
+    expect(settled).toEqual([]);
+    const end = { type: 'task_end', status: 'completed', result: { ok: true } } as const;
+    server.last.send({ ...end, session_id: 's1' });
+    server.last.send({ ...end, session_id: 's2' });
+    expect(await before).toMatchObject({ type: 'task_end', status: 'completed', session_id: 's1' });
+    expect(await during).toMatchObject({ type: 'task_end', session_id: 's2' });
+  });
+
+  it('rejects a kept waiter once resumeWaitMs has passed since the drop, naming the session and the bound', async () => {
+    server = await MockAipServer.start();
+    const c = reconnectingDevice({ resumeWaitMs: 300 });
+    await c.connect();
+    const pending = c.waitTaskEnd('lost').catch((e: Error) => e.message);
+    const t0 = Date.now();
+    server.last.ws.terminate();
+    await once(c, 'registered'); // back at once, but the server never sends its task_end
+    const msg = await pending;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
+    expect(msg).toMatch(
+      /^No task_end for session lost within 300 ms \(resumeWaitMs\) of losing the connection \(code 1006\); .*GET \/sessions\/lost/,
+    );
+    // A waiter after the new registration has no such bound (the connection is up).
+    const later = c.waitTaskEnd('later');
+    await new Promise((r) => setTimeout(r, 400));
+    server.last.send({ type: 'task_end', status: 'failed', session_id: 'later', error: 'x' });
+    expect(await later).toMatchObject({ session_id: 'later', status: 'failed' });
+  });
+
+  it('resumeWaitMs 0 rejects task_end waiters at the drop, as before', async () => {
+    server = await MockAipServer.start();
+    const c = reconnectingDevice({ resumeWaitMs: 0 });
+    await c.connect();
+    const pending = c.waitTaskEnd('s1');
+    const drop = once<DisconnectInfo>(c, 'disconnected');
+    server.last.ws.terminate();
+    expect((await drop).willReconnect).toBe(true);
+    await expect(pending).rejects.toThrow(/Connection lost \(code 1006; reconnecting\)/);
+    await expect(c.waitTaskEnd('s2')).rejects.toThrow(/Not connected/);
+  });
+
+  it('rejects kept waiters when it is closed or gives up while reconnecting', async () => {
+    server = await MockAipServer.start();
+    const closed = reconnectingDevice({ clientId: 'closed' });
+    const givesUp = reconnectingDevice({
+      clientId: 'gives-up',
+      reconnect: { initialDelayMs: 50, maxDelayMs: 50, maxRetries: 2 },
+    });
+    await closed.connect();
+    await givesUp.connect();
+    const a = closed.waitTaskEnd('a').catch((e: Error) => e.message);
+    const b = givesUp.waitTaskEnd('b').catch((e: Error) => e.message);
+    const final = once<DisconnectInfo>(givesUp, 'disconnected', (i) => !i.willReconnect);
+    await server.close();
+    server = null;
+    await closed.close();
+    expect(await a).toBe('Client closed');
+    expect((await final).reason).toMatch(/gave up after 2 attempts/);
+    expect(await b).toBe('Connection lost (code 1006: gave up after 2 attempts; closed)');
   });
 
   it('gives up after maxRetries and reports a final disconnected', async () => {

@@ -139,7 +139,12 @@ describe('SessionPool folder runs', () => {
     ]);
     expect(first.statusErrors).toEqual([]);
     const status = JSON.parse(await readFile(first.statusFile!, 'utf8'));
-    expect(status).toEqual({ four: false, one: true, three: true, two: false });
+    expect(status).toEqual({
+      'tasks/four': false,
+      'tasks/one': true,
+      'tasks/three': true,
+      'tasks/two': false,
+    });
     // plan object picks the application for later batches
     expect(ex.batches.find((b) => b.actions[0]!.tool_name === 'a2')).toMatchObject({
       agent_name: 'AppAgent',
@@ -160,10 +165,10 @@ describe('SessionPool folder runs', () => {
     ]);
     expect(ex2.batches.map((b) => b.actions[0]!.tool_name)).toEqual(['bad']);
     expect(JSON.parse(await readFile(first.statusFile!, 'utf8'))).toEqual({
-      four: false,
-      one: true,
-      three: true,
-      two: true,
+      'tasks/four': false,
+      'tasks/one': true,
+      'tasks/three': true,
+      'tasks/two': true,
     });
     // no temporary files left behind
     expect((await readdir(root)).sort()).toEqual(['tasks', 'tasks_status.json']);
@@ -181,12 +186,13 @@ describe('SessionPool folder runs', () => {
     });
     expect(report.skipped).toEqual(['one']);
     expect(report.outcomes.map((o) => o.stem)).toEqual(['four', 'three', 'two']);
+    // Its bare-stem (UFO) entries were written for this folder: they become its keys.
     expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
-      one: true,
-      two: true,
-      gone: true,
-      three: true,
-      four: false,
+      'tasks/one': true,
+      'tasks/two': true,
+      'tasks/gone': true,
+      'tasks/three': true,
+      'tasks/four': false,
     });
   });
 
@@ -251,6 +257,49 @@ describe('TaskStatusFile', () => {
     await Promise.all([f.markDone('a'), f.markDone('b'), f.markDone('c')]);
     expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ a: true, b: true, c: true });
     expect(f.isDone('b')).toBe(true);
+  });
+
+  it('keys plans by folder and stem, and adopts bare-stem (UFO) entries only for the folder they match best', async () => {
+    const path = join(root, 'tasks_status.json');
+    const folders = { A: ['deploy', 'x'], B: ['deploy', 'c1', 'c2'], C: ['deploy', 'x'] };
+    for (const [name, stems] of Object.entries(folders)) {
+      await mkdir(join(root, name));
+      for (const stem of stems) await writeFile(join(root, name, `${stem}.json`), plan(stem));
+    }
+    // A UFO file written for A: { stem: done }.
+    await writeFile(path, JSON.stringify({ deploy: true, x: false }));
+    const read = async () => JSON.parse(await readFile(path, 'utf8')) as Record<string, boolean>;
+
+    // B shares a stem with it but matches it worse than A: B's deploy never ran.
+    const b = await TaskStatusFile.open(path, ['deploy'], join(root, 'B'));
+    expect(b.isDone('deploy')).toBe(false);
+    expect(await read()).toEqual({ deploy: true, x: false, 'B/deploy': false });
+    // C matches as well as A: nobody can tell whose they are, so C does not take them either.
+    expect((await TaskStatusFile.open(path, ['deploy', 'x'], join(root, 'C'))).isDone('deploy')).toBe(false);
+
+    await rm(join(root, 'C'), { recursive: true });
+    const a = await TaskStatusFile.open(path, ['deploy', 'x'], join(root, 'A'));
+    expect(a.isDone('deploy')).toBe(true);
+    expect(a.isDone('x')).toBe(false);
+    await a.markDone('x');
+    expect(await read()).toEqual({
+      'A/deploy': true,
+      'A/x': true,
+      'B/deploy': false,
+      'C/deploy': false,
+      'C/x': false,
+    });
+    // Adopted once: B still does not see A's entries.
+    expect((await TaskStatusFile.open(path, ['deploy'], join(root, 'B'))).isDone('deploy')).toBe(false);
+    // A status file inside the plan folder, or elsewhere.
+    expect((await TaskStatusFile.open(join(root, 'A', 's.json'), ['x'], join(root, 'A'))).snapshot()).toEqual(
+      {
+        './x': false,
+      },
+    );
+    expect((await TaskStatusFile.open(join(root, 'B', 's.json'), ['x'], join(root, 'A'))).snapshot()).toEqual(
+      { '../A/x': false },
+    );
   });
 
   it('refuses a file that is not a JSON object and leaves it untouched', async () => {

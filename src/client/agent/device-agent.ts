@@ -38,6 +38,8 @@ export interface DeviceAgentOptions {
   readonly logger: Logger;
   /** Backoff of the first connection and of reconnects; default 500 ms doubling to 10 s, without end. */
   readonly reconnect?: ReconnectOptions;
+  /** The client's `resumeWaitMs`: how long a `task_end` wait outlives a dropped connection. */
+  readonly resumeWaitMs?: number;
 }
 
 /** `metadata.aipd_device` of the agent's `register` frame. */
@@ -94,6 +96,7 @@ export class DeviceAgent {
       clientId: opts.clientId,
       platform: opts.platform,
       reconnect: opts.reconnect ?? {},
+      ...(opts.resumeWaitMs !== undefined ? { resumeWaitMs: opts.resumeWaitMs } : {}),
       logger: opts.logger,
       metadata: () => ({ aipd_device: this.metadata }),
       onCommand: async (cmd) => {
