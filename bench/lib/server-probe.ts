@@ -7,7 +7,7 @@
  * This is the server-side half of a latency row: the client-side p99 says how late the answers were, these say
  * how much of that the server's own pauses explain.
  */
-import { parseExposition, valueOf } from '../../ui/src/prom-text.js';
+import { parseExposition, valueOf } from '../../src/lib/prom-text.js';
 
 export interface ProbeReading {
   /** GC pause seconds and counts since the process started, by prom-client's `kind`. */

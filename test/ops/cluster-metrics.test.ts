@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExposition, valueOf } from '../../ui/src/prom-text.js';
+import { parseExposition, valueOf } from '../../src/lib/prom-text.js';
 import { startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { RawClient } from '../helpers/raw-client.js';

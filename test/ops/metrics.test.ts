@@ -12,7 +12,7 @@ import {
   sumOf,
   valueOf as value,
   type Exposition,
-} from '../../ui/src/prom-text.js';
+} from '../../src/lib/prom-text.js';
 
 const TOKEN = 'metrics-token-0123456789';
 

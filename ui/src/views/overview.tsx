@@ -4,7 +4,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { text } from '../api.js';
-import { parseExposition, sumOf, type Exposition } from '../prom-text.js';
+import { parseExposition, sumOf, type Exposition } from '../../../src/lib/prom-text.js';
 
 const EVERY_MS = 2000;
 const POINTS = 60;

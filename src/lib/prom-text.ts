@@ -1,5 +1,5 @@
 /**
- * A strict reader of the Prometheus text exposition format (0.0.4), for the dashboard's overview and the tests: every line is a `# HELP`, a
+ * A strict reader of the Prometheus text exposition format (0.0.4), for the dashboard's overview, the bench and the tests: every line is a `# HELP`, a
  * `# TYPE` or a sample `name{label="value",…} number`; anything else throws. (The npm parser that was tried,
  * parse-prometheus-text-format 1.1.1, drops the labels, sums and counts of labelled histograms.)
  */
