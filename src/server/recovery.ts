@@ -107,16 +107,9 @@ export class TaskRecovery {
 
   /** Starts listening for returning devices and requesters, and the grace timer. */
   async start(): Promise<void> {
+    const crashed = await this.crashedTasks();
     if (this.opts.resume === 'auto') {
-      let cursor: string | null = null;
-      do {
-        const page = await this.records.sessions.list(
-          { managed_by: this.records.nodeId, status: ['crashed'], session_type: 'task' },
-          { limit: PAGE, cursor },
-        );
-        for (const rec of page.items) if (rec.task) this.waiting.set(rec.id, rec.task.executor);
-        cursor = page.next;
-      } while (cursor);
+      for (const { id, executor } of crashed) this.waiting.set(id, executor);
       if (this.waiting.size > 0) {
         this.log.info(
           { tasks: this.waiting.size, grace_ms: this.opts.resumeGraceMs },
@@ -126,7 +119,14 @@ export class TaskRecovery {
         this.graceTimer.unref();
       }
     } else {
-      await this.failCrashed();
+      // `--resume never`: they end failed now. Left crashed, the requester would wait for `task_end` and
+      // `/api/task_result` answer `pending` for ever, and the session id could never be used again.
+      for (const { id } of crashed) {
+        const rec = await this.records.sessions.get(id);
+        if (rec?.status === 'crashed') await this.fail(rec, NOT_RESUMED_NEVER, true);
+      }
+      if (crashed.length > 0)
+        this.log.warn({ tasks: crashed.length }, 'crashed tasks ended failed (--resume never)');
     }
     // In a cluster every node sweeps the crashed tasks (of nodes that died since, too): to resume or fail them.
     const shared = this.opts.clusterSweepMs !== undefined;
@@ -227,26 +227,21 @@ export class TaskRecovery {
   }
 
   /**
-   * `--resume never`: every crashed task of this node ends failed now, and its requester is told (now, or when it
-   * registers again). Left crashed, its requester would wait for `task_end` and `/api/task_result` answer
-   * `pending` forever, and its session id could never be used again.
+   * The crashed AIP tasks this node was running (marked by `markCrashed`): ids and executors only, since a record
+   * carries its request, which may be large.
    */
-  private async failCrashed(): Promise<void> {
-    const ids: string[] = [];
+  private async crashedTasks(): Promise<{ id: string; executor: string }[]> {
+    const out: { id: string; executor: string }[] = [];
     let cursor: string | null = null;
     do {
       const page = await this.records.sessions.list(
         { managed_by: this.records.nodeId, status: ['crashed'], session_type: 'task' },
         { limit: PAGE, cursor },
       );
-      for (const rec of page.items) if (rec.task) ids.push(rec.id);
+      for (const rec of page.items) if (rec.task) out.push({ id: rec.id, executor: rec.task.executor });
       cursor = page.next;
     } while (cursor);
-    for (const id of ids) {
-      const rec = await this.records.sessions.get(id);
-      if (rec?.status === 'crashed') await this.fail(rec, NOT_RESUMED_NEVER, true);
-    }
-    if (ids.length > 0) this.log.warn({ tasks: ids.length }, 'crashed tasks ended failed (--resume never)');
+    return out;
   }
 
   /** The grace period is over: every task still waiting ends failed, and its requester is told. */

@@ -108,7 +108,10 @@ async function runThenKill(o: { id: string; steps: number; killAfter: number; ex
   first.proc.kill('SIGKILL');
   await first.exit;
   const base = `http://127.0.0.1:${first.port}`;
-  return { ...p, base, restart: () => serve(first.port, dataDir, o.extra) };
+  /** GET `path` with the key, as JSON. */
+  const get = async <T>(path: string): Promise<T> =>
+    (await (await fetch(`${base}${path}`, { headers: { 'x-api-key': KEY } })).json()) as T;
+  return { ...p, get, restart: () => serve(first.port, dataDir, o.extra) };
 }
 
 /** Every step of an n-step plan ran, and at most one (the one in flight at the crash) ran twice. */
@@ -130,17 +133,14 @@ describe('crash recovery', () => {
     expect((end.result as { steps_completed: number }).steps_completed).toBe(STEPS);
     expectEveryStepAtMostOneTwice(r.ran, STEPS);
 
-    const headers = { 'x-api-key': KEY };
-    const session = (await (await fetch(`${r.base}/sessions/crash-task`, { headers })).json()) as {
+    const session = await r.get<{
       status: string;
       status_history: { status: string; reason?: string }[];
-    };
+    }>('/sessions/crash-task');
     expect(session.status).toBe('completed');
     expect(session.status_history.map((h) => h.status)).toEqual(['active', 'crashed', 'active', 'completed']);
     expect(session.status_history[1]!.reason).toBe('aipd stopped unexpectedly while this session was active');
-    const result = (await (
-      await fetch(`${r.base}/api/task_result/crash_task`, { headers })
-    ).json()) as Record<string, unknown>;
+    const result = await r.get<Record<string, unknown>>('/api/task_result/crash_task');
     expect(result).toMatchObject({ status: 'done', task_status: 'completed', session_id: 'crash-task' });
   }, 120_000);
 
@@ -159,17 +159,14 @@ describe('crash recovery', () => {
     expect(r.ends[0]).toMatchObject({ status: 'failed', session_id: 'never-task', error: reason });
     expect(r.ran.length).toBe(ranBefore);
 
-    const headers = { 'x-api-key': KEY };
-    const session = (await (await fetch(`${r.base}/sessions/never-task`, { headers })).json()) as {
+    const session = await r.get<{
       status_history: { status: string }[];
       task: { state: string; state_history: { state: string; reason?: string }[] };
-    };
+    }>('/sessions/never-task');
     expect(session.status_history.map((h) => h.status)).toEqual(['active', 'crashed', 'failed']);
     expect(session.task.state).toBe('failed');
     expect(session.task.state_history.at(-1)).toMatchObject({ state: 'failed', reason });
-    const result = (await (
-      await fetch(`${r.base}/api/task_result/never_task`, { headers })
-    ).json()) as Record<string, unknown>;
+    const result = await r.get<Record<string, unknown>>('/api/task_result/never_task');
     expect(result).toMatchObject({ status: 'done', task_status: 'failed', session_id: 'never-task' });
   }, 120_000);
 

@@ -205,10 +205,10 @@ export function shownUrl(url: string): string {
   return u.toString();
 }
 
-/** The texts an error must not quote: the API key, the URL's password and its query's values (raw and encoded). */
+/** The texts an error must not quote: the API key, the URL's password and its query's values (decoded and as sent). */
 function secretsOf(url: string, apiKey: string | undefined): string[] {
   const u = new URL(url);
-  const all = [apiKey ?? '', decodeURIComponent(u.password), u.password, ...u.searchParams.values()];
+  const all = [apiKey ?? '', u.password, ...u.searchParams.values()];
   for (const raw of u.search.slice(1).split('&')) all.push(raw.slice(raw.indexOf('=') + 1));
   // Longest first, so that a secret containing another is replaced whole.
   return [...new Set(all.filter((s) => s.length >= MIN_SECRET_CHARS))].sort((a, b) => b.length - a.length);
