@@ -8,7 +8,7 @@ import { LatencyHistogram } from '../../src/cli/loadtest-hist.js';
 import type { AipSnapshot } from '../../src/cli/loadtest-core.js';
 import type { ChildMsg, LoadgenConfig, ParentMsg } from '../loadgen.js';
 import { bar, progress } from './progress.js';
-import { cpuSeconds, rssBytes, sleep, track, type StartedServer } from './proc.js';
+import { cpuSeconds, cpuTimes, rssBytes, sleep, track, type StartedServer } from './proc.js';
 import { probeWindow, type ProbeReading, type ProbeWindow } from './server-probe.js';
 
 const LOADGEN = fileURLToPath(new URL('../loadgen.js', import.meta.url));
@@ -17,6 +17,8 @@ export interface Measured {
   snap: AipSnapshot;
   hist: LatencyHistogram;
   cpu_s: number;
+  /** The part of `cpu_s` the kernel spent for the server (stime: socket reads and writes, loopback TCP, epoll). */
+  sys_s: number;
   wall_s: number;
   rss_before: number;
   rss_after: number;
@@ -160,10 +162,10 @@ export async function drive(o: DriveOptions): Promise<Measured> {
         await sleep(250);
       }
     }
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = cpuTimes(pid);
     const w0 = performance.now();
     await countdown(o.scenario, o.kind === 'load' ? 'measuring' : 'holding idle', o.durationS);
-    const cpu1 = cpuSeconds(pid);
+    const cpu1 = cpuTimes(pid);
     const wall = (performance.now() - w0) / 1000;
     const rssAfter = rssBytes(pid);
     const { snap, hist } = merge(await Promise.all(children.map((c) => c.snapshot())));
@@ -172,7 +174,8 @@ export async function drive(o: DriveOptions): Promise<Measured> {
     return {
       snap,
       hist,
-      cpu_s: cpu1 - cpu0,
+      cpu_s: cpu1.user + cpu1.sys - (cpu0.user + cpu0.sys),
+      sys_s: cpu1.sys - cpu0.sys,
       wall_s: wall,
       rss_before: rssBefore,
       rss_after: rssAfter,

@@ -88,12 +88,18 @@ export async function stopChild(child: ChildProcess, graceMs = 2000): Promise<vo
   clearTimeout(timer);
 }
 
-/** utime + stime of a process (all threads), in seconds. */
-export function cpuSeconds(pid: number): number {
+/** utime and stime of a process (all threads), in seconds: user space, and the kernel working for it. */
+export function cpuTimes(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime is field 14, stime field 15
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  return { user: Number(fields[11]) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK };
+}
+
+/** utime + stime of a process (all threads), in seconds. */
+export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
 }
 
 /** VmRSS of a process in bytes. */

@@ -123,12 +123,16 @@ export function markdown(rep: BenchReport): string {
     const notes: string[] = [];
     if (typeof r.rss_per_conn_bytes === 'number')
       notes.push(`${r.rss_per_conn_bytes} B RSS/conn, ${fmt(r.heartbeats_answered)} heartbeats answered`);
+    if (typeof r.server_user_us_per_unit === 'number' && typeof r.server_sys_us_per_unit === 'number')
+      notes.push(`${r.server_user_us_per_unit} µs user + ${r.server_sys_us_per_unit} µs kernel per unit`);
     if (typeof r.tasks_completed === 'number')
       notes.push(`${r.tasks_completed} tasks done (${fmt(r.steps_per_task)} steps)`);
     if (typeof r.gc_share === 'number')
       notes.push(
         `GC ${(r.gc_share * 100).toFixed(1)} % (${fmt(r.scavenges_per_s)} scavenges/s, ${fmt(r.scavenge_mean_ms)} ms), loop delay p99 ${fmt(r.loop_delay_p99_ms)} ms`,
       );
+    if (typeof r.turnaround_p99_ms === 'number')
+      notes.push(`aipd step p99 ≤ ${fmt(r.turnaround_p99_ms)} ms (mean ${fmt(r.turnaround_mean_ms)} ms)`);
     if (typeof r.first_error === 'string') notes.push(`first error: ${r.first_error}`);
     const pc = perCpu(r);
     lines.push(

@@ -57,6 +57,12 @@ export function aipdServeArgs(
 }
 const API_KEY = 'bench-key';
 const MB = 1024 * 1024;
+/** Server CPU microseconds per unit of throughput. */
+const perUnitUs = (cpuS: number, units: number): number | null =>
+  units > 0 ? Math.round((cpuS * 1e7) / units) / 10 : null;
+
+/** A profiled server writes its CPU profile on exit, which takes longer than the usual 2 s grace. */
+const stopGraceMs = (s: BenchSettings): number => (s.aipdNodeArgs.includes('--cpu-prof') ? 30_000 : 2000);
 const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
 
 /** Bytes of the client→server frame each round trip carries (JSON text or msgpack map). */
@@ -112,6 +118,10 @@ export function row(
     payload_bytes: payload,
     duration_s: round(m.wall_s, 2),
     per_server_cpu_s: m.cpu_s > 0 ? Math.round(m.snap.round_trips / m.cpu_s) : null,
+    // Where a unit's server CPU went: user space (JS, GC, SQLite) and the kernel (syscalls, loopback TCP).
+    server_sys_s: round(m.sys_s, 2),
+    server_user_us_per_unit: perUnitUs(m.cpu_s - m.sys_s, m.snap.round_trips),
+    server_sys_us_per_unit: perUnitUs(m.sys_s, m.snap.round_trips),
     // aipd's own view of the window (server-probe.ts): GC pauses and event-loop delay.
     ...(m.probe ?? {}),
     p90_ms: m.hist.ms(0.9),
@@ -171,7 +181,7 @@ export async function echoScenario(
     });
     return row(m, s.conns, payload, { window: 1, ...(o.rate ? { rate_per_s: o.rate } : {}) });
   } finally {
-    await stopChild(server.child);
+    await stopChild(server.child, stopGraceMs(s));
   }
 }
 
@@ -221,7 +231,7 @@ export async function aipScenario(
       ...(rate ? { rate_per_s: rate } : {}),
     });
   } finally {
-    await stopChild(server.child);
+    await stopChild(server.child, stopGraceMs(s));
   }
 }
 
@@ -273,7 +283,7 @@ export async function idleScenario(s: BenchSettings): Promise<ScenarioResult> {
       requested_connections: s.idleConns,
     };
   } finally {
-    await stopChild(server.child);
+    await stopChild(server.child, stopGraceMs(s));
   }
 }
 
@@ -292,7 +302,7 @@ export async function httpScenarios(s: BenchSettings): Promise<Record<string, Sc
       ),
     };
   } finally {
-    await stopChild(server.child);
+    await stopChild(server.child, stopGraceMs(s));
   }
 }
 

@@ -7,13 +7,24 @@
  * This is the server-side half of a latency row: the client-side p99 says how late the answers were, these say
  * how much of that the server's own pauses explain.
  */
-import { parseExposition, valueOf } from '../../src/lib/prom-text.js';
+import {
+  bucketsOf,
+  parseExposition,
+  quantileBetween,
+  valueOf,
+  type Buckets,
+} from '../../src/lib/prom-text.js';
+
+/** aipd's own step time: a session's results in → its next command out (src/ops/metrics.ts). */
+const TURNAROUND = 'aipd_step_turnaround_seconds';
 
 export interface ProbeReading {
   /** GC pause seconds and counts since the process started, by prom-client's `kind`. */
   readonly gc: Readonly<Record<string, { sum: number; count: number }>>;
   /** Event-loop delay percentiles (ms) since the previous reading; null when no delay was sampled. */
   readonly lag: { p50: number; p99: number; max: number } | null;
+  /** aipd's step-turnaround histogram (cumulative buckets), and its sum (s) and count. */
+  readonly turnaround: Buckets & { sum: number; count: number };
 }
 
 export interface ProbeWindow {
@@ -28,6 +39,13 @@ export interface ProbeWindow {
   loop_delay_p50_ms: number | null;
   loop_delay_p99_ms: number | null;
   loop_delay_max_ms: number | null;
+  /**
+   * aipd's step turnaround in the window, ms (results in → the session's next command out, inside the server):
+   * its mean, and its p50 and p99 as the upper bound of their histogram bucket. Null when no step turned around.
+   */
+  turnaround_mean_ms: number | null;
+  turnaround_p50_ms: number | null;
+  turnaround_p99_ms: number | null;
 }
 
 /** prom-client's default `eventLoopMonitoringPrecision` (aipd does not change it), ms. */
@@ -49,10 +67,15 @@ export function parseProbe(text: string): ProbeReading {
   const [p50, p99, max] = ['p50', 'p99', 'max'].map((q) => valueOf(e, `nodejs_eventloop_lag_${q}_seconds`));
   const ok = (v: number | undefined): v is number =>
     v !== undefined && Number.isFinite(v) && v > 0 && v < 1e6;
-  if (!ok(p50) || !ok(p99) || !ok(max)) return { gc, lag: null };
+  const turnaround = {
+    ...bucketsOf(e, TURNAROUND),
+    sum: valueOf(e, `${TURNAROUND}_sum`),
+    count: valueOf(e, `${TURNAROUND}_count`),
+  };
+  if (!ok(p50) || !ok(p99) || !ok(max)) return { gc, lag: null, turnaround };
   // Node's delay histogram records each whole sampling interval; the delay is what exceeds the resolution.
   const delay = (v: number): number => Math.max(0, v * 1e3 - PROM_LOOP_RESOLUTION_MS);
-  return { gc, lag: { p50: delay(p50), p99: delay(p99), max: delay(max) } };
+  return { gc, lag: { p50: delay(p50), p99: delay(p99), max: delay(max) }, turnaround };
 }
 
 /** Reads the server's `/metrics`; null when it cannot (metrics off, or the server is busy past `timeoutMs`). */
@@ -85,6 +108,8 @@ export function probeWindow(before: ProbeReading, after: ProbeReading, wallS: nu
   let pauseS = 0;
   for (const k of kinds) pauseS += delta(k).sum;
   const minor = delta('minor');
+  const turns = after.turnaround.count - before.turnaround.count;
+  const ms = (s: number | null): number | null => (s === null ? null : r3(s * 1e3));
   return {
     gc_share: r3(pauseS / wallS),
     scavenges_per_s: r3(minor.count / wallS),
@@ -93,5 +118,8 @@ export function probeWindow(before: ProbeReading, after: ProbeReading, wallS: nu
     loop_delay_p50_ms: after.lag ? r3(after.lag.p50) : null,
     loop_delay_p99_ms: after.lag ? r3(after.lag.p99) : null,
     loop_delay_max_ms: after.lag ? r3(after.lag.max) : null,
+    turnaround_mean_ms: turns > 0 ? ms((after.turnaround.sum - before.turnaround.sum) / turns) : null,
+    turnaround_p50_ms: ms(quantileBetween(before.turnaround, after.turnaround, 0.5)),
+    turnaround_p99_ms: ms(quantileBetween(before.turnaround, after.turnaround, 0.99)),
   };
 }

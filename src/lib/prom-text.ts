@@ -76,3 +76,40 @@ export function sumOf(e: Exposition, name: string, want: Record<string, string> 
     .filter((s) => s.name === name && Object.entries(want).every(([k, v]) => s.labels[k] === v))
     .reduce((a, s) => a + s.value, 0);
 }
+
+/**
+ * A histogram's cumulative bucket counts (`<name>_bucket` by `le`, +Inf included) and its count, in `e`; the
+ * labels in `want` pick one series of a labelled histogram.
+ */
+export interface Buckets {
+  readonly le: readonly number[];
+  readonly counts: readonly number[];
+}
+
+export function bucketsOf(e: Exposition, name: string, want: Record<string, string> = {}): Buckets {
+  const pairs = e.samples
+    .filter(
+      (s) =>
+        s.name === `${name}_bucket` &&
+        s.labels.le !== undefined &&
+        Object.entries(want).every(([k, v]) => s.labels[k] === v),
+    )
+    .map((s) => [number(s.labels.le!), s.value] as const)
+    .sort((a, b) => a[0] - b[0]);
+  return { le: pairs.map((p) => p[0]), counts: pairs.map((p) => p[1]) };
+}
+
+/**
+ * The `q`-quantile of the observations made between two readings of a histogram (`prev` null: since the start), as
+ * the upper bound of the bucket it falls in: an honest "at most", at the buckets' resolution. Null when nothing was
+ * observed between them, or when the quantile falls past the last finite bound.
+ */
+export function quantileBetween(prev: Buckets | null, cur: Buckets, q: number): number | null {
+  const before = new Map(prev?.le.map((le, i) => [le, prev.counts[i]!]) ?? []);
+  const inc = cur.counts.map((c, i) => c - (before.get(cur.le[i]!) ?? 0));
+  const total = inc[inc.length - 1] ?? 0;
+  if (total <= 0) return null;
+  const i = inc.findIndex((n) => n >= total * q);
+  const le = cur.le[i];
+  return le !== undefined && Number.isFinite(le) ? le : null;
+}

@@ -20,6 +20,13 @@ const LIVE_STATUSES = SESSION_STATUSES.filter((s) => !isTerminalStatus(s));
 const RTT_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 600,
 ];
+/**
+ * Turnaround buckets, seconds: a plan step's is tens of microseconds to a few milliseconds; an `llm` agent's
+ * includes its model call.
+ */
+const TURNAROUND_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 120,
+];
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 const STORE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
 
@@ -37,6 +44,12 @@ function processRegistry(): Registry {
   return processMetrics;
 }
 
+interface SessionTimes {
+  readonly sent: SlotMap<string, number>;
+  /** When results last arrived, until the session's next command goes out; -1 when none waits. */
+  resultsAt: number;
+}
+
 export interface MetricsOptions {
   /** The `node` label on every series (set in a cluster). */
   readonly node?: string;
@@ -48,10 +61,10 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly unsubscribe: (() => void)[] = [];
   /**
-   * command sent → its time, per session (dropped when the session ends, so bounded by what is in flight). Usually
-   * one command per session: a SlotMap, which does not reallocate as it empties and fills each round trip.
+   * Per session (dropped when it ends, so bounded by what is live): command sent → its time, usually one command (a
+   * SlotMap, which does not reallocate as it empties and fills each round trip), and when its last results arrived.
    */
-  private readonly inFlight = new Map<string, SlotMap<string, number>>();
+  private readonly inFlight = new Map<string, SessionTimes>();
   /** Labels of each registered client, to take it off the gauge when it goes. */
   private readonly clients = new Map<string, { role: string; codec: string; connId: string }>();
   /** Bytes queued on each connection over its high-water mark (between backpressure on and off). */
@@ -114,6 +127,14 @@ export class Metrics {
       'aipd_command_rtt_seconds',
       'Command round trip: a batch sent to its device until its command_results arrived',
       RTT_BUCKETS,
+      null,
+      this.registry,
+    ).child();
+    const turnaround = new HotHistogram(
+      'aipd_step_turnaround_seconds',
+      "A session's step inside aipd: its command_results arrived until its next command went out (decode, the " +
+        "step's record committed, the agent's next step, encode and send); a task's last step has none",
+      TURNAROUND_BUCKETS,
       null,
       this.registry,
     ).child();
@@ -227,16 +248,23 @@ export class Metrics {
       }),
       events.on('command.sent', (e) => {
         commands.inc();
-        let m = this.inFlight.get(e.sessionId);
-        if (!m) this.inFlight.set(e.sessionId, (m = new SlotMap<string, number>()));
-        m.set(e.responseId, performance.now());
+        const now = performance.now();
+        let t = this.inFlight.get(e.sessionId);
+        if (!t) this.inFlight.set(e.sessionId, (t = { sent: new SlotMap<string, number>(), resultsAt: -1 }));
+        t.sent.set(e.responseId, now);
+        if (t.resultsAt >= 0) {
+          turnaround.observe((now - t.resultsAt) / 1000);
+          t.resultsAt = -1;
+        }
       }),
       events.on('results.received', (e) => {
-        const m = this.inFlight.get(e.sessionId);
-        const at = m?.get(e.responseId);
+        const t = this.inFlight.get(e.sessionId);
+        const at = t?.sent.get(e.responseId);
         if (at === undefined) return;
-        m!.delete(e.responseId);
-        rtt.observe((performance.now() - at) / 1000);
+        t!.sent.delete(e.responseId);
+        const now = performance.now();
+        rtt.observe((now - at) / 1000);
+        t!.resultsAt = now;
       }),
       events.on('channel.opened', (e) => {
         channelsOpen.inc({ kind: e.kind });

@@ -42,8 +42,18 @@ describe('bench server probe', () => {
     const s = await startTestServer();
     servers.push(s);
     expect(await readProbe(s.port, 'wrong-key')).toBeNull();
-    const text = (sum: number, count: number, p99: string): string =>
+    // aipd's step-turnaround histogram: cumulative counts at le 0.001, 0.002, 0.005 and +Inf, then the sum
+    const turns = (c: number[], sum: number): string[] => [
+      '# TYPE aipd_step_turnaround_seconds histogram',
+      ...['0.001', '0.002', '0.005', '+Inf'].map(
+        (le, i) => `aipd_step_turnaround_seconds_bucket{le="${le}"} ${c[i]}`,
+      ),
+      `aipd_step_turnaround_seconds_sum ${sum}`,
+      `aipd_step_turnaround_seconds_count ${c[3]}`,
+    ];
+    const text = (sum: number, count: number, p99: string, turned: string[]): string =>
       [
+        ...turned,
         '# TYPE nodejs_gc_duration_seconds histogram',
         `nodejs_gc_duration_seconds_sum{kind="minor"} ${sum}`,
         `nodejs_gc_duration_seconds_count{kind="minor"} ${count}`,
@@ -53,9 +63,10 @@ describe('bench server probe', () => {
         `nodejs_eventloop_lag_p99_seconds ${p99}`,
         'nodejs_eventloop_lag_max_seconds 0.03',
       ].join('\n');
-    const a = parseProbe(text(1, 100, 'Nan'));
+    const a = parseProbe(text(1, 100, 'Nan', turns([10, 15, 20, 20], 0.02)));
     expect(a.lag).toBeNull();
-    const b = parseProbe(text(1.2, 200, '0.014'));
+    // 100 turnarounds in the window, 0.1 s in all: 50 within 1 ms, 45 more within 2 ms, the last 5 within 5 ms
+    const b = parseProbe(text(1.2, 200, '0.014', turns([60, 110, 120, 120], 0.12)));
     expect(probeWindow(a, b, 2)).toEqual({
       gc_share: 0.1,
       scavenges_per_s: 50,
@@ -64,6 +75,16 @@ describe('bench server probe', () => {
       loop_delay_p50_ms: 1,
       loop_delay_p99_ms: 4,
       loop_delay_max_ms: 20,
+      turnaround_mean_ms: 1,
+      turnaround_p50_ms: 1,
+      turnaround_p99_ms: 5,
     });
+    // No step turned around: no figures (a server with no tasks, or metrics from before this histogram)
+    const idle = probeWindow(b, parseProbe(text(1.2, 200, '0.014', turns([60, 110, 120, 120], 0.12))), 2);
+    expect([idle.turnaround_mean_ms, idle.turnaround_p50_ms, idle.turnaround_p99_ms]).toEqual([
+      null,
+      null,
+      null,
+    ]);
   });
 });

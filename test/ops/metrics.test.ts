@@ -116,6 +116,11 @@ describe('GET /metrics', () => {
     expect(value(m, 'aipd_command_rtt_seconds_count')).toBe(7);
     expect(value(m, 'aipd_command_rtt_seconds_sum')).toBeGreaterThan(0);
     expect(value(m, 'aipd_command_rtt_seconds_bucket', { le: '+Inf' })).toBe(7);
+    // results → the same session's next command: 2 in each 3-step task, none in t3 (it failed at its only answer)
+    expect(typeOf(m, 'aipd_step_turnaround_seconds')).toBe('histogram');
+    expect(value(m, 'aipd_step_turnaround_seconds_count')).toBe(4);
+    expect(value(m, 'aipd_step_turnaround_seconds_sum')).toBeGreaterThan(0);
+    expect(value(m, 'aipd_step_turnaround_seconds_bucket', { le: '+Inf' })).toBe(4);
     expect(
       value(m, 'aipd_http_requests_total', { method: 'GET', route: '/sessions/:id', status: '200' }),
     ).toBe(4);

@@ -4,30 +4,17 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { text } from '../api.js';
-import { parseExposition, sumOf, type Exposition } from '../../../src/lib/prom-text.js';
+import {
+  bucketsOf,
+  parseExposition,
+  quantileBetween,
+  sumOf,
+  type Exposition,
+} from '../../../src/lib/prom-text.js';
 
 const EVERY_MS = 2000;
 const POINTS = 60;
-
-/** The p99 of the observations between two scrapes, from the bucket counts' increases (upper bound), or null. */
-function p99Between(prev: Exposition, cur: Exposition): number | null {
-  const buckets = (e: Exposition): Map<string, number> =>
-    new Map(
-      e.samples
-        .filter((s) => s.name === 'aipd_command_rtt_seconds_bucket')
-        .map((s) => [s.labels.le!, s.value]),
-    );
-  const a = buckets(prev);
-  const b = [...buckets(cur)].map(([le, v]) => ({
-    le: Number(le === '+Inf' ? Infinity : le),
-    n: v - (a.get(le) ?? 0),
-  }));
-  b.sort((x, y) => x.le - y.le);
-  const total = b[b.length - 1]?.n ?? 0;
-  if (total <= 0) return null;
-  const hit = b.find((x) => x.n >= total * 0.99);
-  return hit && Number.isFinite(hit.le) ? hit.le : null;
-}
+const RTT = 'aipd_command_rtt_seconds';
 
 function Sparkline({
   values,
@@ -87,7 +74,7 @@ export function Overview() {
         if (p) {
           const perSec = (ended - sumOf(p.e, 'aipd_tasks_ended_total')) / ((at - p.at) / 1000);
           setRate((r) => [...r, perSec].slice(-POINTS));
-          const q = p99Between(p.e, e);
+          const q = quantileBetween(bucketsOf(p.e, RTT), bucketsOf(e, RTT), 0.99);
           setP99((r) => [...r, q === null ? null : q * 1000].slice(-POINTS));
         }
         prev.current = { e, at };
