@@ -15,6 +15,13 @@
  * one more PASSIVE checkpoint runs on the store's own connection, between two commits (`caughtUp`): it copies only
  * the frames of the last few milliseconds, and the store's next commit starts the WAL over.
  *
+ * SQLite starts the WAL over at the first commit after a checkpoint that copied every frame, and that commit writes
+ * and fsyncs the WAL's new header, on the event loop. At moderate load the worker's checkpoints often catch up, and
+ * the WAL was started over (an fsync on the event loop, about 1 ms here) several times a second, every 150 KB or
+ * so. So the worker also holds a read transaction on a connection of its own (the pin) from one checkpoint to the
+ * next, while the WAL is under its reset size: a reader whose snapshot uses the WAL keeps SQLite from starting it
+ * over, and the WAL starts over only past its reset size, as described above.
+ *
  * Durability does not change: with synchronous=NORMAL a commit is not fsync'd either way; checkpoints fsync. If the
  * worker fails, SQLite's auto-checkpoint is turned back on (and the store told, `onFailure`), so the WAL stays
  * bounded whatever happens to the worker. While it runs, the store's connection keeps an auto-checkpoint far past
@@ -131,10 +138,25 @@ db.pragma('busy_timeout = ' + workerData.busyMs);
 // SQLite fsyncs the database file only after a checkpoint that reached the end of the WAL, which under steady writes
 // is the store's (on the event loop): so this thread flushes what it copied itself, and that one has little left.
 const dbFd = fs.openSync(workerData.path, 'r');
+// The pin: a read transaction on a connection of its own, held from one checkpoint to the next while the WAL is
+// under its reset size. SQLite starts the WAL over at the first commit after a checkpoint that copied every frame,
+// and writes and fsyncs the new WAL header in that commit, on the event loop; a reader whose snapshot still uses
+// the WAL makes it go on appending instead. Each checkpoint takes a fresh one first (its snapshot ends at the WAL's
+// last frame, so the checkpoint can still copy every frame), and lets it go when the WAL is past its reset size.
+const pin = new Database(workerData.path, { fileMustExist: true });
+pin.pragma('busy_timeout = ' + workerData.busyMs);
+const pinBegin = pin.prepare('BEGIN');
+const pinRead = pin.prepare('SELECT 1 FROM sqlite_schema LIMIT 1');
+const pinEnd = pin.prepare('COMMIT');
+const unpin = () => { if (pin.inTransaction) pinEnd.run(); };
 const tick = () => {
   try {
     const t0 = performance.now();
+    unpin();
+    pinBegin.run();
+    pinRead.get();
     const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
+    if (r.log >= workerData.resetFrames) unpin();
     if (r.checkpointed > 0) fs.fdatasyncSync(dbFd);
     const ms = performance.now() - t0;
     parentPort.postMessage({ t: 'done', report: { busy: r.busy, log: r.log, checkpointed: r.checkpointed, ms } });
@@ -147,7 +169,7 @@ const tick = () => {
 const timer = setInterval(tick, workerData.everyMs);
 parentPort.on('message', (m) => {
   if (m === 'now') tick();
-  if (m === 'stop') { clearInterval(timer); fs.closeSync(dbFd); db.close(); parentPort.close(); }
+  if (m === 'stop') { clearInterval(timer); unpin(); pin.close(); fs.closeSync(dbFd); db.close(); parentPort.close(); }
 });
 parentPort.postMessage({ t: 'ready' });
 `;
@@ -178,6 +200,7 @@ export class WalCheckpointer {
         everyMs: opts.everyMs,
         nice: opts.nice,
         busyMs: opts.busyMs,
+        resetFrames: this.resetFrames,
       },
     });
     this.ready = new Promise((resolve) => {

@@ -4,7 +4,7 @@
  * bound when the worker lags, nothing written is lost, a dead worker hands checkpointing back to SQLite, and the
  * worker thread runs at its own nice value on Linux.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,25 @@ const walBytes = (path: string): number => {
     return statSync(`${path}-wal`).size;
   } catch {
     return 0;
+  }
+};
+
+/**
+ * How many times SQLite has started the WAL over: the checkpoint sequence number in the WAL header (bytes 12-15,
+ * big-endian), which each restart increments; null while there is no WAL.
+ */
+const walRestarts = (path: string): number | null => {
+  let fd: number;
+  try {
+    fd = openSync(`${path}-wal`, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const header = Buffer.alloc(32);
+    return readSync(fd, header, 0, 32, 0) === 32 ? header.readUInt32BE(12) : null;
+  } finally {
+    closeSync(fd);
   }
 };
 
@@ -77,6 +96,42 @@ describe('SQLite WAL checkpoints in a worker thread', () => {
     expect(events.filter((e) => e.type === 'test.blob')).toHaveLength(400 * 50);
     await again.close();
   }, 60_000);
+
+  it('starts the WAL over only once it is past its reset size, not after every checkpoint that caught up', async () => {
+    // Small commits (one event, a few pages) every 2 ms, and checkpoints every 10 ms that copy every frame: each
+    // restart fsyncs the WAL's new header on the event loop, and without the worker's pin SQLite restarted it at
+    // the first commit after nearly every checkpoint (about one in 10 ms).
+    const path = join(dir, 'restarts.db');
+    const store = new SqliteSessionStore({
+      path,
+      checkpointMs: 10,
+      walResetBytes: 1024 * 1024,
+      maxEventsPerSession: 100_000,
+    });
+    await store.open();
+    let restarts = 0;
+    let seq = walRestarts(path);
+    let pages = 0;
+    try {
+      await store.create(sessionRecord('s-0'), sessionEvent('s-0', 'session.created'));
+      const until = Date.now() + 1_500;
+      for (let i = 0; Date.now() < until; i++) {
+        await store.appendEvents([sessionEvent(`s-${i % 8}`, 'test.small', { i, pad: 'y'.repeat(500) })]);
+        const now = walRestarts(path);
+        if (now !== null && seq !== null && now !== seq) restarts += (now - seq) >>> 0;
+        seq = now;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      pages = (await store.walCheckpointer!.checkpointNow()).log;
+    } finally {
+      await store.close();
+    }
+    expect(store.walCheckpointer).toBeNull();
+    // About 150 checkpoints in 1.5 s, and 1,000-2,000 pages written: the WAL reached 1 MiB (256 pages), and was
+    // started over, 3-4 times (without the pin: 80-odd restarts). A worker starved by a busy machine makes fewer.
+    expect(restarts).toBeLessThan(20);
+    expect(pages).toBeGreaterThan(0);
+  }, 30_000);
 
   it('falls back to SQLite’s own checkpoints when the worker dies', async () => {
     const path = join(dir, 'crash.db');
