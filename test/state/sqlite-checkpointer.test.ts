@@ -111,7 +111,7 @@ describe('SQLite WAL checkpoints in a worker thread', () => {
     await store.open();
     let restarts = 0;
     let seq = walRestarts(path);
-    let pages = 0;
+    let pages: number;
     try {
       await store.create(sessionRecord('s-0'), sessionEvent('s-0', 'session.created'));
       const until = Date.now() + 1_500;
