@@ -29,7 +29,9 @@
  * SQLite's own would, so a worker that stops or falls behind (a busy machine, its lower priority) does not let the
  * WAL grow without end. The bound holds while the worker makes progress: the store's checkpoint is PASSIVE and is
  * skipped while the worker holds the checkpoint lock, so a worker starved in the middle of one lets the WAL grow
- * until it finishes. The first such checkpoint on the event loop copies and fsyncs up to `maxBytes` less what was
+ * until it finishes; and while the worker holds its pin (below) the store's checkpoint copies only up to the pin's
+ * snapshot and the WAL cannot start over, so a worker starved between two checkpoints does the same, until its
+ * next one (which lets the pin go first). The first such checkpoint on the event loop copies and fsyncs up to `maxBytes` less what was
  * already copied, a stall of tens to hundreds of ms; it is meant never to happen.
  *
  * Sharing the CPU. On Linux the worker thread runs at a lower CPU priority (`nice` added to the process's own, up
