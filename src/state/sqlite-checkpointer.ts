@@ -6,8 +6,7 @@
  * p99 (commit p99 22 ms with it, 8 ms without).
  *
  * So the store moves auto-checkpointing out of the way (below), and this worker thread, with a connection of its
- * own, runs a
- * `PASSIVE` checkpoint every `everyMs`: it copies what the WAL holds without taking any lock a writer needs, so the
+ * own, runs a `PASSIVE` checkpoint every `everyMs` (asked for from the store's thread): it copies what the WAL holds without taking any lock a writer needs, so the
  * event loop never waits for it (a plain `RESTART` from here was tried: it blocks writers while it waits and
  * copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were in the WAL when it began; under steady
  * writes some always arrive meanwhile, and SQLite starts the WAL over from its beginning only when a write finds
@@ -15,12 +14,13 @@
  * one more PASSIVE checkpoint runs on the store's own connection, between two commits (`caughtUp`): it copies only
  * the frames of the last few milliseconds, and the store's next commit starts the WAL over.
  *
- * SQLite starts the WAL over at the first commit after a checkpoint that copied every frame, and that commit writes
- * and fsyncs the WAL's new header, on the event loop. At moderate load the worker's checkpoints often catch up, and
- * the WAL was started over (an fsync on the event loop, about 1 ms here) several times a second, every 150 KB or
- * so. So the worker also holds a read transaction on a connection of its own (the pin) from one checkpoint to the
- * next, while the WAL is under its reset size: a reader whose snapshot uses the WAL keeps SQLite from starting it
- * over, and the WAL starts over only past its reset size, as described above.
+ * But SQLite also starts the WAL over at the first commit after any checkpoint that copied every frame, and that
+ * commit writes and fsyncs the WAL's new header, on the event loop. At moderate load the worker's checkpoints often
+ * catch up, and the WAL was started over (an fsync on the event loop, about 1 ms here) several times a second,
+ * every 150 KB or so. So a read transaction (the pin, sqlite-wal-pin.ts) is held from each checkpoint to the next
+ * while the WAL is under its reset size and the worker keeps up: it keeps SQLite appending, and the WAL starts over
+ * only past its reset size, as described above. The pin lives on the store's thread, which takes it again just
+ * before it asks for each checkpoint, and lets it go when the worker has not reported the last one.
  *
  * Durability does not change: with synchronous=NORMAL a commit is not fsync'd either way; checkpoints fsync. If the
  * worker fails, SQLite's auto-checkpoint is turned back on (and the store told, `onFailure`), so the WAL stays
@@ -29,9 +29,8 @@
  * SQLite's own would, so a worker that stops or falls behind (a busy machine, its lower priority) does not let the
  * WAL grow without end. The bound holds while the worker makes progress: the store's checkpoint is PASSIVE and is
  * skipped while the worker holds the checkpoint lock, so a worker starved in the middle of one lets the WAL grow
- * until it finishes; and while the worker holds its pin (below) the store's checkpoint copies only up to the pin's
- * snapshot and the WAL cannot start over, so a worker starved between two checkpoints does the same, until its
- * next one (which lets the pin go first). The first such checkpoint on the event loop copies and fsyncs up to `maxBytes` less what was
+ * until it finishes. (The pin does not change this: it is let go at the first interval the worker has not kept up
+ * with.) The first such checkpoint on the event loop copies and fsyncs up to `maxBytes` less what was
  * already copied, a stall of tens to hundreds of ms; it is meant never to happen.
  *
  * Sharing the CPU. On Linux the worker thread runs at a lower CPU priority (`nice` added to the process's own, up
@@ -48,6 +47,7 @@
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { WalPin } from './sqlite-wal-pin.js';
 
 /**
  * The default interval of the worker's checkpoints (`--sqlite-checkpoint-ms`). A checkpoint copies each page the
@@ -140,38 +140,23 @@ db.pragma('busy_timeout = ' + workerData.busyMs);
 // SQLite fsyncs the database file only after a checkpoint that reached the end of the WAL, which under steady writes
 // is the store's (on the event loop): so this thread flushes what it copied itself, and that one has little left.
 const dbFd = fs.openSync(workerData.path, 'r');
-// The pin: a read transaction on a connection of its own, held from one checkpoint to the next while the WAL is
-// under its reset size. SQLite starts the WAL over at the first commit after a checkpoint that copied every frame,
-// and writes and fsyncs the new WAL header in that commit, on the event loop; a reader whose snapshot still uses
-// the WAL makes it go on appending instead. Each checkpoint takes a fresh one first (its snapshot ends at the WAL's
-// last frame, so the checkpoint can still copy every frame), and lets it go when the WAL is past its reset size.
-const pin = new Database(workerData.path, { fileMustExist: true });
-pin.pragma('busy_timeout = ' + workerData.busyMs);
-const pinBegin = pin.prepare('BEGIN');
-const pinRead = pin.prepare('SELECT 1 FROM sqlite_schema LIMIT 1');
-const pinEnd = pin.prepare('COMMIT');
-const unpin = () => { if (pin.inTransaction) pinEnd.run(); };
 const tick = () => {
+  const t0 = performance.now();
   try {
-    const t0 = performance.now();
-    unpin();
-    pinBegin.run();
-    pinRead.get();
     const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
-    if (r.log >= workerData.resetFrames) unpin();
     if (r.checkpointed > 0) fs.fdatasyncSync(dbFd);
     const ms = performance.now() - t0;
     parentPort.postMessage({ t: 'done', report: { busy: r.busy, log: r.log, checkpointed: r.checkpointed, ms } });
   } catch (err) {
-    // SQLITE_BUSY past busy_timeout: the next tick tries again; anything else ends the worker
-    if (err && err.code === 'SQLITE_BUSY') return;
-    throw err;
+    // SQLITE_BUSY past busy_timeout: reported as busy (the next one tries again); anything else ends the worker
+    if (!err || err.code !== 'SQLITE_BUSY') throw err;
+    const ms = performance.now() - t0;
+    parentPort.postMessage({ t: 'done', report: { busy: 1, log: -1, checkpointed: -1, ms } });
   }
 };
-const timer = setInterval(tick, workerData.everyMs);
 parentPort.on('message', (m) => {
   if (m === 'now') tick();
-  if (m === 'stop') { clearInterval(timer); unpin(); pin.close(); fs.closeSync(dbFd); db.close(); parentPort.close(); }
+  if (m === 'stop') { fs.closeSync(dbFd); db.close(); parentPort.close(); }
 });
 parentPort.postMessage({ t: 'ready' });
 `;
@@ -189,6 +174,14 @@ export class WalCheckpointer {
   private finishCount = 0;
   /** Resolves once the worker has opened its connection (or failed to). */
   readonly ready: Promise<void>;
+  /** Keeps SQLite from starting the WAL over between checkpoints (sqlite-wal-pin.ts). */
+  private readonly pin: WalPin;
+  /** The interval's checkpoints are asked for from here (with the pin), not timed in the worker. */
+  private readonly timer: NodeJS.Timeout;
+  /** An interval's checkpoint was asked for and has not reported yet: the worker is behind, the next one waits. */
+  private pending = false;
+  /** Frames in the WAL at the last report (-1: none yet). */
+  private lastLog = -1;
 
   constructor(private readonly opts: CheckpointerOptions) {
     const pageSize = opts.db.pragma('page_size', { simple: true }) as number;
@@ -199,12 +192,13 @@ export class WalCheckpointer {
       workerData: {
         lib: createRequire(import.meta.url).resolve('better-sqlite3'),
         path: opts.path,
-        everyMs: opts.everyMs,
         nice: opts.nice,
         busyMs: opts.busyMs,
-        resetFrames: this.resetFrames,
       },
     });
+    this.pin = new WalPin(opts.path, opts.busyMs);
+    this.timer = setInterval(() => this.tick(), opts.everyMs);
+    this.timer.unref();
     this.ready = new Promise((resolve) => {
       // Referenced until it has started, so that its start does not rely on other handles keeping the process
       // alive; after that it never holds the process open.
@@ -219,6 +213,10 @@ export class WalCheckpointer {
     this.worker.on('message', (m: { t: string; report?: CheckpointReport }) => {
       if (m.t !== 'done' || !m.report) return;
       this.reportCount++;
+      this.pending = false;
+      if (m.report.busy === 0) this.lastLog = m.report.log;
+      // Past its reset size, the WAL must be free to start over once this checkpoint is finished.
+      if (this.lastLog >= this.resetFrames) this.pin.release();
       this.caughtUp(m.report);
       for (const w of this.waiters.splice(0)) w(m.report);
     });
@@ -243,14 +241,34 @@ export class WalCheckpointer {
     return new Promise((resolve, reject) => {
       if (this.failed || this.stopping) return reject(new Error('the WAL checkpoint worker is not running'));
       this.waiters.push(resolve);
-      this.worker.postMessage('now');
+      this.request();
     });
+  }
+
+  /**
+   * The interval's checkpoint: the pin is taken again first, at the WAL's last frame, while the worker keeps up (it
+   * reported the last one) and the WAL is under its reset size; otherwise it is let go, and the WAL may start over
+   * (a worker that is behind must not hold it, see the note above). Nothing is asked of a worker that is behind.
+   */
+  private tick(): void {
+    if (this.stopping || this.failed) return;
+    if (this.pending) this.pin.release();
+    else this.request();
+  }
+
+  /** A checkpoint, with the pin taken again first while the WAL is under its reset size (let go otherwise). */
+  private request(): void {
+    if (this.lastLog >= this.resetFrames) this.pin.release();
+    else this.pin.hold();
+    this.pending = true;
+    this.worker.postMessage('now');
   }
 
   /** Stops the worker and closes its connection; resolves once the thread has ended. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.release();
     if (this.failed) return;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage('stop');
@@ -294,9 +312,16 @@ export class WalCheckpointer {
     }
   }
 
+  /** The interval ends and the pin closes (SQLite's own checkpoints need the WAL free to start over). */
+  private release(): void {
+    clearInterval(this.timer);
+    this.pin.close();
+  }
+
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
+    this.release();
     // Back to SQLite's own checkpoints, so the WAL stays bounded.
     if (!this.stopping && this.opts.db.open)
       this.opts.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
