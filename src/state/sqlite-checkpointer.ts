@@ -6,9 +6,9 @@
  * p99 (commit p99 22 ms with it, 8 ms without).
  *
  * So the store moves auto-checkpointing out of the way (below), and this worker thread, with a connection of its
- * own, runs a `PASSIVE` checkpoint every `everyMs` (asked for from the store's thread): it copies what the WAL holds without taking any lock a writer needs, so the
- * event loop never waits for it (a plain `RESTART` from here was tried: it blocks writers while it waits and
- * copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were in the WAL when it began; under steady
+ * own, runs a `PASSIVE` checkpoint every `everyMs` (asked for from the store's thread): it copies what the WAL holds
+ * without taking any lock a writer needs, so the event loop never waits for it (a plain `RESTART` from here was
+ * tried: it blocks writers while it waits and copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were in the WAL when it began; under steady
  * writes some always arrive meanwhile, and SQLite starts the WAL over from its beginning only when a write finds
  * every frame copied. So once a report shows everything up to its start copied and the WAL past its reset size,
  * one more PASSIVE checkpoint runs on the store's own connection, between two commits (`caughtUp`): it copies only
@@ -30,8 +30,8 @@
  * WAL grow without end. The bound holds while the worker makes progress: the store's checkpoint is PASSIVE and is
  * skipped while the worker holds the checkpoint lock, so a worker starved in the middle of one lets the WAL grow
  * until it finishes. (The pin does not change this: it is let go at the first interval the worker has not kept up
- * with.) The first such checkpoint on the event loop copies and fsyncs up to `maxBytes` less what was
- * already copied, a stall of tens to hundreds of ms; it is meant never to happen.
+ * with.) The first such checkpoint on the event loop copies and fsyncs up to `maxBytes` less what was already
+ * copied, a stall of tens to hundreds of ms; it is meant never to happen.
  *
  * Sharing the CPU. On Linux the worker thread runs at a lower CPU priority (`nice` added to the process's own, up
  * to 19; a per-thread attribute there): a checkpoint is about 5 ms of CPU, and at the same priority it, and the
