@@ -8,9 +8,9 @@
  * So the store moves auto-checkpointing out of the way (below), and this worker thread, with a connection of its
  * own, runs a `PASSIVE` checkpoint every `everyMs` (asked for from the store's thread): it copies what the WAL holds
  * without taking any lock a writer needs, so the event loop never waits for it (a plain `RESTART` from here was
- * tried: it blocks writers while it waits and copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were in the WAL when it began; under steady
- * writes some always arrive meanwhile, and SQLite starts the WAL over from its beginning only when a write finds
- * every frame copied. So once a report shows everything up to its start copied and the WAL past its reset size,
+ * tried: it blocks writers while it waits and copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were
+ * in the WAL when it began; under steady writes some always arrive meanwhile, and SQLite starts the WAL over from
+ * its beginning only when a write finds every frame copied. So once a report shows everything up to its start copied and the WAL past its reset size,
  * one more PASSIVE checkpoint runs on the store's own connection, between two commits (`caughtUp`): it copies only
  * the frames of the last few milliseconds, and the store's next commit starts the WAL over.
  *
