@@ -10,9 +10,10 @@
  * without taking any lock a writer needs, so the event loop never waits for it (a plain `RESTART` from here was
  * tried: it blocks writers while it waits and copies, 40–55 ms). A PASSIVE checkpoint copies the frames that were
  * in the WAL when it began; under steady writes some always arrive meanwhile, and SQLite starts the WAL over from
- * its beginning only when a write finds every frame copied. So once a report shows everything up to its start copied and the WAL past its reset size,
- * one more PASSIVE checkpoint runs on the store's own connection, between two commits (`caughtUp`): it copies only
- * the frames of the last few milliseconds, and the store's next commit starts the WAL over.
+ * its beginning only when a write finds every frame copied. So once a report shows everything up to its start
+ * copied and the WAL past its reset size, one more PASSIVE checkpoint runs on the store's own connection, between
+ * two commits (`caughtUp`): it copies only the frames of the last few milliseconds, and the store's next commit
+ * starts the WAL over.
  *
  * But SQLite also starts the WAL over at the first commit after any checkpoint that copied every frame, and that
  * commit writes and fsyncs the WAL's new header, on the event loop. At moderate load the worker's checkpoints often
