@@ -9,7 +9,7 @@ import type { LoadgenConfig } from '../loadgen.js';
 import { CHANNEL_CHUNK, CHANNEL_WINDOW, ECHO_WINDOW } from './channel-load.js';
 import { drive, type Measured } from './driver.js';
 import { startServer, stopChild } from './proc.js';
-import { aipdServeArgs, row, type BenchSettings, type ScenarioResult } from './scenarios.js';
+import { aipdServeArgs, row, stopGraceMs, type BenchSettings, type ScenarioResult } from './scenarios.js';
 
 const MB = 1024 * 1024;
 const API_KEY = 'bench-key';
@@ -55,7 +55,7 @@ export async function channelScenarios(
       window_bytes: CHANNEL_WINDOW,
     });
   } finally {
-    await stopChild(aipd.child);
+    await stopChild(aipd.child, stopGraceMs(s));
   }
   const echo = await startServer([UWS_ECHO], /^listening (\d+)$/);
   try {
@@ -73,7 +73,7 @@ export async function channelScenarios(
       window: ECHO_WINDOW,
     });
   } finally {
-    await stopChild(echo.child);
+    await stopChild(echo.child, stopGraceMs(s));
   }
   return out;
 }

@@ -62,7 +62,8 @@ const perUnitUs = (cpuS: number, units: number): number | null =>
   units > 0 ? Math.round((cpuS * 1e7) / units) / 10 : null;
 
 /** A profiled server writes its CPU profile on exit, which takes longer than the usual 2 s grace. */
-const stopGraceMs = (s: BenchSettings): number => (s.aipdNodeArgs.includes('--cpu-prof') ? 30_000 : 2000);
+export const stopGraceMs = (s: BenchSettings): number =>
+  s.aipdNodeArgs.includes('--cpu-prof') ? 30_000 : 2000;
 const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
 
 /** Bytes of the client→server frame each round trip carries (JSON text or msgpack map). */

@@ -23,8 +23,8 @@ export interface ProbeReading {
   readonly gc: Readonly<Record<string, { sum: number; count: number }>>;
   /** Event-loop delay percentiles (ms) since the previous reading; null when no delay was sampled. */
   readonly lag: { p50: number; p99: number; max: number } | null;
-  /** aipd's step-turnaround histogram (cumulative buckets), and its sum (s) and count. */
-  readonly turnaround: Buckets & { sum: number; count: number };
+  /** aipd's step-turnaround histogram (cumulative buckets, +Inf last: the count) and its sum (s). */
+  readonly turnaround: Buckets & { sum: number };
 }
 
 export interface ProbeWindow {
@@ -70,7 +70,6 @@ export function parseProbe(text: string): ProbeReading {
   const turnaround = {
     ...bucketsOf(e, TURNAROUND),
     sum: valueOf(e, `${TURNAROUND}_sum`),
-    count: valueOf(e, `${TURNAROUND}_count`),
   };
   if (!ok(p50) || !ok(p99) || !ok(max)) return { gc, lag: null, turnaround };
   // Node's delay histogram records each whole sampling interval; the delay is what exceeds the resolution.
@@ -108,7 +107,8 @@ export function probeWindow(before: ProbeReading, after: ProbeReading, wallS: nu
   let pauseS = 0;
   for (const k of kinds) pauseS += delta(k).sum;
   const minor = delta('minor');
-  const turns = after.turnaround.count - before.turnaround.count;
+  const count = (b: Buckets): number => b.counts[b.counts.length - 1] ?? 0;
+  const turns = count(after.turnaround) - count(before.turnaround);
   const ms = (s: number | null): number | null => (s === null ? null : r3(s * 1e3));
   return {
     gc_share: r3(pauseS / wallS),

@@ -61,39 +61,32 @@ export function parseExposition(text: string): Exposition {
   return { types, samples };
 }
 
+/** Whether a sample is of `name` and its labels include `want`. */
+const matches = (s: Sample, name: string, want: Record<string, string>): boolean =>
+  s.name === name && Object.entries(want).every(([k, v]) => s.labels[k] === v);
+
 /** The value of the one sample of `name` whose labels include `want`, or 0 when none has them; throws if several do. */
 export function valueOf(e: Exposition, name: string, want: Record<string, string> = {}): number {
-  const found = e.samples.filter(
-    (s) => s.name === name && Object.entries(want).every(([k, v]) => s.labels[k] === v),
-  );
+  const found = e.samples.filter((s) => matches(s, name, want));
   if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(want)}`);
   return found[0]?.value ?? 0;
 }
 
 /** The sum over every sample of `name` whose labels include `want`. */
 export function sumOf(e: Exposition, name: string, want: Record<string, string> = {}): number {
-  return e.samples
-    .filter((s) => s.name === name && Object.entries(want).every(([k, v]) => s.labels[k] === v))
-    .reduce((a, s) => a + s.value, 0);
+  return e.samples.filter((s) => matches(s, name, want)).reduce((a, s) => a + s.value, 0);
 }
 
-/**
- * A histogram's cumulative bucket counts (`<name>_bucket` by `le`, +Inf included) and its count, in `e`; the
- * labels in `want` pick one series of a labelled histogram.
- */
+/** A histogram's cumulative bucket counts by upper bound (`le`, ascending, +Inf last when present). */
 export interface Buckets {
   readonly le: readonly number[];
   readonly counts: readonly number[];
 }
 
+/** The buckets of histogram `name` in `e` (`<name>_bucket`); the labels in `want` pick one series of a labelled one. */
 export function bucketsOf(e: Exposition, name: string, want: Record<string, string> = {}): Buckets {
   const pairs = e.samples
-    .filter(
-      (s) =>
-        s.name === `${name}_bucket` &&
-        s.labels.le !== undefined &&
-        Object.entries(want).every(([k, v]) => s.labels[k] === v),
-    )
+    .filter((s) => s.labels.le !== undefined && matches(s, `${name}_bucket`, want))
     .map((s) => [number(s.labels.le!), s.value] as const)
     .sort((a, b) => a[0] - b[0]);
   return { le: pairs.map((p) => p[0]), counts: pairs.map((p) => p[1]) };

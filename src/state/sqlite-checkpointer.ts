@@ -269,7 +269,7 @@ export class WalCheckpointer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.release();
+    this.endInterval();
     if (this.failed) return;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage('stop');
@@ -314,7 +314,7 @@ export class WalCheckpointer {
   }
 
   /** The interval ends and the pin closes (SQLite's own checkpoints need the WAL free to start over). */
-  private release(): void {
+  private endInterval(): void {
     clearInterval(this.timer);
     this.pin.close();
   }
@@ -322,7 +322,7 @@ export class WalCheckpointer {
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
-    this.release();
+    this.endInterval();
     // Back to SQLite's own checkpoints, so the WAL stays bounded.
     if (!this.stopping && this.opts.db.open)
       this.opts.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
