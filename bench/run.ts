@@ -46,7 +46,13 @@ export const SCENARIOS = [
   'http',
   'channel',
 ] as const;
-type Scenario = (typeof SCENARIOS)[number];
+/**
+ * Run only when named in `--only`: the floor model (bench/servers/uws-floor.ts) at its peak, then at
+ * `--lat-fraction` of that peak (its own, as aip-json-lat runs at aip-json's). After the default scenarios.
+ */
+export const EXTRA_SCENARIOS = ['floor', 'floor-lat'] as const;
+const ALL_SCENARIOS = [...SCENARIOS, ...EXTRA_SCENARIOS] as const;
+type Scenario = (typeof ALL_SCENARIOS)[number];
 
 const { values } = parseArgs({
   options: {
@@ -91,9 +97,9 @@ function list(flag: string | undefined, env: string): Scenario[] | null {
     .map((x) => x.trim())
     .filter(Boolean);
   for (const n of names)
-    if (!(SCENARIOS as readonly string[]).includes(n)) {
+    if (!(ALL_SCENARIOS as readonly string[]).includes(n)) {
       console.error(
-        `bench: unknown scenario ${JSON.stringify(n)} in the flag or ${env} (known: ${SCENARIOS.join(', ')})`,
+        `bench: unknown scenario ${JSON.stringify(n)} in the flag or ${env} (known: ${ALL_SCENARIOS.join(', ')})`,
       );
       process.exit(2);
     }
@@ -105,7 +111,8 @@ if (values.help) {
        [--http-duration S] [--channel-streams N] [--repeat N] [--lat-fraction F] [--lat-rate N]
        [--only a,b] [--skip a,b] [--out file] [--aipd-arg X ...]
        [--profile DIR]  (write a V8 CPU profile of every aipd process into DIR) [--aipd-node-arg X ...]
-scenarios: ${SCENARIOS.join(', ')}`);
+scenarios: ${SCENARIOS.join(', ')}
+only with --only: ${EXTRA_SCENARIOS.join(', ')} (the floor model, bench/servers/uws-floor.ts)`);
   process.exit(0);
 }
 
@@ -131,7 +138,9 @@ const latFraction = num(values['lat-fraction'], 'BENCH_LAT_FRACTION', 0.5, 0.01,
 const latRate = num(values['lat-rate'], 'BENCH_LAT_RATE', 0, 0, 1_000_000);
 const only = list(values.only, 'BENCH_ONLY');
 const skip = new Set(list(values.skip, 'BENCH_SKIP') ?? []);
-const selected = SCENARIOS.filter((s) => (only ? only.includes(s) : true) && !skip.has(s));
+const selected = ALL_SCENARIOS.filter(
+  (s) => (only ? only.includes(s) : (SCENARIOS as readonly string[]).includes(s)) && !skip.has(s),
+);
 const outPath = values.out ?? fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url));
 
 function gitCommit(): string | null {
@@ -204,6 +213,14 @@ async function runOne(
       return { [name]: await idleScenario(settings) };
     case 'channel':
       return channelScenarios(settings);
+    case 'floor':
+      return { [name]: await echoScenario('uws-floor', settings, echo) };
+    case 'floor-lat': {
+      const peak = done['floor']?.throughput_per_s;
+      const at = latRate > 0 ? latRate : peak ? Math.round(peak * latFraction) : 0;
+      if (at <= 0) throw new Error('no rate: run floor in the same repetition, or give --lat-rate');
+      return { [name]: await echoScenario('uws-floor', settings, { ...echo, rate: at }) };
+    }
     case 'http':
       return httpScenarios(settings);
   }

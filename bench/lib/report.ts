@@ -77,6 +77,10 @@ export const RATIO_PAIRS: readonly [string, string][] = [
   ['aip-json', 'aip-json-memstore'],
   // Rate-limited (latency) mode, same rate on both sides: CPU per round trip at half of the aip-json peak.
   ['aip-json-lat', 'uws-echo-lat'],
+  // The floor model (only with --only floor,…): what a server doing only a durable step's unavoidable work costs,
+  // against the echo (the CPU target's reach) and against aipd (what aipd adds to it).
+  ['floor', 'uws-echo'],
+  ['aip-json', 'floor'],
   // Metrics on (the default) against --metrics off: what the lifecycle-event metrics cost (within 3%, issue 15).
   ['aip-json', 'aip-json-metrics-off'],
 ];

@@ -155,12 +155,22 @@ export interface EchoOptions {
   rate?: number;
 }
 
+/**
+ * A reference server under the echo load generator: `uws-echo`, `ws-echo`, or `uws-floor` (the floor model,
+ * bench/servers/uws-floor.ts: run as `floor` / `floor-lat`, with aipd's V8 flags, since it does aipd's kind of work).
+ */
 export async function echoScenario(
-  name: 'uws-echo' | 'ws-echo',
+  name: 'uws-echo' | 'ws-echo' | 'uws-floor',
   s: BenchSettings,
   o: EchoOptions = {},
 ): Promise<ScenarioResult> {
-  const server = await startServer([here(`../servers/${name}.js`)], /^listening (\d+)$/);
+  const floor = name === 'uws-floor';
+  const server = await startServer(
+    [...(floor ? AIPD_V8_FLAGS : []), here(`../servers/${name}.js`)],
+    /^listening (\d+)$/,
+    floor ? 60_000 : undefined,
+  );
+  const label = floor ? 'floor' : name;
   try {
     const payload = Math.max(o.payloadBytes ?? 0, payloadBytes('json'));
     const cfg: LoadgenConfig = {
@@ -173,7 +183,7 @@ export async function echoScenario(
       ...(o.rate ? { rate: o.rate } : {}),
     };
     const m = await drive({
-      scenario: o.rate ? `${name}-lat` : name,
+      scenario: o.rate ? `${label}-lat` : label,
       server,
       configs: [cfg],
       kind: 'load',

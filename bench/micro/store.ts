@@ -5,66 +5,30 @@
  * synchronous=NORMAL, group commit on the next setImmediate) and over the memory store. Reported per step.
  * `sqlite floor` is what SQLite itself costs for the same rows: the 64 tasks' two event rows in one multi-row
  * INSERT and their 64 checkpoint UPDATEs, in one transaction, straight through better-sqlite3 on the same schema
- * and pragmas, with every value (JSON text included) made beforehand: no aipd code at all. No store design that
+ * and pragmas (bench/lib/floor-rows.ts), with the event JSON made beforehand: no aipd code at all. No store design that
  * writes a step's results and checkpoint as rows can cost less per step than that.
  * Run: `npm run build && node dist/bench/micro/store.js`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Result } from '../../protocol/index.js';
-import { silentLogger } from '../../src/logger.js';
-import { SessionService } from '../../src/records/session-service.js';
-import { TaskRecords } from '../../src/server/task-records.js';
 import { MemorySessionStore } from '../../src/state/memory-session-store.js';
-import type { SessionStore } from '../../src/state/session-store.js';
 import { SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
+import {
+  FLOOR_CALL_ID,
+  FloorWriter,
+  floorTaskIds,
+  stepData,
+  taskRecorder,
+  type FloorStep,
+} from '../lib/floor-rows.js';
 import { measure, printTable, type MicroResult } from './harness.js';
 
 const TASKS = 64;
-const CALL_ID = 'c7a0b1c2-d3e4-4f50-8a9b-cdef01234567';
 const results: Result[] = [
-  { status: 'success', error: null, result: 'ok', namespace: null, call_id: CALL_ID },
+  { status: 'success', error: null, result: 'ok', namespace: null, call_id: FLOOR_CALL_ID },
 ];
-
-async function recorder(
-  store: SessionStore,
-): Promise<{ round: () => Promise<void>; close: () => Promise<void> }> {
-  await store.open();
-  const log = silentLogger();
-  const sessions = new SessionService(store, log, { maxEventDataBytes: 64 * 1024 });
-  const records = new TaskRecords(sessions, 'bench-node', log);
-  const ids: string[] = [];
-  for (let i = 0; i < TASKS; i++) {
-    const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-    const rec = records.record({
-      id,
-      taskName: `t${i}`,
-      requester: `dev-${i}`,
-      executor: `dev-${i}`,
-      platform: 'linux',
-      mode: 'service',
-      request: '{"task":"bench","steps":[]}',
-      history: [{ state: 'created', at: sessions.now() }],
-    });
-    if (!(await records.begin(rec))) throw new Error('could not create the bench task records');
-    ids.push(id);
-  }
-  let step = 0;
-  return {
-    round: async () => {
-      const i = step++;
-      const writes: Promise<void>[] = [];
-      for (const id of ids) {
-        records.commands(id, '5d0e7c5e-1234-4abc-8def-0123456789ab', [CALL_ID], ['noop']);
-        writes.push(records.step(id, i, results));
-      }
-      await Promise.all(writes);
-    },
-    close: () => store.close(),
-  };
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'aipd-micro-store-'));
@@ -74,7 +38,7 @@ async function main(): Promise<void> {
       ['sqlite', new SqliteSessionStore({ path: join(dir, 'micro.sqlite'), groupCommitMs: 0 })],
       ['memory', new MemorySessionStore({ maxEventsPerSession: 10_000 })],
     ] as const) {
-      const r = await recorder(store);
+      const r = await taskRecorder(store, TASKS, results);
       const m = await measure(`${name}: record one step of ${TASKS} tasks`, r.round, { reps: 5 });
       rows.push(m, {
         name: `  … per step (commands event + checkpoint write, committed)`,
@@ -93,42 +57,19 @@ async function main(): Promise<void> {
 
 /** The `sqlite floor` rows: SQLite's own cost for one step of 64 tasks (see the header). */
 async function sqlFloor(path: string): Promise<MicroResult[]> {
-  const store = new SqliteSessionStore({ path, groupCommitMs: 0 });
-  const r = await recorder(store); // the schema and the 64 task rows, as aipd writes them
-  await r.round();
+  const r = await taskRecorder(new SqliteSessionStore({ path, groupCommitMs: 0 }), TASKS, results);
+  await r.round(); // the schema and the 64 task rows, as aipd writes them
   await r.close();
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('cache_size = -32000');
-  const ids = Array.from(
-    { length: TASKS },
-    (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-  );
-  const at = new Date().toISOString();
-  const commands = JSON.stringify({ response_id: CALL_ID, call_ids: [CALL_ID], tools: ['noop'] });
-  const stepData = JSON.stringify({ updates: ['checkpoint'], step: 0, statuses: ['success'], results });
-  const next = db.prepare('SELECT coalesce(max(id), 0) FROM session_events').pluck().get() as number;
-  let id = next;
-  const insert = db.prepare(
-    `INSERT INTO session_events (id, session_id, type, at, data) VALUES ${Array.from({ length: 2 * TASKS }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
-  );
-  const update = db.prepare(
-    'UPDATE session_progress SET checkpoint = ?, updated_at = ?, version = version + 1 WHERE id = ?',
-  );
+  const writer = new FloorWriter(path);
+  const data = stepData(0, results);
+  const batch: FloorStep[] = floorTaskIds(TASKS).map((id) => ({ id, steps: 0, data }));
   let step = 0;
-  const round = db.transaction(() => {
-    const values: unknown[] = [];
-    const checkpoint = JSON.stringify({ aip_steps: ++step });
-    for (const sid of ids) values.push(++id, sid, 'task.commands', at, commands);
-    for (const sid of ids) {
-      values.push(++id, sid, 'task.results', at, stepData);
-      update.run(checkpoint, at, sid);
-    }
-    insert.run(values);
-  });
   try {
-    const m = await measure(`sqlite floor: one step of ${TASKS} tasks, SQL only`, () => round.immediate());
+    const m = await measure(`sqlite floor: one step of ${TASKS} tasks, SQL only`, () => {
+      step++;
+      for (const s of batch) s.steps = step;
+      writer.write(batch);
+    });
     return [
       m,
       {
@@ -139,7 +80,7 @@ async function sqlFloor(path: string): Promise<MicroResult[]> {
       },
     ];
   } finally {
-    db.close();
+    writer.close();
   }
 }
 
