@@ -50,7 +50,7 @@ export const SCENARIOS = [
  * Run only when named in `--only`: the floor model (bench/servers/uws-floor.ts) at its peak, then at
  * `--lat-fraction` of that peak (its own, as aip-json-lat runs at aip-json's). After the default scenarios.
  */
-export const EXTRA_SCENARIOS = ['floor', 'floor-lat'] as const;
+const EXTRA_SCENARIOS = ['floor', 'floor-lat'] as const;
 const ALL_SCENARIOS = [...SCENARIOS, ...EXTRA_SCENARIOS] as const;
 type Scenario = (typeof ALL_SCENARIOS)[number];
 
@@ -190,7 +190,10 @@ async function runOne(
   // wire size less the header of a masked (8 B) and an unmasked (4 B) frame of 126..65535 bytes.
   const echoPayload = typeof aip?.frame_bytes === 'number' ? aip.frame_bytes - 6 : undefined;
   const echo = echoPayload === undefined ? {} : { payloadBytes: echoPayload };
-  const rate = latRate > 0 ? latRate : aip ? Math.round(aip.throughput_per_s * latFraction) : 0;
+  /** A latency scenario's rate: `--lat-rate`, or `--lat-fraction` of the peak row of the same repetition. */
+  const rateOf = (peak: ScenarioResult | undefined): number =>
+    latRate > 0 ? latRate : peak ? Math.round(peak.throughput_per_s * latFraction) : 0;
+  const rate = rateOf(aip);
   switch (name) {
     case 'uws-echo':
     case 'ws-echo':
@@ -216,8 +219,7 @@ async function runOne(
     case 'floor':
       return { [name]: await echoScenario('uws-floor', settings, echo) };
     case 'floor-lat': {
-      const peak = done['floor']?.throughput_per_s;
-      const at = latRate > 0 ? latRate : peak ? Math.round(peak * latFraction) : 0;
+      const at = rateOf(done['floor']);
       if (at <= 0) throw new Error('no rate: run floor in the same repetition, or give --lat-rate');
       return { [name]: await echoScenario('uws-floor', settings, { ...echo, rate: at }) };
     }

@@ -15,7 +15,7 @@ import type { SessionStore } from '../../src/state/session-store.js';
 export const FLOOR_CALL_ID = 'c7a0b1c2-d3e4-4f50-8a9b-cdef01234567';
 const RESPONSE_ID = '5d0e7c5e-1234-4abc-8def-0123456789ab';
 
-/** The bench tasks' ids: `n` task records made by aipd's own code, so the schema and rows are aipd's. */
+/** The ids of the `n` bench tasks that `taskRecorder` makes (and that `FloorWriter` then writes steps of). */
 export function floorTaskIds(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
 }

@@ -168,7 +168,6 @@ export async function echoScenario(
   const server = await startServer(
     [...(floor ? AIPD_V8_FLAGS : []), here(`../servers/${name}.js`)],
     /^listening (\d+)$/,
-    floor ? 60_000 : undefined,
   );
   const label = floor ? 'floor' : name;
   try {

@@ -4,11 +4,10 @@
  * maxBackpressure 64 MiB. Prints `listening <port>` on stdout; exits on SIGTERM/SIGINT.
  */
 import uWS from 'uWebSockets.js';
+import { listenUntilSignal } from './uws-listen.js';
 
-const host = '127.0.0.1';
 let dropped = 0;
 let queued = 0;
-let listenSocket: uWS.us_listen_socket | false = false;
 const app = uWS.App().ws('/*', {
   compression: uWS.DISABLED,
   idleTimeout: 0,
@@ -21,18 +20,6 @@ const app = uWS.App().ws('/*', {
     else if (r === 0) queued++;
   },
 });
-app.listen(host, 0, (token) => {
-  listenSocket = token;
-  if (!token) {
-    console.error('uws-echo: listen failed');
-    process.exit(1);
-  }
-  console.log(`listening ${uWS.us_socket_local_port(token)}`);
-});
-const stop = (): void => {
+listenUntilSignal(app, 'uws-echo', () => {
   if (dropped || queued) console.error(`uws-echo: send() dropped=${dropped} backpressured=${queued}`);
-  if (listenSocket) uWS.us_listen_socket_close(listenSocket);
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+});

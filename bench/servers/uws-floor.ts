@@ -3,7 +3,8 @@
  * nothing else (no protocol checks, sessions, agents, events, metrics or logging):
  * 1. parse the `command_results` JSON text;
  * 2. record the step as aipd's default store does, in raw SQL (bench/lib/floor-rows.ts): the two event rows and the
- *    checkpoint UPDATE, every message of one event-loop turn in one transaction (group commit on setImmediate);
+ *    checkpoint UPDATE, every message of one event-loop turn in one transaction (src/state/group-commit.ts, as the
+ *    store batches: on setImmediate);
  * 3. once that is committed, reply with a JSON frame made from the parsed message (the same size as the request).
  * It is given every advantage: SQLite never checkpoints (the WAL grows for the life of the process, so no commit
  * ever waits for a checkpoint), and the reply is the parsed frame encoded again, not a new command.
@@ -16,8 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import uWS from 'uWebSockets.js';
 import type { Result } from '../../protocol/index.js';
+import { GroupCommit } from '../../src/state/group-commit.js';
 import { SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
 import { FloorWriter, floorTaskIds, stepData, taskRecorder, type FloorStep } from '../lib/floor-rows.js';
+import { listenUntilSignal } from './uws-listen.js';
 
 /** Task records made up front; connections take them in turn (the bench's `--conns`, at least). */
 const TASKS = Number(process.env.FLOOR_TASKS ?? 256);
@@ -44,23 +47,15 @@ writer.noAutoCheckpoint();
 const ids = floorTaskIds(TASKS);
 const decoder = new TextDecoder();
 let nextTask = 0;
-let queue: Pending[] = [];
-let scheduled = false;
-
-function commit(): void {
-  scheduled = false;
-  const batch = queue.length <= MAX_BATCH ? queue : queue.splice(0, MAX_BATCH);
-  if (batch === queue) queue = [];
-  if (queue.length > 0) schedule();
-  writer.write(batch);
-  for (const p of batch) if (!p.conn.closed) p.ws.send(JSON.stringify(p.reply), false);
-}
-
-function schedule(): void {
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(commit);
-}
+/** The frames of one event-loop turn, committed together (aipd's own group commit), then answered. */
+const commits = new GroupCommit<Pending>(
+  0,
+  (batch) => {
+    writer.write(batch);
+    for (const p of batch) if (!p.conn.closed) p.ws.send(JSON.stringify(p.reply), false);
+  },
+  MAX_BATCH,
+);
 
 const app = uWS.App().ws<Conn>('/*', {
   compression: uWS.DISABLED,
@@ -81,7 +76,7 @@ const app = uWS.App().ws<Conn>('/*', {
     const conn = ws.getUserData();
     const reply = JSON.parse(decoder.decode(msg)) as { action_results?: Result[] };
     const results = Array.isArray(reply.action_results) ? reply.action_results : [];
-    queue.push({
+    commits.add({
       ws,
       conn,
       reply,
@@ -89,26 +84,12 @@ const app = uWS.App().ws<Conn>('/*', {
       steps: ++conn.steps,
       data: stepData(conn.steps - 1, results),
     });
-    schedule();
   },
   close: (ws) => {
     ws.getUserData().closed = true;
   },
 });
-let listenSocket: uWS.us_listen_socket | false = false;
-app.listen('127.0.0.1', 0, (token) => {
-  listenSocket = token;
-  if (!token) {
-    console.error('uws-floor: listen failed');
-    process.exit(1);
-  }
-  console.log(`listening ${uWS.us_socket_local_port(token)}`);
-});
-const stop = (): void => {
-  if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+listenUntilSignal(app, 'uws-floor', () => {
   writer.close();
   rmSync(dir, { recursive: true, force: true });
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+});
