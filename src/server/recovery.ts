@@ -64,6 +64,8 @@ export class TaskRecovery {
   });
   private readonly resumed = new Set<string>();
   private graceTimer: NodeJS.Timeout | null = null;
+  /** The grace timer has fired: a task that goes back to waiting now would never be failed, so it is failed. */
+  private graceOver = false;
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweeping = false;
   private unsubscribe: (() => void) | null = null;
@@ -166,7 +168,10 @@ export class TaskRecovery {
       const replay = replayFrom(await this.recordedEvents(id), checkpoint?.aip_steps ?? 0);
       const device = this.directory.get(rec.task.executor);
       if (!device) {
-        this.waiting.set(id, rec.task.executor);
+        // The device left again while the record was read. It waits on, unless the grace ran out meanwhile: the
+        // grace timer fires once, and did not see it (it was out of the waiting list), so it ends failed here.
+        if (this.graceOver) await this.fail(rec, this.notResumed(rec.task.executor), true);
+        else this.waiting.set(id, rec.task.executor);
         return;
       }
       const nodeId = this.records.nodeId;
@@ -246,16 +251,19 @@ export class TaskRecovery {
 
   /** The grace period is over: every task still waiting ends failed, and its requester is told. */
   private async expire(): Promise<void> {
-    const seconds = Math.round(this.opts.resumeGraceMs / 1000);
+    this.graceOver = true;
     for (const [id, executor] of [...this.waiting]) {
       this.waiting.delete(id);
       const rec = await this.records.sessions.get(id);
       if (!rec || rec.status !== 'crashed') continue;
-      await this.fail(
-        rec,
-        `the task was not resumed: its device '${executor}' did not reconnect within ${seconds} s of the server's restart`,
-      );
+      await this.fail(rec, this.notResumed(executor));
     }
+  }
+
+  /** Why a crashed task whose device did not come back within the grace ends failed. */
+  private notResumed(executor: string): string {
+    const seconds = Math.round(this.opts.resumeGraceMs / 1000);
+    return `the task was not resumed: its device '${executor}' did not reconnect within ${seconds} s of the server's restart`;
   }
 
   private async fail(rec: SessionRecord, reason: string, onlyIfCrashed = false): Promise<void> {
