@@ -15,13 +15,15 @@ import type { CommandBatch, CommandExecutor } from '../session/types.js';
 import type { ClientLink } from '../state/client-directory.js';
 import type { EventSink } from '../state/events.js';
 
+/** A batch in flight: its promise's own resolve and reject (no closures of its own: see `settle`, `abort`). */
 interface Pending {
+  readonly responseId: string;
   readonly actions: Command[];
   /** performance.now() at which this batch times out. */
   readonly deadline: number;
   readonly signal: AbortSignal;
-  readonly settle: (results: Result[]) => void;
-  readonly abort: (reason: Error) => void;
+  readonly resolve: (results: Result[]) => void;
+  readonly reject: (reason: Error) => void;
 }
 
 export interface DispatcherOptions {
@@ -75,22 +77,16 @@ export class CommandDispatcher implements CommandExecutor {
       if (!link || link.closed)
         return resolve(synthetic(actions, aipError('EXECUTOR_GONE', { id: this.opts.executorId }).message));
 
-      const settle = (results: Result[]): void => {
-        this.remove(responseId);
-        resolve(results);
-      };
-      const abort = (reason: Error): void => {
-        this.remove(responseId);
-        reject(reason);
-      };
       this.watch(signal);
-      this.pending.set(responseId, {
+      const pending: Pending = {
+        responseId,
         actions,
         deadline: performance.now() + this.opts.timeoutMs,
         signal,
-        settle,
-        abort,
-      });
+        resolve,
+        reject,
+      };
+      this.pending.set(responseId, pending);
       this.armTimer();
       const sent = link.send({
         type: 'command',
@@ -104,7 +100,8 @@ export class CommandDispatcher implements CommandExecutor {
         timestamp: isoNow(),
         response_id: responseId,
       });
-      if (!sent) return settle(synthetic(actions, 'send to executor failed: connection closed'));
+      if (!sent)
+        return this.settle(pending, synthetic(actions, 'send to executor failed: connection closed'));
       const events = this.opts.events;
       const wants = events?.wants('command.sent') ?? false;
       if (wants || this.opts.onSent) {
@@ -131,14 +128,14 @@ export class CommandDispatcher implements CommandExecutor {
     if (!prevResponseId) return false;
     const p = this.pending.get(prevResponseId);
     if (!p) return false;
-    p.settle(complete(p.actions, results));
+    this.settle(p, complete(p.actions, results));
     return true;
   }
 
   /** The executor disconnected: every pending and future batch fails at once. */
   executorGone(reason: string): void {
     this.gone = reason;
-    for (const p of this.pending.values()) p.settle(synthetic(p.actions, reason));
+    for (const p of this.pending.values()) this.settle(p, synthetic(p.actions, reason));
   }
 
   /** The session has ended: drop the timer now, so nothing holds this dispatcher until it would have fired. */
@@ -146,6 +143,16 @@ export class CommandDispatcher implements CommandExecutor {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.armed = false;
+  }
+
+  private settle(p: Pending, results: Result[]): void {
+    this.remove(p.responseId);
+    p.resolve(results);
+  }
+
+  private abort(p: Pending, reason: Error): void {
+    this.remove(p.responseId);
+    p.reject(reason);
   }
 
   private remove(responseId: string): void {
@@ -161,7 +168,7 @@ export class CommandDispatcher implements CommandExecutor {
     signal.addEventListener(
       'abort',
       () => {
-        for (const p of this.pending.values()) if (p.signal === signal) p.abort(signal.reason as Error);
+        for (const p of this.pending.values()) if (p.signal === signal) this.abort(p, signal.reason as Error);
       },
       { once: true },
     );
@@ -194,7 +201,7 @@ export class CommandDispatcher implements CommandExecutor {
         return;
       }
       this.opts.log.warn({ response_id: responseId, ms: this.opts.timeoutMs }, 'command timed out');
-      p.settle(synthetic(p.actions, aipError('COMMAND_TIMEOUT', { ms: this.opts.timeoutMs }).message));
+      this.settle(p, synthetic(p.actions, aipError('COMMAND_TIMEOUT', { ms: this.opts.timeoutMs }).message));
     }
   }
 }

@@ -64,11 +64,6 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** The error an aborted `signal` rejects with. */
-function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new SessionCancelledError(String(signal.reason));
-}
-
 export abstract class Session {
   abstract readonly platform: Platform;
   readonly id: string;
@@ -88,8 +83,8 @@ export abstract class Session {
   private cancelReason: string | null = null;
   private finalOutcome: TaskOutcome | null = null;
   private sent = 0;
-  /** Rejects the promise `execute` is awaiting, when the session is cancelled (see `abortable`). */
-  private interrupt: ((reason: Error) => void) | null = null;
+  /** True while the agent waits at a `yield` for a batch's results (the run's loop, `drive`). */
+  private suspended = false;
 
   constructor(options: SessionOptions) {
     this.id = options.sessionId;
@@ -166,12 +161,14 @@ export abstract class Session {
     return true;
   }
 
-  private async execute(executor: CommandExecutor): Promise<TaskOutcome> {
+  private execute(executor: CommandExecutor): Promise<TaskOutcome> {
     if (this.machine.state === SessionState.CANCELLED)
-      return this.end({ status: 'failed', result: null, error: this.cancelReason });
+      return Promise.resolve(this.end({ status: 'failed', result: null, error: this.cancelReason }));
     this.machine.transition(SessionState.RUNNING);
     if (!this.agent)
-      return this.finish({ status: 'failed', result: null, error: aipError('NOT_A_PLAN').message });
+      return Promise.resolve(
+        this.finish({ status: 'failed', result: null, error: aipError('NOT_A_PLAN').message }),
+      );
     const signal = this.controller.signal;
     let gen: AgentRun;
     try {
@@ -187,46 +184,55 @@ export abstract class Session {
         ...(this.logger ? { logger: this.logger } : {}),
       });
     } catch (e) {
-      return this.finish({ status: 'failed', result: null, error: errorText(e) });
+      return Promise.resolve(this.finish({ status: 'failed', result: null, error: errorText(e) }));
     }
-    let suspended = false; // true while the agent waits at a `yield` for results
-    let input: Result[] = [];
-    // One abort listener for the whole run (not one per awaited step): it rejects whichever promise is awaited.
-    const onAbort = (): void => this.interrupt?.(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      for (;;) {
-        suspended = false;
-        const step = await this.abortable(gen.next(input), signal);
-        if (step.done) return this.finish(step.value);
-        suspended = true;
-        const batch = this.route(step.value, this.sent++);
-        input = await this.abortable(executor.execute(batch, signal), signal);
-      }
-    } catch (e) {
-      if (this.isCancelled()) return this.cancelled(gen, suspended);
-      if (suspended)
-        void gen.return({ status: 'failed', result: null, error: errorText(e) }).catch(() => undefined);
-      return this.finish({ status: 'failed', result: null, error: errorText(e) });
-    } finally {
-      this.interrupt = null;
-      signal.removeEventListener('abort', onAbort);
-    }
+    // The outcome comes from the loop, or at once from the abort listener when the session is cancelled: the loop
+    // awaits the agent's and the executor's own promises (no wrapper per step), and when one of them settles after
+    // the cancel, it sees the state and stops without touching the agent again.
+    return new Promise<TaskOutcome>((resolve) => {
+      let settled = false;
+      const settle = (outcome: TaskOutcome | Promise<TaskOutcome>): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        resolve(outcome);
+      };
+      const onAbort = (): void => settle(this.cancelled(gen, this.suspended));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.drive(executor, gen, signal).then(
+        (outcome) => outcome && settle(outcome),
+        (e: unknown) => settle(this.finish({ status: 'failed', result: null, error: errorText(e) })),
+      );
+    });
   }
 
   /**
-   * Resolves or rejects with `p`, or rejects with the abort reason as soon as `signal` aborts (through
-   * `interrupt`, called by the run's abort listener). One such promise is awaited at a time.
+   * Runs the agent's batches through `executor` until the agent returns. Resolves its outcome, or null when the
+   * session was cancelled meanwhile (the abort listener has settled the run then).
    */
-  private abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-    if (signal.aborted) {
-      p.catch(() => undefined);
-      return Promise.reject(abortReason(signal));
+  private async drive(
+    executor: CommandExecutor,
+    gen: AgentRun,
+    signal: AbortSignal,
+  ): Promise<TaskOutcome | null> {
+    let input: Result[] = [];
+    try {
+      for (;;) {
+        this.suspended = false;
+        const step = await gen.next(input);
+        if (this.isCancelled()) return null;
+        if (step.done) return this.finish(step.value);
+        this.suspended = true;
+        const batch = this.route(step.value, this.sent++);
+        input = await executor.execute(batch, signal);
+        if (this.isCancelled()) return null;
+      }
+    } catch (e) {
+      if (this.isCancelled()) return null;
+      if (this.suspended)
+        void gen.return({ status: 'failed', result: null, error: errorText(e) }).catch(() => undefined);
+      return this.finish({ status: 'failed', result: null, error: errorText(e) });
     }
-    return new Promise<T>((resolve, reject) => {
-      this.interrupt = reject;
-      p.then(resolve, (e: unknown) => reject(e instanceof Error ? e : new Error(String(e))));
-    });
   }
 
   /** After cancel: ask a waiting agent for its partial result (bounded), then report `failed` with the reason. */
