@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --no-allocation-site-pretenuring
+#!/usr/bin/env -S node --max-semi-space-size=4 --no-allocation-site-pretenuring --no-parallel-scavenge
 /**
  * The `aipd` command: `aipd serve [flags]`, `aipd device`, `aipd batch`, `aipd loadtest [flags]`, `aipd help`.
  * Bad flags or config: a one-line error naming it, exit code 2.

@@ -34,4 +34,22 @@ describe('V8 flags', () => {
     expect(capped).toBeLessThanOrEqual(8 * 1024 * 1024); // two semispaces of 4 MiB
     expect(uncapped).toBeGreaterThan(capped);
   });
+
+  it('a node started with them scavenges on its main thread only', () => {
+    // Objects that survive a scavenge, so that each one has copying to share out.
+    const burst =
+      'let keep = []; for (let i = 0; i < 3e6; i++) { keep.push({ a: i, b: [i] }); if (keep.length > 200000) keep = []; }';
+    /** Each scavenge's time spent on helper threads (ms), from V8's --trace-gc-nvp lines. */
+    const helperMs = (flags: readonly string[]): number[] =>
+      spawnSync(process.execPath, [...flags, '--trace-gc-nvp', '-e', burst], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((l) => / gc=s /.test(l))
+        .map((l) => Number(/background\.scavenge\.parallel=([\d.]+)/.exec(l)?.[1] ?? NaN));
+    const alone = helperMs(AIPD_V8_FLAGS);
+    expect(alone.length).toBeGreaterThanOrEqual(5);
+    expect(alone.every((ms) => ms === 0)).toBe(true);
+    // The control: the same flags less this one, where some scavenges do use the helpers.
+    const parallel = helperMs(AIPD_V8_FLAGS.filter((f) => f !== '--no-parallel-scavenge'));
+    expect(parallel.some((ms) => ms > 0)).toBe(true);
+  });
 });
