@@ -3,13 +3,10 @@
  *
  * Outcome (`task_end.result`): `{ steps_completed: n, steps: [{ step: i, results: Result[] }, ...] }` in step order.
  * - The outcome is held in memory until the task ends, so the results it keeps whole are bounded: a step's results
- *   are kept while the total (their JSON text's UTF-8 bytes) stays within `resultMaxBytes`. A step whose results
- *   do not fit is listed as `{ step, results: [], results_omitted: { count, bytes } }`. Its results are whole in
- *   the session's `task.results` event for that step (GET /sessions/{id}/events), and they still decide whether
- *   the step failed.
- * - The record is kept as JSON text off the JavaScript heap (`JsonArena`) and parsed when the agent returns: kept as
- *   objects, each step's results were copied by the next scavenge and again when promoted, and under load they
- *   were about a quarter of what each scavenge copied (and its pause, which stops the event loop, grows with it).
+ *   are kept while the total (estimated JSON size, `jsonSizeEstimate`) stays within `resultMaxBytes`. A step whose
+ *   results do not fit is listed as `{ step, results: [], results_omitted: { count, bytes } }`. Its results are
+ *   whole in the session's `task.results` event for that step (GET /sessions/{id}/events), and they still decide
+ *   whether the step failed.
  * - A resumed task's steps whose recorded results were trimmed from the log are listed as
  *   `{ step, results: [], results_trimmed: true }` (they succeeded: the plan went on after them).
  * - Every step succeeded (or the plan has no steps) → `completed`.
@@ -23,7 +20,7 @@
  */
 import { aipError } from '../../protocol/index.js';
 import type { Result } from '../../protocol/index.js';
-import { JsonArena } from '../lib/json-arena.js';
+import { jsonSizeEstimate } from '../lib/json-bound.js';
 import { truncateUtf8 } from '../lib/truncate.js';
 import { isTrimmedReplay } from './contract.js';
 import type { Agent, AgentContext, AgentOutcome, AgentRun, CommandBatch } from './contract.js';
@@ -34,7 +31,7 @@ export interface PlanStepRecord {
   step: number;
   /** The step's results; empty when they were left out (see `results_omitted`). */
   results: Result[];
-  /** Set when the results did not fit in the outcome's budget: how many there were and their JSON size (UTF-8 bytes). */
+  /** Set when the results did not fit in the outcome's budget: how many there were and their estimated JSON size. */
   results_omitted?: { count: number; bytes: number };
   /**
    * Set when the step ran before a crash and its results were trimmed from the session's log (`--event-log-max`)
@@ -52,7 +49,7 @@ export interface PlanAgentOptions {
   plan?: Plan;
   /** A plan file to read (at each run) instead of the task's `request`. Ignored when `plan` is given. */
   planFile?: string;
-  /** UTF-8 bytes of step results' JSON the outcome keeps whole (see above). Default PLAN_RESULT_MAX_BYTES. */
+  /** Estimated JSON bytes of step results the outcome keeps whole (see above). Default PLAN_RESULT_MAX_BYTES. */
   resultMaxBytes?: number;
   /** UTF-8 bytes of a device's error text that PLAN_STEP_FAILED quotes (see above). Default PLAN_ERROR_MAX_BYTES. */
   errorMaxBytes?: number;
@@ -93,7 +90,7 @@ export class PlanAgent implements Agent {
   }
 
   async *run(ctx: AgentContext): AgentRun {
-    const record = new StepRecord();
+    const record: PlanResult = { steps_completed: 0, steps: [] };
     let plan = this.plan;
     if (!plan) {
       let parsed: ReturnType<typeof parsePlanText>;
@@ -105,7 +102,7 @@ export class PlanAgent implements Agent {
           aipError('INVALID_PLAN', { detail: `cannot read ${this.planFile}: ${errorText(e)}` }).message,
         );
       }
-      if (!parsed.ok) return failed(record, parsed.error.message);
+      if (!parsed.ok) return { status: 'failed', result: record, error: parsed.error.message };
       plan = parsed.plan;
     }
     const steps = plan.steps;
@@ -121,46 +118,27 @@ export class PlanAgent implements Agent {
         return failed(record, errorText(e));
       }
       if (isTrimmedReplay(results)) {
-        record.add(`{"step":${i},"results":[],"results_trimmed":true}`);
-        record.completed = i + 1;
+        record.steps.push({ step: i, results: [], results_trimmed: true });
+        record.steps_completed = i + 1;
         continue;
       }
-      const json = JSON.stringify(results);
-      const bytes = Buffer.byteLength(json);
+      const bytes = jsonSizeEstimate(results);
       if (kept + bytes <= this.resultMaxBytes) {
         kept += bytes;
-        record.add(json, `{"step":${i},"results":`, '}');
-      } else
-        record.add(
-          `{"step":${i},"results":[],"results_omitted":{"count":${results.length},"bytes":${bytes}}}`,
-        );
+        record.steps.push({ step: i, results });
+      } else record.steps.push({ step: i, results: [], results_omitted: { count: results.length, bytes } });
       const bad = results.findIndex((r) => r.status === 'failure');
       if (bad >= 0) {
         const tool = step.actions[bad]?.tool_name ?? '';
         const error = truncateUtf8(String(results[bad]?.error ?? 'unknown error'), this.errorMaxBytes);
         return failed(record, aipError('PLAN_STEP_FAILED', { step: i, tool, error }).message);
       }
-      record.completed = i + 1;
+      record.steps_completed = i + 1;
     }
-    return { status: 'completed', result: record.result(), error: null };
+    return { status: 'completed', result: record, error: null };
   }
 }
 
-/** The outcome's `steps`, as JSON text off the heap (see the header), and `steps_completed`. */
-class StepRecord {
-  completed = 0;
-  private readonly steps = new JsonArena();
-
-  /** One `PlanStepRecord`'s JSON text: `head + json + tail`. */
-  add(json: string, head?: string, tail?: string): void {
-    this.steps.append(json, head, tail);
-  }
-
-  result(): PlanResult {
-    return { steps_completed: this.completed, steps: this.steps.values() as PlanStepRecord[] };
-  }
-}
-
-function failed(record: StepRecord, error: string): AgentOutcome {
-  return { status: 'failed', result: record.result(), error };
+function failed(result: PlanResult, error: string): AgentOutcome {
+  return { status: 'failed', result, error };
 }

@@ -18,8 +18,8 @@ export function jsonLengthAtMost(value: unknown, limit: number): boolean {
 /**
  * About how long a value's JSON text is, without writing it: each string its length plus quotes (escapes not
  * counted), each number 8, `true`, `false` and `null` 5, and brackets, commas, colons and quoted keys as written.
- * It is what a bound on retained values counts (a device's registration metadata, the LLM agent's tool list):
- * cheap, close for the text and numbers they carry, and never fooled by size, since it walks everything. A value whose JSON
+ * It is what a bound on retained results counts (the plan agent's `resultMaxBytes`): cheap on the hot path, close
+ * for the text and numbers results carry, and never fooled by size, since it walks everything. A value whose JSON
  * is not its plain shape (see above) is measured with JSON.stringify.
  */
 export function jsonSizeEstimate(value: unknown): number {

@@ -104,8 +104,8 @@ describe('plan agent', () => {
     for (const x of result.steps.slice(2)) {
       expect(x.results).toEqual([]);
       expect(x.results_omitted!.count).toBe(1);
-      // The UTF-8 bytes of the step results' JSON.
-      expect(x.results_omitted!.bytes).toBe(size);
+      // The estimate is the JSON size within a few bytes per value.
+      expect(Math.abs(x.results_omitted!.bytes - size)).toBeLessThan(32);
     }
     expect(JSON.stringify(result).length).toBeLessThan(2500 + 5 * 100);
 
