@@ -22,9 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { encodeServerMessage, jsonCodec } from '../../protocol/index.js';
 import { startServer, type RunningServer } from '../../src/app/server.js';
 import { silentLogger } from '../../src/logger.js';
 import type { MemoryClientSocket } from '../../src/transport/memory.js';
+import { commandMsg } from './frames.js';
+import { median } from './harness.js';
 
 const DEVICES = 64;
 /** Steps per task, as the bench's (each device asks for its next task when one ends). */
@@ -51,20 +54,9 @@ interface Msg {
   actions?: { call_id?: string }[];
 }
 
-/** A typical `command` as aipd sends it. */
+/** A typical `command` as aipd sends it (the micro benchmarks' own). */
 function commandSample(): string {
-  return JSON.stringify({
-    type: 'command',
-    status: 'continue',
-    agent_name: 'LinuxAgent',
-    process_name: null,
-    root_name: null,
-    actions: [{ tool_name: 'noop', tool_type: 'action', parameters: { i: 0 }, call_id: crypto.randomUUID() }],
-    session_id: crypto.randomUUID(),
-    task_name: 'bench',
-    timestamp: new Date().toISOString(),
-    response_id: crypto.randomUUID(),
-  });
+  return encodeServerMessage(jsonCodec, commandMsg) as string;
 }
 
 /** What a bench device does with a `command`: parse it, answer with one success per action. */
@@ -161,7 +153,6 @@ const cpuUs = (): number => {
   const u = process.cpuUsage();
   return u.user + u.system;
 };
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** The devices' own CPU per round trip: `answer` on a typical `command`, alone. */
 function deviceUs(sample: string): number {

@@ -4,16 +4,12 @@
  * maxBackpressure 64 MiB. Prints `listening <port>` on stdout; exits on SIGTERM/SIGINT.
  */
 import uWS from 'uWebSockets.js';
-import { listenUntilSignal } from './uws-listen.js';
+import { BENCH_WS_SETTINGS, listenUntilSignal } from './uws-listen.js';
 
 let dropped = 0;
 let queued = 0;
 const app = uWS.App().ws('/*', {
-  compression: uWS.DISABLED,
-  idleTimeout: 0,
-  sendPingsAutomatically: false,
-  maxPayloadLength: 16 * 1024 * 1024,
-  maxBackpressure: 64 * 1024 * 1024,
+  ...BENCH_WS_SETTINGS,
   message: (ws, msg, isBinary) => {
     const r = ws.send(msg, isBinary);
     if (r === 2) dropped++;

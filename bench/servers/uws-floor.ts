@@ -20,7 +20,7 @@ import type { Result } from '../../protocol/index.js';
 import { GroupCommit } from '../../src/state/group-commit.js';
 import { SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
 import { FloorWriter, floorTaskIds, stepData, taskRecorder, type FloorStep } from '../lib/floor-rows.js';
-import { listenUntilSignal } from './uws-listen.js';
+import { BENCH_WS_SETTINGS, listenUntilSignal } from './uws-listen.js';
 
 /** Task records made up front; connections take them in turn (the bench's `--conns`, at least). */
 const TASKS = Number(process.env.FLOOR_TASKS ?? 256);
@@ -58,11 +58,7 @@ const commits = new GroupCommit<Pending>(
 );
 
 const app = uWS.App().ws<Conn>('/*', {
-  compression: uWS.DISABLED,
-  idleTimeout: 0,
-  sendPingsAutomatically: false,
-  maxPayloadLength: 16 * 1024 * 1024,
-  maxBackpressure: 64 * 1024 * 1024,
+  ...BENCH_WS_SETTINGS,
   upgrade: (res, req, context) => {
     res.upgrade<Conn>(
       { id: ids[nextTask++ % TASKS]!, steps: 0, closed: false },

@@ -1,8 +1,17 @@
 /**
- * Shared by the uWS bench servers: listen on 127.0.0.1, port 0, print `listening <port>` (what the bench waits for),
- * and on SIGTERM/SIGINT close the listen socket, run `onStop` and exit.
+ * Shared by the uWS bench servers: their socket settings, and listen on 127.0.0.1, port 0, print `listening <port>`
+ * (what the bench waits for), and on SIGTERM/SIGINT close the listen socket, run `onStop` and exit.
  */
 import uWS from 'uWebSockets.js';
+
+/** The bench servers' WebSocket settings: no compression, no idle timeout or pings, 16 MiB frames. */
+export const BENCH_WS_SETTINGS = {
+  compression: uWS.DISABLED,
+  idleTimeout: 0,
+  sendPingsAutomatically: false,
+  maxPayloadLength: 16 * 1024 * 1024,
+  maxBackpressure: 64 * 1024 * 1024,
+} as const;
 
 export function listenUntilSignal(app: uWS.TemplatedApp, name: string, onStop?: () => void): void {
   let listenSocket: uWS.us_listen_socket | false = false;

@@ -9,6 +9,10 @@ import { AIPD_V8_FLAGS } from '../../src/cli/v8-flags.js';
 
 const root = new URL('../../', import.meta.url);
 
+/** Many objects that survive a scavenge or two (as registrations do). */
+const SURVIVING_BURST =
+  'let keep = []; for (let i = 0; i < 3e6; i++) { keep.push({ a: i, b: [i] }); if (keep.length > 200000) keep = []; }';
+
 describe('V8 flags', () => {
   it('npm start and the aipd bin pass exactly AIPD_V8_FLAGS', () => {
     const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
@@ -21,9 +25,9 @@ describe('V8 flags', () => {
   });
 
   it('a node started with them keeps its young generation small under a burst that grows the default one', () => {
-    // Many objects that survive a scavenge or two (as registrations do): V8 grows the young generation to its cap.
+    // V8 grows the young generation to its cap under SURVIVING_BURST.
     const burst =
-      'let keep = []; for (let i = 0; i < 3e6; i++) { keep.push({ a: i, b: [i] }); if (keep.length > 200000) keep = []; }' +
+      SURVIVING_BURST +
       'process.stdout.write(String(require("node:v8").getHeapSpaceStatistics()' +
       '.find((s) => s.space_name === "new_space").space_size));';
     const youngBytes = (flags: readonly string[]): number =>
@@ -36,9 +40,8 @@ describe('V8 flags', () => {
   });
 
   it('a node started with them scavenges on its main thread only', () => {
-    // Objects that survive a scavenge, so that each one has copying to share out.
-    const burst =
-      'let keep = []; for (let i = 0; i < 3e6; i++) { keep.push({ a: i, b: [i] }); if (keep.length > 200000) keep = []; }';
+    // SURVIVING_BURST: each scavenge has copying to share out.
+    const burst = SURVIVING_BURST;
     /** Each scavenge's time spent on helper threads (ms), from V8's --trace-gc-nvp lines. */
     const helperMs = (flags: readonly string[]): number[] =>
       spawnSync(process.execPath, [...flags, '--trace-gc-nvp', '-e', burst], { encoding: 'utf8' })
