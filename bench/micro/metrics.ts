@@ -10,7 +10,7 @@ import type { SessionStore } from '../../src/state/session-store.js';
 import { measureInterleaved, printTable } from './harness.js';
 
 const SESSIONS = Array.from({ length: 64 }, (_, i) => `session-${i}`);
-const store = { list: () => Promise.resolve({ items: [], next: null }) } as unknown as SessionStore;
+const store = { count: () => Promise.resolve([]) } as unknown as SessionStore;
 
 function roundTrip(bus: EventBus, n: number): void {
   const sessionId = SESSIONS[n & 63]!;

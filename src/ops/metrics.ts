@@ -12,8 +12,6 @@ import { HotHistogram, type Observer } from './hot-histogram.js';
 import { SESSION_STATUSES, isTerminalStatus } from '../state/session-model.js';
 import type { SessionStore } from '../state/session-store.js';
 
-/** Live sessions read per scrape at most (pages of 500); more are left out of the gauge and counted as such. */
-const LIVE_SESSIONS_SCAN_MAX = 10_000;
 const LIVE_STATUSES = SESSION_STATUSES.filter((s) => !isTerminalStatus(s));
 
 /** Round-trip buckets, seconds: from sub-millisecond (loopback) to the ten-minute command timeout. */
@@ -201,15 +199,9 @@ export class Metrics {
       labelNames: ['type', 'status'] as const,
       registers: r,
       async collect() {
+        const counts = await opts.store.count(LIVE_STATUSES);
         this.reset();
-        let cursor: string | null = null;
-        let seen = 0;
-        do {
-          const page = await opts.store.list({ status: LIVE_STATUSES }, { limit: 500, cursor });
-          for (const s of page.items) this.inc({ type: s.session_type, status: s.status });
-          seen += page.items.length;
-          cursor = page.next;
-        } while (cursor !== null && seen < LIVE_SESSIONS_SCAN_MAX);
+        for (const c of counts) this.set({ type: c.session_type, status: c.status }, c.count);
       },
     });
     const busLag: Gauge = new Gauge({

@@ -9,13 +9,14 @@ import type {
   Page,
   PageRequest,
   SessionChanges,
+  SessionCount,
   EventPage,
   SessionEvent,
   SessionFilter,
   SessionStore,
   UpdateResult,
 } from '../state/session-store.js';
-import type { SessionRecord } from '../state/session-model.js';
+import type { SessionRecord, SessionStatus } from '../state/session-model.js';
 
 export class TimedSessionStore implements SessionStore {
   constructor(
@@ -54,6 +55,10 @@ export class TimedSessionStore implements SessionStore {
 
   list(filter: SessionFilter, page: PageRequest): Promise<Page> {
     return this.inner.list(filter, page);
+  }
+
+  count(statuses: readonly SessionStatus[]): Promise<SessionCount[]> {
+    return this.inner.count(statuses);
   }
 
   appendEvents(events: readonly NewEvent[]): Promise<SessionEvent[]> {

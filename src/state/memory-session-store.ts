@@ -10,7 +10,7 @@
  * commit (`aip-json-memstore` did fewer round trips per CPU-second than `aip-json`); most events are never read.
  */
 import { approxBytes } from './approx-bytes.js';
-import type { SessionRecord } from './session-model.js';
+import type { SessionRecord, SessionStatus } from './session-model.js';
 import { decodeEvent, encodeEvent, type EncodedEvent } from './sql-schema.js';
 import {
   afterCursor,
@@ -22,6 +22,7 @@ import {
   type Page,
   type PageRequest,
   type SessionChanges,
+  type SessionCount,
   type EventPage,
   type SessionEvent,
   type SessionFilter,
@@ -151,6 +152,17 @@ export class MemorySessionStore implements SessionStore {
     const items = matching.slice(0, page.limit).map((r) => structuredClone(r));
     const next = matching.length > page.limit && items.length > 0 ? cursorOf(items[items.length - 1]!) : null;
     return Promise.resolve({ items, next });
+  }
+
+  count(statuses: readonly SessionStatus[]): Promise<SessionCount[]> {
+    const counts = new Map<string, SessionCount>();
+    for (const r of this.records.values()) {
+      if (!statuses.includes(r.status)) continue;
+      const key = JSON.stringify([r.session_type, r.status]);
+      const n = counts.get(key)?.count ?? 0;
+      counts.set(key, { session_type: r.session_type, status: r.status, count: n + 1 });
+    }
+    return Promise.resolve([...counts.values()]);
   }
 
   appendEvents(events: readonly NewEvent[]): Promise<SessionEvent[]> {

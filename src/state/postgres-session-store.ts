@@ -51,12 +51,13 @@
  */
 import pg from 'pg';
 import { GroupCommit } from './group-commit.js';
-import type { SessionRecord } from './session-model.js';
+import type { SessionRecord, SessionStatus } from './session-model.js';
 import type {
   NewEvent,
   Page,
   PageRequest,
   SessionChanges,
+  SessionCount,
   EventPage,
   SessionEvent,
   SessionFilter,
@@ -80,6 +81,8 @@ import {
   rowToEvent,
   rowToRecord,
   type EncodedEvent,
+  countQuery,
+  countsOf,
 } from './sql-schema.js';
 
 export interface PostgresSessionStoreOptions {
@@ -306,6 +309,11 @@ export class PostgresSessionStore implements SessionStore {
     if (name === undefined && this.listNames.size < 256)
       this.listNames.set(q.shape, (name = `aipd_list_${this.listNames.size}`));
     return pageOf(await this.read(name, q.sql, q.params), page.limit);
+  }
+
+  async count(statuses: readonly SessionStatus[]): Promise<SessionCount[]> {
+    const q = countQuery(statuses, (n) => `$${n}`);
+    return countsOf(await this.read(`aipd_count_${statuses.length}`, q.sql, q.params));
   }
 
   async events(sessionId: string, after: number, limit: number): Promise<SessionEvent[]> {

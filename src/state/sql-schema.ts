@@ -3,7 +3,7 @@
  * the codec between records and rows. JSON fields are stored as the text `JSON.stringify` makes (SQLite TEXT,
  * PostgreSQL `json`), so they come back exactly as given: same values, same key order, any string.
  */
-import type { JsonObject, SessionRecord, StatusEntry, TaskFields } from './session-model.js';
+import type { JsonObject, SessionRecord, SessionStatus, StatusEntry, TaskFields } from './session-model.js';
 import {
   cursorOf,
   parseCursor,
@@ -12,6 +12,7 @@ import {
   type Page,
   type PageRequest,
   type SessionChanges,
+  type SessionCount,
   type SessionEvent,
   type SessionFilter,
 } from './session-store.js';
@@ -327,6 +328,28 @@ export function listQuery(
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
     ` ORDER BY created_at DESC, id DESC LIMIT ${p(page.limit + 1)}`;
   return { sql, params, shape };
+}
+
+/** `SessionStore.count` in SQL: rows of [session_type, status, count], for the given statuses. */
+export function countQuery(
+  statuses: readonly SessionStatus[],
+  placeholder: (n: number) => string,
+): { sql: string; params: SessionStatus[] } {
+  const where =
+    statuses.length === 0 ? '1 = 0' : `status IN (${statuses.map((_, i) => placeholder(i + 1)).join(', ')})`;
+  return {
+    sql: `SELECT session_type, status, count(*) FROM sessions WHERE ${where} GROUP BY session_type, status`,
+    params: [...statuses],
+  };
+}
+
+/** `SessionStore.count`'s result from the rows of `countQuery` (PostgreSQL's count is a bigint: text). */
+export function countsOf(rows: readonly (readonly unknown[])[]): SessionCount[] {
+  return rows.map((r) => ({
+    session_type: r[0] as string,
+    status: r[1] as SessionStatus,
+    count: Number(r[2]),
+  }));
 }
 
 /** A page from the rows of `listQuery` (one more than the limit when there is a next page). */

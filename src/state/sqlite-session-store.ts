@@ -83,12 +83,13 @@ import {
   type CreateParams,
   type Statements,
 } from './sqlite-statements.js';
-import type { SessionRecord } from './session-model.js';
+import type { SessionRecord, SessionStatus } from './session-model.js';
 import type {
   NewEvent,
   Page,
   PageRequest,
   SessionChanges,
+  SessionCount,
   EventPage,
   SessionEvent,
   SessionFilter,
@@ -106,6 +107,8 @@ import {
   rowToEvent,
   rowToRecord,
   type EncodedEvent,
+  countQuery,
+  countsOf,
 } from './sql-schema.js';
 
 export interface SqliteSessionStoreOptions {
@@ -353,6 +356,19 @@ export class SqliteSessionStore implements SessionStore {
         if (this.lists.size < 256) this.lists.set(q.shape, stmt);
       }
       return pageOf(stmt.all(...q.params) as unknown[][], page.limit);
+    });
+  }
+
+  count(statuses: readonly SessionStatus[]): Promise<SessionCount[]> {
+    return this.read(() => {
+      const q = countQuery(statuses, () => '?');
+      const shape = `count:${statuses.length}`;
+      let stmt = this.lists.get(shape);
+      if (!stmt) {
+        stmt = this.db!.prepare(q.sql).raw(true);
+        if (this.lists.size < 256) this.lists.set(shape, stmt);
+      }
+      return countsOf(stmt.all(...q.params) as unknown[][]);
     });
   }
 

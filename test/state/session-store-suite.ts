@@ -4,7 +4,7 @@
  * directory-suite.ts.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { JsonObject, StatusEntry, TaskFields } from '../../src/state/session-model.js';
+import type { JsonObject, SessionStatus, StatusEntry, TaskFields } from '../../src/state/session-model.js';
 import {
   matchesFilter,
   newestFirst,
@@ -668,6 +668,34 @@ export function sessionStoreSuite(name: string, fixture: SessionStoreFixture): v
         expect(await ids({ managed_by: 'node-1' })).toEqual(['b']);
         expect(await ids({ task_name: 't1' })).toEqual(['b']);
         expect(await ids({ session_type: 'chat' })).toEqual(['e', 'd', 'a']);
+      });
+
+      it('counts by session type and status among the statuses asked, with pending writes and deletes in', async () => {
+        const counted = async (statuses: SessionStatus[]): Promise<string[]> =>
+          (await s.count(statuses)).map((c) => `${c.session_type}/${c.status}=${c.count}`).sort();
+        await Promise.all(records.map((r) => s.create(r, sessionEvent(r.id, 'session.created'))));
+        expect(await counted(['active', 'paused'])).toEqual([
+          'chat/active=1',
+          'chat/paused=1',
+          'task/active=1',
+        ]);
+        expect(await counted(['completed', 'failed', 'active'])).toEqual([
+          'chat/active=1',
+          'task/active=1',
+          'task/completed=1',
+          'task/failed=1',
+        ]);
+        expect(await counted([])).toEqual([]);
+        expect(await counted(['crashed'])).toEqual([]);
+        // Not awaited: a count sees every write called before it, as a read does.
+        void s.create(rec('f', 6, 6, { session_type: 'task', status: 'active' }), sessionEvent('f'));
+        void s.update('a', 0, { session_type: 'task', updated_at: at(30) }, sessionEvent('a'));
+        void s.delete('d', sessionEvent('d', 'session.deleted'));
+        expect(await counted(['active', 'paused'])).toEqual(['task/active=3']);
+        // The same count as listing the records and counting them.
+        const listed = (await s.list({ status: ['active', 'paused'] }, { limit: 100 })).items;
+        expect(listed.filter((r) => r.session_type === 'task' && r.status === 'active')).toHaveLength(3);
+        expect(listed).toHaveLength(3);
       });
 
       it('pages 120 records newest first by cursor, with no duplicate or gap, and ends with next null', async () => {
