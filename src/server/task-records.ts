@@ -223,10 +223,13 @@ export class TaskRecords {
     );
   }
 
-  /** The requester was sent the `task_end` it had missed. */
-  notified(id: string): Promise<unknown> {
+  /**
+   * Whether the requester was sent the task's `task_end`: true once one it had missed went out; false when the one
+   * the end's record counted on could not be sent (the requester left while the end was being recorded).
+   */
+  notified(id: string, told = true): Promise<unknown> {
     return this.sessions.write(id, (cur) => ({
-      changes: { task: { ...cur.task!, requester_notified: true } },
+      changes: { task: { ...cur.task!, requester_notified: told } },
       data: { updates: ['task'] },
     }));
   }

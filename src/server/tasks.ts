@@ -452,6 +452,11 @@ export class TaskService {
       return;
     }
     const delivered = requester?.send(frame) ?? false;
+    // The record says the requester is told (it was connected when the end was recorded); it may have gone since.
+    if (requester !== undefined && !delivered)
+      void this.records.notified(live.id, false).catch((err: unknown) =>
+        log.warn({ err }, 'could not record that the requester was not told'),
+      );
     if (live.forConstellation || !live.notifyRequester) {
       if (live.executorId !== live.ownerId) this.directory.link(live.executorId)?.send(frame);
     }
