@@ -24,6 +24,24 @@ export async function startTestServer(
   return Object.assign(server, { url: `ws://127.0.0.1:${server.port}/ws?token=${TEST_KEY}` });
 }
 
+/** A constellation's `task` frame: `clientId` asks for a plan of `steps` steps on `target`, plus `extra` fields. */
+export function constellationTask(
+  clientId: string,
+  target: string,
+  steps: number,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    type: 'task',
+    status: 'continue',
+    client_type: 'constellation',
+    client_id: clientId,
+    target_id: target,
+    request: planRequest(steps),
+    ...extra,
+  };
+}
+
 /** An inline plan request of `n` single-action steps. */
 export function planRequest(n: number, tool = 'noop'): string {
   return JSON.stringify({

@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../protocol/index.js';
-import { planRequest } from '../helpers/aip-server.js';
+import { constellationTask } from '../helpers/aip-server.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { client, eventually, STORE_KINDS, StoreKit, type Client, type TestServer } from './helpers.js';
 
@@ -36,16 +36,9 @@ describe.each(STORE_KINDS)('AIP tasks as sessions (%s store)', (kind) => {
     return { device, requester };
   };
   const runTask = (requester: RawClient, sessionId: string, steps: number) =>
-    requester.send({
-      type: 'task',
-      status: 'continue',
-      client_type: 'constellation',
-      client_id: 'k@dev-1',
-      target_id: 'dev-1',
-      request: planRequest(steps),
-      task_name: 'demo/task',
-      session_id: sessionId,
-    });
+    requester.send(
+      constellationTask('k@dev-1', 'dev-1', steps, { task_name: 'demo/task', session_id: sessionId }),
+    );
   const answer = (device: RawClient, cmd: ServerMessage, status: 'success' | 'failure') =>
     device.answer(cmd, status);
 

@@ -5,7 +5,7 @@
  * `--metrics off`, /readyz, and a request id on every answer.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { planRequest, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
+import { constellationTask, startTestServer, TEST_KEY } from '../helpers/aip-server.js';
 import { RawClient } from '../helpers/raw-client.js';
 import {
   parseExposition as parse,
@@ -73,16 +73,7 @@ describe('GET /metrics', () => {
     await dup.waitClose();
 
     const run = (id: string, steps: number) =>
-      requester.send({
-        type: 'task',
-        status: 'continue',
-        client_type: 'constellation',
-        client_id: 'k@dev-1',
-        target_id: 'dev-1',
-        request: planRequest(steps),
-        task_name: id,
-        session_id: id,
-      });
+      requester.send(constellationTask('k@dev-1', 'dev-1', steps, { task_name: id, session_id: id }));
     // two tasks of 3 steps complete; one fails at its first step
     const stopAuto = device.autoAnswer();
     run('t1', 3);

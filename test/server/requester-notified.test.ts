@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemorySessionStore } from '../../src/state/memory-session-store.js';
 import type { NewEvent, SessionChanges, UpdateResult } from '../../src/state/session-store.js';
 import { until } from '../helpers/process.js';
-import { planRequest, startTestServer } from '../helpers/aip-server.js';
+import { constellationTask, startTestServer } from '../helpers/aip-server.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 /** A memory store that runs `beforeEnd` (once) before it commits the write recording a task's end. */
@@ -56,15 +56,7 @@ describe('task.requester_notified', () => {
         await requester.close();
         await until(() => s.registry.get('k@dev-1') === undefined, 'the server to drop the requester');
       };
-    requester.send({
-      type: 'task',
-      status: 'continue',
-      client_type: 'constellation',
-      client_id: 'k@dev-1',
-      target_id: 'dev-1',
-      request: planRequest(2),
-      task_name: 'notified',
-    });
+    requester.send(constellationTask('k@dev-1', 'dev-1', 2, { task_name: 'notified' }));
     const ack = await requester.next((m) => m.type === 'heartbeat' && m.session_id !== null);
     const id = ack.session_id!;
     // The device is told in both cases (it ran the task for a constellation).
