@@ -177,6 +177,13 @@ export class TaskEndWaiters {
     return this.unclaimed.has(sessionId);
   }
 
+  /** Sessions with a waiter kept across a drop (bounded by `resumeWaitMs`) that is still waiting. */
+  keptIds(): string[] {
+    const ids: string[] = [];
+    for (const [id, list] of this.waiters) if (list.some((w) => w.dropTimer !== null)) ids.push(id);
+    return ids;
+  }
+
   hasWaiter(sessionId: string): boolean {
     return (this.waiters.get(sessionId)?.length ?? 0) > 0;
   }
