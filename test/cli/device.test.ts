@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { aipError } from '../../protocol/index.js';
 import { StdioDecoder, StdioTag } from '../../protocol/stdio.js';
 import type { ChannelEndpoint } from '../../src/channel/endpoint.js';
 import { attachChannelMux } from '../../src/client/channels/attach.js';
@@ -250,7 +251,7 @@ describe('aipd device (a real child process)', () => {
   });
 });
 
-describe('aipd device --plan across a server crash (real processes)', () => {
+describe('aipd device --plan across a server crash or a dropped connection (real processes)', () => {
   const STEPS = 8;
   /** A plan whose step i appends `s<i>` to ran.log in the device's --root, then sleeps 300 ms. */
   const slowPlan = JSON.stringify({
@@ -327,6 +328,26 @@ describe('aipd device --plan across a server crash (real processes)', () => {
       "--resume-wait-ms: 'soon' is not a whole number of milliseconds",
     );
   });
+
+  it('exits 1 at once with the task_end read from the record when its connection dropped and the server stayed up', async () => {
+    const { root, planFile } = await setUp('dropped');
+    const s = await server();
+    const { io } = planDevice(s.port, 'plan-dev-3', root, planFile);
+    await until(async () => (await ranLines(root)).length >= 1, 'a step before the drop', 30_000);
+    // The server stays up and ends the device's own task when it leaves (it tells nobody, as UFO's does).
+    s.registry.get('plan-dev-3')!.conn.close(1001, 'network drop (test)');
+    const t0 = Date.now();
+    expect(await io.exit).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(15_000); // the reconnect and one read, not --resume-wait-ms (10 min)
+    const printed = JSON.parse(io.out()) as {
+      status: string;
+      error: string;
+      result: { steps_completed: number };
+    };
+    expect(printed).toMatchObject({ status: 'failed', error: aipError('DEVICE_DISCONNECTED').message });
+    expect(printed.result.steps_completed).toBeLessThan(STEPS);
+    expect(io.err()).not.toMatch(/^aipd:|\n\s+at /m); // logs only: no error line, no stack trace
+  }, 60_000);
 
   it('gives up with a one-line error (exit 1) when no task_end comes within --resume-wait-ms of the drop', async () => {
     const { root, dataDir, planFile } = await setUp('gone');
