@@ -27,6 +27,7 @@ import { buildFrame, RawWs } from '../src/cli/loadtest-ws.js';
 import { killAll, rssBytes, sleep, startServer, stopChild, track } from './lib/proc.js';
 import { note } from './lib/progress.js';
 import { AIPD_MAIN, aipdAvailable } from './lib/scenarios.js';
+import { deviceRegister } from './lib/register.js';
 
 const API_KEY = 'bench-key';
 const MiB = 1024 * 1024;
@@ -95,16 +96,7 @@ async function attacker(port: number): Promise<void> {
       };
     });
   const registered = next(10_000);
-  ws.send(
-    JSON.stringify({
-      type: 'register',
-      status: 'ok',
-      client_type: 'device',
-      client_id: 'stall-attacker',
-      metadata: { platform: 'linux' },
-    }),
-    false,
-  );
+  ws.send(JSON.stringify(deviceRegister('stall-attacker')), false);
   const reg = await registered;
   if (!reg.includes('"heartbeat"')) {
     send({ t: 'fatal', message: `attacker registration failed: ${reg.slice(0, 200)}` });
@@ -182,16 +174,7 @@ class HealthyProbe {
         if (text.includes('"heartbeat"')) resolve();
         else reject(new Error(`healthy client registration failed: ${text.slice(0, 200)}`));
       };
-      ws.send(
-        JSON.stringify({
-          type: 'register',
-          status: 'ok',
-          client_type: 'device',
-          client_id: 'stall-healthy',
-          metadata: { platform: 'linux' },
-        }),
-        false,
-      );
+      ws.send(JSON.stringify(deviceRegister('stall-healthy')), false);
     });
     ws.onMessage = () => p.onReply();
     ws.onClose = (code) => {

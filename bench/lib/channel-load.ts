@@ -15,6 +15,7 @@ import type { AipSnapshot, ProgressFn } from '../../src/cli/loadtest-core.js';
 import { buildFrame, RawWs } from '../../src/cli/loadtest-ws.js';
 import type { ChannelEndpoint } from '../../src/channel/endpoint.js';
 import { ChannelMux } from '../../src/channel/mux.js';
+import { deviceRegister } from './register.js';
 
 export const CHANNEL_CHUNK = 64 * 1024;
 export const CHANNEL_WINDOW = 1024 * 1024;
@@ -138,13 +139,7 @@ export class ChannelLoad extends Counted {
     const device = (this.device = new Peer(await RawWs.connect({ host, port, path }), (inc) =>
       this.drain(inc.accept()),
     ));
-    device.send({
-      type: 'register',
-      status: 'ok',
-      client_type: 'device',
-      client_id: deviceId,
-      metadata: { platform: 'linux' },
-    });
+    device.send(deviceRegister(deviceId));
     await device.next((m) => m.type === 'heartbeat');
     const controller = (this.controller = new Peer(await RawWs.connect({ host, port, path })));
     controller.send({

@@ -30,6 +30,7 @@ import { attachChannelMux } from '../../src/client/channels/attach.js';
 import { AipControllerClient, AipDeviceClient, type AipClientBase } from '../../src/client/index.js';
 import { planRequest } from '../../src/cli/loadtest-core.js';
 import { RawWs } from '../../src/cli/loadtest-ws.js';
+import { deviceRegister } from './register.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -696,16 +697,7 @@ async function rawDevice(ep: Endpoint, id: string, delayMs: number): Promise<Raw
       clearTimeout(timer);
       reject(new Error(`closed during registration (code ${code})`));
     };
-    ws.send(
-      JSON.stringify({
-        type: 'register',
-        status: 'ok',
-        client_type: 'device',
-        client_id: id,
-        metadata: { platform: 'linux' },
-      }),
-      false,
-    );
+    ws.send(JSON.stringify(deviceRegister(id)), false);
   });
 }
 
@@ -834,16 +826,7 @@ export class ChurnLoad {
           port: this.ep.port,
           path: `/ws?token=${encodeURIComponent(this.ep.token)}`,
         });
-        ws.send(
-          JSON.stringify({
-            type: 'register',
-            status: 'ok',
-            client_type: 'device',
-            client_id: id,
-            metadata: {},
-          }),
-          false,
-        );
+        ws.send(JSON.stringify(deviceRegister(id, {})), false);
         ws.destroy();
         return;
       }
@@ -1032,15 +1015,7 @@ export class BadFrameLoad {
           if (m.type === 'heartbeat' && m.status === 'ok') resolve(ws);
           else reject(new Error(`registration refused: ${String(m.error)}`));
         });
-        ws.send(
-          JSON.stringify({
-            type: 'register',
-            status: 'ok',
-            client_type: 'device',
-            client_id: `soak-bad-${this.n}-${Date.now()}`,
-            metadata: { platform: 'linux' },
-          }),
-        );
+        ws.send(JSON.stringify(deviceRegister(`soak-bad-${this.n}-${Date.now()}`)));
       });
     });
   }

@@ -28,6 +28,7 @@ import { silentLogger } from '../../src/logger.js';
 import type { MemoryClientSocket } from '../../src/transport/memory.js';
 import { commandMsg } from './frames.js';
 import { median } from './harness.js';
+import { deviceRegister } from '../lib/register.js';
 
 const DEVICES = 64;
 /** Steps per task, as the bench's (each device asks for its next task when one ends). */
@@ -136,15 +137,7 @@ class Devices {
         else if (!this.stopping && (text.includes('"type":"task_end"') || text.includes('"type":"error"')))
           throw new Error(`${id}: ${text.slice(0, 300)}`);
       });
-      ws.send(
-        JSON.stringify({
-          type: 'register',
-          status: 'ok',
-          client_type: 'device',
-          client_id: id,
-          metadata: { platform: 'linux' },
-        }),
-      );
+      ws.send(JSON.stringify(deviceRegister(id)));
     });
   }
 }
