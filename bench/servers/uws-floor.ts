@@ -10,7 +10,7 @@
  * ever waits for a checkpoint), and the reply is the parsed frame encoded again, not a new command.
  * The bench's `floor` and `floor-lat` scenarios measure it beside `uws-echo` and `aip-json`, so the issue-14 targets
  * can be read against what a server doing only this costs on the same machine in the same run.
- * Prints `listening <port>` on stdout; exits on SIGTERM/SIGINT, removing its database.
+ * Prints `database <path>`, then `listening <port>` on stdout; exits on SIGTERM/SIGINT, removing its database.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +43,8 @@ const path = join(dir, 'floor.sqlite');
 const made = await taskRecorder(new SqliteSessionStore({ path, checkpointMs: 0 }), TASKS, []);
 await made.close();
 const writer = new FloorWriter(path);
+// For whoever reads the rows meanwhile (test/bench/floor-server.test.ts); the bench waits only for `listening`.
+console.log(`database ${path}`);
 writer.noAutoCheckpoint();
 const ids = floorTaskIds(TASKS);
 const decoder = new TextDecoder();

@@ -24,7 +24,7 @@ import {
   type ConnectionEvents,
   type ReconnectOptions,
 } from './connection.js';
-import { DEFAULT_RESUME_CHECK_MS, endedTaskEnd, httpBase } from './ended-check.js';
+import { DEFAULT_RESUME_CHECK_MS, EndedCheck } from './ended-check.js';
 import { RequestQueue, TaskEndWaiters } from './pending.js';
 
 export interface BaseClientOptions {
@@ -83,20 +83,13 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
   protected readonly taskEnds = new TaskEndWaiters();
   protected readonly requestTimeoutMs: number;
   readonly resumeWaitMs: number;
-  private readonly resumeCheckMs: number;
-  private readonly token: string;
-  private readonly url: string;
-  private checkTimer: ReturnType<typeof setTimeout> | null = null;
-  private checking = false;
+  private readonly endedCheck: EndedCheck;
 
   protected constructor(opts: BaseClientOptions, clientType: ClientType) {
     super();
     this.clientId = opts.clientId;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.resumeWaitMs = opts.resumeWaitMs ?? DEFAULT_RESUME_WAIT_MS;
-    this.resumeCheckMs = opts.resumeCheckMs ?? DEFAULT_RESUME_CHECK_MS;
-    this.token = opts.token;
-    this.url = opts.url;
     this.log = (opts.logger ?? silentLogger).child({
       component: 'aip-client',
       clientId: opts.clientId,
@@ -118,11 +111,20 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
         timestamp: new Date().toISOString(),
       }),
     });
+    this.endedCheck = new EndedCheck({
+      url: opts.url,
+      token: opts.token,
+      everyMs: opts.resumeCheckMs ?? DEFAULT_RESUME_CHECK_MS,
+      timeoutMs: this.requestTimeoutMs,
+      waiters: this.taskEnds,
+      isOpen: () => this.conn.isOpen,
+      log: this.log,
+    });
     this.conn.on('frame', (msg) => this.onFrame(msg));
     this.conn.on('registered', (info) => {
       this.taskEnds.attach();
       this.emit('registered', info);
-      if (info.reconnected && this.resumeCheckMs > 0) void this.checkKept();
+      if (info.reconnected) this.endedCheck.start();
     });
     this.conn.on('reconnecting', (info) => this.emit('reconnecting', info));
     this.conn.on('error', (err) => {
@@ -134,7 +136,7 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
         `Connection lost (code ${info.code}${info.reason ? `: ${info.reason}` : ''}; ${why})`,
       );
       this.requests.rejectAll(err);
-      this.stopChecks();
+      this.endedCheck.stop();
       if (info.willReconnect && this.resumeWaitMs > 0)
         this.taskEnds.detach(this.resumeWaitMs, `code ${info.code}${info.reason ? `: ${info.reason}` : ''}`);
       else this.taskEnds.rejectAll(err);
@@ -150,7 +152,7 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
   /** Closes the connection and stops reconnecting; pending waiters are rejected. */
   async close(): Promise<void> {
     const err = new Error('Client closed');
-    this.stopChecks();
+    this.endedCheck.stop();
     this.requests.rejectAll(err);
     this.taskEnds.rejectAll(err);
     await this.conn.close();
@@ -215,39 +217,6 @@ export abstract class AipClientBase extends EventEmitter<ClientEvents> {
     // The socket was open just above; if it closes in between, the disconnect rejects the waiter.
     this.conn.send({ request_id: randomUUID(), timestamp: new Date().toISOString(), ...msg });
     return ack;
-  }
-
-  /** Settles, from their records, the waiters kept across a drop whose tasks ended meanwhile (ended-check.ts). */
-  private async checkKept(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
-    try {
-      const base = httpBase(this.url);
-      for (const id of this.taskEnds.keptIds()) {
-        const end = await endedTaskEnd(base, this.token, id, this.requestTimeoutMs);
-        if (end && this.taskEnds.hasWaiter(id)) {
-          this.log.info(
-            { sessionId: id, status: end.status },
-            'task ended while disconnected (from its record)',
-          );
-          this.taskEnds.offer(end);
-        }
-      }
-    } finally {
-      this.checking = false;
-    }
-    if (this.conn.isOpen && this.taskEnds.keptIds().length > 0 && this.checkTimer === null) {
-      this.checkTimer = setTimeout(() => {
-        this.checkTimer = null;
-        void this.checkKept();
-      }, this.resumeCheckMs);
-      this.checkTimer.unref();
-    }
-  }
-
-  private stopChecks(): void {
-    if (this.checkTimer) clearTimeout(this.checkTimer);
-    this.checkTimer = null;
   }
 
   private onFrame(msg: ServerMessage): void {

@@ -451,12 +451,17 @@ export class TaskService {
       log.warn({ status: outcome.status }, "task given up: its session is no longer this node's");
       return;
     }
-    const delivered = requester?.send(frame) ?? false;
-    // The record says the requester is told (it was connected when the end was recorded); it may have gone since.
-    if (requester !== undefined && !delivered)
-      void this.records.notified(live.id, false).catch((err: unknown) =>
-        log.warn({ err }, 'could not record that the requester was not told'),
-      );
+    let delivered = requester?.send(frame) ?? false;
+    // The record says the requester is told (it was connected when the end was recorded). It may have left since,
+    // or come back on a new connection: then that one is told; otherwise the record is put right.
+    if (requester !== undefined && !delivered) {
+      const now = this.directory.link(live.ownerId);
+      delivered = now !== undefined && now !== requester && now.send(frame);
+      if (!delivered)
+        void this.records
+          .notified(live.id, false)
+          .catch((err: unknown) => log.warn({ err }, 'could not record that the requester was not told'));
+    }
     if (live.forConstellation || !live.notifyRequester) {
       if (live.executorId !== live.ownerId) this.directory.link(live.executorId)?.send(frame);
     }

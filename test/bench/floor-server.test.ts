@@ -5,9 +5,8 @@
  * SIGTERM.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -17,9 +16,6 @@ import { floorTaskIds } from '../../bench/lib/floor-rows.js';
 
 const SERVER = fileURLToPath(new URL('../../bench/servers/uws-floor.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-const floorDirs = (): Set<string> =>
-  new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('aipd-bench-floor-')));
 
 function results(step: number): Record<string, unknown> {
   return {
@@ -39,22 +35,26 @@ describe('bench floor server (bench/servers/uws-floor.ts)', () => {
   });
 
   it('answers each results frame with it, after committing its events and checkpoint, and cleans up on SIGTERM', async () => {
-    const before = floorDirs();
     const proc = spawn(process.execPath, ['--import', 'tsx', SERVER], {
       cwd: ROOT,
       env: { ...process.env, FLOOR_TASKS: '4' },
     });
     child = proc;
+    const stderr: string[] = [];
+    proc.stderr.on('data', (b: Buffer) => stderr.push(b.toString()));
+    let dbPath = '';
     const port = await new Promise<number>((resolve, reject) => {
       createInterface({ input: proc.stdout }).on('line', (l) => {
+        const db = /^database (.+)$/.exec(l);
+        if (db) dbPath = db[1]!;
         const m = /^listening (\d+)$/.exec(l);
         if (m) resolve(Number(m[1]));
       });
-      proc.once('exit', (code) => reject(new Error(`floor server exited early (${code})`)));
+      proc.once('exit', (code) =>
+        reject(new Error(`floor server exited early (${code}): ${stderr.join('')}`)),
+      );
     });
-    const dirs = [...floorDirs()].filter((d) => !before.has(d));
-    expect(dirs).toHaveLength(1);
-    const dbPath = join(tmpdir(), dirs[0]!, 'floor.sqlite');
+    expect(dbPath).toMatch(/aipd-bench-floor-.+floor\.sqlite$/);
 
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
@@ -103,6 +103,6 @@ describe('bench floor server (bench/servers/uws-floor.ts)', () => {
     proc.kill('SIGTERM');
     expect(await exited).toBe(0);
     child = null;
-    expect(existsSync(join(tmpdir(), dirs[0]!))).toBe(false);
+    expect(existsSync(dirname(dbPath))).toBe(false);
   });
 });

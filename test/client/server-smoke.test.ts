@@ -150,7 +150,11 @@ describe('a task that ended while its controller was away', () => {
     await until(() => s.tasks.live.has(sessionId), 'the task to run');
     expect(await endedTaskEnd(base, KEY, sessionId, 5_000)).toBeNull(); // still running
     expect(await endedTaskEnd(base, KEY, 'no-such-session', 5_000)).toBeNull();
-    expect(await endedTaskEnd(base, 'wrong-key', sessionId, 5_000)).toBeNull();
+    await expect(endedTaskEnd(base, 'wrong-key', sessionId, 5_000)).rejects.toThrow(/answered HTTP 401/);
+    await expect(endedTaskEnd('http://127.0.0.1:1', KEY, sessionId, 5_000)).rejects.toThrow();
+    // A zero or infinite request timeout does not turn the read off (a finite fallback applies).
+    expect(await endedTaskEnd(base, KEY, sessionId, 0)).toBeNull();
+    expect(await endedTaskEnd(base, KEY, sessionId, Infinity)).toBeNull();
     s.tasks.cancelById(sessionId, 'stopped by the test');
     await until(() => !s.tasks.live.has(sessionId), 'the task to end');
     await until(

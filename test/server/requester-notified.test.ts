@@ -40,7 +40,12 @@ describe('task.requester_notified', () => {
     server = null;
   });
 
-  async function run(leaveBeforeEnd: boolean): Promise<{ notified: boolean; endSeen: boolean }> {
+  /**
+   * Runs a 2-step constellation task. While the end is being recorded the requester `stays`, `leaves`, or leaves and
+   * `returns` on a new connection. Resolves the record's flag and whether the requester (the last connection of
+   * its id) got `task_end`.
+   */
+  async function run(mode: 'stays' | 'leaves' | 'returns'): Promise<{ notified: boolean; endSeen: boolean }> {
     const store = new EndHookStore();
     server = await startTestServer({}, { sessions: store });
     const s = server;
@@ -48,39 +53,52 @@ describe('task.requester_notified', () => {
     clients.push(device);
     await device.register('dev-1', { metadata: { platform: 'windows' } });
     device.autoAnswer();
-    const requester = await RawClient.connect(s.url, 'json');
-    clients.push(requester);
-    await requester.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
-    if (leaveBeforeEnd)
+    const connect = async (): Promise<RawClient> => {
+      const c = await RawClient.connect(s.url, 'json');
+      clients.push(c);
+      await c.register('k@dev-1', { client_type: 'constellation', target_id: 'dev-1' });
+      return c;
+    };
+    const first = await connect();
+    let requester = first;
+    if (mode !== 'stays')
       store.beforeEnd = async () => {
-        await requester.close();
+        await first.close();
         await until(() => s.registry.get('k@dev-1') === undefined, 'the server to drop the requester');
+        if (mode === 'returns') requester = await connect();
       };
-    requester.send(constellationTask('k@dev-1', 'dev-1', 2, { task_name: 'notified' }));
-    const ack = await requester.next((m) => m.type === 'heartbeat' && m.session_id !== null);
+    first.send(constellationTask('k@dev-1', 'dev-1', 2, { task_name: 'notified' }));
+    const ack = await first.next((m) => m.type === 'heartbeat' && m.session_id !== null);
     const id = ack.session_id!;
-    // The device is told in both cases (it ran the task for a constellation).
+    // The device is told in every case (it ran the task for a constellation).
     await device.next((m) => m.type === 'task_end' && m.session_id === id);
+    const told = mode !== 'leaves';
     let rec = await store.get(id);
     await until(
       async () => {
         rec = await store.get(id);
-        return rec?.status === 'completed' && (!leaveBeforeEnd || rec.task?.requester_notified === false);
+        return rec?.status === 'completed' && rec.task?.requester_notified === told;
       },
       'the end to be recorded',
       5000,
     );
-    return {
-      notified: rec!.task!.requester_notified,
-      endSeen: requester.frames.some((f) => f.msg.type === 'task_end'),
-    };
+    // Told: its task_end arrives (on its own socket, maybe after the device's); not told: its socket is closed.
+    const endSeen = told
+      ? (await requester.next((m) => m.type === 'task_end' && m.session_id === id, 5000, 0)).type ===
+        'task_end'
+      : first.frames.some((f) => f.msg.type === 'task_end');
+    return { notified: rec!.task!.requester_notified, endSeen };
   }
 
   it('is true when the requester was connected and sent task_end', async () => {
-    expect(await run(false)).toEqual({ notified: true, endSeen: true });
+    expect(await run('stays')).toEqual({ notified: true, endSeen: true });
   });
 
   it('is false when the requester left while the end was being recorded', async () => {
-    expect(await run(true)).toEqual({ notified: false, endSeen: false });
+    expect(await run('leaves')).toEqual({ notified: false, endSeen: false });
+  });
+
+  it('is true when the requester came back on a new connection meanwhile: that one is sent task_end', async () => {
+    expect(await run('returns')).toEqual({ notified: true, endSeen: true });
   });
 });
