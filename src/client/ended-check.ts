@@ -149,11 +149,12 @@ export class EndedCheck {
     }
     if (problem !== null)
       this.o.log.warn({ problem }, 'could not read the records of the tasks waited for across the drop');
-    if (abort.signal.aborted || !this.o.isOpen()) return;
-    if (this.again) {
+    // A registration during this round (even one after a stop that abandoned it) asks for another round.
+    if (this.again && this.o.isOpen()) {
       this.again = false;
       return void this.round();
     }
+    if (abort.signal.aborted || !this.o.isOpen()) return;
     if (this.o.waiters.keptIds().length > 0) {
       this.timer = setTimeout(() => {
         this.timer = null;
