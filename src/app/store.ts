@@ -9,12 +9,17 @@ import { join, resolve } from 'node:path';
 import { ConfigError, type ServerConfig } from '../config.js';
 import { MemorySessionStore } from '../state/memory-session-store.js';
 import type { SessionStore } from '../state/session-store.js';
+import type { MigrationProgress } from '../state/sql-schema.js';
 import type { Logger } from '../logger.js';
 
 export const SQLITE_FILE = 'aipd.sqlite';
 
 export async function openStore(config: ServerConfig, log: Logger): Promise<SessionStore> {
-  const common = { maxEventsPerSession: config.eventLogMax, groupCommitMs: config.groupCommitMs };
+  const common = {
+    maxEventsPerSession: config.eventLogMax,
+    groupCommitMs: config.groupCommitMs,
+    onMigration: (p: MigrationProgress) => logMigration(log, p),
+  };
   let store: SessionStore;
   if (config.store === 'memory')
     store = new MemorySessionStore({
@@ -46,6 +51,26 @@ export async function openStore(config: ServerConfig, log: Logger): Promise<Sess
   }
   await store.open();
   return store;
+}
+
+/**
+ * A schema upgrade is logged as it starts and as each version is applied, since on a large database it can hold
+ * the start for minutes; a new database's schema is made quietly (debug).
+ */
+function logMigration(log: Logger, p: MigrationProgress): void {
+  const level = p.from === 0 ? 'debug' : 'info';
+  if (p.version === null)
+    log[level](
+      { from: p.from, to: p.to },
+      p.from === 0
+        ? 'creating the session store schema'
+        : `upgrading the session store schema from version ${p.from} to ${p.to}; a large database can take minutes`,
+    );
+  else
+    log[level](
+      { version: p.version, ms: Math.round(p.ms ?? 0) },
+      `session store schema at version ${p.version}`,
+    );
 }
 
 /** `--node-id`, or the id kept in --data-dir (generated once); a memory store gets a fresh one each run. */

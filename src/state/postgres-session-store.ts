@@ -81,6 +81,7 @@ import {
   rowToEvent,
   rowToRecord,
   type EncodedEvent,
+  type MigrationProgress,
   countQuery,
   countsOf,
 } from './sql-schema.js';
@@ -95,6 +96,8 @@ export interface PostgresSessionStoreOptions {
   readonly poolSize?: number;
   /** `storeIdleInTransactionMs`: PostgreSQL rolls back a transaction left idle this long. Default 5,000. */
   readonly idleInTransactionMs?: number;
+  /** Told as a schema migration starts and as each version is applied (sql-schema.ts). */
+  readonly onMigration?: (p: MigrationProgress) => void;
 }
 
 /** The schema, one list of statements per version (index 0 makes version 1). */
@@ -251,7 +254,7 @@ export class PostgresSessionStore implements SessionStore {
     // process. The query in flight, or the next one, rejects with the cause, and the commit releases it as broken.
     pool.on('connect', (client) => client.on('error', () => {}));
     try {
-      await migrate(pool);
+      await migrate(pool, this.opts.onMigration);
     } catch (err) {
       await pool.end();
       throw err;
@@ -600,7 +603,7 @@ function isDataError(err: unknown): boolean {
 }
 
 /** Brings the schema to SCHEMA_VERSION in one transaction, under an advisory lock (nodes may open together). */
-async function migrate(pool: pg.Pool): Promise<void> {
+async function migrate(pool: pg.Pool, progress?: (p: MigrationProgress) => void): Promise<void> {
   const client = await pool.connect();
   let ok = false;
   try {
@@ -611,8 +614,11 @@ async function migrate(pool: pg.Pool): Promise<void> {
       SCHEMA_VERSION_KEY,
     ]);
     const from = checkSchemaVersion(res.rows[0]?.value);
+    if (from < SCHEMA_VERSION) progress?.({ from, to: SCHEMA_VERSION, version: null, ms: null });
     for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+      const t0 = performance.now();
       for (const sql of MIGRATIONS[v - 1]!) await client.query(sql);
+      progress?.({ from, to: SCHEMA_VERSION, version: v, ms: performance.now() - t0 });
       await client.query(
         'INSERT INTO schema_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
         [SCHEMA_VERSION_KEY, String(v)],

@@ -33,6 +33,19 @@ export function newerSchemaError(found: number, supported: number = SCHEMA_VERSI
   );
 }
 
+/**
+ * A schema migration's progress, told to the stores' `onMigration`: once as it starts (`version` and `ms` null),
+ * then as each version is applied, with the time it took. A migration copies whole tables (version 2 of the SQLite
+ * schema rewrites the event log), so on a large database it can take minutes, holding the store's open.
+ */
+export interface MigrationProgress {
+  /** The database's version before the migration (0: a new database). */
+  readonly from: number;
+  readonly to: number;
+  readonly version: number | null;
+  readonly ms: number | null;
+}
+
 /** The stored schema version (0 when none), refusing one newer than `supported` (the store's own). */
 export function checkSchemaVersion(value: unknown, supported: number = SCHEMA_VERSION): number {
   if (value === undefined || value === null) return 0;

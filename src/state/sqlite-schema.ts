@@ -4,7 +4,13 @@
  * sql-schema.ts), so a change to one file format does not make the other's older nodes refuse their database.
  */
 import type Database from 'better-sqlite3';
-import { SCHEMA_VERSION_KEY, SESSION_INDEXES_V1, checkSchemaVersion } from './sql-schema.js';
+import { performance } from 'node:perf_hooks';
+import {
+  SCHEMA_VERSION_KEY,
+  SESSION_INDEXES_V1,
+  checkSchemaVersion,
+  type MigrationProgress,
+} from './sql-schema.js';
 
 /** The SQLite file's schema version (PostgreSQL has its own, `SCHEMA_VERSION`); a newer file is refused. */
 export const SQLITE_SCHEMA_VERSION = 3;
@@ -101,13 +107,17 @@ export function schemaVersion(db: Database.Database): number {
   return checkSchemaVersion(row?.value, SQLITE_SCHEMA_VERSION);
 }
 
-/** Brings the schema to SQLITE_SCHEMA_VERSION, in one transaction that holds the write lock. */
-export function migrate(db: Database.Database): void {
+/** Brings the schema to SQLITE_SCHEMA_VERSION, in one transaction that holds the write lock; tells `progress`. */
+export function migrate(db: Database.Database, progress?: (p: MigrationProgress) => void): void {
   db.transaction(() => {
     db.exec('CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT');
     const from = schemaVersion(db);
-    for (let v = from + 1; v <= SQLITE_SCHEMA_VERSION; v++) {
+    const to = SQLITE_SCHEMA_VERSION;
+    if (from < to) progress?.({ from, to, version: null, ms: null });
+    for (let v = from + 1; v <= to; v++) {
+      const t0 = performance.now();
       for (const sql of MIGRATIONS[v - 1]!) db.exec(sql);
+      progress?.({ from, to, version: v, ms: performance.now() - t0 });
       db.prepare(
         'INSERT INTO schema_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       ).run(SCHEMA_VERSION_KEY, String(v));

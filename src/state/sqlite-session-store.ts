@@ -107,6 +107,7 @@ import {
   rowToEvent,
   rowToRecord,
   type EncodedEvent,
+  type MigrationProgress,
   countQuery,
   countsOf,
 } from './sql-schema.js';
@@ -137,6 +138,8 @@ export interface SqliteSessionStoreOptions {
   readonly walMaxBytes?: number;
   /** The checkpoint worker failed; SQLite's auto-checkpoint is back on. */
   readonly onCheckpointFailure?: (err: Error) => void;
+  /** Told as a schema migration starts and as each version is applied (sql-schema.ts). */
+  readonly onMigration?: (p: MigrationProgress) => void;
   /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 4,096, 1,024. */
   readonly logIndex?: LogIndexLimits;
 }
@@ -242,7 +245,7 @@ export class SqliteSessionStore implements SessionStore {
       db.pragma('journal_size_limit = 67108864');
       db.pragma('cache_size = -32000');
       db.pragma('foreign_keys = ON');
-      migrate(db);
+      migrate(db, this.opts.onMigration);
       this.st = prepareStatements(db);
       this.updates = new UpdateStatements(db);
       this.lastId = lastEventId(db);
