@@ -155,12 +155,13 @@ export class MemorySessionStore implements SessionStore {
   }
 
   count(statuses: readonly SessionStatus[]): Promise<SessionCount[]> {
-    const counts = new Map<string, SessionCount>();
+    const counts = new Map<string, { -readonly [K in keyof SessionCount]: SessionCount[K] }>();
     for (const r of this.records.values()) {
       if (!statuses.includes(r.status)) continue;
       const key = JSON.stringify([r.session_type, r.status]);
-      const n = counts.get(key)?.count ?? 0;
-      counts.set(key, { session_type: r.session_type, status: r.status, count: n + 1 });
+      const c = counts.get(key);
+      if (c) c.count++;
+      else counts.set(key, { session_type: r.session_type, status: r.status, count: 1 });
     }
     return Promise.resolve([...counts.values()]);
   }

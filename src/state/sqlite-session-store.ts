@@ -353,25 +353,14 @@ export class SqliteSessionStore implements SessionStore {
   list(filter: SessionFilter, page: PageRequest): Promise<Page> {
     return this.read(() => {
       const q = listQuery(filter, page, () => '?', SELECT_COLUMNS, SESSION_FROM);
-      let stmt = this.lists.get(q.shape);
-      if (!stmt) {
-        stmt = this.db!.prepare(q.sql).raw(true);
-        if (this.lists.size < 256) this.lists.set(q.shape, stmt);
-      }
-      return pageOf(stmt.all(...q.params) as unknown[][], page.limit);
+      return pageOf(this.statement(q.shape, q.sql).all(...q.params) as unknown[][], page.limit);
     });
   }
 
   count(statuses: readonly SessionStatus[]): Promise<SessionCount[]> {
     return this.read(() => {
       const q = countQuery(statuses, () => '?');
-      const shape = `count:${statuses.length}`;
-      let stmt = this.lists.get(shape);
-      if (!stmt) {
-        stmt = this.db!.prepare(q.sql).raw(true);
-        if (this.lists.size < 256) this.lists.set(shape, stmt);
-      }
-      return countsOf(stmt.all(...q.params) as unknown[][]);
+      return countsOf(this.statement(`count:${statuses.length}`, q.sql).all(...q.params) as unknown[][]);
     });
   }
 
@@ -410,6 +399,16 @@ export class SqliteSessionStore implements SessionStore {
     return new Promise<T>((resolve, reject) => {
       this.queue.add(make(resolve as Settle['resolve'], reject));
     });
+  }
+
+  /** The raw-row statement of a read whose SQL varies (`shape` names it): made once, up to 256 shapes kept. */
+  private statement(shape: string, sql: string): Database.Statement {
+    let stmt = this.lists.get(shape);
+    if (!stmt) {
+      stmt = this.db!.prepare(sql).raw(true);
+      if (this.lists.size < 256) this.lists.set(shape, stmt);
+    }
+    return stmt;
   }
 
   /** Commits what is queued, then reads. */

@@ -29,6 +29,21 @@ async function serve(handle: (req: IncomingMessage, res: ServerResponse) => void
   return `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`;
 }
 
+/** Starts the check (as a registration does) for `waiters`, key `k`, always registered. */
+function startCheck(url: string, waiters: TaskEndWaiters, everyMs: number, timeoutMs: number): EndedCheck {
+  const c = (check = new EndedCheck({
+    url,
+    token: 'k',
+    everyMs,
+    timeoutMs,
+    waiters,
+    isOpen: () => true,
+    log: pino({ enabled: false }),
+  }));
+  c.start();
+  return c;
+}
+
 const ended = JSON.stringify({
   id: 's1',
   status: 'cancelled',
@@ -54,16 +69,7 @@ describe('EndedCheck', () => {
       res.end(req.url === '/sessions/s1' ? ended : '{}');
     });
     const { waiters, end } = keptWaiter();
-    check = new EndedCheck({
-      url,
-      token: 'k',
-      everyMs: 50,
-      timeoutMs: 1_000,
-      waiters,
-      isOpen: () => true,
-      log: pino({ enabled: false }),
-    });
-    check.start();
+    startCheck(url, waiters, 50, 1_000);
     expect(await end).toMatchObject({
       type: 'task_end',
       status: 'failed',
@@ -87,19 +93,10 @@ describe('EndedCheck', () => {
     });
     const { waiters, end } = keptWaiter();
     // everyMs far off: only a round asked for by start() can read again within the test.
-    check = new EndedCheck({
-      url,
-      token: 'k',
-      everyMs: 60_000,
-      timeoutMs: 60_000,
-      waiters,
-      isOpen: () => true,
-      log: pino({ enabled: false }),
-    });
-    check.start();
+    const c = startCheck(url, waiters, 60_000, 60_000);
     await until(() => requests === 1, 'the first read');
-    check.stop(); // a drop: the read in flight is abandoned
-    check.start(); // registered again while that round is still winding down
+    c.stop(); // a drop: the read in flight is abandoned
+    c.start(); // registered again while that round is still winding down
     await end;
     expect(requests).toBe(2);
   });
@@ -114,16 +111,7 @@ describe('EndedCheck', () => {
       );
     });
     const { waiters, end } = keptWaiter();
-    check = new EndedCheck({
-      url,
-      token: 'k',
-      everyMs: 30,
-      timeoutMs: 1_000,
-      waiters,
-      isOpen: () => true,
-      log: pino({ enabled: false }),
-    });
-    check.start();
+    startCheck(url, waiters, 30, 1_000);
     expect(await end).toMatchObject({ status: 'completed', result: 'r', error: null });
     expect(requests).toBe(3);
   });

@@ -15,6 +15,7 @@ import { startServer } from '../../src/app/server.js';
 import { PostgresSessionStore } from '../../src/state/postgres-session-store.js';
 import { SQLITE_SCHEMA_VERSION } from '../../src/state/sqlite-schema.js';
 import { SqliteSessionStore } from '../../src/state/sqlite-session-store.js';
+import type { SessionStore } from '../../src/state/session-store.js';
 import { SCHEMA_VERSION, type MigrationProgress } from '../../src/state/sql-schema.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { downgradeToVersion2 } from '../helpers/sqlite-downgrade.js';
@@ -33,6 +34,19 @@ afterEach(() => {
 /** The `version` of each progress report in `seen` (null for the start). */
 const applied = (seen: MigrationProgress[]): (number | null)[] => seen.map((p) => p.version);
 
+/** Opens the store `make` builds (given the progress callback), runs `during`, closes it: what it reported. */
+async function reports(
+  make: (onMigration: (p: MigrationProgress) => void) => SessionStore,
+  during?: (s: SessionStore) => Promise<void>,
+): Promise<MigrationProgress[]> {
+  const seen: MigrationProgress[] = [];
+  const store = make((p) => seen.push(p));
+  await store.open();
+  await during?.(store);
+  await store.close();
+  return seen;
+}
+
 /** A store file with one session, closed, then taken back to schema version 2. */
 async function version2File(dir: string): Promise<string> {
   const path = join(dir, SQLITE_FILE);
@@ -47,34 +61,23 @@ async function version2File(dir: string): Promise<string> {
 describe('SQLite schema migration progress', () => {
   it('tells a new file its versions from 0, an old file its upgrade, and an up-to-date file nothing', async () => {
     const dir = tempDir();
-    const seen: MigrationProgress[] = [];
-    const fresh = new SqliteSessionStore({
-      path: join(dir, 'new.sqlite'),
-      checkpointMs: 0,
-      onMigration: (p) => seen.push(p),
-    });
-    await fresh.open();
-    await fresh.close();
+    const sqlite = (path: string) => (onMigration: (p: MigrationProgress) => void) =>
+      new SqliteSessionStore({ path, checkpointMs: 0, onMigration });
+    const seen = await reports(sqlite(join(dir, 'new.sqlite')));
     expect(seen[0]).toEqual({ from: 0, to: SQLITE_SCHEMA_VERSION, version: null, ms: null });
     expect(applied(seen)).toEqual([null, ...Array.from({ length: SQLITE_SCHEMA_VERSION }, (_, i) => i + 1)]);
     for (const p of seen.slice(1)) expect(p.ms).toBeGreaterThanOrEqual(0);
 
     const path = await version2File(dir);
-    seen.length = 0;
-    const old = new SqliteSessionStore({ path, checkpointMs: 0, onMigration: (p) => seen.push(p) });
-    await old.open();
-    expect((await old.get('a'))?.id).toBe('a');
-    await old.close();
-    expect(seen).toEqual([
+    const upgrade = await reports(sqlite(path), async (old) => {
+      expect((await old.get('a'))?.id).toBe('a');
+    });
+    expect(upgrade).toEqual([
       { from: 2, to: 3, version: null, ms: null },
       { from: 2, to: 3, version: 3, ms: expect.any(Number) as number },
     ]);
 
-    seen.length = 0;
-    const again = new SqliteSessionStore({ path, checkpointMs: 0, onMigration: (p) => seen.push(p) });
-    await again.open();
-    await again.close();
-    expect(seen).toEqual([]);
+    expect(await reports(sqlite(path))).toEqual([]);
   });
 
   it('makes the server log the upgrade at info, with each version and its time', async () => {
@@ -114,25 +117,13 @@ describe('PostgreSQL schema migration progress', () => {
 
   it('tells a new database its versions from 0, and an up-to-date one nothing', async () => {
     db = await createTestDatabase();
-    const seen: MigrationProgress[] = [];
-    const first = new PostgresSessionStore({
-      connectionString: db.url,
-      poolSize: 2,
-      onMigration: (p) => seen.push(p),
-    });
-    await first.open();
-    await first.close();
+    const url = db.url;
+    const postgres = (onMigration: (p: MigrationProgress) => void) =>
+      new PostgresSessionStore({ connectionString: url, poolSize: 2, onMigration });
+    const seen = await reports(postgres);
     expect(seen[0]).toEqual({ from: 0, to: SCHEMA_VERSION, version: null, ms: null });
     expect(applied(seen)).toEqual([null, ...Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1)]);
 
-    seen.length = 0;
-    const second = new PostgresSessionStore({
-      connectionString: db.url,
-      poolSize: 2,
-      onMigration: (p) => seen.push(p),
-    });
-    await second.open();
-    await second.close();
-    expect(seen).toEqual([]);
+    expect(await reports(postgres)).toEqual([]);
   });
 });
