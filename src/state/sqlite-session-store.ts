@@ -5,7 +5,8 @@
  * (`lastEventId`): trimming keeps each session's newest events, so the store never deletes the newest id. The log is
  * a plain rowid table, not AUTOINCREMENT, which made every commit also rewrite the `sqlite_sequence` page (one WAL
  * page in six under `aip-json-lat`; schema version 2). The schema and its migrations are in sqlite-schema.ts, the
- * statements over it in sqlite-statements.ts.
+ * statements over it in sqlite-statements.ts, the writes' ops and transaction body (and `lastEventId`) in
+ * sqlite-session-writes.ts, the options in sqlite-session-options.ts.
  *
  * The hot path. An AIP task writes, per command round trip, one update of its checkpoint and two events; the
  * layout keeps those writes small:
@@ -64,7 +65,7 @@
  */
 import Database from 'better-sqlite3';
 import { GroupCommit } from './group-commit.js';
-import { LOG_INDEX_LIMITS, SqliteLogIndex, type LogIndexLimits } from './sqlite-log-index.js';
+import { LOG_INDEX_LIMITS, SqliteLogIndex } from './sqlite-log-index.js';
 import {
   DEFAULT_SQLITE_CHECKPOINT_MS,
   DEFAULT_SQLITE_CHECKPOINT_FOLLOW_UP_MS,
@@ -73,14 +74,19 @@ import {
   DEFAULT_SQLITE_WAL_MAX_BYTES,
   WalCheckpointer,
 } from './sqlite-checkpointer.js';
-import { EVENT_ID_FLOOR_KEY, migrate, schemaVersion } from './sqlite-schema.js';
+import { migrate, schemaVersion } from './sqlite-schema.js';
+import {
+  BUSY_TIMEOUT_MS,
+  DEFAULT_WAL_RESET_BYTES,
+  type SqliteSessionStoreOptions,
+} from './sqlite-session-options.js';
+import { TASK_BIT, applyBatch, lastEventId, taskAt, type Op, type Settle } from './sqlite-session-writes.js';
 import {
   SELECT_COLUMNS,
   SESSION_FROM,
   UpdateStatements,
   createParams,
   prepareStatements,
-  type CreateParams,
   type Statements,
 } from './sqlite-statements.js';
 import type { SessionRecord, SessionStatus } from './session-model.js';
@@ -97,8 +103,6 @@ import type {
   UpdateResult,
 } from './session-store.js';
 import {
-  CHANGE_FIELDS,
-  decodeEvent,
   encodeChanges,
   encodeEvent,
   listQuery,
@@ -106,79 +110,14 @@ import {
   eventsWithin,
   rowToEvent,
   rowToRecord,
-  type EncodedEvent,
-  type MigrationProgress,
   countQuery,
   countsOf,
 } from './sql-schema.js';
 
-export interface SqliteSessionStoreOptions {
-  /** The database file (created if missing); ':memory:' for a private in-memory database (tests). */
-  readonly path: string;
-  /** Events kept per session; the oldest go first. Default 10,000. */
-  readonly maxEventsPerSession?: number;
-  /** Longest a write waits for others to share its transaction. Default 0: the next setImmediate. */
-  readonly groupCommitMs?: number;
-  /** `normal` (default): durable across process death; `full`: also across power loss (see above). */
-  readonly synchronous?: 'normal' | 'full';
-  /**
-   * WAL checkpoints in a worker thread every this many ms (sqlite-checkpointer.ts); 0: SQLite's auto-checkpoint,
-   * in the committing call on the event loop. Default 100. Not for ':memory:'.
-   */
-  readonly checkpointMs?: number;
-  /** Added to the process's nice value for the checkpoint thread on Linux (0-19, capped at 19). Default 10. */
-  readonly checkpointNice?: number;
-  /** A worker checkpoint longer than this is followed by another before the store finishes it. Default 2. */
-  readonly checkpointFollowUpMs?: number;
-  /** Follow-up checkpoints in a row at most (0: the store finishes at once). Default 3. */
-  readonly checkpointFollowUps?: number;
-  /** WAL size past which the store finishes a checkpoint itself, so the WAL starts over. Default 16 MiB. */
-  readonly walResetBytes?: number;
-  /** WAL size past which commits checkpoint on the event loop, if the checkpoint thread lags. Default 64 MiB. */
-  readonly walMaxBytes?: number;
-  /** The checkpoint worker failed; SQLite's auto-checkpoint is back on. */
-  readonly onCheckpointFailure?: (err: Error) => void;
-  /** Told as a schema migration starts and as each version is applied (sql-schema.ts). */
-  readonly onMigration?: (p: MigrationProgress) => void;
-  /** When the event log is indexed (sqlite-log-index.ts). Default LOG_INDEX_LIMITS: 64 events, 4,096, 1,024. */
-  readonly logIndex?: LogIndexLimits;
-}
-
-/** The `task` bit of a change mask, and where its JSON is in the mask's values (each field before it has one). */
-const TASK_BIT = 1 << CHANGE_FIELDS.indexOf('task');
-const taskAt = (mask: number): number => {
-  let n = 0;
-  for (let m = mask & (TASK_BIT - 1); m !== 0; m &= m - 1) n++;
-  return n;
-};
+export type { SqliteSessionStoreOptions } from './sqlite-session-options.js';
 
 /** Writes per transaction at most: a commit blocks the event loop (better-sqlite3 is synchronous), ~25 µs a write. */
 const MAX_BATCH = 1_000;
-
-/** How long a connection waits for a lock. */
-const BUSY_TIMEOUT_MS = 5_000;
-const DEFAULT_WAL_RESET_BYTES = 16 * 1024 * 1024;
-
-type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
-/**
- * A write. `values` are an update's changed columns (no `task`); `task` is the `session_tasks` JSON, null for none,
- * and undefined when the update leaves it as it is.
- */
-type Op = Settle &
-  (
-    | { kind: 'create'; params: CreateParams; event: EncodedEvent }
-    | {
-        kind: 'update';
-        id: string;
-        version: number;
-        mask: number;
-        values: unknown[];
-        task: string | null | undefined;
-        event: EncodedEvent;
-      }
-    | { kind: 'delete'; id: string; event: EncodedEvent }
-    | { kind: 'append'; events: EncodedEvent[] }
-  );
 
 export class SqliteSessionStore implements SessionStore {
   private db: Database.Database | null = null;
@@ -445,72 +384,10 @@ export class SqliteSessionStore implements SessionStore {
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]);
   }
 
-  /**
-   * The body of a batch's transaction: each op in order, then its events in bulk, then the indexing of the logs
-   * that this batch brought to their turn.
-   */
+  /** The body of a batch's transaction (sqlite-session-writes.ts); moves `lastId` to the newest id it gave. */
   private apply(batch: Op[]): unknown[] {
-    const st = this.st!;
-    let nextId = this.lastId;
-    const rows: unknown[] = [];
-    const results = new Array<unknown>(batch.length);
-    const log = (e: EncodedEvent): SessionEvent => {
-      const id = ++nextId;
-      rows.push(id, e.session_id, e.type, e.at, e.data);
-      return decodeEvent(id, e);
-    };
-    for (let i = 0; i < batch.length; i++) {
-      const op = batch[i]!;
-      switch (op.kind) {
-        case 'create':
-          if (st.insert.run(op.params.row).changes === 1) {
-            st.insertProgress.run(op.params.progress);
-            if (op.params.task !== null) st.putTask.run(op.params.progress[0], op.params.task);
-            results[i] = log(op.event);
-          } else results[i] = null;
-          break;
-        case 'update':
-          // Only the changed columns are written (sqlite-statements.ts), and nothing is read back; the `task` JSON
-          // only when given.
-          if (this.updates!.run(op.mask, op.values, op.id, op.version)) {
-            if (op.task === null) st.deleteTask.run(op.id);
-            else if (op.task !== undefined) st.putTask.run(op.id, op.task);
-            results[i] = { version: op.version + 1, event: log(op.event) } satisfies UpdateResult;
-          } else results[i] = null;
-          break;
-        case 'delete':
-          // Its `session_progress` and `session_tasks` rows go with it (ON DELETE CASCADE).
-          results[i] = st.delete.run(op.id).changes === 1 ? log(op.event) : null;
-          break;
-        case 'append':
-          results[i] = op.events.map(log);
-          break;
-      }
-    }
-    if (rows.length > 0) {
-      st.insertEvents.run(rows);
-      this.log!.added(rows, nextId);
-    }
-    this.lastId = nextId;
+    const { results, lastId } = applyBatch(batch, this.lastId, this.st!, this.updates!, this.log!);
+    this.lastId = lastId;
     return results;
   }
-}
-
-/**
- * The newest event id ever given, read from the file (0 before the first): the newest in the log, or the log
- * index's mark, which close moves to the newest id (so rows deleted from a closed file by hand are not given again),
- * or the floor migration 2 kept.
- */
-function lastEventId(db: Database.Database): number {
-  const id: unknown = db
-    .prepare(
-      'SELECT max(coalesce((SELECT max(id) FROM session_events), 0), ' +
-        'coalesce((SELECT max(indexed) FROM session_log_mark), 0), ' +
-        `coalesce((SELECT CAST(value AS INTEGER) FROM schema_meta WHERE key = '${EVENT_ID_FLOOR_KEY}'), 0))`,
-    )
-    .pluck()
-    .get();
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
-    throw new Error(`the event log's newest id is not an id: ${String(id)}`);
-  return id;
 }
