@@ -19,228 +19,31 @@
  * - Exit code 0 when every plan completed (or was skipped as done), 1 when any failed or did not run, 2 for usage
  *   and configuration errors (one line): missing or bad flags, a missing plan file or folder, a file that is not a
  *   plan, an unreachable server, a refused token, or a device that is not connected.
+ *
+ * The flags are parsed in batch-args.ts, the plan files found in batch-plans.ts, and the summary written by
+ * batch-report.ts; this module connects, runs the plans and reports each task.
  */
-import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import { listPlanFiles, loadPlanFile, type PlanFileEntry } from '../agents/plan.js';
-import { AipControllerClient, DEFAULT_RESUME_WAIT_MS } from '../client/index.js';
+import { AipControllerClient } from '../client/index.js';
 import { SessionPool, type PlanTask, type PoolTaskOutcome } from '../session/pool.js';
 import { TASK_STATUS_FILE, defaultStatusPath } from '../session/task-status.js';
+import { BATCH_USAGE, batchClientId, parseBatchArgs, type BatchOptions } from './batch-args.js';
+import { findBatchPlans, safeTaskName } from './batch-plans.js';
+import { batchSummary, duration, oneLine, type Row } from './batch-report.js';
 
-export const BATCH_MODES = ['follower', 'batch_normal'] as const;
-export type BatchMode = (typeof BATCH_MODES)[number];
-
-export const BATCH_USAGE = `usage: aipd batch --target DEVICE --mode follower|batch_normal --plan FILE_OR_FOLDER
-                  [--concurrency N] [--status-file F] [--url ws://HOST:PORT/ws] [--token KEY] [--client-id ID]
-                  [--resume-wait-ms MS]
-  --url defaults to $AIPD_URL, else ws://127.0.0.1:5000/ws; --token to ?token= in --url, $AIPD_TOKEN, $AIPD_API_KEY
-  --client-id defaults to batch-<hash of the status file, else the plan path>@DEVICE (the same on every run)
-  --resume-wait-ms: after a dropped connection, how long (from the drop) it reconnects and waits for the tasks in
-  flight (default ${DEFAULT_RESUME_WAIT_MS})`;
-
-export const DEFAULT_URL = 'ws://127.0.0.1:5000/ws';
-export const MAX_CONCURRENCY = 1000;
-
-export interface BatchOptions {
-  /** Server URL without its `token` parameter (safe to print). */
-  url: string;
-  token: string;
-  target: string;
-  mode: BatchMode;
-  /** Absolute path of the plan file or folder. */
-  plan: string;
-  concurrency: number;
-  /** Absolute path, when given. */
-  statusFile?: string;
-  /** When given; else `batchClientId` derives one. */
-  clientId?: string;
-  /** How long after a dropped connection the run reconnects and waits for its tasks in flight. */
-  resumeWaitMs: number;
-}
-
-export type ParsedBatchArgs =
-  { ok: true; options: BatchOptions } | { ok: true; help: true } | { ok: false; error: string };
-
-/** Parses and validates the flags (nothing is read from disk or the network); never throws. */
-export function parseBatchArgs(
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv = process.env,
-): ParsedBatchArgs {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        target: { type: 'string' },
-        mode: { type: 'string' },
-        plan: { type: 'string' },
-        concurrency: { type: 'string' },
-        'status-file': { type: 'string' },
-        url: { type: 'string' },
-        token: { type: 'string' },
-        'client-id': { type: 'string' },
-        'resume-wait-ms': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    const text = err instanceof Error ? err.message : String(err);
-    return { ok: false, error: text.split('\n')[0]! };
-  }
-  if (values.help) return { ok: true, help: true };
-  const str = (k: string): string | undefined => {
-    const v = values[k];
-    return typeof v === 'string' ? v : undefined;
-  };
-
-  const target = str('target');
-  if (!target) return { ok: false, error: "--target: required (the device's client_id)" };
-  const mode = str('mode');
-  if (mode === undefined) return { ok: false, error: '--mode: required (follower or batch_normal)' };
-  if (!(BATCH_MODES as readonly string[]).includes(mode))
-    return { ok: false, error: `--mode: expected follower or batch_normal, got ${JSON.stringify(mode)}` };
-  const plan = str('plan');
-  if (!plan) return { ok: false, error: '--plan: required (a plan file, or a folder of *.json plan files)' };
-
-  let concurrency = 1;
-  const rawConcurrency = str('concurrency');
-  if (rawConcurrency !== undefined) {
-    concurrency = /^\d+$/.test(rawConcurrency) ? Number(rawConcurrency) : NaN;
-    if (!(concurrency >= 1 && concurrency <= MAX_CONCURRENCY))
-      return {
-        ok: false,
-        error: `--concurrency: expected an integer from 1 to ${MAX_CONCURRENCY}, got ${JSON.stringify(rawConcurrency)}`,
-      };
-  }
-
-  const rawUrl = str('url') ?? (env.AIPD_URL || DEFAULT_URL);
-  let url: URL;
-  try {
-    url = new URL(rawUrl);
-  } catch {
-    return { ok: false, error: `--url: not a valid URL: ${JSON.stringify(rawUrl)}` };
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
-    return {
-      ok: false,
-      error: `--url: expected ws://HOST:PORT/ws or wss://..., got ${JSON.stringify(rawUrl)}`,
-    };
-  const token =
-    str('token') ??
-    (url.searchParams.get('token') || undefined) ??
-    (env.AIPD_TOKEN || undefined) ??
-    (env.AIPD_API_KEY || undefined);
-  if (!token)
-    return {
-      ok: false,
-      error: '--token: required (the server API key; or ?token= in --url, or $AIPD_TOKEN)',
-    };
-  url.searchParams.delete('token');
-
-  let resumeWaitMs = DEFAULT_RESUME_WAIT_MS;
-  const rawResumeWait = str('resume-wait-ms');
-  if (rawResumeWait !== undefined) {
-    resumeWaitMs = /^\d+$/.test(rawResumeWait) ? Number(rawResumeWait) : NaN;
-    if (!Number.isSafeInteger(resumeWaitMs))
-      return {
-        ok: false,
-        error: `--resume-wait-ms: expected a whole number of milliseconds, got ${JSON.stringify(rawResumeWait)}`,
-      };
-  }
-
-  const statusFile = str('status-file');
-  const clientId = str('client-id');
-  return {
-    ok: true,
-    options: {
-      url: url.toString(),
-      token,
-      target,
-      mode: mode as BatchMode,
-      plan: resolve(plan),
-      concurrency,
-      ...(statusFile ? { statusFile: resolve(statusFile) } : {}),
-      ...(clientId ? { clientId } : {}),
-      resumeWaitMs,
-    },
-  };
-}
-
-/**
- * The client id of a run without `--client-id`: `batch-<8 hex>@DEVICE`, the hex from the absolute path of the status
- * file (else of the plan file or folder). Every run of the same plans on the same device registers as the same
- * client, so a reconnecting run is the requester the server kept, and a second run on the same status file at the
- * same time is refused (client_id already registered) instead of racing the first on that file.
- */
-export function batchClientId(target: string, statusOrPlanPath: string): string {
-  const hex = createHash('sha256').update(resolve(statusOrPlanPath)).digest('hex').slice(0, 8);
-  return `batch-${hex}@${target}`;
-}
-
-/** The plan files of a run: a folder's, or one file. */
-export interface BatchPlans {
-  folder: string;
-  files: PlanFileEntry[];
-}
-
-function errCode(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : e instanceof Error ? e.message : String(e);
-}
-
-/**
- * Finds the plan files of `--plan` and checks each is a plan. Resolves with them, or with a one-line error.
- * In a folder, `tasks_status.json` and the status file in use are not plans and are left out.
- */
-export async function findBatchPlans(
-  plan: string,
-  statusFile?: string,
-): Promise<BatchPlans | { error: string }> {
-  let folder: string;
-  let files: PlanFileEntry[];
-  try {
-    const st = await stat(plan);
-    if (st.isDirectory()) {
-      folder = plan;
-      files = (await listPlanFiles(plan)).filter(
-        (f) => basename(f.path) !== TASK_STATUS_FILE && f.path !== statusFile,
-      );
-      if (files.length === 0) return { error: `--plan: no plan files (*.json) in ${plan}` };
-    } else if (st.isFile()) {
-      folder = dirname(plan);
-      const name = basename(plan);
-      const stem = name.toLowerCase().endsWith('.json') && name.length > 5 ? name.slice(0, -5) : name;
-      files = [{ stem, path: plan }];
-    } else {
-      return { error: `--plan: not a file or folder: ${plan}` };
-    }
-  } catch (e) {
-    const code = errCode(e);
-    return {
-      error:
-        code === 'ENOENT' || code === 'ENOTDIR'
-          ? `--plan: no such file or folder: ${plan}`
-          : `--plan: cannot read '${plan}': ${code}`,
-    };
-  }
-  const bad: string[] = [];
-  for (const f of files) {
-    try {
-      const r = await loadPlanFile(f.path);
-      if (!r.ok) bad.push(`${f.path} (${r.error.message})`);
-    } catch (e) {
-      bad.push(`${f.path} (cannot read: ${errCode(e)})`);
-    }
-  }
-  if (bad.length === 1) return { error: `not a plan: ${bad[0]!}` };
-  if (bad.length > 1) return { error: `${bad.length} files are not plans: ${bad.join('; ')}` };
-  return { folder, files };
-}
+export {
+  BATCH_MODES,
+  BATCH_USAGE,
+  DEFAULT_URL,
+  MAX_CONCURRENCY,
+  batchClientId,
+  parseBatchArgs,
+  type BatchMode,
+  type BatchOptions,
+  type ParsedBatchArgs,
+} from './batch-args.js';
+export { findBatchPlans, type BatchPlans } from './batch-plans.js';
 
 /** Texts of the server's errors that mean the device is gone (protocol/errors.ts). */
 const DEVICE_GONE = [
@@ -250,23 +53,6 @@ const DEVICE_GONE = [
 ];
 const isDeviceGone = (text: string | null | undefined): boolean =>
   !!text && DEVICE_GONE.some((re) => re.test(text));
-
-/** `plans/a` → `plans_a` (the characters the server keeps in a task_name). */
-function safeTaskName(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '') || 'plan';
-}
-
-/** `850 ms`, `1.2 s` */
-const duration = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
-const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
-
-type RowStatus = 'completed' | 'failed' | 'skipped' | 'not run';
-interface Row {
-  file: string;
-  status: RowStatus;
-  ms: number | null;
-  detail: string;
-}
 
 export interface BatchIo {
   stdout: (text: string) => void;
@@ -461,29 +247,8 @@ export async function runBatch(argv: string[], io: BatchIo = processIo): Promise
   }
   const elapsed = performance.now() - t0;
 
-  // Summary: one row per plan in file order, then the totals.
-  const ordered = plans.files.map((f) => rows.get(f.stem)).filter((r): r is Row => r !== undefined);
-  const count = (s: RowStatus): number => ordered.filter((r) => r.status === s).length;
-  const table: string[][] = [
-    ['plan', 'result', 'time', 'detail'],
-    ...ordered.map((r) => [r.file, r.status, r.ms === null ? '-' : duration(r.ms), r.detail]),
-  ];
-  const widths = [0, 1, 2].map((c) => Math.max(...table.map((row) => row[c]!.length)));
-  let out = '';
-  for (const row of table)
-    out += `${row
-      .map((cell, c) => (c < 3 ? cell.padEnd(widths[c]!) : cell))
-      .join('  ')
-      .trimEnd()}\n`;
-  const completed = count('completed');
-  const failed = count('failed');
-  const skipped = count('skipped');
-  const notRun = count('not run');
-  out +=
-    `batch ${o.mode} on ${o.target}: ${total} plan${total === 1 ? '' : 's'}, ${completed} completed, ${failed} failed, ` +
-    `${skipped} skipped${notRun ? `, ${notRun} not run` : ''} in ${duration(elapsed)}\n`;
-  if (report.statusFile) out += `status file: ${report.statusFile}\n`;
-  io.stdout(out);
+  const { text, failed, notRun } = batchSummary(o, plans.files, rows, elapsed, report.statusFile);
+  io.stdout(text);
   for (const e of report.statusErrors) io.stderr(`aipd: warning: could not update the status file: ${e}\n`);
   if (halt.reason !== null) {
     io.stderr(
