@@ -1,6 +1,7 @@
 /**
  * The PostgreSQL session store (node-postgres Pool): the SQLite store's schema in PostgreSQL types, so several
- * aipd nodes can share one database.
+ * aipd nodes can share one database. The schema and its migration are in postgres-schema.ts, the SQL in
+ * postgres-statements.ts, a flush's writes in postgres-session-writes.ts.
  *
  * Types. JSON fields are `json`, not `jsonb`: `json` keeps the text `JSON.stringify` made, so a record comes back
  * exactly as given (same key order; `jsonb` reorders keys, and refuses "\u0000" and lone surrogates, which
@@ -51,6 +52,9 @@
  */
 import pg from 'pg';
 import { GroupCommit } from './group-commit.js';
+import { migrate } from './postgres-schema.js';
+import { PostgresFlushWriter, RaceError, type Op, type Settle } from './postgres-session-writes.js';
+import { SQL, TYPES } from './postgres-statements.js';
 import type { SessionRecord, SessionStatus } from './session-model.js';
 import type {
   NewEvent,
@@ -65,14 +69,6 @@ import type {
   UpdateResult,
 } from './session-store.js';
 import {
-  READ_COLUMNS,
-  SCHEMA_VERSION,
-  SCHEMA_VERSION_KEY,
-  SESSION_INDEXES_V1,
-  WRITE_COLUMNS,
-  changeColumns,
-  checkSchemaVersion,
-  decodeEvent,
   encodeChanges,
   encodeEvent,
   listQuery,
@@ -80,7 +76,6 @@ import {
   recordParams,
   rowToEvent,
   rowToRecord,
-  type EncodedEvent,
   type MigrationProgress,
   countQuery,
   countsOf,
@@ -100,140 +95,23 @@ export interface PostgresSessionStoreOptions {
   readonly onMigration?: (p: MigrationProgress) => void;
 }
 
-/** The schema, one list of statements per version (index 0 makes version 1). */
-const MIGRATIONS: readonly (readonly string[])[] = [
-  [
-    `CREATE TABLE sessions (
-      id text COLLATE "C" PRIMARY KEY,
-      agent_id text COLLATE "C" NOT NULL,
-      session_type text COLLATE "C" NOT NULL,
-      status text COLLATE "C" NOT NULL,
-      context json NOT NULL,
-      checkpoint json,
-      runtime_backend text NOT NULL,
-      runtime_metadata json NOT NULL,
-      created_at text COLLATE "C" NOT NULL,
-      updated_at text COLLATE "C" NOT NULL,
-      status_history json NOT NULL,
-      task json,
-      managed_by text COLLATE "C",
-      version integer NOT NULL,
-      task_name text COLLATE "C",
-      requester text COLLATE "C",
-      executor text COLLATE "C"
-    ) WITH (fillfactor = 70)`,
-    ...SESSION_INDEXES_V1,
-    `CREATE TABLE session_events (
-      id bigserial PRIMARY KEY,
-      session_id text COLLATE "C" NOT NULL,
-      type text NOT NULL,
-      at text NOT NULL,
-      data json NOT NULL
-    )`,
-    'CREATE INDEX session_events_session ON session_events (session_id, id)',
-    // Events in each session's log, so trimming deletes exactly the surplus.
-    'CREATE TABLE session_logs (session_id text COLLATE "C" PRIMARY KEY, events bigint NOT NULL) WITH (fillfactor = 70)',
-  ],
-];
-if (MIGRATIONS.length !== SCHEMA_VERSION) throw new Error('postgres migrations and SCHEMA_VERSION disagree');
-
-/** Advisory lock keys: migrations at open, and event-writing transactions (see above). */
-const MIGRATION_LOCK = 7_301_990_001;
-/** Held by every commit: event ids become visible in id order. Exported for tests that hold it. */
-export const EVENTS_LOCK = 7_301_990_002;
-
-/** PostgreSQL types of the write columns, for the arrays `unnest` takes apart. */
-const COLUMN_TYPES: Record<string, string> = {
-  context: 'json',
-  checkpoint: 'json',
-  runtime_metadata: 'json',
-  status_history: 'json',
-  task: 'json',
-  version: 'integer',
-};
-const typeOf = (col: string): string => COLUMN_TYPES[col] ?? 'text';
-
-/** json as its text (rowToRecord parses it), bigint as a number (event ids stay far below 2^53). */
-const TYPES: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-    if (oid === 114) return (v: string) => v;
-    if (oid === 20) return Number;
-    return pg.types.getTypeParser(oid, format) as (v: string) => unknown;
-  }) as pg.CustomTypesConfig['getTypeParser'],
-};
-
-const EVENT_COLUMNS = 'id, session_id, type, at, data';
-
 /**
- * A page of events (`where`, at most `limit`) cut before the event whose data takes the running total of JSON
- * characters past `maxChars`, the first always in; each row also carries the page's size before the cut.
+ * The advisory lock key every commit holds, so event ids become visible in id order (see "Event order across nodes"
+ * above; migrations take their own, postgres-schema.ts). Exported for tests that hold it.
  */
-function sizedPage(where: string, limit: string, maxChars: string): string {
-  return (
-    `SELECT ${EVENT_COLUMNS}, in_page FROM (` +
-    `SELECT ${EVENT_COLUMNS}, count(*) OVER () AS in_page, row_number() OVER (ORDER BY id) AS n, ` +
-    'sum(length(data::text)) OVER (ORDER BY id) AS chars ' +
-    `FROM (SELECT ${EVENT_COLUMNS} FROM session_events WHERE ${where} ORDER BY id LIMIT ${limit}) page` +
-    `) sized WHERE n = 1 OR chars <= ${maxChars} ORDER BY id`
-  );
-}
-const SQL = {
-  insert:
-    `INSERT INTO sessions (${WRITE_COLUMNS.join(', ')}) ` +
-    `SELECT * FROM unnest(${WRITE_COLUMNS.map((c, i) => `$${i + 1}::${typeOf(c)}[]`).join(', ')}) ` +
-    'ON CONFLICT (id) DO NOTHING',
-  delete: 'DELETE FROM sessions WHERE id = ANY($1::text[])',
-  // The rows a flush writes, locked until it commits: only their versions (a flush writes what its ops give, and
-  // never needs the rest, such as the `task` JSON with its plan request).
-  lock: 'SELECT id, version FROM sessions WHERE id = ANY($1::text[]) FOR UPDATE',
-  get: `SELECT ${READ_COLUMNS.join(', ')} FROM sessions WHERE id = $1`,
-  events: `SELECT ${EVENT_COLUMNS} FROM session_events WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
-  allEvents: `SELECT ${EVENT_COLUMNS} FROM session_events WHERE id > $1 ORDER BY id LIMIT $2`,
-  eventPage: sizedPage('session_id = $1 AND id > $2', '$3', '$4'),
-  allEventPage: sizedPage('id > $1', '$2', '$3'),
-  // The batch's events in call order (ids follow it), and the logs they push over the limit ($5).
-  appendEvents: `WITH ins AS (
-      INSERT INTO session_events (session_id, type, at, data)
-      SELECT session_id, type, at, data
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::json[]) WITH ORDINALITY AS x(session_id, type, at, data, n)
-      ORDER BY n
-      RETURNING id, session_id
-    ), counts AS (
-      INSERT INTO session_logs AS l (session_id, events)
-      SELECT session_id, count(*) FROM ins GROUP BY session_id
-      ON CONFLICT (session_id) DO UPDATE SET events = l.events + excluded.events
-      RETURNING session_id, events
-    )
-    SELECT (SELECT array_agg(id ORDER BY id) FROM ins) AS ids,
-      (SELECT array_agg(session_id ORDER BY session_id) FROM counts WHERE events > $5) AS over_ids,
-      (SELECT array_agg(events - $5 ORDER BY session_id) FROM counts WHERE events > $5) AS over_by`,
-  // Deletes the oldest $2[i] events of session $1[i], and sets those logs' counts to the limit ($3).
-  trim: `WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS x(session_id, n)),
-    d AS (DELETE FROM session_events WHERE id IN (
-      SELECT e.id FROM x CROSS JOIN LATERAL (
-        SELECT id FROM session_events WHERE session_id = x.session_id ORDER BY id LIMIT x.n) e))
-    UPDATE session_logs SET events = $3 WHERE session_id IN (SELECT session_id FROM x)`,
-};
+export const EVENTS_LOCK = 7_301_990_002;
 
 /** Writes per flush at most: bigger flushes amortise round trips and the fsync, but hold row and event locks longer. */
 const MAX_BATCH = 4_000;
 
-type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
-type RecordOp =
-  | { kind: 'create'; id: string; params: unknown[]; event: EncodedEvent }
-  | { kind: 'update'; id: string; version: number; mask: number; values: unknown[]; event: EncodedEvent }
-  | { kind: 'delete'; id: string; event: EncodedEvent };
-type Op = Settle & (RecordOp | { kind: 'append'; events: EncodedEvent[] });
-
 export class PostgresSessionStore implements SessionStore {
   private pool: pg.Pool | null = null;
   private readonly queue: GroupCommit<Op>;
-  private readonly maxEvents: number;
-  private readonly updateSql = new Map<number, { name: string; text: string; columns: number[] }>();
+  private readonly writer: PostgresFlushWriter;
   private readonly listNames = new Map<string, string>();
 
   constructor(private readonly opts: PostgresSessionStoreOptions) {
-    this.maxEvents = opts.maxEventsPerSession ?? 10_000;
+    this.writer = new PostgresFlushWriter(opts.maxEventsPerSession ?? 10_000);
     this.queue = new GroupCommit<Op>(opts.groupCommitMs, (batch) => this.commit(batch), MAX_BATCH);
   }
 
@@ -379,7 +257,7 @@ export class PostgresSessionStore implements SessionStore {
       let broken = false;
       try {
         await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${EVENTS_LOCK})`);
-        results = await this.apply(client, batch);
+        results = await this.writer.apply(client, batch);
         await client.query('COMMIT');
       } catch (err) {
         failure = err;
@@ -399,235 +277,10 @@ export class PostgresSessionStore implements SessionStore {
       return;
     }
   }
-
-  /**
-   * The body of a flush's transaction: locks the rows the batch writes, replays the batch on them in call order
-   * (every check on its own), writes each row's outcome once, then logs the events of what applied, in call order.
-   * Resolves the results of the batch's ops, in order.
-   */
-  private async apply(client: pg.PoolClient, batch: Op[]): Promise<unknown[]> {
-    const ids = new Set<string>();
-    for (const op of batch) if (op.kind !== 'append') ids.add(op.id);
-    const before = new Map<string, unknown[]>();
-    if (ids.size > 0) {
-      const res = await client.query<unknown[]>({
-        name: 'aipd_lock',
-        text: SQL.lock,
-        values: [[...ids]],
-        rowMode: 'array',
-      });
-      for (const [id, version] of res.rows) {
-        const row = new Array<unknown>(WRITE_COLUMNS.length);
-        row[0] = id;
-        row[VERSION] = version;
-        before.set(id as string, row);
-      }
-    }
-
-    // Replay: `rows` holds each session's row (WRITE_COLUMNS) as the batch leaves it; `dirty` its changed columns.
-    // A row that was in the table holds only its id, its version and what the batch changed, and only changed
-    // columns are written back (a created row comes whole from its create).
-    const rows = new Map<string, unknown[] | null>(before);
-    const dirty = new Map<string, number>();
-    /** Per op: whether it applied. */
-    const done = new Array<boolean>(batch.length).fill(false);
-    for (let i = 0; i < batch.length; i++) {
-      const op = batch[i]!;
-      if (op.kind === 'append') continue;
-      const cur = rows.get(op.id) ?? null;
-      if (op.kind === 'create') {
-        if (cur) continue;
-        rows.set(op.id, op.params);
-        dirty.set(op.id, ALL_COLUMNS);
-        done[i] = true;
-      } else if (op.kind === 'delete') {
-        if (!cur) continue;
-        rows.set(op.id, null);
-        dirty.set(op.id, ALL_COLUMNS);
-        done[i] = true;
-      } else {
-        if (!cur || cur[VERSION] !== op.version) continue;
-        const next = cur.slice();
-        const { indexes, mask } = changedColumns(op.mask);
-        for (let k = 0; k < indexes.length; k++) next[indexes[k]!] = op.values[k];
-        next[VERSION] = op.version + 1;
-        rows.set(op.id, next);
-        dirty.set(op.id, (dirty.get(op.id) ?? 0) | mask);
-        done[i] = true;
-      }
-    }
-    await this.writeRows(client, before, rows, dirty);
-
-    // Events of the writes that applied, in call order.
-    const events: EncodedEvent[] = [];
-    for (let i = 0; i < batch.length; i++) {
-      const op = batch[i]!;
-      if (op.kind === 'append') events.push(...op.events);
-      else if (done[i]) events.push(op.event);
-    }
-    const eventIds = events.length > 0 ? await this.insertEvents(client, events) : [];
-    let next = 0;
-    const stored = (): SessionEvent => decodeEvent(eventIds[next]!, events[next++]!);
-    const results = new Array<unknown>(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const op = batch[i]!;
-      if (op.kind === 'append') results[i] = op.events.map(stored);
-      else if (!done[i]) results[i] = null;
-      else if (op.kind === 'update')
-        results[i] = { version: op.version + 1, event: stored() } satisfies UpdateResult;
-      else results[i] = stored();
-    }
-    return results;
-  }
-
-  /** Writes each session's outcome once: set-based inserts, deletes, and updates grouped by changed columns. */
-  private async writeRows(
-    client: pg.PoolClient,
-    before: Map<string, unknown[]>,
-    rows: Map<string, unknown[] | null>,
-    dirty: Map<string, number>,
-  ): Promise<void> {
-    const inserts: unknown[][] = [];
-    const deletes: string[] = [];
-    const updates = new Map<number, { old: unknown[]; row: unknown[] }[]>();
-    for (const [id, mask] of dirty) {
-      const old = before.get(id);
-      const row = rows.get(id)!;
-      if (!old) {
-        if (row) inserts.push(row);
-      } else if (!row) deletes.push(id);
-      else {
-        let group = updates.get(mask);
-        if (!group) updates.set(mask, (group = []));
-        group.push({ old, row });
-      }
-    }
-    const expect = async (q: pg.QueryConfig, n: number): Promise<void> => {
-      const res = await client.query(q);
-      if (res.rowCount !== n) throw new RaceError();
-    };
-    if (deletes.length > 0)
-      await expect({ name: 'aipd_delete', text: SQL.delete, values: [deletes] }, deletes.length);
-    if (inserts.length > 0) {
-      const cols: unknown[][] = WRITE_COLUMNS.map(() => []);
-      for (const row of inserts) row.forEach((v, c) => cols[c]!.push(v));
-      await expect({ name: 'aipd_insert', text: SQL.insert, values: cols }, inserts.length);
-    }
-    for (const [mask, group] of updates) {
-      const { name, text, columns } = this.updateStatement(mask);
-      const values: unknown[][] = [[], [], [], ...columns.map(() => [])];
-      for (const { old, row } of group) {
-        values[0]!.push(row[0]);
-        values[1]!.push(old[VERSION]);
-        values[2]!.push(row[VERSION]);
-        columns.forEach((c, k) => values[k + 3]!.push(row[c]));
-      }
-      await expect({ name, text, values }, group.length);
-    }
-  }
-
-  /** Inserts events in order and trims the logs they overfill; their ids, in order. */
-  private async insertEvents(client: pg.PoolClient, events: EncodedEvent[]): Promise<number[]> {
-    const res = await client.query<unknown[]>({
-      name: 'aipd_append_events',
-      text: SQL.appendEvents,
-      values: [
-        events.map((e) => e.session_id),
-        events.map((e) => e.type),
-        events.map((e) => e.at),
-        events.map((e) => e.data),
-        this.maxEvents,
-      ],
-      rowMode: 'array',
-    });
-    const [ids, overIds, overBy] = res.rows[0]! as [string[], string[] | null, string[] | null];
-    if (overIds && overBy) {
-      await client.query({ name: 'aipd_trim', text: SQL.trim, values: [overIds, overBy, this.maxEvents] });
-    }
-    return ids.map(Number);
-  }
-
-  /** The named UPDATE that writes one set of columns (WRITE_COLUMNS indexes in `mask`) of many rows at once. */
-  private updateStatement(mask: number): { name: string; text: string; columns: number[] } {
-    let s = this.updateSql.get(mask);
-    if (!s) {
-      const columns = WRITE_COLUMNS.map((_, c) => c).filter(
-        (c) => c !== 0 && c !== VERSION && (mask & (1 << c)) !== 0,
-      );
-      const names = columns.map((c) => WRITE_COLUMNS[c]!);
-      const sets = [...names.map((c) => `${c} = v.${c}`), 'version = v.version'];
-      const arrays = [
-        '$1::text[]',
-        '$2::integer[]',
-        '$3::integer[]',
-        ...names.map((c, k) => `$${k + 4}::${typeOf(c)}[]`),
-      ];
-      const text =
-        `UPDATE sessions AS s SET ${sets.join(', ')} ` +
-        `FROM unnest(${arrays.join(', ')}) AS v(id, old_version, version${names.map((c) => `, ${c}`).join('')}) ` +
-        'WHERE s.id = v.id AND s.version = v.old_version';
-      this.updateSql.set(mask, (s = { name: `aipd_write_${mask}`, text, columns }));
-    }
-    return s;
-  }
-}
-
-/** A row changed under the flush by a writer outside group commit (its locks should prevent it): run it again. */
-class RaceError extends Error {
-  constructor() {
-    super('a session row changed during a group commit');
-  }
-}
-
-/** Index of `version` in WRITE_COLUMNS. */
-const VERSION = WRITE_COLUMNS.indexOf('version');
-/** Every column of WRITE_COLUMNS, as a mask (a replaced row). */
-const ALL_COLUMNS = (1 << WRITE_COLUMNS.length) - 1;
-const changedCache = new Map<number, { indexes: number[]; mask: number }>();
-/** The WRITE_COLUMNS indexes an update of this change mask sets, in `encodeChanges` order, and as a mask. */
-function changedColumns(changeMask: number): { indexes: number[]; mask: number } {
-  let c = changedCache.get(changeMask);
-  if (!c) {
-    const indexes = changeColumns(changeMask).map((name) =>
-      WRITE_COLUMNS.indexOf(name as (typeof WRITE_COLUMNS)[number]),
-    );
-    changedCache.set(changeMask, (c = { indexes, mask: indexes.reduce((m, i) => m | (1 << i), 0) }));
-  }
-  return c;
 }
 
 /** A server error about the data of some write (so each write is retried alone), not the connection or server. */
 function isDataError(err: unknown): boolean {
   if (!(err instanceof pg.DatabaseError) || typeof err.code !== 'string') return false;
   return !['08', '53', '57', '58', 'XX'].includes(err.code.slice(0, 2));
-}
-
-/** Brings the schema to SCHEMA_VERSION in one transaction, under an advisory lock (nodes may open together). */
-async function migrate(pool: pg.Pool, progress?: (p: MigrationProgress) => void): Promise<void> {
-  const client = await pool.connect();
-  let ok = false;
-  try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    await client.query('CREATE TABLE IF NOT EXISTS schema_meta (key text PRIMARY KEY, value text NOT NULL)');
-    const res = await client.query<{ value: string }>('SELECT value FROM schema_meta WHERE key = $1', [
-      SCHEMA_VERSION_KEY,
-    ]);
-    const from = checkSchemaVersion(res.rows[0]?.value);
-    if (from < SCHEMA_VERSION) progress?.({ from, to: SCHEMA_VERSION, version: null, ms: null });
-    for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
-      const t0 = performance.now();
-      for (const sql of MIGRATIONS[v - 1]!) await client.query(sql);
-      progress?.({ from, to: SCHEMA_VERSION, version: v, ms: performance.now() - t0 });
-      await client.query(
-        'INSERT INTO schema_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-        [SCHEMA_VERSION_KEY, String(v)],
-      );
-    }
-    await client.query('COMMIT');
-    ok = true;
-  } finally {
-    if (!ok) await client.query('ROLLBACK').catch(() => {});
-    client.release();
-  }
 }
