@@ -13,8 +13,10 @@
  * - The server may also open channels itself (`openLocal`), e.g. to push a file to a device.
  * - A malformed frame is answered with RESET (CHANNEL_BAD_FRAME) on the channel it names, or on channel 0, which no
  *   channel uses, when it is too short to name one.
+ *
+ * The router's host, peer and options types are in router-options.ts; its book-keeping of channels by connection
+ * and by session in router-table.ts.
  */
-import type { Logger } from 'pino';
 import { aipError, type AipError } from '../../protocol/index.js';
 import {
   CHANNEL_HEADER_BYTES,
@@ -30,106 +32,29 @@ import {
   type ChannelKind,
 } from '../../protocol/channel.js';
 import { ChannelEndpoint, DEFAULT_MAX_CHUNK, DEFAULT_RECEIVE_WINDOW } from './endpoint.js';
+import {
+  DEFAULT_OPEN_TIMEOUT_MS,
+  sendChannelFrame,
+  type ChannelHost,
+  type ChannelPeer,
+  type ChannelRouterOptions,
+} from './router-options.js';
+import { ChannelTable, clearOpenTimer, FOREIGN, type Chan, type Local, type Relay } from './router-table.js';
 
-/** A party's connection as the router sees it: an identity that frames can be sent to. */
-export interface ChannelPeer {
-  readonly id: string;
-  readonly closed: boolean;
-  sendRaw(data: Uint8Array, isBinary: boolean): boolean;
-  /**
-   * A peer on another cluster node takes the router's frames here, marked as channel frames (other binary frames,
-   * such as UFO transfers, must pass that node untouched); a local socket has none, and takes them by sendRaw.
-   */
-  sendChannel?(frame: Uint8Array): boolean;
-}
+export {
+  DEFAULT_OPEN_TIMEOUT_MS,
+  type ChannelHost,
+  type ChannelLifecycle,
+  type ChannelPeer,
+  type ChannelRouterOptions,
+} from './router-options.js';
 
-/** Sends one of the router's channel frames to `conn`. */
-function sendChannelFrame(conn: ChannelPeer, frame: Uint8Array): boolean {
-  return conn.sendChannel ? conn.sendChannel(frame) : conn.sendRaw(frame, true);
-}
 type Connection = ChannelPeer;
 
-export interface ChannelHost {
-  clientIdOf(conn: ChannelPeer): string | null;
-  /** The parties of a live session, or null. */
-  sessionParties(sessionId: string): { requesterId: string; executorId: string } | null;
-  connectionOf(clientId: string): ChannelPeer | null;
-}
-
-/** A channel began (relayed OPEN or local open) or ended (any way). */
-export type ChannelLifecycle =
-  | { type: 'opened'; sessionId: string; kind: ChannelKind }
-  | { type: 'closed'; sessionId: string; kind: ChannelKind; bytes: number };
-
-/** `ChannelRouterOptions.openTimeoutMs` when none is given (the server's --channel-open-timeout-ms). */
-export const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
-
-export interface ChannelRouterOptions {
-  /** Largest window passed on (bytes); bounds what one channel can queue towards a reader. Default 1 MiB. */
-  readonly maxWindow?: number;
-  /**
-   * How long an OPEN may wait for ACCEPT or REJECT: a relayed one before both ends get RESET, the server's own
-   * before it is reset and its open fails with CHANNEL_OPEN_TIMEOUT. Default 30 s.
-   */
-  readonly openTimeoutMs?: number;
-  /** Channels one connection may take part in. Default 64. */
-  readonly maxChannelsPerConnection?: number;
-  /**
-   * Channels one session may have open at once, so that one session (an SSM port forward opening stream after
-   * stream, say) cannot take all of a device's connection from its other sessions. Default 32.
-   */
-  readonly maxChannelsPerSession?: number;
-  readonly logger?: Logger;
-  /** Told when a channel begins and ends. */
-  readonly onChannel?: (event: ChannelLifecycle) => void;
-}
-
-/** Per direction: the data written by this end towards the other. */
-interface End {
-  readonly conn: Connection;
-  readonly id: number;
-  seq: number;
-  sent: number;
-  consumed: number;
-  /** The other end's receive window (what this end may have in flight). */
-  window: number;
-  fin: boolean;
-}
-interface Relay {
-  readonly type: 'relay';
-  readonly sessionId: string;
-  readonly kind: ChannelKind;
-  readonly a: End; // opener
-  readonly b: End;
-  open: boolean;
-  /** Pending until the other party answers the OPEN. */
-  openTimer: NodeJS.Timeout | null;
-}
-interface Local {
-  readonly type: 'local';
-  readonly sessionId: string;
-  readonly kind: ChannelKind;
-  readonly conn: Connection;
-  readonly id: number;
-  readonly ep: ChannelEndpoint;
-}
-type Chan = Relay | Local;
-/** A channel this router takes part in, or an id reserved for a channel another cluster node routes. */
-type Ref =
-  | { readonly chan: Chan; readonly side: 'a' | 'b' | 'local' }
-  | { readonly chan: null; readonly side: 'foreign' };
-const FOREIGN: Ref = { chan: null, side: 'foreign' };
-interface ConnEntry {
-  nextEven: number;
-  readonly refs: Map<number, Ref>;
-}
-
 export class ChannelRouter {
-  private readonly conns = new Map<Connection, ConnEntry>();
-  private readonly sessions = new Map<string, Set<Chan>>();
+  private readonly table: ChannelTable;
   private readonly maxWindow: number;
   private readonly maxPerConn: number;
-  private readonly maxPerSession: number;
 
   constructor(
     private readonly host: ChannelHost,
@@ -137,7 +62,7 @@ export class ChannelRouter {
   ) {
     this.maxWindow = opts.maxWindow ?? 1024 * 1024;
     this.maxPerConn = opts.maxChannelsPerConnection ?? 64;
-    this.maxPerSession = opts.maxChannelsPerSession ?? 32;
+    this.table = new ChannelTable(opts);
   }
 
   /** One channel frame from `conn`. Never throws; bad input is answered with REJECT or RESET. */
@@ -151,33 +76,24 @@ export class ChannelRouter {
 
   /** The connection closed: the peer end of each of its channels gets RESET, and all state is freed. */
   onConnectionClosed(conn: Connection): void {
-    const entry = this.conns.get(conn);
+    const entry = this.table.conns.get(conn);
     if (!entry) return;
     for (const ref of [...entry.refs.values()])
       if (ref.chan) this.kill(ref.chan, aipError('CHANNEL_PEER_GONE'), conn);
-    this.conns.delete(conn);
+    this.table.conns.delete(conn);
   }
 
   /** The session ended: its channels are reset on both sides. */
   onSessionEnded(sessionId: string): void {
-    const set = this.sessions.get(sessionId);
+    const set = this.table.sessions.get(sessionId);
     if (!set) return;
     for (const chan of [...set]) this.kill(chan, aipError('CHANNEL_SESSION_ENDED', { sid: sessionId }), null);
-    this.sessions.delete(sessionId);
+    this.table.sessions.delete(sessionId);
   }
 
   /** Live channels, and bytes in flight through them (forwarded, not yet consumed by their readers). */
   stats(): { channels: number; bufferedBytes: number } {
-    let channels = 0;
-    let bufferedBytes = 0;
-    for (const set of this.sessions.values()) {
-      for (const c of set) {
-        channels++;
-        if (c.type === 'relay') bufferedBytes += c.a.sent - c.a.consumed + (c.b.sent - c.b.consumed);
-        else bufferedBytes += c.ep.stats().queuedBytes + c.ep.stats().inFlight;
-      }
-    }
-    return { channels, bufferedBytes };
+    return this.table.stats();
   }
 
   /**
@@ -186,16 +102,16 @@ export class ChannelRouter {
    * connection's limit (CHANNEL_TOO_MANY when it is reached).
    */
   reserveForeign(conn: Connection): number | AipError {
-    const entry = this.entry(conn);
+    const entry = this.table.entry(conn);
     if (entry.refs.size >= this.maxPerConn) return aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn });
-    const id = this.allocEven(entry);
+    const id = this.table.allocEven(entry);
     entry.refs.set(id, FOREIGN);
     return id;
   }
 
   /** Frees an id `reserveForeign` gave. */
   releaseForeign(conn: Connection, id: number): void {
-    const entry = this.conns.get(conn);
+    const entry = this.table.conns.get(conn);
     if (entry?.refs.get(id)?.side === 'foreign') entry.refs.delete(id);
   }
 
@@ -214,11 +130,11 @@ export class ChannelRouter {
     const target = req.party === 'executor' ? parties.executorId : parties.requesterId;
     const conn = this.host.connectionOf(target);
     if (!conn || conn.closed) throw aipError('CHANNEL_PEER_NOT_CONNECTED', { id: target });
-    const entry = this.entry(conn);
+    const entry = this.table.entry(conn);
     if (entry.refs.size >= this.maxPerConn) throw aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn });
-    const full = this.sessionFull(req.sessionId);
+    const full = this.table.sessionFull(req.sessionId);
     if (full) throw full;
-    const id = this.allocEven(entry);
+    const id = this.table.allocEven(entry);
     const ep = new ChannelEndpoint({
       channel: id,
       send: (f) => sendChannelFrame(conn, f),
@@ -228,9 +144,9 @@ export class ChannelRouter {
     });
     const chan: Local = { type: 'local', sessionId: req.sessionId, kind: req.kind, conn, id, ep };
     entry.refs.set(id, { chan, side: 'local' });
-    this.index(chan);
+    this.table.index(chan);
     ep.onStateChange(() => {
-      if (ep.finished) this.free(chan);
+      if (ep.finished) this.table.free(chan);
     });
     ep.sendOpen({ session_id: req.sessionId, kind: req.kind, params: req.params ?? {} });
     // A party that never answers the OPEN fails the open after openTimeoutMs, as a relayed OPEN does.
@@ -257,7 +173,7 @@ export class ChannelRouter {
         bytes.byteLength >= CHANNEL_HEADER_BYTES
           ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2)
           : 0;
-      const ref = this.conns.get(conn)?.refs.get(id);
+      const ref = this.table.conns.get(conn)?.refs.get(id);
       if (ref?.side === 'a' || ref?.side === 'b') this.blame(ref.chan as Relay, ref.side, () => d.error);
       else if (ref?.chan) this.kill(ref.chan, d.error, null);
       else this.send(conn, encodeReset(id, d.error.code, d.error.message));
@@ -265,7 +181,7 @@ export class ChannelRouter {
     }
     const f = d.value;
     if (f.op === ChannelOp.OPEN) return this.onOpen(conn, f);
-    const ref = this.conns.get(conn)?.refs.get(f.channel);
+    const ref = this.table.conns.get(conn)?.refs.get(f.channel);
     if (!ref) {
       // Late ACK/FIN/RESET after a channel ended are harmless; anything else is answered.
       if (f.op === ChannelOp.DATA || f.op === ChannelOp.ACCEPT || f.op === ChannelOp.REJECT) {
@@ -282,7 +198,7 @@ export class ChannelRouter {
   private onOpen(conn: Connection, f: Extract<ChannelFrame, { op: 1 }>): void {
     const refuse = (e: AipError): void => this.send(conn, encodeReject(f.channel, e.code, e.message));
     const sid = f.body.session_id;
-    const entry = this.conns.get(conn);
+    const entry = this.table.conns.get(conn);
     if (f.channel % 2 !== 1 || entry?.refs.has(f.channel))
       return refuse(aipError('CHANNEL_ID_IN_USE', { channel: f.channel }));
     const clientId = this.host.clientIdOf(conn);
@@ -296,13 +212,13 @@ export class ChannelRouter {
     const other = this.host.connectionOf(otherId);
     if (!other || other.closed) return refuse(aipError('CHANNEL_PEER_NOT_CONNECTED', { id: otherId }));
     if (other === conn) return refuse(aipError('CHANNEL_SELF'));
-    const mine = this.entry(conn);
-    const theirs = this.entry(other);
+    const mine = this.table.entry(conn);
+    const theirs = this.table.entry(other);
     if (mine.refs.size >= this.maxPerConn || theirs.refs.size >= this.maxPerConn)
       return refuse(aipError('CHANNEL_TOO_MANY', { max: this.maxPerConn }));
-    const full = this.sessionFull(sid);
+    const full = this.table.sessionFull(sid);
     if (full) return refuse(full);
-    const bId = this.allocEven(theirs);
+    const bId = this.table.allocEven(theirs);
     const openerWindow = Math.min(f.window, this.maxWindow);
     const chan: Relay = {
       type: 'relay',
@@ -315,7 +231,7 @@ export class ChannelRouter {
     };
     mine.refs.set(f.channel, { chan, side: 'a' });
     theirs.refs.set(bId, { chan, side: 'b' });
-    this.index(chan);
+    this.table.index(chan);
     this.send(other, encodeOpen(bId, openerWindow, f.body));
     const ms = this.opts.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
     chan.openTimer = setTimeout(() => {
@@ -337,10 +253,10 @@ export class ChannelRouter {
           return violation(`unexpected ${f.op === ChannelOp.ACCEPT ? 'ACCEPT' : 'REJECT'}`);
         if (f.op === ChannelOp.REJECT) {
           this.send(peer.conn, encodeReject(peer.id, f.code, f.reason));
-          return this.free(chan);
+          return this.table.free(chan);
         }
         chan.open = true;
-        this.clearOpenTimer(chan);
+        clearOpenTimer(chan);
         peer.window = Math.min(f.window, this.maxWindow);
         return void this.send(peer.conn, encodeAccept(peer.id, peer.window));
       case ChannelOp.DATA: {
@@ -372,11 +288,11 @@ export class ChannelRouter {
         if (f.seq !== me.seq) return violation(`FIN after ${f.seq} frames, sent ${me.seq}`);
         me.fin = true;
         this.send(peer.conn, encodeFin(peer.id, f.seq, f.trailer));
-        if (peer.fin) this.free(chan);
+        if (peer.fin) this.table.free(chan);
         return;
       case ChannelOp.RESET:
         this.send(peer.conn, encodeReset(peer.id, f.code, f.reason));
-        return this.free(chan);
+        return this.table.free(chan);
       case ChannelOp.OPEN:
         return; // handled in dispatch
     }
@@ -393,7 +309,7 @@ export class ChannelRouter {
       const text = s === side ? e.message : `${e.message} (from the other party)`;
       this.send(end.conn, encodeReset(end.id, e.code, text));
     }
-    this.free(chan);
+    this.table.free(chan);
   }
 
   /** Resets a channel on every side except `skip` (a closed connection) and frees it. */
@@ -401,63 +317,12 @@ export class ChannelRouter {
     if (chan.type === 'local') {
       if (chan.conn === skip) chan.ep.abort(err);
       else chan.ep.reset(err);
-      this.free(chan);
+      this.table.free(chan);
       return;
     }
     for (const end of [chan.a, chan.b])
       if (end.conn !== skip) this.send(end.conn, encodeReset(end.id, err.code, err.message));
-    this.free(chan);
-  }
-
-  private clearOpenTimer(chan: Relay): void {
-    if (chan.openTimer) clearTimeout(chan.openTimer);
-    chan.openTimer = null;
-  }
-
-  private free(chan: Chan): void {
-    if (chan.type === 'local') this.conns.get(chan.conn)?.refs.delete(chan.id);
-    else {
-      this.clearOpenTimer(chan);
-      this.conns.get(chan.a.conn)?.refs.delete(chan.a.id);
-      this.conns.get(chan.b.conn)?.refs.delete(chan.b.id);
-    }
-    const set = this.sessions.get(chan.sessionId);
-    if (set?.delete(chan)) {
-      if (set.size === 0) this.sessions.delete(chan.sessionId);
-      const bytes =
-        chan.type === 'relay'
-          ? chan.a.sent + chan.b.sent
-          : chan.ep.stats().sentBytes + chan.ep.stats().receivedBytes;
-      this.opts.onChannel?.({ type: 'closed', sessionId: chan.sessionId, kind: chan.kind, bytes });
-    }
-  }
-
-  /** The refusal when session `sid` has its limit of open channels, or null. */
-  private sessionFull(sid: string): AipError | null {
-    const n = this.sessions.get(sid)?.size ?? 0;
-    return n >= this.maxPerSession
-      ? aipError('CHANNEL_SESSION_TOO_MANY', { sid, max: this.maxPerSession })
-      : null;
-  }
-
-  private index(chan: Chan): void {
-    let set = this.sessions.get(chan.sessionId);
-    if (!set) this.sessions.set(chan.sessionId, (set = new Set()));
-    set.add(chan);
-    this.opts.onChannel?.({ type: 'opened', sessionId: chan.sessionId, kind: chan.kind });
-  }
-
-  private entry(conn: Connection): ConnEntry {
-    let e = this.conns.get(conn);
-    if (!e) this.conns.set(conn, (e = { nextEven: 2, refs: new Map() }));
-    return e;
-  }
-
-  private allocEven(e: ConnEntry): number {
-    let id = e.nextEven;
-    while (e.refs.has(id)) id = (id + 2) >>> 0 || 2;
-    e.nextEven = (id + 2) >>> 0 || 2;
-    return id;
+    this.table.free(chan);
   }
 
   private send(conn: Connection, frame: Uint8Array): void {
