@@ -15,15 +15,15 @@
  * memory table, RSS and heapUsed slopes after the warm-up, errors by kind and task counts ("tasks lost: N").
  * Full samples: bench/results/soak-latest.json. Exit status 1 when a task was lost or the server died.
  * Bounded: the server exits when this process goes away or at its deadline; a watchdog ends this process too.
+ *
+ * The pieces: bench/lib/soak-settings.ts (the command line), soak-server-process.ts (the aipd child),
+ * soak-load.ts (the loads), soak-summary.ts (the printed summary and the JSON file).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { cpuSeconds, killAll, track } from './lib/proc.js';
+import { cpuSeconds, killAll } from './lib/proc.js';
 import { note } from './lib/progress.js';
 import {
   BadFrameLoad,
@@ -38,98 +38,11 @@ import {
   type LostTask,
   type SoakCounters,
 } from './lib/soak-load.js';
-import {
-  fmtSlope,
-  int,
-  mb,
-  memoryRows,
-  slope,
-  table,
-  type MemSample,
-  type Slope,
-} from './lib/soak-report.js';
+import { int, mb, out, pct } from './lib/soak-report.js';
+import { SoakServer } from './lib/soak-server-process.js';
+import { durationS, settings, values } from './lib/soak-settings.js';
+import { reportSoak, type Totals } from './lib/soak-summary.js';
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: 'string' },
-    'calibrate-s': { type: 'string' },
-    rate: { type: 'string' },
-    'load-fraction': { type: 'string' },
-    devices: { type: 'string' },
-    loops: { type: 'string' },
-    'heartbeat-ms': { type: 'string' },
-    'channel-pairs': { type: 'string' },
-    'channel-kib': { type: 'string' },
-    'channel-rate-kib': { type: 'string' },
-    'hold-s': { type: 'string' },
-    'churn-per-s': { type: 'string' },
-    'bad-per-s': { type: 'string' },
-    'sample-s': { type: 'string' },
-    'gc-every': { type: 'string' },
-    'drain-s': { type: 'string' },
-    store: { type: 'string' },
-    out: { type: 'string' },
-    help: { type: 'boolean' },
-  },
-});
-
-const USAGE = `usage: npm run soak -- --minutes N [options]
-  --minutes N            soak duration after calibration (default 1; 0.5 works)
-  --calibrate-s S        unpaced calibration run (default 10)
-  --rate R               fixed command round trips/s for the plan tasks (skips the calibration)
-  --load-fraction F      share of the estimated server peak to drive (default 0.5)
-  --devices N            task devices, one controller each (default 4)
-  --loops N              plan tasks each controller keeps running (default 4)
-  --heartbeat-ms MS      client heartbeat interval (default 2000)
-  --channel-pairs N      device/controller pairs with data channels (default 2)
-  --channel-kib K        KiB per channel, echoed back (default 1024)
-  --channel-rate-kib K   KiB/s each pair writes (default 512)
-  --hold-s S             lifetime of a held task carrying channels (default 30)
-  --churn-per-s R        short-lived connections per second (default 2)
-  --bad-per-s R          bad frames per second (default 5)
-  --sample-s S           server memory sample interval (default 5)
-  --gc-every N           every Nth sample is taken after a full gc() (default 6, 2 for runs under 5 min; 0 = never)
-  --drain-s S            after the load, how long tasks may take to end before they count as lost (default 30)
-  --store S              the server's session store (its --store; default: the server's own default), with
-                         --data-dir in a temporary folder that is removed at the end
-  --out FILE             JSON output (default bench/results/soak-latest.json)`;
-
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-
-function num(name: string, raw: string | undefined, def: number, min: number, max: number): number {
-  if (raw === undefined || raw === '') return def;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    console.error(`soak: bad value ${JSON.stringify(raw)} for --${name} (expected ${min}..${max})\n${USAGE}`);
-    process.exit(2);
-  }
-  return v;
-}
-
-const settings = {
-  minutes: num('minutes', values.minutes, 1, 0.1, 24 * 60),
-  calibrateS: num('calibrate-s', values['calibrate-s'], 10, 2, 600),
-  rate: values.rate === undefined ? null : num('rate', values.rate, 0, 1, 1e6),
-  loadFraction: num('load-fraction', values['load-fraction'], 0.5, 0.05, 1),
-  devices: num('devices', values.devices, 4, 1, 64),
-  loops: num('loops', values.loops, 4, 1, 64),
-  heartbeatMs: num('heartbeat-ms', values['heartbeat-ms'], 2000, 100, 60_000),
-  channelPairs: num('channel-pairs', values['channel-pairs'], 2, 0, 16),
-  channelKiB: num('channel-kib', values['channel-kib'], 1024, 16, 1024 * 1024),
-  channelRateKiB: num('channel-rate-kib', values['channel-rate-kib'], 512, 16, 1024 * 1024),
-  holdS: num('hold-s', values['hold-s'], 30, 1, 500),
-  churnPerS: num('churn-per-s', values['churn-per-s'], 2, 0, 200),
-  badPerS: num('bad-per-s', values['bad-per-s'], 5, 0, 500),
-  sampleS: num('sample-s', values['sample-s'], 5, 1, 600),
-  gcEvery: 0,
-  drainS: num('drain-s', values['drain-s'], 30, 1, 600),
-};
-// Short runs need post-GC samples more often to have a few after the warm-up.
-settings.gcEvery = num('gc-every', values['gc-every'], settings.minutes < 5 ? 2 : 6, 0, 1000);
-const durationS = settings.minutes * 60;
 const API_KEY = 'soak-key';
 
 // The server entry sits next to this file: soak-server.js under dist/, soak-server.ts when run with tsx.
@@ -144,185 +57,18 @@ const serverConfig: Record<string, unknown> = { dataDir, ...(values.store ? { st
 
 // ---------------------------------------------------------------------------------------------------------------
 
-interface RawSample {
-  t: string;
-  n: number;
-  gc: boolean;
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  arrayBuffers: number;
-  clients: number;
-  channels: number;
-}
-
-/** The aipd child: spawn, its port, its samples, its exit. */
-class SoakServer {
-  readonly samples: MemSample[] = [];
-  phase: MemSample['phase'] = 'idle';
-  /** Date.now() at the start of the soak phase (sample times are relative to it). */
-  t0 = Date.now();
-  exited: { code: number | null; signal: string | null } | null = null;
-  readonly stderr: string[] = [];
-  gcAvailable = false;
-  /** The extra configuration keys as the server understood them (null: unknown to this server version). */
-  config: Record<string, unknown> = {};
-  private sampleWaiters: (() => void)[] = [];
-
-  private constructor(
-    readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  static start(): Promise<SoakServer> {
-    const deadline = Math.ceil(durationS + settings.calibrateS + settings.drainS + 600);
-    const args = [
-      ...(fromSource ? ['--import', 'tsx'] : []),
-      '--expose-gc',
-      SERVER_ENTRY,
-      '--api-key',
-      API_KEY,
-      '--sample-ms',
-      String(settings.sampleS * 1000),
-      '--gc-every',
-      String(settings.gcEvery),
-      '--deadline-s',
-      String(deadline),
-      '--config-json',
-      JSON.stringify(serverConfig),
-    ];
-    const child = track(spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
-    return new Promise((resolve, reject) => {
-      let server: SoakServer | null = null;
-      const stderr: string[] = [];
-      createInterface({ input: child.stderr! }).on('line', (l) => {
-        stderr.push(l);
-        if (stderr.length > 30) stderr.shift();
-      });
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`soak server printed no port within 20 s; stderr: ${stderr.join(' | ')}`));
-      }, 20_000);
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        let m: Record<string, unknown>;
-        try {
-          m = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          return;
-        }
-        if (m.t === 'listening' && !server) {
-          clearTimeout(timer);
-          server = new SoakServer(child, Number(m.port));
-          server.gcAvailable = m.gc === true;
-          server.config = (m.config as Record<string, unknown> | undefined) ?? {};
-          server.stderr.push(...stderr);
-          stderr.length = 0;
-          resolve(server);
-        } else if (m.t === 'sample' && server) server.onSample(m as unknown as RawSample);
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        if (server) {
-          server.stderr.push(...stderr);
-          server.exited = { code, signal };
-          for (const w of server.sampleWaiters.splice(0)) w();
-        } else
-          reject(
-            new Error(
-              `soak server exited early (code ${code}, signal ${signal}); stderr: ${stderr.join(' | ')}`,
-            ),
-          );
-      });
-    });
-  }
-
-  /** Resolves at the next sample (or when the server exits), at most after `timeoutMs`. */
-  nextSample(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, timeoutMs);
-      this.sampleWaiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  get last(): MemSample | undefined {
-    return this.samples[this.samples.length - 1];
-  }
-
-  async stop(): Promise<{ code: number | null; signal: string | null }> {
-    if (this.exited) return this.exited;
-    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.kill('SIGTERM');
-    const k = setTimeout(() => this.child.kill('SIGKILL'), 8000);
-    await exited;
-    clearTimeout(k);
-    return this.exited ?? { code: null, signal: null };
-  }
-
-  private onSample(m: RawSample): void {
-    this.samples.push({
-      t_s: Math.round((Date.now() - this.t0) / 100) / 10,
-      phase: this.phase,
-      n: m.n,
-      gc: m.gc,
-      rss: m.rss,
-      heapUsed: m.heapUsed,
-      heapTotal: m.heapTotal,
-      external: m.external,
-      arrayBuffers: m.arrayBuffers,
-      clients: m.clients,
-      channels: m.channels,
-    });
-    for (const w of this.sampleWaiters.splice(0)) w();
-  }
-}
-
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .trim();
-  } catch {
-    return null;
-  }
-}
-
-const out = (line = ''): void => {
-  process.stdout.write(line + '\n');
-};
-const pct = (v: number): string => `${Math.round(v * 100)} %`;
-
-// ---------------------------------------------------------------------------------------------------------------
-
-interface Totals {
-  at: number;
-  cpu: number;
-  steps: number;
-  started: number;
-  completed: number;
-  failedExpected: number;
-  failedUnexpected: number;
-  refused: number;
-  chOk: number;
-  chFailed: number;
-  chBytes: number;
-  hb: number;
-  churn: number;
-  bad: number;
-  errors: number;
-}
-
 async function main(): Promise<number> {
   const startedAt = new Date();
   note(`soak: starting aipd (${SERVER_ENTRY}) ...`);
-  const server = await SoakServer.start();
+  const server = await SoakServer.start({
+    entry: SERVER_ENTRY,
+    fromSource,
+    apiKey: API_KEY,
+    sampleS: settings.sampleS,
+    gcEvery: settings.gcEvery,
+    deadlineS: Math.ceil(durationS + settings.calibrateS + settings.drainS + 600),
+    config: serverConfig,
+  });
   if (server.samples.length === 0) await server.nextSample(5000);
   const ep: Endpoint = {
     host: '127.0.0.1',
@@ -532,201 +278,27 @@ async function main(): Promise<number> {
   const crashed = server.exited;
   const exit = await server.stop();
 
-  // ---- report
-  const samples = server.samples;
-  const soakSamples = samples.filter((s) => s.phase === 'soak');
-  const warmupS = settings.minutes >= 2 ? 60 : Math.round(durationS / 3);
-  const steady = soakSamples.filter((s) => s.t_s >= warmupS);
-  const steadyGc = steady.filter((s) => s.gc);
-  const slopes: Record<string, Slope | null> = {
-    rss: slope(steady, 'rss'),
-    heapUsed: slope(steady, 'heapUsed'),
-    heapUsed_after_gc: slope(steadyGc, 'heapUsed'),
-  };
-  const wall = (soakEnd.at - soakStart.at) / 1000;
-  const stepsRate = (soakEnd.steps - soakStart.steps) / wall;
-  const cpuShare = (soakEnd.cpu - soakStart.cpu) / wall;
-  // heartbeats run from the connect (before the calibration) to the close
-  const hbExpected = (k.heartbeats.clients * (Date.now() - connectedAt)) / settings.heartbeatMs;
-
-  out('');
-  out(`== aipd soak: ${settings.minutes} min of load${crashed ? ' — SERVER DIED' : ''} ==`);
-  out(
-    `load: ${int(stepsRate)} steps/s (target ${int(rate)}), aipd CPU ${crashedDuringLoad ? 'n/a' : pct(cpuShare)} of one core on average; ` +
-      `${channels.opened} channels opened, ${channels.ok} echoed intact, ${mb(channels.bytesOut + channels.bytesEchoed)} MB through channels; ` +
-      `${k.heartbeats.answered} heartbeats answered (${k.heartbeats.clients} clients every ${settings.heartbeatMs} ms: ` +
-      `≈ ${int(hbExpected)} expected); ` +
-      `${churn.cycles.total()} churn cycles; ${bad.sent.total()} bad frames + ${bad.oneShots.total()} one-shot bad connections`,
-  );
-  out('');
-  out('memory of the aipd process (MB = 2^20 bytes; "gc" = sampled right after a forced full GC):');
-  const rows = memoryRows(samples, durationS);
-  out(
-    table(
-      [
-        'point',
-        't s',
-        'RSS MB',
-        'heapUsed MB',
-        'heapTotal MB',
-        'external MB',
-        'arrayBuffers MB',
-        'clients',
-        'channels',
-        'gc',
-      ],
-      rows.map(({ label, s }) => [
-        label,
-        String(Math.round(s.t_s)),
-        mb(s.rss),
-        mb(s.heapUsed),
-        mb(s.heapTotal),
-        mb(s.external),
-        mb(s.arrayBuffers),
-        String(s.clients),
-        String(s.channels),
-        s.gc ? 'gc' : '',
-      ]),
-    ),
-  );
-  out('');
-  out(`least-squares slopes over the soak, excluding the first ${warmupS} s (warm-up):`);
-  out(`  RSS:                 ${fmtSlope(slopes.rss ?? null)}`);
-  out(`  heapUsed:            ${fmtSlope(slopes.heapUsed ?? null)}`);
-  out(`  heapUsed after GC:   ${fmtSlope(slopes.heapUsed_after_gc ?? null)}`);
-  out('');
-  out('unexpected errors (by kind):');
-  const errs = k.errors.entries();
-  const churnFail = churn.failures.entries();
-  const chFail = channels.failed.entries();
-  if (errs.length + churnFail.length + chFail.length === 0) out('  none');
-  for (const [e, n] of errs) out(`  ${String(n).padStart(6)}  ${e}`);
-  for (const [e, n] of churnFail) out(`  ${String(n).padStart(6)}  churn cycle failed: ${e}`);
-  for (const [e, n] of chFail) out(`  ${String(n).padStart(6)}  channel failed: ${e}`);
-  out('');
-  out('bad frames and what aipd answered (expected: an error frame each; one-shots: the close code):');
-  for (const [e, n] of bad.answers.entries()) out(`  ${String(n).padStart(6)}  ${e}`);
-  for (const [e, n] of bad.oneShots.entries()) out(`  ${String(n).padStart(6)}  ${e}`);
-  if (bad.unanswered) out(`  ${String(bad.unanswered).padStart(6)}  unanswered`);
-  out('');
-  out('churn cycles (short-lived connections):');
-  for (const [e, n] of churn.cycles.entries()) out(`  ${String(n).padStart(6)}  ${e}`);
-  if (churn.skipped) out(`  ${String(churn.skipped).padStart(6)}  skipped (8 cycles already in flight)`);
-  out('');
-  const started = tracker.started.total();
-  out('tasks:');
-  out(
-    table(
-      ['kind', 'started', 'completed', 'failed, expected (churn kill)', 'failed, unexpected', 'refused'],
-      [...(['plan', 'hold', 'churn'] as const), 'all'].map((kind) => {
-        const f = (c: Counter): string =>
-          String(
-            kind === 'all'
-              ? c.total()
-              : c
-                  .entries()
-                  .filter(([key]) => key === kind || key.startsWith(`${kind}:`))
-                  .reduce((a, [, n]) => a + n, 0),
-          );
-        return [
-          kind,
-          f(tracker.started),
-          f(tracker.completed),
-          f(tracker.failedExpected),
-          f(tracker.failedUnexpected),
-          f(tracker.refused),
-        ];
-      }),
-    ),
-  );
-  for (const [e, n] of tracker.failedExpected.entries())
-    out(`  expected failure   ${String(n).padStart(6)}  ${e}`);
-  for (const [e, n] of tracker.failedUnexpected.entries())
-    out(`  UNEXPECTED failure ${String(n).padStart(6)}  ${e}`);
-  for (const [e, n] of tracker.refused.entries()) out(`  refused            ${String(n).padStart(6)}  ${e}`);
-  for (const [e, n] of tracker.strayEnds.entries())
-    out(`  stray              ${String(n).padStart(6)}  ${e}`);
-  const lostStarted = lost.filter((t) => t.acked);
-  const lostUnacked = lost.filter((t) => !t.acked);
-  out(
-    crashed
-      ? `tasks lost: ${lostStarted.length} (started, no task_end: the server died)`
-      : `tasks lost: ${lostStarted.length} (started, no task_end within ${settings.drainS} s after the load stopped; drain took ${drainS} s)`,
-  );
-  if (lostUnacked.length) out(`task requests unanswered (no ACK, no error): ${lostUnacked.length}`);
-  for (const t of lost.slice(0, 10))
-    out(`  lost: ${t.sid} (${t.kind}, ${t.acked ? 'acked' : 'no ACK'}, ${t.age_s} s old)`);
-  if (crashed)
-    out(
-      `SERVER DIED: code ${crashed.code}, signal ${crashed.signal}; stderr: ${server.stderr.slice(-10).join(' | ')}`,
-    );
-  else if (exit.code !== 0) out(`aipd exited with code ${exit.code} (signal ${exit.signal}) on SIGTERM`);
-
-  const nothingRan = tracker.completed.total() === 0;
-  const failed = lostStarted.length > 0 || lostUnacked.length > 0 || crashed !== null || nothingRan;
-  const unexpected =
-    k.errors.total() + tracker.failedUnexpected.total() + tracker.refused.total() + churn.failures.total();
-  out(
-    `result: ${failed ? 'FAIL' : 'ok'} (${started} tasks started, ${tracker.completed.total()} completed` +
-      `${nothingRan ? ', none completed' : ''}; ${unexpected} unexpected errors/failures listed above)`,
-  );
-
-  const report = {
-    meta: {
-      node: process.version,
-      cpus: os.cpus().length,
-      date: startedAt.toISOString(),
-      commit: gitCommit(),
-      settings,
-      server_pid: server.pid,
-      gc_every_sample: server.gcAvailable ? settings.gcEvery : 0,
-      warmup_s: warmupS,
-      calibration,
-    },
-    summary: {
-      ok: !failed,
-      crashed,
-      server_exit: exit,
-      steps_per_s: Math.round(stepsRate),
-      target_steps_per_s: Math.round(rate),
-      server_cpu_share: Math.round(cpuShare * 100) / 100,
-      memory: rows.map(({ label, s }) => ({ point: label, ...s })),
-      slopes_mb_per_hour: slopes,
-      errors: k.errors.toJSON(),
-      churn_failures: churn.failures.toJSON(),
-      channel_failures: channels.failed.toJSON(),
-      tasks: {
-        started: tracker.started.toJSON(),
-        completed: tracker.completed.toJSON(),
-        failed_expected: tracker.failedExpected.toJSON(),
-        failed_unexpected: tracker.failedUnexpected.toJSON(),
-        refused: tracker.refused.toJSON(),
-        stray_task_ends: tracker.strayEnds.toJSON(),
-        lost: lostStarted.length,
-        unanswered_requests: lostUnacked.length,
-        lost_list: lost,
-      },
-      channels: {
-        opened: channels.opened,
-        ok: channels.ok,
-        bytes_out: channels.bytesOut,
-        bytes_echoed: channels.bytesEchoed,
-      },
-      heartbeats: k.heartbeats,
-      churn: { cycles: churn.cycles.toJSON(), skipped: churn.skipped },
-      bad_frames: {
-        sent: bad.sent.toJSON(),
-        answers: bad.answers.toJSON(),
-        one_shots: bad.oneShots.toJSON(),
-        unanswered: bad.unanswered,
-      },
-    },
+  const failed = reportSoak({
+    startedAt,
+    server,
+    calibration,
+    rate,
     progress,
-    samples,
-  };
-  mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, JSON.stringify(report, null, 2) + '\n');
-  note(`soak: samples and summary written to ${outPath}`);
+    k,
+    tracker,
+    channels,
+    churn,
+    bad,
+    soakStart,
+    soakEnd,
+    connectedAt,
+    drainS,
+    lost,
+    crashed,
+    crashedDuringLoad,
+    exit,
+    outPath,
+  });
   return failed ? 1 : 0;
 }
 

@@ -61,6 +61,11 @@ export function fmtSlope(s: Slope | null): string {
 
 export const mb = (bytes: number, d = 1): string => (bytes / MB).toFixed(d);
 export const int = (v: number): string => Math.round(v).toLocaleString('en-US');
+export const pct = (v: number): string => `${Math.round(v * 100)} %`;
+/** Writes one line to stdout. */
+export const out = (line = ''): void => {
+  process.stdout.write(line + '\n');
+};
 
 /** Right-aligned text table (first column left-aligned). */
 export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
