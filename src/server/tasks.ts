@@ -8,78 +8,33 @@
  * - `command_results` only look sessions up; they never create one (S8).
  * - Every task is a durable session record (task-records.ts): created before the ACK, checkpointed per batch,
  *   and ended (with its result) before `task_end` goes out. Crash recovery and resume are in recovery.ts.
+ *
+ * What a live session is and how one is built is in live-session.ts; which device runs a task and the index of
+ * sessions by client in task-parties.ts; the `task_end` frame and who is sent it in task-end.ts.
  */
 import { isStorableText, unstorableField } from '../lib/storable-text.js';
 import { randomUUID } from 'node:crypto';
-import {
-  AipError,
-  aipError,
-  type ClientMessage,
-  type Result,
-  type ServerMessageInput,
-} from '../../protocol/index.js';
+import { AipError, aipError, type ClientMessage, type ServerMessageInput } from '../../protocol/index.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
-import type { Session } from '../session/session.js';
-import type { AgentCheckpoint, StatusChange, TaskOutcome } from '../session/types.js';
+import type { StatusChange, TaskOutcome } from '../session/types.js';
 import type { ClientDirectory, ClientInfo } from '../state/client-directory.js';
-import type { TaskStateEntry } from '../state/session-model.js';
 import type { EventSink } from '../state/events.js';
 import { CheckpointExecutor } from './checkpoint-executor.js';
-import { CommandDispatcher } from './command-dispatcher.js';
+import { createLiveSession, type LiveSession, type TaskSpec } from './live-session.js';
+import { sendTaskEnd, taskEndFrame } from './task-end.js';
+import { resolveExecutor, SessionsByClient } from './task-parties.js';
 import { MAX_ID_LENGTH, sanitizeTaskName } from './task-name.js';
 import type { TaskRecords } from './task-records.js';
 
-export interface LiveSession {
-  readonly id: string;
-  readonly taskName: string;
-  readonly ownerId: string;
-  readonly executorId: string;
-  /** True for a constellation's task: `task_end` then also goes to the executing device. */
-  readonly forConstellation: boolean;
-  readonly session: Session;
-  readonly dispatcher: CommandDispatcher;
-  readonly startedAt: string;
-  /** Set when the session was cancelled; it is the `task_end` error. */
-  cancelReason: string | null;
-  /** False when nobody should be told (the requester is gone and UFO sends nothing). */
-  notifyRequester: boolean;
-  /** True once this node gave the session up (fenced): it ends without a write or a `task_end`. */
-  abandoned: boolean;
-  /** Results of batches done before a crash, replayed instead of sent (handed to the executor, then let go). */
-  replay: readonly Result[][];
-  /** Index of the agent's first batch: 0, or where a resumed agent's checkpoint goes on (`batches`). */
-  readonly firstBatch: number;
-  /** The task machine's history before a crash; the record's history is this plus the session's. */
-  readonly priorHistory: readonly TaskStateEntry[];
-  /** Settles when the task has ended and its `task_end` went out. */
-  done: Promise<void>;
-}
-
-/** What a task needs to start: a new one from a `task` frame, or a crashed one resumed (recovery.ts). */
-export interface TaskSpec {
-  readonly sessionId: string;
-  readonly taskName: string;
-  readonly requesterId: string;
-  readonly forConstellation: boolean;
-  readonly executorId: string;
-  readonly platform: string;
-  readonly mode: string;
-  readonly request: string;
-  /** Results of the batches already done (a resume), replayed instead of sent. */
-  readonly replay?: readonly Result[][];
-  /** The task machine's history before the crash (a resume). */
-  readonly priorHistory?: readonly TaskStateEntry[];
-  /** The agent's own checkpoint before the crash (a resume): it goes on from there. */
-  readonly agentCheckpoint?: AgentCheckpoint | null;
-}
+export type { LiveSession, TaskSpec } from './live-session.js';
 
 export class TaskService {
   /** The sessions this process runs: their agents, dispatchers and parties. Their records are in the store. */
   readonly live = new Map<string, LiveSession>();
   /** client id → ids of the live sessions it owns or executes. */
-  private readonly byClient = new Map<string, Set<string>>();
+  private readonly byClient = new SessionsByClient();
   private readonly running = new Set<Promise<void>>();
   /** Told after a task ended and its `task_end` went out (recovery delivers missed ones). */
   onEnded: ((live: LiveSession, frame: ServerMessageInput, delivered: boolean) => void) | null = null;
@@ -111,7 +66,7 @@ export class TaskService {
   /** Starts a task for `requester`. Returns the session id (the ACK follows once it is recorded), or the error. */
   start(requester: ClientInfo, msg: ClientMessage): string | AipError {
     if (!msg.request || !msg.request.trim()) return aipError('EMPTY_REQUEST');
-    const executorId = this.resolveExecutor(requester, msg.target_id);
+    const executorId = resolveExecutor(this.directory, requester, msg.target_id);
     if (executorId instanceof AipError) return executorId;
     const executor = this.directory.get(executorId)!;
     const sessionId = msg.session_id ?? randomUUID();
@@ -288,68 +243,29 @@ export class TaskService {
     return n;
   }
 
-  /** Builds the session and its dispatcher and indexes it as live. */
+  /** Builds the session and its dispatcher (live-session.ts) and indexes it as live. */
   private prepare(spec: TaskSpec): LiveSession | AipError {
     const { sessionId, taskName, executorId } = spec;
-    let session: Session;
-    try {
-      session = this.factory.create({
-        mode: spec.mode,
-        platform: spec.platform,
-        sessionId,
-        taskName,
-        request: spec.request,
-        onStatus: (change) => this.statusChanged(sessionId, change),
-        hooks: {
-          resume: spec.agentCheckpoint ?? null,
-          checkpoint: (c) => this.records.agentCheckpoint(sessionId, c),
-          modelCall: (call) => this.records.modelCall(sessionId, call),
-        },
-      });
-    } catch (err) {
-      if (err instanceof AipError) return err;
-      throw err;
-    }
-    // An agent checkpoint is only the agent's own: another agent starts afresh, at batch 0.
-    const agentCheckpoint = spec.agentCheckpoint?.agent === session.agent?.name ? spec.agentCheckpoint : null;
-    const log = this.log.child({ session_id: sessionId, task_name: taskName });
-    const dispatcher = new CommandDispatcher({
-      sessionId,
-      taskName,
-      executorId,
-      executor: () => this.directory.link(executorId),
-      timeoutMs: this.config.commandTimeoutMs,
-      log,
+    const live = createLiveSession(spec, {
+      config: this.config,
+      directory: this.directory,
+      records: this.records,
       events: this.events,
-      onSent: (responseId, callIds, tools) => this.records.commands(sessionId, responseId, callIds, tools),
+      factory: this.factory,
+      log: this.log,
+      onStatus: (change) => this.statusChanged(sessionId, change),
     });
-    const live: LiveSession = {
-      id: sessionId,
-      taskName,
-      ownerId: spec.requesterId,
-      executorId,
-      forConstellation: spec.forConstellation,
-      session,
-      dispatcher,
-      startedAt: now(),
-      cancelReason: null,
-      notifyRequester: true,
-      abandoned: false,
-      replay: spec.replay ?? [],
-      firstBatch: agentCheckpoint?.batches ?? 0,
-      priorHistory: spec.priorHistory ?? [],
-      done: Promise.resolve(),
-    };
+    if (live instanceof AipError) return live;
     this.live.set(sessionId, live);
-    this.index(spec.requesterId, sessionId);
-    this.index(executorId, sessionId);
+    this.byClient.index(spec.requesterId, sessionId);
+    this.byClient.index(executorId, sessionId);
     this.events.emit('session.created', {
       sessionId,
       taskName,
       ownerId: spec.requesterId,
       executorId,
-      platform: session.platform,
-      mode: session.mode,
+      platform: live.session.platform,
+      mode: live.session.mode,
     });
     return live;
   }
@@ -381,22 +297,6 @@ export class TaskService {
     live.session.cancel(reason);
   }
 
-  private resolveExecutor(requester: ClientInfo, targetId: string | null): string | AipError {
-    if (requester.clientType === 'device') {
-      if (targetId && targetId !== requester.clientId) return aipError('DEVICE_TARGETS_OTHER');
-      if (!this.directory.get(requester.clientId))
-        return aipError('DEVICE_NOT_CONNECTED', { id: requester.clientId });
-      return requester.clientId;
-    }
-    if (!targetId) return aipError('TARGET_REQUIRED');
-    // Q6: a constellation that declared its device may only run tasks there, as with device info.
-    if (requester.targetId && requester.targetId !== targetId) return aipError('TARGET_NOT_AUTHORIZED');
-    const target = this.directory.get(targetId);
-    if (!target) return aipError('TARGET_NOT_CONNECTED', { id: targetId });
-    if (target.clientType !== 'device') return aipError('TARGET_NOT_DEVICE');
-    return targetId;
-  }
-
   private async run(live: LiveSession): Promise<void> {
     const log = this.log.child({ session_id: live.id, task_name: live.taskName });
     log.info(
@@ -425,16 +325,7 @@ export class TaskService {
     const result =
       outcome.result ??
       (outcome.status === 'failed' ? { failure: aipError('SESSION_FAILED').message } : null);
-    const frame: ServerMessageInput = {
-      type: 'task_end',
-      status: outcome.status,
-      error: outcome.status === 'failed' ? (outcome.error ?? aipError('SESSION_FAILED').message) : null,
-      session_id: live.id,
-      task_name: live.taskName,
-      timestamp: now(),
-      response_id: randomUUID(),
-      result,
-    };
+    const frame = taskEndFrame(live, outcome, result);
     const error = frame.error ?? null;
     const requester = live.notifyRequester ? this.directory.link(live.ownerId) : undefined;
     // The result is stored before task_end goes out: whoever is told can read it. A session this node no longer
@@ -451,20 +342,7 @@ export class TaskService {
       log.warn({ status: outcome.status }, "task given up: its session is no longer this node's");
       return;
     }
-    let delivered = requester?.send(frame) ?? false;
-    // The record says the requester is told (it was connected when the end was recorded). It may have left since,
-    // or come back on a new connection: then that one is told; otherwise the record is put right.
-    if (requester !== undefined && !delivered) {
-      const now = this.directory.link(live.ownerId);
-      delivered = now !== undefined && now !== requester && now.send(frame);
-      if (!delivered)
-        void this.records
-          .notified(live.id, false)
-          .catch((err: unknown) => log.warn({ err }, 'could not record that the requester was not told'));
-    }
-    if (live.forConstellation || !live.notifyRequester) {
-      if (live.executorId !== live.ownerId) this.directory.link(live.executorId)?.send(frame);
-    }
+    const delivered = sendTaskEnd(live, frame, requester, this.directory, this.records, log);
     this.forget(live);
     this.events.emit('session.ended', {
       sessionId: live.id,
@@ -479,8 +357,8 @@ export class TaskService {
   private forget(live: LiveSession): void {
     this.live.delete(live.id);
     live.dispatcher.dispose();
-    this.unindex(live.ownerId, live.id);
-    this.unindex(live.executorId, live.id);
+    this.byClient.unindex(live.ownerId, live.id);
+    this.byClient.unindex(live.executorId, live.id);
   }
 
   private statusChanged(sessionId: string, change: StatusChange): void {
@@ -489,19 +367,6 @@ export class TaskService {
     if (live && change.state === 'running')
       this.records.state(sessionId, [...live.priorHistory, ...live.session.history]);
     this.events.emit('session.status', { sessionId, ...change });
-  }
-
-  private index(clientId: string, sid: string): void {
-    let set = this.byClient.get(clientId);
-    if (!set) this.byClient.set(clientId, (set = new Set()));
-    set.add(sid);
-  }
-
-  private unindex(clientId: string, sid: string): void {
-    const set = this.byClient.get(clientId);
-    if (!set) return;
-    set.delete(sid);
-    if (set.size === 0) this.byClient.delete(clientId);
   }
 }
 
