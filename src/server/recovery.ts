@@ -12,16 +12,25 @@
  * - A crashed task whose device has not come back within `--resume-grace-ms` of the restart ends `failed`, saying
  *   so: it never resumes days later by surprise.
  * - With `--resume never`, crashed tasks end `failed` at once (at start, and in a cluster at each sweep), saying so.
+ *
+ * The reads and writes of the crashed records are in crashed-task-records.ts; the `task_end`s a requester missed
+ * wait in `UndeliveredTaskEnds` (task-end.ts).
  */
-import { randomUUID } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import { AipError, aipError, type ServerMessageInput } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { SessionRecord } from '../state/session-model.js';
-import type { SessionEvent } from '../state/session-store.js';
 import type { EventBus } from '../state/events.js';
 import type { ClientDirectory } from '../state/client-directory.js';
 import { replayFrom, type TaskCheckpoint } from './checkpoint-executor.js';
+import {
+  crashedTasks,
+  markSessionsCrashed,
+  PAGE,
+  recordedEvents,
+  writeFailed,
+  writeResumed,
+} from './crashed-task-records.js';
+import { endFrame, UndeliveredTaskEnds } from './task-end.js';
 import type { TaskRecords } from './task-records.js';
 import type { LiveSession, TaskService } from './tasks.js';
 
@@ -41,15 +50,6 @@ export interface RecoveryOptions {
   readonly stillLive?: () => Promise<boolean>;
 }
 
-/** Requesters whose missed `task_end`s are kept (the least recently used go first), and frames kept for each. */
-const MAX_UNDELIVERED_REQUESTERS = 10_000;
-const MAX_UNDELIVERED_PER_REQUESTER = 256;
-
-/** Records read per page while scanning. */
-const PAGE = 500;
-/** Events read per page when collecting a task's recorded batches. */
-const EVENT_PAGE = 1000;
-
 export const CRASH_REASON = 'aipd stopped unexpectedly while this session was active';
 /** Why a crashed task ends failed under `--resume never`. */
 const NOT_RESUMED_NEVER =
@@ -58,10 +58,8 @@ const NOT_RESUMED_NEVER =
 export class TaskRecovery {
   /** Crashed task sessions that may still resume, by id → executor. */
   private readonly waiting = new Map<string, string>();
-  /** Ended resumed tasks whose requester has not been told: requester → frames. */
-  private readonly undelivered = new LRUCache<string, ServerMessageInput[]>({
-    max: MAX_UNDELIVERED_REQUESTERS,
-  });
+  /** Ended resumed tasks whose requester has not been told. */
+  private readonly undelivered: UndeliveredTaskEnds;
   private readonly resumed = new Set<string>();
   private graceTimer: NodeJS.Timeout | null = null;
   /** The grace timer has fired: a task that goes back to waiting now would never be failed, so it is failed. */
@@ -77,39 +75,23 @@ export class TaskRecovery {
     private readonly bus: EventBus,
     private readonly opts: RecoveryOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.undelivered = new UndeliveredTaskEnds(directory, records);
+  }
 
   /**
    * Marks the unfinished sessions of `nodeId` (this node by default: call before serving) crashed; returns how
    * many. In a cluster the reaper calls it for a node whose lease expired.
    */
   async markCrashed(nodeId: string = this.records.nodeId, reason: string = CRASH_REASON): Promise<number> {
-    const sessions = this.records.sessions;
-    let n = 0;
-    for (;;) {
-      const page = await sessions.list({ managed_by: nodeId, status: ['active', 'paused'] }, { limit: PAGE });
-      if (page.items.length === 0) break;
-      for (const rec of page.items) {
-        try {
-          await sessions.write(rec.id, (cur) => {
-            if (cur.managed_by !== nodeId || (cur.status !== 'active' && cur.status !== 'paused'))
-              throw aipError('CLUSTER_SESSION_MOVED', { id: cur.id, node: nodeId });
-            return { changes: sessions.statusChange(cur, 'crashed', reason), data: { updates: ['status'] } };
-          });
-          n++;
-        } catch (err) {
-          // Ended or moved meanwhile; anything else is retried by the next page (it is still listed).
-          if (!(err instanceof AipError)) throw err;
-        }
-      }
-    }
+    const n = await markSessionsCrashed(this.records.sessions, nodeId, reason);
     if (n > 0) this.log.warn({ sessions: n, node: nodeId, reason }, 'marked sessions crashed');
     return n;
   }
 
   /** Starts listening for returning devices and requesters, and the grace timer. */
   async start(): Promise<void> {
-    const crashed = await this.crashedTasks();
+    const crashed = await crashedTasks(this.records);
     if (this.opts.resume === 'auto') {
       for (const { id, executor } of crashed) this.waiting.set(id, executor);
       if (this.waiting.size > 0) {
@@ -165,7 +147,7 @@ export class TaskRecovery {
       const rec = await sessions.get(id);
       if (!rec?.task || rec.status !== 'crashed') return;
       const checkpoint = rec.checkpoint as Partial<TaskCheckpoint> | null;
-      const replay = replayFrom(await this.recordedEvents(id), checkpoint?.aip_steps ?? 0);
+      const replay = replayFrom(await recordedEvents(sessions, id), checkpoint?.aip_steps ?? 0);
       const device = this.directory.get(rec.task.executor);
       if (!device) {
         // The device left again while the record was read. It waits on, unless the grace ran out meanwhile: the
@@ -174,25 +156,9 @@ export class TaskRecovery {
         else this.waiting.set(id, rec.task.executor);
         return;
       }
-      const nodeId = this.records.nodeId;
       let active: SessionRecord;
       try {
-        active = await sessions.write(id, (cur) => {
-          // One node resumes it: whoever finds it still crashed.
-          if (cur.status !== 'crashed') throw aipError('CLUSTER_SESSION_MOVED', { id, node: nodeId });
-          return {
-            changes: {
-              ...sessions.statusChange(
-                cur,
-                'active',
-                `resumed: device '${rec.task!.executor}' registered again`,
-              ),
-              managed_by: nodeId,
-            },
-            type: 'task.resumed',
-            data: { updates: ['status', 'managed_by'], replayed_steps: replay.length, node: nodeId },
-          };
-        });
+        active = await writeResumed(this.records, id, rec.task.executor, replay.length);
       } catch (err) {
         if (err instanceof AipError && err.kind === 'CLUSTER_SESSION_MOVED') return;
         throw err;
@@ -220,35 +186,6 @@ export class TaskRecovery {
     }
   }
 
-  private async recordedEvents(id: string): Promise<SessionEvent[]> {
-    const out: SessionEvent[] = [];
-    let after = 0;
-    for (;;) {
-      const page = await this.records.sessions.events(id, after, EVENT_PAGE);
-      out.push(...page);
-      if (page.length < EVENT_PAGE) return out;
-      after = page[page.length - 1]!.id;
-    }
-  }
-
-  /**
-   * The crashed AIP tasks this node was running (marked by `markCrashed`): ids and executors only, since a record
-   * carries its request, which may be large.
-   */
-  private async crashedTasks(): Promise<{ id: string; executor: string }[]> {
-    const out: { id: string; executor: string }[] = [];
-    let cursor: string | null = null;
-    do {
-      const page = await this.records.sessions.list(
-        { managed_by: this.records.nodeId, status: ['crashed'], session_type: 'task' },
-        { limit: PAGE, cursor },
-      );
-      for (const rec of page.items) if (rec.task) out.push({ id: rec.id, executor: rec.task.executor });
-      cursor = page.next;
-    } while (cursor);
-    return out;
-  }
-
   /** The grace period is over: every task still waiting ends failed, and its requester is told. */
   private async expire(): Promise<void> {
     this.graceOver = true;
@@ -267,37 +204,15 @@ export class TaskRecovery {
   }
 
   private async fail(rec: SessionRecord, reason: string, onlyIfCrashed = false): Promise<void> {
-    const sessions = this.records.sessions;
     const result = { failure: reason };
     try {
-      await sessions.write(rec.id, (cur) => {
-        // In a cluster several nodes sweep: the one that finds it still crashed ends it and tells the requester.
-        if (onlyIfCrashed && cur.status !== 'crashed')
-          throw aipError('CLUSTER_SESSION_MOVED', { id: rec.id, node: this.records.nodeId });
-        const change = sessions.statusChange(cur, 'failed', reason);
-        const at = change.status_history?.at(-1)?.at ?? sessions.now();
-        return {
-          changes: {
-            ...change,
-            // The task's own machine ends too: a failed record whose task says `running` contradicts itself.
-            task: {
-              ...cur.task!,
-              state: 'failed',
-              state_history: [...cur.task!.state_history, { state: 'failed', at, reason }],
-              result,
-              error: reason,
-            },
-          },
-          type: 'task.ended',
-          data: { updates: ['status', 'task'], task_status: 'failed', error: reason },
-        };
-      });
+      await writeFailed(this.records, rec, reason, result, onlyIfCrashed);
     } catch (err) {
       if (onlyIfCrashed && err instanceof AipError) return;
       throw err;
     }
     const frame = endFrame(rec.id, rec.task!.task_name, 'failed', result, reason);
-    this.queue(rec.task!.requester, frame);
+    this.undelivered.queue(rec.task!.requester, frame);
     this.deliver(rec.task!.requester);
   }
 
@@ -390,44 +305,12 @@ export class TaskRecovery {
     // the nodes are registering their clients again): its task_end waits here until it is seen again.
     const shared = this.opts.clusterSweepMs !== undefined && live.notifyRequester;
     if (!resumed && !shared) return;
-    this.queue(live.ownerId, frame);
+    this.undelivered.queue(live.ownerId, frame);
     this.deliver(live.ownerId);
-  }
-
-  private queue(requester: string, frame: ServerMessageInput): void {
-    const list = this.undelivered.get(requester) ?? [];
-    if (list.length >= MAX_UNDELIVERED_PER_REQUESTER) list.shift(); // its result stays readable in the store
-    list.push(frame);
-    this.undelivered.set(requester, list);
   }
 
   /** Sends a registered requester the `task_end`s it missed (also when another node's client comes into view). */
   deliver(clientId: string): void {
-    const frames = this.undelivered.get(clientId);
-    const link = this.directory.link(clientId);
-    if (!frames || !link) return;
-    this.undelivered.delete(clientId);
-    for (const f of frames) {
-      if (link.send(f)) void this.records.notified(f.session_id!).catch(() => undefined);
-    }
+    this.undelivered.deliver(clientId);
   }
-}
-
-function endFrame(
-  sessionId: string,
-  taskName: string,
-  status: 'completed' | 'failed',
-  result: unknown,
-  error: string | null,
-): ServerMessageInput {
-  return {
-    type: 'task_end',
-    status,
-    error,
-    session_id: sessionId,
-    task_name: taskName,
-    timestamp: new Date().toISOString(),
-    response_id: randomUUID(),
-    result,
-  };
 }

@@ -1,14 +1,20 @@
 /**
  * A task's `task_end` on its way to the task's parties (ufo-aip.md §6.4, §8.4): sent once the end is recorded
- * (tasks.ts).
+ * (tasks.ts), built for a crashed task that ends failed (recovery.ts), and kept for a requester that was away,
+ * until it registers again.
  */
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { aipError, type ServerMessageInput } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { TaskOutcome } from '../session/types.js';
 import type { ClientDirectory, ClientLink } from '../state/client-directory.js';
 import type { LiveSession } from './live-session.js';
 import type { TaskRecords } from './task-records.js';
+
+/** Requesters whose missed `task_end`s are kept (the least recently used go first), and frames kept for each. */
+const MAX_UNDELIVERED_REQUESTERS = 10_000;
+const MAX_UNDELIVERED_PER_REQUESTER = 256;
 
 /** The `task_end` of a task that ran here, with `outcome` and its `result`. */
 export function taskEndFrame(live: LiveSession, outcome: TaskOutcome, result: unknown): ServerMessageInput {
@@ -52,4 +58,55 @@ export function sendTaskEnd(
     if (live.executorId !== live.ownerId) directory.link(live.executorId)?.send(frame);
   }
   return delivered;
+}
+
+/** The `task_end` of a task that ends without running here (a crashed task recovery fails). */
+export function endFrame(
+  sessionId: string,
+  taskName: string,
+  status: 'completed' | 'failed',
+  result: unknown,
+  error: string | null,
+): ServerMessageInput {
+  return {
+    type: 'task_end',
+    status,
+    error,
+    session_id: sessionId,
+    task_name: taskName,
+    timestamp: new Date().toISOString(),
+    response_id: randomUUID(),
+    result,
+  };
+}
+
+/** Ended tasks whose requester has not been told: kept per requester until it registers (or comes into view). */
+export class UndeliveredTaskEnds {
+  /** requester → frames. */
+  private readonly undelivered = new LRUCache<string, ServerMessageInput[]>({
+    max: MAX_UNDELIVERED_REQUESTERS,
+  });
+
+  constructor(
+    private readonly directory: ClientDirectory,
+    private readonly records: TaskRecords,
+  ) {}
+
+  queue(requester: string, frame: ServerMessageInput): void {
+    const list = this.undelivered.get(requester) ?? [];
+    if (list.length >= MAX_UNDELIVERED_PER_REQUESTER) list.shift(); // its result stays readable in the store
+    list.push(frame);
+    this.undelivered.set(requester, list);
+  }
+
+  /** Sends a registered requester the `task_end`s it missed (also when another node's client comes into view). */
+  deliver(clientId: string): void {
+    const frames = this.undelivered.get(clientId);
+    const link = this.directory.link(clientId);
+    if (!frames || !link) return;
+    this.undelivered.delete(clientId);
+    for (const f of frames) {
+      if (link.send(f)) void this.records.notified(f.session_id!).catch(() => undefined);
+    }
+  }
 }
