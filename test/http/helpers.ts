@@ -27,7 +27,9 @@ export class StoreKit {
   constructor(readonly kind: StoreKind) {}
 
   async setup(): Promise<void> {
-    if (this.kind === 'sqlite') this.dir = mkdtempSync(join(tmpdir(), 'aipd-http-'));
+    // PostgreSQL servers get a data dir too: it holds their pid lock and node id, and the default (./aipd-data) is
+    // shared by test files that run at the same time.
+    if (this.kind !== 'memory') this.dir = mkdtempSync(join(tmpdir(), 'aipd-http-'));
     if (this.kind === 'postgres') this.db = await createTestDatabase();
   }
 
@@ -37,7 +39,7 @@ export class StoreKit {
     if (this.kind === 'memory') return { store: 'memory' };
     if (this.kind === 'sqlite') return { store: 'sqlite', dataDir: join(this.dir!, `s${n}`) };
     await this.db!.query(`CREATE SCHEMA t${n}`);
-    return { store: this.db!.urlWithSchema(`t${n}`), nodeId: `node-${n}` };
+    return { store: this.db!.urlWithSchema(`t${n}`), nodeId: `node-${n}`, dataDir: join(this.dir!, `p${n}`) };
   }
 
   /** A server on a fresh store (closed by `closeAll` or `teardown` if the test does not). */
