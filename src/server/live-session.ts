@@ -5,6 +5,7 @@
  */
 import { AipError, type Result } from '../../protocol/index.js';
 import type { ServerConfig } from '../config.js';
+import { isoNow } from '../lib/iso-now.js';
 import type { Logger } from '../logger.js';
 import type { SessionFactory } from '../session/factory.js';
 import type { Session } from '../session/session.js';
@@ -118,7 +119,7 @@ export function createLiveSession(spec: TaskSpec, deps: LiveSessionDeps): LiveSe
     forConstellation: spec.forConstellation,
     session,
     dispatcher,
-    startedAt: now(),
+    startedAt: isoNow(),
     cancelReason: null,
     notifyRequester: true,
     abandoned: false,
@@ -127,8 +128,4 @@ export function createLiveSession(spec: TaskSpec, deps: LiveSessionDeps): LiveSe
     priorHistory: spec.priorHistory ?? [],
     done: Promise.resolve(),
   };
-}
-
-function now(): string {
-  return new Date().toISOString();
 }

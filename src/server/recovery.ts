@@ -279,7 +279,7 @@ export class TaskRecovery {
           const node = rec.managed_by ?? 'unknown';
           const reason =
             node === this.records.nodeId
-              ? `the task was not resumed: its device '${rec.task.executor}' did not reconnect within ${Math.round(this.opts.resumeGraceMs / 1000)} s of the server's restart`
+              ? this.notResumed(rec.task.executor)
               : aipError('CLUSTER_NODE_DIED', {
                   node,
                   device: rec.task.executor,

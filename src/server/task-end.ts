@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { aipError, type ServerMessageInput } from '../../protocol/index.js';
+import { isoNow } from '../lib/iso-now.js';
 import type { Logger } from '../logger.js';
 import type { TaskOutcome } from '../session/types.js';
 import type { ClientDirectory, ClientLink } from '../state/client-directory.js';
@@ -18,16 +19,8 @@ const MAX_UNDELIVERED_PER_REQUESTER = 256;
 
 /** The `task_end` of a task that ran here, with `outcome` and its `result`. */
 export function taskEndFrame(live: LiveSession, outcome: TaskOutcome, result: unknown): ServerMessageInput {
-  return {
-    type: 'task_end',
-    status: outcome.status,
-    error: outcome.status === 'failed' ? (outcome.error ?? aipError('SESSION_FAILED').message) : null,
-    session_id: live.id,
-    task_name: live.taskName,
-    timestamp: new Date().toISOString(),
-    response_id: randomUUID(),
-    result,
-  };
+  const error = outcome.status === 'failed' ? (outcome.error ?? aipError('SESSION_FAILED').message) : null;
+  return endFrame(live.id, live.taskName, outcome.status, result, error);
 }
 
 /**
@@ -74,7 +67,7 @@ export function endFrame(
     error,
     session_id: sessionId,
     task_name: taskName,
-    timestamp: new Date().toISOString(),
+    timestamp: isoNow(),
     response_id: randomUUID(),
     result,
   };
@@ -99,14 +92,20 @@ export class UndeliveredTaskEnds {
     this.undelivered.set(requester, list);
   }
 
-  /** Sends a registered requester the `task_end`s it missed (also when another node's client comes into view). */
+  /**
+   * Sends a registered requester the `task_end`s it missed (also when another node's client comes into view). One
+   * its link does not take (the link closed, or its send queue is full) stays kept for the next registration.
+   */
   deliver(clientId: string): void {
     const frames = this.undelivered.get(clientId);
     const link = this.directory.link(clientId);
     if (!frames || !link) return;
     this.undelivered.delete(clientId);
-    for (const f of frames) {
-      if (link.send(f)) void this.records.notified(f.session_id!).catch(() => undefined);
-    }
+    const kept = frames.filter((f) => {
+      if (!link.send(f)) return true;
+      void this.records.notified(f.session_id!).catch(() => undefined);
+      return false;
+    });
+    if (kept.length > 0) this.undelivered.set(clientId, kept);
   }
 }

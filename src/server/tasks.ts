@@ -12,6 +12,7 @@
  * What a live session is and how one is built is in live-session.ts; which device runs a task and the index of
  * sessions by client in task-parties.ts; the `task_end` frame and who is sent it in task-end.ts.
  */
+import { isoNow } from '../lib/iso-now.js';
 import { isStorableText, unstorableField } from '../lib/storable-text.js';
 import { randomUUID } from 'node:crypto';
 import { AipError, aipError, type ClientMessage, type ServerMessageInput } from '../../protocol/index.js';
@@ -114,7 +115,7 @@ export class TaskService {
             type: 'heartbeat',
             status: 'ok',
             session_id: sessionId,
-            timestamp: now(),
+            timestamp: isoNow(),
             response_id: randomUUID(),
           });
           return this.run(live);
@@ -277,7 +278,7 @@ export class TaskService {
       type: 'error',
       status: 'error',
       error: err.message,
-      timestamp: now(),
+      timestamp: isoNow(),
       response_id: randomUUID(),
     });
   }
@@ -372,7 +373,3 @@ export class TaskService {
 
 /** The session mode of a task that does not name one in `metadata.mode`. */
 const DEFAULT_MODE = 'service';
-
-function now(): string {
-  return new Date().toISOString();
-}
