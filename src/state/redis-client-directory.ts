@@ -1,10 +1,10 @@
 /**
  * The cluster-wide client directory on Redis: a `client_id` is registered on exactly one node of the cluster.
  *
- * Writes go to Redis through Lua scripts (src/state/redis/directory-scripts.ts): `register` claims the id
- * atomically, so a duplicate on any node is refused exactly as on one node (false; the caller sends UFO's error
- * and leaves the original connection untouched), and a fenced node's claims are refused. `unregister` removes
- * the entry only while it is still this registration's.
+ * Writes go to Redis through Lua scripts (src/state/redis/directory-scripts.ts, run by directory-commands.ts):
+ * `register` claims the id atomically, so a duplicate on any node is refused exactly as on one node (false; the
+ * caller sends UFO's error and leaves the original connection untouched), and a fenced node's claims are refused.
+ * `unregister` removes the entry only while it is still this registration's.
  *
  * Lookups stay synchronous, from this node's view: its own clients with their real links, plus a view of every
  * other node's live entries. The view follows the `{p}dir:changes` channel and is rebuilt from the `{p}dir` hash
@@ -20,18 +20,15 @@
 import type { Redis } from 'ioredis';
 import { aipError, CloseCode, Errors } from '../../protocol/index.js';
 import type { ClusterKeys } from '../cluster/keys.js';
-import { LuaScript } from '../cluster/lua.js';
 import type { NodeLease } from '../cluster/node-lease.js';
 import type { Logger } from '../logger.js';
 import type { ClientDirectory, ClientInfo, ClientLink, DirectoryStats } from './client-directory.js';
 import type { LocalClientRecord } from './memory-client-directory.js';
-import { parseChange, parseEntry, type DirectoryEntry } from './redis/directory-entry.js';
-import { CLAIM_SCRIPT, EVICT_SCRIPT, RELEASE_SCRIPT } from './redis/directory-scripts.js';
+import { DirectoryCommands, type DirectorySnapshot } from './redis/directory-commands.js';
+import { parseChange } from './redis/directory-entry.js';
+import { clusterRecord, infoOnly, type LocalRecord, type RemoteRecord } from './redis/directory-records.js';
 import { RemoteClientLink, unreachableSender, type RemoteSender } from './redis/remote-link.js';
-
-const CLAIM = new LuaScript('claim', CLAIM_SCRIPT);
-const RELEASE = new LuaScript('release', RELEASE_SCRIPT);
-const EVICT = new LuaScript('evict', EVICT_SCRIPT);
+import { RemoteViewListeners } from './redis/remote-view-listeners.js';
 
 export interface RedisDirectoryOptions {
   /** Commands (may be shared with the node's lease). */
@@ -47,40 +44,12 @@ export interface RedisDirectoryOptions {
   readonly log: Logger;
 }
 
-/** One of this node's clients. */
-interface LocalRecord extends ClientInfo {
-  readonly conn: ClientLink;
-  readonly fence: number;
-  readonly incarnation: string;
-  /** Fences this same connection held before (claims again after Redis lost its data): frames naming them arrive. */
-  readonly pastFences?: readonly number[];
-}
-
-/** Another node's client, as this node sees it. */
-interface RemoteRecord extends DirectoryEntry {
-  link: RemoteClientLink | null;
-  record: LocalClientRecord | null;
-}
-
-/** The ClientInfo fields of a record, and nothing else (what an entry stores). */
-function infoOnly(r: ClientInfo): ClientInfo {
-  return {
-    clientId: r.clientId,
-    clientType: r.clientType,
-    targetId: r.targetId,
-    platform: r.platform,
-    metadata: r.metadata,
-    systemInfo: r.systemInfo,
-    connectedAt: r.connectedAt,
-  };
-}
-
 export class RedisClientDirectory implements ClientDirectory {
   private readonly local = new Map<string, LocalRecord>();
   private readonly byLink = new Map<ClientLink, LocalRecord>();
   private remote = new Map<string, RemoteRecord>();
-  /** Claims in flight per id: a resync must not release an entry whose claim has not come back yet. */
-  private readonly claiming = new Map<string, number>();
+  /** Claims, releases, evictions and snapshots in Redis (and the claims in flight). */
+  private readonly commands: DirectoryCommands;
   private sender: RemoteSender;
   private timer: NodeJS.Timeout | null = null;
   private resyncing: Promise<void> | null = null;
@@ -88,9 +57,9 @@ export class RedisClientDirectory implements ClientDirectory {
   private replay: string[] | null = null;
   private started = false;
   private draining = false;
-  private readonly seenListeners = new Set<(clientId: string) => void>();
-  private readonly goneListeners = new Set<(link: ClientLink) => void>();
   private readonly log: Logger;
+  /** Who hears of other nodes' clients entering and leaving this node's view. */
+  private readonly listeners: RemoteViewListeners;
   private readonly offFenced: () => void;
   private readonly onMessage = (channel: string, message: string): void => {
     if (channel === this.opts.keys.changes) this.applyChange(message);
@@ -102,6 +71,8 @@ export class RedisClientDirectory implements ClientDirectory {
   constructor(private readonly opts: RedisDirectoryOptions) {
     this.sender = opts.remoteSender ?? unreachableSender;
     this.log = opts.log.child({ component: 'directory', node: opts.lease.nodeId });
+    this.commands = new DirectoryCommands(opts.redis, opts.keys, opts.lease, this.log);
+    this.listeners = new RemoteViewListeners(this.log);
     this.offFenced = opts.lease.onFenced(() => this.dropLocal());
   }
 
@@ -151,7 +122,7 @@ export class RedisClientDirectory implements ClientDirectory {
     if (this.draining) throw aipError('CLUSTER_DRAINING', { node: lease.nodeId });
     if (lease.state !== 'live') throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
     if (this.local.has(info.clientId)) return false;
-    const claimed = await this.claim(info);
+    const claimed = await this.commands.claim(info);
     if (claimed === null) return false;
     const rec = clusterRecord(info, link, claimed.fence, claimed.incarnation, undefined);
     this.local.set(info.clientId, rec);
@@ -160,48 +131,13 @@ export class RedisClientDirectory implements ClientDirectory {
     return true;
   }
 
-  /**
-   * Claims `info.clientId` for this node's current incarnation: its fence and incarnation, or null when a live
-   * entry holds the id. Throws CLUSTER_NODE_FENCED when this node's lease is gone, CLUSTER_UNAVAILABLE when Redis
-   * cannot be reached.
-   */
-  private async claim(info: ClientInfo): Promise<{ fence: number; incarnation: string } | null> {
-    const { lease, keys } = this.opts;
-    const inc = lease.incarnation;
-    const id = info.clientId;
-    this.claiming.set(id, (this.claiming.get(id) ?? 0) + 1);
-    let res: [number, string | null];
-    try {
-      res = (await CLAIM.run(
-        this.opts.redis,
-        [keys.dir, keys.fence, keys.node(lease.nodeId)],
-        [id, lease.nodeId, inc, JSON.stringify(infoOnly(info)), keys.nodeKeyPrefix, keys.changes],
-      )) as [number, string | null];
-    } catch (err) {
-      throw aipError('CLUSTER_UNAVAILABLE', { reason: (err as Error).message });
-    } finally {
-      const n = this.claiming.get(id)! - 1;
-      if (n === 0) this.claiming.delete(id);
-      else this.claiming.set(id, n);
-    }
-    if (res[0] === -1) throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
-    if (res[0] === 0) return null;
-    const fence = Number(res[1]);
-    if (lease.incarnation !== inc || lease.state !== 'live') {
-      // Fenced (and maybe rejoined) while the claim was in flight: the entry is already dead; give it back.
-      await this.release(id, fence, inc);
-      throw aipError('CLUSTER_NODE_FENCED', { node: lease.nodeId });
-    }
-    return { fence, incarnation: inc };
-  }
-
   async unregister(clientId: string, link: ClientLink): Promise<boolean> {
     const rec = this.local.get(clientId);
     if (!rec || rec.conn !== link) return false;
     this.local.delete(clientId);
     this.byLink.delete(link);
     // If Redis cannot be reached now, the next resync releases the orphaned entry.
-    await this.release(clientId, rec.fence, rec.incarnation);
+    await this.commands.release(clientId, rec.fence, rec.incarnation);
     return true;
   }
 
@@ -309,8 +245,7 @@ export class RedisClientDirectory implements ClientDirectory {
    * found): what was kept for it here (a `task_end` it missed) can be sent now.
    */
   onRemoteSeen(fn: (clientId: string) => void): () => void {
-    this.seenListeners.add(fn);
-    return () => this.seenListeners.delete(fn);
+    return this.listeners.onSeen(fn);
   }
 
   /**
@@ -318,36 +253,14 @@ export class RedisClientDirectory implements ClientDirectory {
    * was): what this node had going with it through that link (channels) is over.
    */
   onRemoteGone(fn: (link: ClientLink) => void): () => void {
-    this.goneListeners.add(fn);
-    return () => this.goneListeners.delete(fn);
+    return this.listeners.onGone(fn);
   }
 
   private dropRemote(clientId: string): void {
     const r = this.remote.get(clientId);
     if (!r) return;
     this.remote.delete(clientId);
-    this.gone(r);
-  }
-
-  private gone(r: RemoteRecord): void {
-    if (!r.link) return;
-    for (const fn of this.goneListeners) {
-      try {
-        fn(r.link);
-      } catch (err) {
-        this.log.error({ err, client_id: r.clientId }, 'directory listener failed');
-      }
-    }
-  }
-
-  private seen(clientId: string): void {
-    for (const fn of this.seenListeners) {
-      try {
-        fn(clientId);
-      } catch (err) {
-        this.log.error({ err, client_id: clientId }, 'directory listener failed');
-      }
-    }
+    this.listeners.gone(r);
   }
 
   /** This node's own clients. */
@@ -381,9 +294,9 @@ export class RedisClientDirectory implements ClientDirectory {
         kept++; // claimed already (a retry after a failure part way)
         continue;
       }
-      const claimed = await this.claim(rec);
+      const claimed = await this.commands.claim(rec);
       if (this.local.get(rec.clientId) !== rec) {
-        if (claimed) await this.release(rec.clientId, claimed.fence, claimed.incarnation);
+        if (claimed) await this.commands.release(rec.clientId, claimed.fence, claimed.incarnation);
         continue;
       }
       if (claimed) {
@@ -414,37 +327,27 @@ export class RedisClientDirectory implements ClientDirectory {
   }
 
   private async resyncOnce(): Promise<void> {
-    const { redis, keys, lease } = this.opts;
+    const { lease } = this.opts;
     this.replay = [];
-    let raw: Record<string, string>;
-    let holders: (string | null)[];
-    let nodes: string[];
-    const entries: DirectoryEntry[] = [];
+    let snapshot: DirectorySnapshot;
     try {
-      raw = await redis.hgetall(keys.dir);
-      for (const [id, value] of Object.entries(raw)) {
-        const e = parseEntry(id, value);
-        if (e) entries.push(e);
-        else this.log.warn({ client_id: id }, 'unreadable directory entry skipped');
-      }
-      nodes = [...new Set(entries.map((e) => e.nodeId))];
-      holders = nodes.length > 0 ? await redis.mget(nodes.map((n) => keys.node(n))) : [];
+      snapshot = await this.commands.snapshot();
     } catch (err) {
       this.replay = null;
       throw err;
     }
-    const holderOf = new Map(nodes.map((n, i) => [n, holders[i] ?? null]));
+    const { entries, holderOf } = snapshot;
     const next = new Map<string, RemoteRecord>();
     const sweeps: Promise<unknown>[] = [];
     for (const e of entries) {
       if (holderOf.get(e.nodeId) !== e.incarnation) {
-        sweeps.push(EVICT.run(redis, [keys.dir], [e.clientId, e.raw, keys.nodeKeyPrefix, keys.changes]));
+        sweeps.push(this.commands.evict(e));
         continue;
       }
       if (e.nodeId === lease.nodeId && e.incarnation === lease.incarnation) {
         const own = this.local.get(e.clientId);
-        if (own?.fence !== e.fence && !this.claiming.has(e.clientId))
-          sweeps.push(this.release(e.clientId, e.fence, e.incarnation));
+        if (own?.fence !== e.fence && !this.commands.isClaiming(e.clientId))
+          sweeps.push(this.commands.release(e.clientId, e.fence, e.incarnation));
         continue;
       }
       if (this.local.has(e.clientId)) continue;
@@ -454,8 +357,8 @@ export class RedisClientDirectory implements ClientDirectory {
     const added = [...next.keys()].filter((id) => !this.remote.has(id));
     const dropped = [...this.remote.values()].filter((r) => next.get(r.clientId) !== r);
     this.remote = next;
-    for (const r of dropped) this.gone(r);
-    for (const id of added) this.seen(id);
+    for (const r of dropped) this.listeners.gone(r);
+    for (const id of added) this.listeners.seen(id);
     const replay = this.replay;
     this.replay = null;
     for (const message of replay) this.applyChange(message);
@@ -476,16 +379,7 @@ export class RedisClientDirectory implements ClientDirectory {
     const old = this.remote.get(e.clientId);
     if (old && old.fence >= e.fence) return;
     this.remote.set(e.clientId, { ...e, link: null, record: null });
-    this.seen(e.clientId);
-  }
-
-  private async release(clientId: string, fence: number, inc: string): Promise<void> {
-    const { redis, keys, lease } = this.opts;
-    try {
-      await RELEASE.run(redis, [keys.dir], [clientId, String(fence), lease.nodeId, inc, keys.changes]);
-    } catch (err) {
-      this.log.warn({ err, client_id: clientId }, 'could not release a directory entry; the resync will');
-    }
+    this.listeners.seen(e.clientId);
   }
 
   private ordered(): { clientId: string; fence: number; info: ClientInfo }[] {
@@ -503,30 +397,4 @@ export class RedisClientDirectory implements ClientDirectory {
     }, this.opts.resyncMs);
     this.timer.unref();
   }
-}
-
-/**
- * A local record as one object literal of a fixed shape (as `localRecord` in memory-client-directory.ts): a spread
- * (`{ ...info, conn, ...claimed }`) gave every record a hidden class of its own, about 115 bytes per idle client.
- */
-function clusterRecord(
-  info: ClientInfo,
-  conn: ClientLink,
-  fence: number,
-  incarnation: string,
-  pastFences: readonly number[] | undefined,
-): LocalRecord {
-  return {
-    clientId: info.clientId,
-    clientType: info.clientType,
-    targetId: info.targetId,
-    platform: info.platform,
-    metadata: info.metadata,
-    systemInfo: info.systemInfo,
-    connectedAt: info.connectedAt,
-    conn,
-    fence,
-    incarnation,
-    pastFences,
-  };
 }
