@@ -42,7 +42,7 @@ import { SsmEndpoint, ssmSessionId } from '../ssm/index.js';
 export interface StartOptions {
   logger?: Logger;
   sessionFactory?: SessionFactory;
-  /** Data-channel router options (see src/channel/router.ts). */
+  /** Data-channel router options (see src/channel/router-options.ts). */
   channels?: ChannelRouterOptions;
   /** `uws` (a real port, the default) or `memory` (no sockets: drive it with `server.memory`). */
   transport?: 'uws' | 'memory';

@@ -87,7 +87,7 @@ export class MemoryConnection implements Connection {
   client: MemoryClientSocket | null = null;
   private inFlight = 0;
   private readonly out: OutboundQueue;
-  /** As in uws.ts: a close asked for while frames waited in the outbound queue, and what bounds that wait. */
+  /** As in uws-connection.ts: a close asked for while frames waited in the outbound queue, and what bounds that wait. */
   private closing: { code: number; reason: string } | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
 
@@ -139,7 +139,7 @@ export class MemoryConnection implements Connection {
     return this.closed ? 0 : this.out.bufferedBytes();
   }
 
-  /** As in uws.ts: frames still in the outbound queue go first, then the close (bounded by the slow-consumer clock). */
+  /** As in uws-connection.ts: frames still in the outbound queue go first, then the close (bounded by the slow-consumer clock). */
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
