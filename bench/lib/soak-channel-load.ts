@@ -154,7 +154,7 @@ export class ChannelLoad {
     this.loops = this.pairs.map((p) => this.loop(p));
   }
 
-  /** Stops after the current channel; releases the held commands so the hold tasks complete. */
+  /** Stops each loop after its current channel, which then releases its held command so its hold task completes. */
   stop(): Promise<void> {
     this.running = false;
     const all = Promise.all(this.loops).then(() => undefined);

@@ -17,7 +17,7 @@
  * - BadFrameLoad: a registered raw `ws` client sends malformed JSON, wrong types, oversized ids, invalid UTF-8 in
  *   binary frames, deep nesting, non-objects, unknown types and `__proto__` keys, each of which must be answered
  *   by one `error` frame; every 10th tick a one-shot connection sends a bad first frame (expect close 4000) or an
- *   invalid-UTF-8 text frame after registering (expect close 1007).
+ *   invalid-UTF-8 text frame after registering (expect close 1007, or 1006: uWS drops the socket without a close frame).
  *
  * Every task is tracked by session id (TaskTracker) from its request to its `task_end`.
  *

@@ -232,7 +232,12 @@ export async function runBatch(argv: string[], io: BatchIo = processIo): Promise
       runner,
       onSkipped: (stem, index) => {
         const file = fileName.get(stem) ?? stem;
-        rows.set(stem, { file, status: 'skipped', ms: null, detail: `done in ${TASK_STATUS_FILE}` });
+        rows.set(stem, {
+          file,
+          status: 'skipped',
+          ms: null,
+          detail: `done in ${basename(statusPath ?? TASK_STATUS_FILE)}`,
+        });
         io.stderr(`${tag(index)} ${file} skipped (already completed in ${statusPath ?? TASK_STATUS_FILE})\n`);
       },
     });

@@ -111,7 +111,11 @@ export class PostgresSessionStore implements SessionStore {
   private readonly listNames = new Map<string, string>();
 
   constructor(private readonly opts: PostgresSessionStoreOptions) {
-    this.writer = new PostgresFlushWriter(opts.maxEventsPerSession ?? 10_000);
+    const maxEvents = opts.maxEventsPerSession ?? 10_000;
+    // As in the SQLite store: a trim must keep each log's newest event.
+    if (!Number.isInteger(maxEvents) || maxEvents < 1)
+      throw new Error(`maxEventsPerSession must be a positive integer, got ${maxEvents}`);
+    this.writer = new PostgresFlushWriter(maxEvents);
     this.queue = new GroupCommit<Op>(opts.groupCommitMs, (batch) => this.commit(batch), MAX_BATCH);
   }
 

@@ -256,6 +256,7 @@ describe('aipd batch against a real server and device', () => {
     const r2 = await batch(args);
     expect(r2.code).toBe(0);
     expect(r2.out).toMatch(/: 2 plans, 1 completed, 0 failed, 1 skipped in /);
+    expect(r2.out).toMatch(/^a\.json\s+skipped\s+-\s+done in status\.json$/m);
     expect(actions).toEqual(['echo:a', 'boom:', 'echo:b fixed']);
     expect(JSON.parse(await readFile(statusFile, 'utf8'))).toEqual({
       '../plans/a': true,

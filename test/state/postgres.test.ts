@@ -95,6 +95,13 @@ describe('PostgresSessionStore', () => {
     expect(unreachable?.message ?? null).toBeNull();
   });
 
+  it('refuses a maxEventsPerSession below 1, as the SQLite store does (a trim must keep the newest event)', () => {
+    for (const n of [0, -1, 1.5])
+      expect(
+        () => new PostgresSessionStore({ connectionString: 'postgres://unused', maxEventsPerSession: n }),
+      ).toThrow(`maxEventsPerSession must be a positive integer, got ${n}`);
+  });
+
   it('keeps json text exactly: key order, "\\u0000" and lone surrogates, which jsonb would not', async () => {
     const { schema, url } = await freshSchema();
     const s = await store(url);
