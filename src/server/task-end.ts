@@ -94,7 +94,8 @@ export class UndeliveredTaskEnds {
 
   /**
    * Sends a registered requester the `task_end`s it missed (also when another node's client comes into view). One
-   * its link does not take (the link closed, or its send queue is full) stays kept for the next registration.
+   * its link does not take (the link closed; for a client on another node, the bus refused it) stays kept, ahead of
+   * any queued meanwhile, for its next registration or its next coming into view.
    */
   deliver(clientId: string): void {
     const frames = this.undelivered.get(clientId);
@@ -106,6 +107,9 @@ export class UndeliveredTaskEnds {
       void this.records.notified(f.session_id!).catch(() => undefined);
       return false;
     });
-    if (kept.length > 0) this.undelivered.set(clientId, kept);
+    if (kept.length === 0) return;
+    const later = this.undelivered.get(clientId) ?? [];
+    this.undelivered.delete(clientId);
+    for (const f of [...kept, ...later]) this.queue(clientId, f);
   }
 }

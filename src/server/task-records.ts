@@ -137,7 +137,7 @@ export class TaskRecords {
         // The agent's own part of the checkpoint (agentCheckpoint) is kept.
         changes: {
           ...this.owned(cur),
-          // Object.assign rather than a spread with a property added (see SessionService.writeNow).
+          // Object.assign rather than a spread with a property added (see SessionWrites.writeNow).
           checkpoint: Object.assign({}, cur.checkpoint, { aip_steps: index + 1 }) satisfies TaskCheckpoint,
         },
         type: 'task.results',

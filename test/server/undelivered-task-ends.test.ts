@@ -78,4 +78,27 @@ describe('UndeliveredTaskEnds', () => {
     expect(l.sent).toEqual(['s1']);
     expect(told).toEqual(['s1']);
   });
+
+  it('keeps a frame queued during the delivery too, after the ones the link did not take', () => {
+    const { ends, told, connect } = subject();
+    ends.queue('req', frame('s1'));
+    ends.queue('req', frame('s2'));
+    // A link that, while sending, sees a task end for the same requester queued, then closes.
+    const closing = connect(link(0));
+    const send = closing.send.bind(closing);
+    let queuedMeanwhile = false;
+    closing.send = (msg) => {
+      if (!queuedMeanwhile) {
+        queuedMeanwhile = true;
+        ends.queue('req', frame('s3'));
+      }
+      return send(msg);
+    };
+    ends.deliver('req');
+    expect(told).toEqual([]);
+    const next = connect(link(10));
+    ends.deliver('req');
+    expect(next.sent).toEqual(['s1', 's2', 's3']);
+    expect(told).toEqual(['s1', 's2', 's3']);
+  });
 });
