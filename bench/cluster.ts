@@ -13,7 +13,7 @@
  * - Output: p50/p99 in ms for each, the cross/same ratios, Redis used_memory at the end; a table on stdout and
  *   bench/results/cluster-latest.json. Loopback only; a watchdog ends the run after `--max-seconds`.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { AipControllerClient, AipDeviceClient } from '../src/client/index.js';
-import { killAll, sleep, startServer, stopChild, track, type StartedServer } from './lib/proc.js';
+import { gitCommit, killAll, sleep, startServer, stopChild, track, type StartedServer } from './lib/proc.js';
 
 const KEY = 'bench-cluster-key';
 import { aipdServeArgs } from './lib/scenarios.js';
@@ -269,12 +269,7 @@ async function main(): Promise<void> {
     };
     const ratio = (k: 'ack' | 'task' | 'step', p: 'p50_ms' | 'p99_ms'): number =>
       Math.round((cross[k][p] / same[k][p]) * 1000) / 1000;
-    let commit = '';
-    try {
-      commit = execFileSync('git', ['rev-parse', '--short', 'HEAD']).toString().trim();
-    } catch {
-      // not a checkout
-    }
+    const commit = gitCommit() ?? '';
     const result = {
       meta: {
         date: new Date().toISOString(),

@@ -3,12 +3,11 @@
  * 127.0.0.1, prints progress on stderr, a markdown table on stdout, and writes bench/results/latest.json.
  * Settings: flags or BENCH_* environment variables (see bench/README.md). Bounded by default (about a minute).
  */
-import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { channelRatios, channelScenarios } from './lib/channel.js';
-import { killAll } from './lib/proc.js';
+import { gitCommit, killAll } from './lib/proc.js';
 import { note } from './lib/progress.js';
 import { AIPD_V8_FLAGS } from '../src/cli/v8-flags.js';
 import {
@@ -142,16 +141,6 @@ const selected = ALL_SCENARIOS.filter(
   (s) => (only ? only.includes(s) : (SCENARIOS as readonly string[]).includes(s)) && !skip.has(s),
 );
 const outPath = values.out ?? fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url));
-
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .trim();
-  } catch {
-    return null;
-  }
-}
 
 process.on('SIGINT', () => {
   killAll();

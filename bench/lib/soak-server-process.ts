@@ -21,18 +21,8 @@ export interface SoakServerOptions {
   config: Record<string, unknown>;
 }
 
-interface RawSample {
-  t: string;
-  n: number;
-  gc: boolean;
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  arrayBuffers: number;
-  clients: number;
-  channels: number;
-}
+/** A sample as the soak server prints it: MemSample's figures, before the soak process times and phases it. */
+type RawSample = Omit<MemSample, 't_s' | 'phase'> & { t: string };
 
 /** The aipd child: spawn, its port, its samples, its exit. */
 export class SoakServer {

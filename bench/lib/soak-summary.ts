@@ -2,10 +2,10 @@
  * The end of `npm run soak`: the printed summary (load, memory table, slopes, errors, bad frames, churn, tasks,
  * the result line) and the JSON file with the settings, the summary, the progress rows and every sample.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
+import { gitCommit } from './proc.js';
 import { note } from './progress.js';
 import type { BadFrameLoad } from './soak-bad-frames.js';
 import type { ChannelLoad } from './soak-channel-load.js';
@@ -63,16 +63,6 @@ export interface SoakRun {
   exit: NonNullable<SoakServer['exited']>;
   /** The JSON output file. */
   outPath: string;
-}
-
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .trim();
-  } catch {
-    return null;
-  }
 }
 
 /** Prints the summary and writes the JSON file; returns true when the soak failed (a task lost, the server died). */
