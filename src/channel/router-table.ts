@@ -73,7 +73,10 @@ export class ChannelTable {
       for (const c of set) {
         channels++;
         if (c.type === 'relay') bufferedBytes += c.a.sent - c.a.consumed + (c.b.sent - c.b.consumed);
-        else bufferedBytes += c.ep.stats().queuedBytes + c.ep.stats().inFlight;
+        else {
+          const s = c.ep.stats();
+          bufferedBytes += s.queuedBytes + s.inFlight;
+        }
       }
     }
     return { channels, bufferedBytes };
@@ -89,10 +92,12 @@ export class ChannelTable {
     const set = this.sessions.get(chan.sessionId);
     if (set?.delete(chan)) {
       if (set.size === 0) this.sessions.delete(chan.sessionId);
-      const bytes =
-        chan.type === 'relay'
-          ? chan.a.sent + chan.b.sent
-          : chan.ep.stats().sentBytes + chan.ep.stats().receivedBytes;
+      let bytes: number;
+      if (chan.type === 'relay') bytes = chan.a.sent + chan.b.sent;
+      else {
+        const s = chan.ep.stats();
+        bytes = s.sentBytes + s.receivedBytes;
+      }
       this.opts.onChannel?.({ type: 'closed', sessionId: chan.sessionId, kind: chan.kind, bytes });
     }
   }

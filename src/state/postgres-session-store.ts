@@ -53,7 +53,7 @@
 import pg from 'pg';
 import { GroupCommit } from './group-commit.js';
 import { migrate } from './postgres-schema.js';
-import { PostgresFlushWriter, RaceError, type Op, type Settle } from './postgres-session-writes.js';
+import { PostgresFlushWriter, RaceError, type Op } from './postgres-session-writes.js';
 import { SQL, TYPES } from './postgres-statements.js';
 import type { SessionRecord, SessionStatus } from './session-model.js';
 import type {
@@ -79,6 +79,7 @@ import {
   type MigrationProgress,
   countQuery,
   countsOf,
+  type Settle,
 } from './sql-schema.js';
 
 export interface PostgresSessionStoreOptions {

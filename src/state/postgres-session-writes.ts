@@ -5,9 +5,8 @@
 import type pg from 'pg';
 import { SQL, typeOf } from './postgres-statements.js';
 import type { SessionEvent, UpdateResult } from './session-store.js';
-import { WRITE_COLUMNS, changeColumns, decodeEvent, type EncodedEvent } from './sql-schema.js';
+import { WRITE_COLUMNS, changeColumns, decodeEvent, type EncodedEvent, type Settle } from './sql-schema.js';
 
-export type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
 type RecordOp =
   | { kind: 'create'; id: string; params: unknown[]; event: EncodedEvent }
   | { kind: 'update'; id: string; version: number; mask: number; values: unknown[]; event: EncodedEvent }

@@ -209,6 +209,9 @@ export interface EncodedEvent {
   readonly data: string;
 }
 
+/** How a queued write of either SQL store's group commit settles the caller's promise. */
+export type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
+
 export function encodeEvent(e: NewEvent): EncodedEvent {
   return { session_id: e.session_id, type: e.type, at: e.at, data: JSON.stringify(e.data) };
 }

@@ -80,7 +80,7 @@ import {
   DEFAULT_WAL_RESET_BYTES,
   type SqliteSessionStoreOptions,
 } from './sqlite-session-options.js';
-import { TASK_BIT, applyBatch, lastEventId, taskAt, type Op, type Settle } from './sqlite-session-writes.js';
+import { TASK_BIT, applyBatch, lastEventId, taskAt, type Op } from './sqlite-session-writes.js';
 import {
   SELECT_COLUMNS,
   SESSION_FROM,
@@ -112,6 +112,7 @@ import {
   rowToRecord,
   countQuery,
   countsOf,
+  type Settle,
 } from './sql-schema.js';
 
 export type { SqliteSessionStoreOptions } from './sqlite-session-options.js';

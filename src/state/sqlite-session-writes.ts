@@ -8,7 +8,7 @@ import type { SqliteLogIndex } from './sqlite-log-index.js';
 import { EVENT_ID_FLOOR_KEY } from './sqlite-schema.js';
 import type { CreateParams, Statements, UpdateStatements } from './sqlite-statements.js';
 import type { SessionEvent, UpdateResult } from './session-store.js';
-import { CHANGE_FIELDS, decodeEvent, type EncodedEvent } from './sql-schema.js';
+import { CHANGE_FIELDS, decodeEvent, type EncodedEvent, type Settle } from './sql-schema.js';
 
 /** The `task` bit of a change mask, and where its JSON is in the mask's values (each field before it has one). */
 export const TASK_BIT = 1 << CHANGE_FIELDS.indexOf('task');
@@ -18,7 +18,6 @@ export const taskAt = (mask: number): number => {
   return n;
 };
 
-export type Settle = { resolve: (v: unknown) => void; reject: (err: unknown) => void };
 /**
  * A write. `values` are an update's changed columns (no `task`); `task` is the `session_tasks` JSON, null for none,
  * and undefined when the update leaves it as it is.
